@@ -1,0 +1,196 @@
+"""The Restricted Boltzmann Machine as a PyTorch module."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .units import BernoulliUnits, Units, units_from_config, units_from_spec
+
+
+class RBM(nn.Module):
+    """Restricted Boltzmann Machine with any pair of unit types.
+
+    The energy is ``E(v, h) = E_v(v) + E_h(h) - s_v(v) @ W @ s_h(h)`` (see
+    :mod:`deepbelief.nn.units`). Every method that involves the interaction accepts an inverse
+    temperature ``beta`` that scales it: ``beta = 0`` gives independent units, ``beta = 1`` the
+    model itself (used by parallel tempering and annealed importance sampling).
+
+    Parameters
+    ----------
+    n_visible, n_hidden : int
+        Number of visible and hidden units.
+    visible, hidden : Units or str, default "bernoulli"
+        Unit types of each layer.
+    weight_std : float, default 0.01
+        Standard deviation of the initial weights, N(0, weight_std^2) (Hinton's practical guide).
+    generator : torch.Generator, optional
+        Source of randomness for the initial weights.
+
+    Attributes
+    ----------
+    weight : Parameter of shape (n_visible, n_hidden)
+    visible_bias, hidden_bias : Parameters
+    visible_logvar, hidden_logvar : Parameters, present only for learned-variance units
+    """
+
+    def __init__(
+        self,
+        n_visible: int,
+        n_hidden: int,
+        visible: Units | str = "bernoulli",
+        hidden: Units | str = "bernoulli",
+        weight_std: float = 0.01,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ):
+        super().__init__()
+        if int(n_visible) < 1 or int(n_hidden) < 1:
+            raise ValueError(f"an RBM needs at least one unit per layer, got {n_visible}x{n_hidden}")
+        self.n_visible, self.n_hidden = int(n_visible), int(n_hidden)
+        self.visible = units_from_spec(visible)
+        self.hidden = units_from_spec(hidden)
+        kw = {"dtype": dtype or torch.get_default_dtype(), "device": device}
+        weight = torch.randn(self.n_visible, self.n_hidden, generator=generator, **kw)
+        self.weight = nn.Parameter(weight * weight_std)
+        self.visible_bias = nn.Parameter(torch.zeros(self.n_visible, **kw))
+        self.hidden_bias = nn.Parameter(torch.zeros(self.n_hidden, **kw))
+        self.visible_logvar = (
+            nn.Parameter(torch.zeros(self.n_visible, **kw)) if self.visible.has_logvar else None
+        )
+        self.hidden_logvar = (
+            nn.Parameter(torch.zeros(self.n_hidden, **kw)) if self.hidden.has_logvar else None
+        )
+
+    # ----------------------------------------------------------------- description
+    def config(self) -> dict:
+        """JSON-serialisable constructor arguments (weights excluded)."""
+        return {
+            "n_visible": self.n_visible,
+            "n_hidden": self.n_hidden,
+            "visible": self.visible.config(),
+            "hidden": self.hidden.config(),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict, **kw) -> RBM:
+        """Build an RBM (with fresh weights) from :meth:`config`."""
+        return cls(
+            config["n_visible"],
+            config["n_hidden"],
+            visible=units_from_config(config["visible"]),
+            hidden=units_from_config(config["hidden"]),
+            **kw,
+        )
+
+    def extra_repr(self) -> str:
+        return f"{self.n_visible}x{self.n_hidden}, visible={self.visible}, hidden={self.hidden}"
+
+    # ----------------------------------------------------------------- conditionals
+    def hidden_field(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``beta * s_v(v) @ W``: what the visible layer sends to the hidden layer."""
+        field = self.visible.statistic(v, self.visible_logvar) @ self.weight
+        return field if _is_one(beta) else beta * field
+
+    def visible_field(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``beta * W @ s_h(h)``: what the hidden layer sends to the visible layer."""
+        field = self.hidden.statistic(h, self.hidden_logvar) @ self.weight.t()
+        return field if _is_one(beta) else beta * field
+
+    def hidden_mean(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``E[h | v]``."""
+        return self.hidden.mean(self.hidden_bias + self.hidden_field(v, beta), self.hidden_logvar)
+
+    def visible_mean(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``E[v | h]``."""
+        x = self.visible_bias + self.visible_field(h, beta)
+        return self.visible.mean(x, self.visible_logvar)
+
+    def sample_hidden(self, v: torch.Tensor, beta=1.0, generator=None) -> torch.Tensor:
+        """Draw ``h ~ p(h | v)``."""
+        x = self.hidden_bias + self.hidden_field(v, beta)
+        return self.hidden.sample(x, self.hidden_logvar, generator)
+
+    def sample_visible(self, h: torch.Tensor, beta=1.0, generator=None) -> torch.Tensor:
+        """Draw ``v ~ p(v | h)``."""
+        x = self.visible_bias + self.visible_field(h, beta)
+        return self.visible.sample(x, self.visible_logvar, generator)
+
+    def gibbs_step(self, v: torch.Tensor, beta=1.0, generator=None):
+        """One step ``v -> h -> v'``; returns ``(h, v')``."""
+        h = self.sample_hidden(v, beta, generator)
+        return h, self.sample_visible(h, beta, generator)
+
+    @torch.no_grad()
+    def gibbs(self, v: torch.Tensor, k: int = 1, beta=1.0, generator=None) -> torch.Tensor:
+        """Run ``k`` steps of block Gibbs sampling from ``v``; returns the visible states."""
+        for _ in range(int(k)):
+            _, v = self.gibbs_step(v, beta, generator)
+        return v
+
+    def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
+        """Mean-field reconstruction ``E[v | h = E[h | v]]``."""
+        return self.visible_mean(self.hidden_mean(v))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        """Hidden means, so an RBM can stand in a feed-forward stack."""
+        return self.hidden_mean(v)
+
+    # ----------------------------------------------------------------- energies
+    def energy(self, v: torch.Tensor, h: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``E(v, h)`` of each row."""
+        interaction = (self.hidden_field(v, beta) * self.hidden.statistic(h, self.hidden_logvar)).sum(
+            -1
+        )
+        return (
+            self.visible.energy(v, self.visible_bias, self.visible_logvar)
+            + self.hidden.energy(h, self.hidden_bias, self.hidden_logvar)
+            - interaction
+        )
+
+    def interaction(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``s_v(v) @ W @ s_h(h)`` of each row (the part of the energy that ``beta`` scales)."""
+        return (self.hidden_field(v) * self.hidden.statistic(h, self.hidden_logvar)).sum(-1)
+
+    def free_energy(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``F(v) = -log sum_h exp(-E(v, h))`` of each row, numerically stable."""
+        return self.free_energy_from_field(v, self.hidden_field(v, beta))
+
+    def free_energy_from_field(self, v: torch.Tensor, hidden_field: torch.Tensor) -> torch.Tensor:
+        """:meth:`free_energy` given an already computed :meth:`hidden_field` of ``v``."""
+        return self.visible.energy(
+            v, self.visible_bias, self.visible_logvar
+        ) - self.hidden.log_partition(hidden_field, self.hidden_bias, self.hidden_logvar)
+
+    def free_energy_hidden(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``F(h) = -log sum_v exp(-E(v, h))`` of each row (visible units summed out)."""
+        return self.hidden.energy(
+            h, self.hidden_bias, self.hidden_logvar
+        ) - self.visible.log_partition(
+            self.visible_field(h, beta), self.visible_bias, self.visible_logvar
+        )
+
+    def support_error(self, v: torch.Tensor) -> str | None:
+        """Why ``v`` is outside the visible units' support, or None."""
+        return self.visible.support_error(v)
+
+    @torch.no_grad()
+    def init_visible_bias_from_data(self, data: torch.Tensor, eps: float = 1e-3) -> None:
+        """Set the visible biases from the data (Hinton's practical guide, section 8).
+
+        Bernoulli units get ``log(p / (1 - p))`` of the data means; Gaussian units the data
+        means (their log-variances the log of the data variances when learned).
+        """
+        mean = data.mean(0)
+        if isinstance(self.visible, BernoulliUnits):
+            p = mean.clamp(eps, 1 - eps)
+            self.visible_bias.copy_(torch.log(p) - torch.log1p(-p))
+        elif self.visible.name == "gaussian":
+            self.visible_bias.copy_(mean)
+            if self.visible_logvar is not None:
+                self.visible_logvar.copy_(torch.log(data.var(0, unbiased=False).clamp_min(1e-4)))
+
+
+def _is_one(beta) -> bool:
+    return isinstance(beta, (int, float)) and beta == 1
