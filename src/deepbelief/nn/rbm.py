@@ -5,9 +5,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..io import register
 from .units import BernoulliUnits, Units, units_from_config, units_from_spec
 
 
+@register("nn.RBM")
 class RBM(nn.Module):
     """Restricted Boltzmann Machine with any pair of unit types.
 
@@ -83,6 +85,15 @@ class RBM(nn.Module):
             hidden=units_from_config(config["hidden"]),
             **kw,
         )
+
+    def _to_state(self) -> dict:
+        return {"config": self.config(), "state_dict": dict(self.state_dict())}
+
+    @classmethod
+    def _from_state(cls, state: dict) -> RBM:
+        model = cls.from_config(state["config"], dtype=state["state_dict"]["weight"].dtype)
+        model.load_state_dict(state["state_dict"])
+        return model
 
     def extra_repr(self) -> str:
         return f"{self.n_visible}x{self.n_hidden}, visible={self.visible}, hidden={self.hidden}"
@@ -180,7 +191,7 @@ class RBM(nn.Module):
         """Set the visible biases from the data (Hinton's practical guide, section 8).
 
         Bernoulli units get ``log(p / (1 - p))`` of the data means; Gaussian units the data
-        means (their log-variances the log of the data variances when learned).
+        means (learned log-variances stay at 0: unit variance, as for standardised data).
         """
         mean = data.mean(0)
         if isinstance(self.visible, BernoulliUnits):
@@ -188,8 +199,6 @@ class RBM(nn.Module):
             self.visible_bias.copy_(torch.log(p) - torch.log1p(-p))
         elif self.visible.name == "gaussian":
             self.visible_bias.copy_(mean)
-            if self.visible_logvar is not None:
-                self.visible_logvar.copy_(torch.log(data.var(0, unbiased=False).clamp_min(1e-4)))
 
 
 def _is_one(beta) -> bool:

@@ -78,6 +78,22 @@ class Units:
         """``log sum_u exp(-E_u(u) + s_u(u) . field)`` for each row of ``field`` (shape ``(batch,)``)."""
         raise NotImplementedError
 
+    def log_partition_grads(
+        self, field: torch.Tensor, bias: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Derivatives of :meth:`log_partition` (row by row) with respect to ``field`` and to
+        ``bias``: the expected statistic ``E[s_u]`` and the bias's sufficient statistic.
+
+        Closed forms for the training fast path; units with a learned variance use autograd.
+        By default both equal ``mean(field + bias)``.
+        """
+        grad = self.mean(field + bias)
+        return grad, grad
+
+    def energy_bias_grad(self, state: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        """Derivative of :meth:`energy` with respect to ``bias``, row by row (``-state`` by default)."""
+        return -state
+
     def states(self, n: int, **tensor_kw) -> torch.Tensor:
         """Every joint state of ``n`` units, one per row (discrete units only)."""
         raise TypeError(f"{type(self).__name__} has continuous states; they cannot be enumerated")
@@ -115,7 +131,7 @@ class BernoulliUnits(Units):
         return torch.sigmoid(x)
 
     def sample(self, x, logvar=None, generator=None):
-        return (_rand_like(x, generator) < torch.sigmoid(x)).to(x.dtype)
+        return _rand_like(x, generator).lt_(torch.sigmoid(x))  # in place: stays floating point
 
     def energy(self, state, bias, logvar=None):
         return -(state @ bias)
@@ -173,6 +189,16 @@ class GaussianUnits(Units):
             sq = sq * torch.exp(-logvar)
         return 0.5 * sq.sum(-1)
 
+    def log_partition_grads(self, field, bias):
+        if self.learn_variance:
+            raise TypeError("learned-variance units have no closed-form fast path; use autograd")
+        return field + bias, field
+
+    def energy_bias_grad(self, state, bias):
+        if self.learn_variance:
+            raise TypeError("learned-variance units have no closed-form fast path; use autograd")
+        return bias - state
+
     def log_partition(self, field, bias, logvar=None):
         x = field + bias
         quad = 0.5 * (x**2 - bias**2)
@@ -207,14 +233,22 @@ class ReLUUnits(Units):
     def energy(self, state, bias, logvar=None):
         return (0.5 * state**2 - state * bias).sum(-1)
 
+    def _window(self, x):
+        n_linear = torch.clamp(torch.floor(x.detach() + 0.5) - 20, min=0)
+        offsets = torch.arange(1, self._WINDOW + 1, dtype=x.dtype, device=x.device) - 0.5
+        return n_linear, x.unsqueeze(-1) - n_linear.unsqueeze(-1) - offsets
+
+    def log_partition_grads(self, field, bias):
+        n_linear, window = self._window(field + bias)
+        grad = n_linear + torch.sigmoid(window).sum(-1)
+        return grad, grad
+
     def log_partition(self, field, bias, logvar=None):
         x = field + bias
         # copies whose input x - i + 0.5 exceeds ~20 contribute x - i + 0.5 exactly (in float)
-        n_linear = torch.clamp(torch.floor(x.detach() + 0.5) - 20, min=0)
+        n_linear, window = self._window(x)
         linear = n_linear * x - 0.5 * n_linear**2
-        offsets = torch.arange(1, self._WINDOW + 1, dtype=x.dtype, device=x.device) - 0.5
-        window = F.softplus(x.unsqueeze(-1) - n_linear.unsqueeze(-1) - offsets).sum(-1)
-        return (linear + window).sum(-1)
+        return (linear + F.softplus(window).sum(-1)).sum(-1)
 
     def support_error(self, x):
         bad = x < 0
@@ -346,6 +380,15 @@ class MixedUnits(Units):
     def log_partition(self, field, bias, logvar=None):
         parts = zip(self.parts, self._split(field), self._split(bias), self._logvars(logvar))
         return sum(u.log_partition(f, b, lv) for (u, _), f, b, lv in parts)
+
+    def log_partition_grads(self, field, bias):
+        parts = zip(self.parts, self._split(field), self._split(bias))
+        grads = [u.log_partition_grads(f, b) for (u, _), f, b in parts]
+        return torch.cat([g for g, _ in grads], -1), torch.cat([g for _, g in grads], -1)
+
+    def energy_bias_grad(self, state, bias):
+        parts = zip(self.parts, self._split(state), self._split(bias))
+        return torch.cat([u.energy_bias_grad(s, b) for (u, _), s, b in parts], -1)
 
     def states(self, n, **tensor_kw):
         if n != sum(self.sizes):

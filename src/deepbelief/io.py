@@ -1,0 +1,211 @@
+"""Model files: safetensors tensors plus a versioned JSON config. Never pickle.
+
+A file holds, in the safetensors header's metadata, the format name and version, the package
+version, the kind of object (``"RBM"``, ``"nn.RBM"``, ``"checkpoint"``, ...), a JSON tree, and
+a SHA-256 checksum of the tree and tensor bytes, so a tampered file is refused rather than
+silently loaded. Writes are atomic: a temporary file in the same folder, then a rename.
+
+Classes that can be saved register themselves with :func:`register` and provide
+``_to_state() -> dict`` and ``_from_state(state)`` (a classmethod); tensors may appear anywhere
+in the state tree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import struct
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load as st_load
+from safetensors.torch import save as st_save
+
+from ._version import __version__
+from .errors import ModelFileError
+
+FORMAT = "deepbelief"
+FORMAT_VERSION = 1
+_REGISTRY: dict[str, type] = {}
+
+
+def register(kind: str):
+    """Class decorator: make instances of the class saveable under the name ``kind``."""
+
+    def decorate(cls):
+        _REGISTRY[kind] = cls
+        cls._file_kind = kind
+        return cls
+
+    return decorate
+
+
+# ----------------------------------------------------------------------- state trees
+def pack(tree) -> tuple[object, dict[str, torch.Tensor]]:
+    """Split a nested structure into a JSON-able tree and a flat dict of tensors."""
+    tensors: dict[str, torch.Tensor] = {}
+
+    def walk(node, key):
+        if isinstance(node, torch.Tensor):
+            name = key or "tensor"
+            tensors[name] = node.detach().cpu().contiguous().clone()
+            return {"__tensor__": name}
+        if isinstance(node, dict):
+            out = {}
+            for k, v in node.items():
+                label = k if isinstance(k, str) else f"__int__:{k}"
+                if not isinstance(k, (str, int)):
+                    raise TypeError(f"cannot save a dict key of type {type(k).__name__}")
+                out[label] = walk(v, f"{key}.{k}" if key else str(k))
+            return out
+        if isinstance(node, (list, tuple)):
+            return [walk(v, f"{key}.{i}") for i, v in enumerate(node)]
+        if node is None or isinstance(node, (bool, int, float, str)):
+            return node
+        if hasattr(node, "item"):  # numpy scalars
+            return node.item()
+        raise TypeError(f"cannot save a value of type {type(node).__name__} at {key!r}")
+
+    return walk(tree, ""), tensors
+
+
+def unpack(tree, tensors: dict[str, torch.Tensor]):
+    """Inverse of :func:`pack`."""
+    if isinstance(tree, dict):
+        if set(tree) == {"__tensor__"}:
+            return tensors[tree["__tensor__"]]
+        out = {}
+        for k, v in tree.items():
+            key = int(k[len("__int__:") :]) if k.startswith("__int__:") else k
+            out[key] = unpack(v, tensors)
+        return out
+    if isinstance(tree, list):
+        return [unpack(v, tensors) for v in tree]
+    return tree
+
+
+# ----------------------------------------------------------------------- raw files
+def _checksum(config_json: str, data: bytes) -> str:
+    return hashlib.sha256(config_json.encode() + data).hexdigest()
+
+
+def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename)."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_file(path, kind: str, tree) -> None:
+    """Write a state tree (with tensors anywhere in it) to ``path``."""
+    config, tensors = pack(tree)
+    config_json = json.dumps(config, sort_keys=True)
+    body = st_save(tensors, metadata={"placeholder": "x"})
+    data = body[8 + struct.unpack("<Q", body[:8])[0] :]
+    metadata = {
+        "format": FORMAT,
+        "format_version": str(FORMAT_VERSION),
+        "package_version": __version__,
+        "kind": kind,
+        "config": config_json,
+        "sha256": _checksum(config_json, data),
+    }
+    atomic_write_bytes(path, st_save(tensors, metadata=metadata))
+
+
+def _header(payload: bytes, path) -> tuple[dict, bytes]:
+    if len(payload) < 8:
+        raise ModelFileError(f"{path}: file is truncated or not a deepbelief model file")
+    (size,) = struct.unpack("<Q", payload[:8])
+    if size > len(payload) - 8:
+        raise ModelFileError(f"{path}: file is truncated (header says {size} bytes)")
+    try:
+        header = json.loads(payload[8 : 8 + size])
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not a deepbelief model file (unreadable header)") from exc
+    if not isinstance(header, dict):
+        raise ModelFileError(f"{path}: not a deepbelief model file (unreadable header)")
+    return header, payload[8 + size :]
+
+
+def read_file(path) -> tuple[str, object]:
+    """Read a file written by :func:`write_file`; returns ``(kind, tree)``.
+
+    Raises
+    ------
+    ModelFileError
+        When the file is missing, truncated, corrupt, tampered with, foreign or of a newer
+        format version.
+    """
+    try:
+        payload = Path(path).read_bytes()
+    except IsADirectoryError as exc:
+        raise ModelFileError(f"{path}: is a folder, not a model file") from exc
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read model file ({exc.strerror})") from exc
+    header, data = _header(payload, path)
+    meta = header.get("__metadata__") or {}
+    if meta.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not a deepbelief model file")
+    try:
+        version = int(meta["format_version"])
+    except (KeyError, ValueError) as exc:
+        raise ModelFileError(f"{path}: model file has no valid format version") from exc
+    if version > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: written in format version {version} by deepbelief "
+            f"{meta.get('package_version', '?')}; this deepbelief ({__version__}) reads up to "
+            f"version {FORMAT_VERSION}: upgrade deepbelief"
+        )
+    config_json = meta.get("config", "")
+    if meta.get("sha256") != _checksum(config_json, data):
+        raise ModelFileError(f"{path}: model file is corrupt (checksum mismatch)")
+    try:
+        tensors = st_load(payload)
+        tree = unpack(json.loads(config_json), tensors)
+    except Exception as exc:  # safetensors raises its own error types
+        raise ModelFileError(f"{path}: model file is corrupt ({exc})") from exc
+    return meta.get("kind", ""), tree
+
+
+# ----------------------------------------------------------------------- public API
+def save(obj, path) -> None:
+    """Save a deepbelief object (estimator, module or checkpoint) to ``path``.
+
+    The file is safetensors with a JSON config; nothing is pickled. The write is atomic.
+    """
+    kind = getattr(type(obj), "_file_kind", None)
+    if kind is None:
+        raise TypeError(f"deepbelief cannot save objects of type {type(obj).__name__}")
+    write_file(path, kind, obj._to_state())
+
+
+def load(path):
+    """Load an object saved with :func:`save`.
+
+    Raises
+    ------
+    ModelFileError
+        When the file is missing, corrupt, tampered with, foreign or of a newer format.
+    """
+    kind, tree = read_file(path)
+    cls = _REGISTRY.get(kind)
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown object kind {kind!r} in model file")
+    try:
+        return cls._from_state(tree)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # a file that passed the checksum but does not fit the class
+        raise ModelFileError(f"{path}: model file does not describe a valid {kind} ({exc})") from exc

@@ -1,0 +1,533 @@
+"""The fit loop for one RBM: minibatches, schedules, regularisers, monitors, callbacks,
+checkpoints and a divergence guard.
+
+Gradients come from autograd on the contrastive free-energy difference
+``mean F(v_data) - mean F(v_model)``, whose gradient is the usual CD/PCD statistic
+``<s_v s_h>_data - <s_v s_h>_model`` for every parameter of every unit type. The negative
+particles come from a :mod:`deepbelief.samplers` sampler.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Sequence
+
+import torch
+
+from . import evaluation
+from .errors import DivergenceError
+from .io import read_file, register, write_file
+from .nn.rbm import RBM
+from .nn.units import BernoulliUnits
+from .samplers import Sampler, make_sampler, sampler_from_config
+
+log = logging.getLogger("deepbelief")
+
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` (or None) picks CUDA when available, else the CPU."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def make_generator(random_state, device: torch.device) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded from ``random_state`` (None: a fresh seed)."""
+    generator = torch.Generator(device=device)
+    if random_state is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(random_state) % 2**63)
+    return generator
+
+
+class Callback:
+    """Hooks called by :class:`RBMTrainer`. Set ``trainer.stop_training = True`` to stop."""
+
+    def on_train_begin(self, trainer: RBMTrainer) -> None:
+        """Called before the first epoch of a :meth:`RBMTrainer.fit` call."""
+
+    def on_batch_end(self, trainer: RBMTrainer, batch: int, n_batches: int) -> None:
+        """Called after every parameter update."""
+
+    def on_epoch_end(self, trainer: RBMTrainer, metrics: dict) -> None:
+        """Called after each epoch with that epoch's monitors."""
+
+    def on_train_end(self, trainer: RBMTrainer) -> None:
+        """Called when a :meth:`RBMTrainer.fit` call ends (also after early stopping)."""
+
+
+class History(Callback):
+    """Keeps every epoch's metrics in ``self.epochs`` (the trainer keeps its own copy too)."""
+
+    def __init__(self):
+        self.epochs: list[dict] = []
+
+    def on_epoch_end(self, trainer, metrics):
+        self.epochs.append(dict(metrics))
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over the batches of the whole run, with the latest monitors as postfix."""
+
+    def __init__(self, desc: str = "RBM", disable: bool | None = None):
+        self.desc, self.disable, self.bar = desc, disable, None
+
+    def on_train_begin(self, trainer):
+        from tqdm.auto import tqdm
+
+        remaining = (trainer.epochs - trainer.epoch) * trainer.batches_per_epoch
+        self.bar = tqdm(total=remaining, desc=self.desc, unit="batch", disable=self.disable)
+
+    def on_batch_end(self, trainer, batch, n_batches):
+        self.bar.update(1)
+
+    def on_epoch_end(self, trainer, metrics):
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "seconds"}
+        self.bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
+
+    def on_train_end(self, trainer):
+        if self.bar is not None:
+            self.bar.close()
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
+
+    ``mode="max"`` for metrics that should rise (pseudo-log-likelihood), ``"min"`` otherwise.
+    """
+
+    def __init__(self, monitor="reconstruction_error", patience=5, min_delta=0.0, mode="min"):
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
+        self.monitor, self.patience, self.min_delta, self.mode = monitor, patience, min_delta, mode
+        self.best, self.wait = None, 0
+
+    def on_epoch_end(self, trainer, metrics):
+        value = metrics.get(self.monitor)
+        if value is None:
+            return
+        score = value if self.mode == "max" else -value
+        if self.best is None or score > self.best + self.min_delta:
+            self.best, self.wait = score, 0
+        else:
+            self.wait += 1
+            if self.wait >= self.patience:
+                log.info("early stopping at epoch %d: %s stopped improving", trainer.epoch, self.monitor)
+                trainer.stop_training = True
+
+
+class Checkpoint(Callback):
+    """Write ``trainer.checkpoint()`` to ``path`` every ``every`` epochs and at the end.
+
+    ``save`` may replace the default writer (an estimator saves itself instead).
+    """
+
+    def __init__(self, path, every: int = 1, save=None):
+        if int(every) < 1:
+            raise ValueError(f"checkpoint interval must be >= 1 epoch, got {every}")
+        self.path, self.every, self.save = path, int(every), save
+
+    def _write(self, trainer):
+        if self.save is not None:
+            self.save(self.path)
+        else:
+            trainer.save_checkpoint(self.path)
+
+    def on_epoch_end(self, trainer, metrics):
+        if trainer.epoch % self.every == 0:
+            self._write(trainer)
+
+    def on_train_end(self, trainer):
+        self._write(trainer)
+
+
+@register("checkpoint")
+class RBMTrainer:
+    """Trains one :class:`deepbelief.nn.RBM` by contrastive divergence and its relatives.
+
+    Defaults follow Hinton's *A Practical Guide to Training RBMs* (2010): learning rate 0.1,
+    momentum 0.5 for the first 5 epochs then 0.9, weight decay 2e-4 on the weights only.
+    With ``lr_schedule="auto"`` the learning rate is constant for CD and decays linearly to
+    zero for PCD and PT (Tieleman 2008), which persistent chains need to settle.
+
+    Parameters
+    ----------
+    model : deepbelief.nn.RBM
+    sampler : {"cd", "pcd", "pt"} or Sampler, default "cd"
+    k : int, default 1
+        Gibbs steps per update (for a sampler given by name).
+    n_chains : int, optional
+        Persistent chains of PCD/PT (default: the batch size).
+    n_temperatures : int, default 10
+        Temperatures of PT (given by name).
+    epochs, batch_size : int
+    learning_rate : float
+    lr_schedule : {"auto", "constant", "linear", "cosine"}
+        Per-update schedule over the whole run; "linear" and "cosine" end at zero.
+    momentum, final_momentum : float
+        Momentum for the first ``momentum_epochs`` epochs, then ``final_momentum``.
+    weight_decay : float
+        L2 penalty on the weights (not the biases).
+    l1 : float
+        L1 penalty on the weights.
+    sparsity_target, sparsity_cost, sparsity_decay : float
+        Hinton's sparsity penalty: pushes the running mean activation of each hidden unit
+        (decay ``sparsity_decay``) toward ``sparsity_target``; off when the target is None.
+    max_norm : float, optional
+        Caps the L2 norm of each hidden unit's incoming weight vector after every update.
+    clip_grad_norm : float, optional
+        Clips the global gradient norm before every update.
+    monitor_rows : int, default 1000
+        Rows of training (and validation) data the per-epoch monitors use (0: no monitors).
+    callbacks : sequence of Callback
+    generator : torch.Generator, optional
+        All randomness (shuffling, sampling, chain starts) comes from it.
+    """
+
+    def __init__(
+        self,
+        model: RBM,
+        sampler: str | Sampler = "cd",
+        k: int = 1,
+        n_chains: int | None = None,
+        n_temperatures: int = 10,
+        epochs: int = 10,
+        batch_size: int = 100,
+        learning_rate: float = 0.1,
+        lr_schedule: str = "auto",
+        momentum: float = 0.5,
+        final_momentum: float = 0.9,
+        momentum_epochs: int = 5,
+        weight_decay: float = 2e-4,
+        l1: float = 0.0,
+        sparsity_target: float | None = None,
+        sparsity_cost: float = 0.1,
+        sparsity_decay: float = 0.95,
+        max_norm: float | None = None,
+        clip_grad_norm: float | None = None,
+        monitor_rows: int = 1000,
+        callbacks: Sequence[Callback] = (),
+        generator: torch.Generator | None = None,
+    ):
+        if isinstance(sampler, str) and sampler == "pt":
+            self.sampler = make_sampler(sampler, k, n_chains, n_temperatures=n_temperatures)
+        else:
+            self.sampler = make_sampler(sampler, k, n_chains)
+        self.model = model
+        self.settings = dict(
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            lr_schedule=lr_schedule,
+            momentum=momentum,
+            final_momentum=final_momentum,
+            momentum_epochs=momentum_epochs,
+            weight_decay=weight_decay,
+            l1=l1,
+            sparsity_target=sparsity_target,
+            sparsity_cost=sparsity_cost,
+            sparsity_decay=sparsity_decay,
+            max_norm=max_norm,
+            clip_grad_norm=clip_grad_norm,
+            monitor_rows=monitor_rows,
+        )
+        _check_settings(self.settings)
+        self.callbacks = list(callbacks)
+        device = model.weight.device
+        self.generator = generator if generator is not None else make_generator(None, device)
+        self.optimizer = self._make_optimizer()
+        self.epoch = 0  # epochs completed
+        self.step = 0  # updates completed
+        self.history: list[dict] = []
+        self.sparsity_estimate: torch.Tensor | None = None
+        self.batches_per_epoch = 0
+        self.stop_training = False
+
+    # ------------------------------------------------------------------ settings
+    @property
+    def epochs(self) -> int:
+        return self.settings["epochs"]
+
+    @epochs.setter
+    def epochs(self, value: int) -> None:
+        self.settings["epochs"] = int(value)
+
+    @property
+    def lr_schedule(self) -> str:
+        schedule = self.settings["lr_schedule"]
+        if schedule == "auto":
+            return "constant" if self.sampler.name == "cd" else "linear"
+        return schedule
+
+    def _make_optimizer(self) -> torch.optim.SGD:
+        m = self.model
+        # weight decay is added to the weight gradient by _update (weights only, never biases)
+        return torch.optim.SGD(
+            list(m.parameters()),
+            lr=self.settings["learning_rate"],
+            momentum=self.settings["momentum"],
+        )
+
+    def learning_rate_at(self, step: int, total: int) -> float:
+        """The learning rate of update ``step`` out of ``total``."""
+        lr = self.settings["learning_rate"]
+        progress = min(step / max(total, 1), 1.0)
+        if self.lr_schedule == "linear":
+            return lr * (1.0 - progress)
+        if self.lr_schedule == "cosine":
+            return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+        return lr
+
+    # ------------------------------------------------------------------ training
+    def fit(self, X: torch.Tensor, validation: torch.Tensor | None = None) -> RBMTrainer:
+        """Train until ``epochs`` epochs are complete (continuing a resumed run).
+
+        Parameters
+        ----------
+        X : tensor of shape (n_samples, n_visible)
+            Training data, already in the visible units' support.
+        validation : tensor, optional
+            Held-out rows for the free-energy gap monitor.
+        """
+        model = self.model
+        X = torch.as_tensor(X, dtype=model.weight.dtype, device=model.weight.device)
+        if validation is not None:
+            validation = torch.as_tensor(validation, dtype=X.dtype, device=X.device)
+        batch_size = min(int(self.settings["batch_size"]), len(X))
+        self.batches_per_epoch = -(-len(X) // batch_size)
+        if self.step == 0 and self.epoch == 0:
+            model.init_visible_bias_from_data(X)
+        monitor = X[: self.settings["monitor_rows"]]
+        self.stop_training = False
+        for callback in self.callbacks:
+            callback.on_train_begin(self)
+        try:
+            while self.epoch < self.epochs and not self.stop_training:
+                metrics = self._run_epoch(X, batch_size, monitor, validation)
+                self.history.append(metrics)
+                for callback in self.callbacks:
+                    callback.on_epoch_end(self, metrics)
+        finally:
+            for callback in self.callbacks:
+                callback.on_train_end(self)
+        return self
+
+    def _run_epoch(self, X, batch_size, monitor, validation) -> dict:
+        start = time.perf_counter()
+        good = copy.deepcopy(self.model.state_dict())
+        total = self.epochs * self.batches_per_epoch
+        momentum_key = "momentum" if self.epoch < self.settings["momentum_epochs"] else "final_momentum"
+        for group in self.optimizer.param_groups:
+            group["momentum"] = self.settings[momentum_key]
+        order = torch.randperm(len(X), generator=self.generator, device=X.device)
+        for batch, rows in enumerate(torch.split(order, batch_size)):
+            lr = self.learning_rate_at(self.step, total)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            loss = self._update(X[rows])
+            if not math.isfinite(loss):
+                self._diverged(good, batch, loss)
+            self.step += 1
+            for callback in self.callbacks:
+                callback.on_batch_end(self, batch, self.batches_per_epoch)
+        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
+            self._diverged(good, self.batches_per_epoch - 1, float("nan"))
+        self.epoch += 1
+        metrics = {"epoch": self.epoch, "learning_rate": lr}
+        if len(monitor):
+            metrics.update(self.monitors(monitor, validation))
+        metrics["seconds"] = time.perf_counter() - start
+        log.info("epoch %d: %s", self.epoch, _format_metrics(metrics))
+        return metrics
+
+    def _update(self, v_data: torch.Tensor) -> float:
+        """One parameter update; returns a number that is NaN or inf when training diverged."""
+        model = self.model
+        if model.visible.has_logvar or model.hidden.has_logvar:
+            value = self._autograd_gradients(v_data)
+        else:
+            value = self._closed_form_gradients(v_data)
+        if self.settings["clip_grad_norm"]:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), self.settings["clip_grad_norm"])
+        self.optimizer.step()
+        if self.settings["max_norm"]:
+            with torch.no_grad():
+                norms = model.weight.norm(dim=0, keepdim=True)
+                model.weight.mul_(torch.clamp(self.settings["max_norm"] / (norms + 1e-12), max=1.0))
+        return value
+
+    def _autograd_gradients(self, v_data: torch.Tensor) -> float:
+        """Gradients of ``mean F(v_data) - mean F(v_model)`` (plus penalties) by autograd."""
+        model, s = self.model, self.settings
+        field = model.hidden_field(v_data)
+        positive = model.free_energy_from_field(v_data, field)
+        v_model = self.sampler.negative(model, v_data, self.generator, hidden_field=field.detach())
+        loss = positive.mean() - model.free_energy(v_model).mean()
+        objective = loss
+        if s["l1"]:
+            objective = objective + s["l1"] * model.weight.abs().sum()
+        if s["sparsity_target"] is not None:
+            objective = objective + self._sparsity_penalty(model.hidden_bias + field)
+        self.optimizer.zero_grad(set_to_none=True)
+        objective.backward()
+        if s["weight_decay"]:
+            model.weight.grad.add_(model.weight, alpha=s["weight_decay"])
+        return float(loss.detach())
+
+    @torch.no_grad()
+    def _closed_form_gradients(self, v_data: torch.Tensor) -> float:
+        """The same gradients from the units' closed-form statistics (the fast path):
+        ``dF/dW = -s_v(v)^T dlogZ_h/dfield``, with both phases in one matrix product."""
+        model, s = self.model, self.settings
+        field = model.hidden_field(v_data)
+        v_model = self.sampler.negative(model, v_data, self.generator, hidden_field=field)
+        field_model = model.hidden_field(v_model)
+        hid_pos, bias_pos = model.hidden.log_partition_grads(field, model.hidden_bias)
+        hid_neg, bias_neg = model.hidden.log_partition_grads(field_model, model.hidden_bias)
+        vis = torch.cat([model.visible.statistic(v_data), model.visible.statistic(v_model)])
+        hid = torch.cat([hid_pos / len(v_data), hid_neg / -len(v_model)])
+        weight, visible_bias, hidden_bias = model.weight, model.visible_bias, model.hidden_bias
+        weight.grad = torch.addmm(weight, vis.t(), hid, beta=s["weight_decay"], alpha=-1.0)
+        hidden_bias.grad = bias_neg.mean(0) - bias_pos.mean(0)
+        visible_bias.grad = (
+            model.visible.energy_bias_grad(v_data, visible_bias).mean(0)
+            - model.visible.energy_bias_grad(v_model, visible_bias).mean(0)
+        )
+        if s["l1"]:
+            weight.grad.add_(torch.sign(weight), alpha=s["l1"])
+        if s["sparsity_target"] is not None:
+            push = self._sparsity_push(model.hidden_bias + field)
+            hidden_bias.grad.add_(push)
+            weight.grad.addr_(model.visible.statistic(v_data).mean(0), push)
+        return float(hidden_bias.grad.sum())
+
+    def _sparsity_push(self, hidden_input: torch.Tensor) -> torch.Tensor:
+        """``cost * (q - p)``: the sparsity penalty's gradient on each hidden unit's input,
+        with ``q`` a running mean of the hidden activations (Hinton's guide, section 11)."""
+        s = self.settings
+        with torch.no_grad():
+            q = self.model.hidden.mean(hidden_input, self.model.hidden_logvar).mean(0)
+            if self.sparsity_estimate is None:
+                self.sparsity_estimate = q
+            else:
+                decay = s["sparsity_decay"]
+                self.sparsity_estimate = decay * self.sparsity_estimate + (1 - decay) * q
+            return s["sparsity_cost"] * (self.sparsity_estimate - s["sparsity_target"])
+
+    def _sparsity_penalty(self, hidden_input: torch.Tensor) -> torch.Tensor:
+        """Surrogate whose gradient is :meth:`_sparsity_push` on each hidden unit's input."""
+        return (self._sparsity_push(hidden_input) * hidden_input.mean(0)).sum()
+
+    def _diverged(self, good_state, batch, loss):
+        self.model.load_state_dict(good_state)
+        raise DivergenceError(
+            f"training diverged at epoch {self.epoch + 1}, batch {batch + 1} (loss {loss}); "
+            f"the weights of epoch {self.epoch} were kept; lower the learning rate "
+            f"(now {self.settings['learning_rate']:g}) or set clip_grad_norm"
+        )
+
+    @torch.no_grad()
+    def monitors(self, X: torch.Tensor, validation: torch.Tensor | None = None) -> dict:
+        """Reconstruction error, pseudo-log-likelihood per sample (Bernoulli visible units)
+        and, with validation data, the free-energy gap (validation minus training)."""
+        model = self.model
+        out = {"reconstruction_error": evaluation.reconstruction_error(model, X)}
+        if isinstance(model.visible, BernoulliUnits):
+            out["pseudo_log_likelihood"] = evaluation.pseudo_log_likelihood(model, X)
+        if validation is not None:
+            rows = min(len(X), len(validation))
+            out["free_energy_gap"] = evaluation.free_energy_gap(model, X[:rows], validation[:rows])
+        if isinstance(self.sampler, Sampler) and self.sampler.name == "pt":
+            out["swap_rate_min"] = float(self.sampler.swap_rates.min())
+        return out
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        """Everything needed to continue training exactly: weights, optimizer, chains, RNG."""
+        return {
+            "model": dict(self.model.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "sampler": self.sampler.state_dict(),
+            "generator": self.generator.get_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "history": self.history,
+            "sparsity_estimate": self.sparsity_estimate,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.generator.set_state(state["generator"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history = list(state["history"])
+        self.sparsity_estimate = state["sparsity_estimate"]
+
+    def _to_state(self) -> dict:
+        return {
+            "model_config": self.model.config(),
+            "sampler_config": self.sampler.config(),
+            "settings": self.settings,
+            "device": str(self.model.weight.device),
+            "trainer": self.state_dict(),
+        }
+
+    @classmethod
+    def _from_state(cls, state: dict) -> RBMTrainer:
+        device = torch.device(state["device"])
+        if device.type == "cuda" and not torch.cuda.is_available():
+            device = torch.device("cpu")
+        dtype = state["trainer"]["model"]["weight"].dtype
+        model = RBM.from_config(state["model_config"], dtype=dtype, device=device)
+        trainer = cls(
+            model,
+            sampler=sampler_from_config(state["sampler_config"]),
+            generator=torch.Generator(device=device),
+            **state["settings"],
+        )
+        trainer.load_state_dict(state["trainer"])
+        return trainer
+
+    def save_checkpoint(self, path) -> None:
+        """Write the model, optimizer, sampler chains and RNG state to ``path`` (atomically)."""
+        write_file(path, "checkpoint", self._to_state())
+
+    @classmethod
+    def from_checkpoint(cls, path, callbacks: Sequence[Callback] = ()) -> RBMTrainer:
+        """Rebuild a trainer (and its model) from :meth:`save_checkpoint`; ``fit`` continues."""
+        _, tree = read_file(path)
+        trainer = cls._from_state(tree)
+        trainer.callbacks = list(callbacks)
+        return trainer
+
+
+def _check_settings(s: dict) -> None:
+    if int(s["epochs"]) < 0:
+        raise ValueError(f"epochs must be >= 0, got {s['epochs']}")
+    if int(s["batch_size"]) < 1:
+        raise ValueError(f"batch_size must be >= 1, got {s['batch_size']}")
+    if not s["learning_rate"] > 0:
+        raise ValueError(f"learning_rate must be > 0, got {s['learning_rate']}")
+    if s["lr_schedule"] not in ("auto", *LR_SCHEDULES):
+        raise ValueError(f"lr_schedule must be one of auto, {', '.join(LR_SCHEDULES)}")
+    target = s["sparsity_target"]
+    if target is not None and not 0 < target < 1:
+        raise ValueError(f"sparsity_target must lie in (0, 1), got {target}")
+    s["epochs"], s["batch_size"] = int(s["epochs"]), int(s["batch_size"])
+
+
+def _format_metrics(metrics: dict) -> str:
+    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+
+
+def fit_rbm(model: RBM, X, validation=None, **settings) -> RBMTrainer:
+    """Train ``model`` on ``X`` with :class:`RBMTrainer` settings; returns the trainer."""
+    return RBMTrainer(model, **settings).fit(X, validation)

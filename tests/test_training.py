@@ -1,0 +1,285 @@
+"""Training one RBM: learning by stated margins, exact gradients of the fast path,
+determinism, checkpoints and resume, regularisers and the divergence guard."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from deepbelief.data import bars_and_stripes
+from deepbelief.errors import DivergenceError
+from deepbelief.evaluation import exact_log_likelihood, exact_log_partition
+from deepbelief.nn import RBM, GaussianUnits, MixedUnits, ReLUUnits, SoftmaxUnits
+from deepbelief.training import (
+    Callback,
+    Checkpoint,
+    EarlyStopping,
+    History,
+    RBMTrainer,
+    make_generator,
+)
+
+CPU = torch.device("cpu")
+BAS = torch.tensor(bars_and_stripes(3))  # 14 patterns, optimum -log(14) = -2.64 nats
+
+
+def train_bas(sampler, seed=0, epochs=300, **kw):
+    generator = make_generator(seed, CPU)
+    model = RBM(9, 16, generator=generator)
+    settings = dict(epochs=epochs, batch_size=14, n_chains=50, monitor_rows=0)
+    settings.update(kw)
+    trainer = RBMTrainer(model, sampler=sampler, generator=generator, **settings)
+    trainer.fit(BAS.repeat(10, 1))
+    return model, trainer
+
+
+def initial_log_likelihood():
+    model, _ = train_bas("cd", epochs=0)  # visible biases at the logit of the data means
+    return exact_log_likelihood(model, BAS)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "at_least"), [("cd", -4.3), ("pcd", -3.8), ("pt", -3.8)]
+)
+def test_training_raises_exact_log_likelihood_on_bars_and_stripes(sampler, at_least):
+    start = initial_log_likelihood()
+    assert start < -6.0  # independent pixels: about 9 log 2
+    model, trainer = train_bas(sampler)
+    final = exact_log_likelihood(model, BAS)
+    assert final >= at_least, f"{sampler}: {start:.3f} -> {final:.3f} nats"
+    assert final - start >= 1.9
+    if sampler == "pt":
+        rates = trainer.sampler.swap_rates
+        assert rates.shape == (9,) and bool(((rates > 0.05) & (rates <= 1)).all())
+
+
+def test_pcd_with_decaying_learning_rate_beats_a_fixed_one():
+    """Tieleman (2008): PCD needs its learning rate to decay; a fixed one ends far worse."""
+    decaying, trainer = train_bas("pcd")
+    assert trainer.lr_schedule == "linear"
+    fixed, _ = train_bas("pcd", lr_schedule="constant")
+    assert exact_log_likelihood(decaying, BAS) - exact_log_likelihood(fixed, BAS) >= 1.5
+
+
+def gaussian_mixture(spread, n=600, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = np.array([[-3.0, 0.0], [3.0, 2.0], [0.0, -3.0]])
+    labels = rng.integers(0, 3, n)
+    data = centres[labels] + spread * rng.standard_normal((n, 2))
+    return torch.tensor(data, dtype=torch.float64)
+
+
+def single_gaussian_log_likelihood(data):
+    mean, cov = data.mean(0), torch.cov(data.T, correction=0)
+    dist = torch.distributions.MultivariateNormal(mean, cov)
+    return float(dist.log_prob(data).mean())
+
+
+@pytest.mark.parametrize(
+    ("learn_variance", "spread"),
+    [(False, 1.0), (True, 0.4)],  # unit-variance units need unit-variance components
+)
+def test_gaussian_visible_rbm_fits_a_gaussian_mixture(learn_variance, spread):
+    data = gaussian_mixture(spread)
+    if learn_variance:
+        data = (data - data.mean(0)) / data.std(0)
+    generator = make_generator(0, CPU)
+    model = RBM(2, 6, visible=GaussianUnits(learn_variance), generator=generator, dtype=torch.float64)
+    trainer = RBMTrainer(
+        model, "pcd", epochs=100, batch_size=20, learning_rate=0.01, n_chains=100,
+        monitor_rows=0, generator=generator,
+    )
+    trainer.fit(data)
+    # exact: log Z of a Gaussian-Bernoulli RBM sums over its 2^6 hidden states
+    fitted = exact_log_likelihood(model, data)
+    baseline = single_gaussian_log_likelihood(data)  # the best any single Gaussian does
+    assert fitted - baseline >= 0.3, (fitted, baseline)
+
+
+def test_same_seed_same_weights_and_different_seed_different_weights():
+    a, _ = train_bas("pcd", seed=3, epochs=5)
+    b, _ = train_bas("pcd", seed=3, epochs=5)
+    c, _ = train_bas("pcd", seed=4, epochs=5)
+    for name, tensor in a.state_dict().items():
+        assert torch.equal(tensor, b.state_dict()[name]), name
+    assert not torch.equal(a.weight, c.weight)
+
+
+UNIT_PAIRS = [
+    ("bernoulli", "bernoulli"),
+    ("gaussian", "bernoulli"),
+    ("bernoulli", "relu"),
+    (MixedUnits([("bernoulli", 3), (SoftmaxUnits([2, 2]), 4)]), "bernoulli"),
+    ("bernoulli", SoftmaxUnits([3, 2])),
+    ("gaussian", ReLUUnits()),
+]
+
+
+@pytest.mark.parametrize(("visible", "hidden"), UNIT_PAIRS)
+@pytest.mark.parametrize("sampler", ["cd", "pcd"])
+def test_closed_form_gradients_equal_autograd_of_the_free_energy_difference(
+    visible, hidden, sampler
+):
+    """The fast path's statistics are the exact gradient of mean F(data) - mean F(model)
+    (plus L1, weight decay and sparsity penalties) for every unit type."""
+    gen = make_generator(0, CPU)
+    proto = RBM(7, 5, visible, hidden, weight_std=0.5, generator=gen, dtype=torch.float64)
+    data = proto.visible.sample(torch.randn(9, 7, generator=gen, dtype=torch.float64), generator=gen)
+    grads = []
+    for path in ("_closed_form_gradients", "_autograd_gradients"):
+        model = RBM(7, 5, visible, hidden, dtype=torch.float64)
+        model.load_state_dict(proto.state_dict())
+        trainer = RBMTrainer(
+            model, sampler, n_chains=6, l1=1e-3, weight_decay=1e-2, sparsity_target=0.2,
+            generator=make_generator(1, CPU),
+        )
+        getattr(trainer, path)(data)
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+    for name in grads[0]:
+        torch.testing.assert_close(grads[0][name], grads[1][name], msg=name)
+
+
+class StopAfter(Callback):
+    """Simulates a crash right after the checkpoint of epoch ``n``."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def on_epoch_end(self, trainer, metrics):
+        if trainer.epoch == self.n:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("sampler", ["cd", "pcd", "pt"])
+def test_resumed_training_ends_with_the_same_weights_as_an_uninterrupted_one(sampler, tmp_path):
+    data = BAS.repeat(4, 1)
+
+    def trainer(callbacks=()):
+        gen = make_generator(7, CPU)
+        model = RBM(9, 8, generator=gen)
+        return RBMTrainer(
+            model, sampler, epochs=8, batch_size=10, n_chains=12, n_temperatures=4,
+            sparsity_target=0.1, generator=gen, callbacks=callbacks,
+        )
+
+    straight = trainer().fit(data)
+    path = tmp_path / "ckpt.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        trainer([Checkpoint(path), StopAfter(3)]).fit(data)
+    resumed = RBMTrainer.from_checkpoint(path)
+    assert resumed.epoch == 3
+    resumed.fit(data)
+    for name, tensor in straight.model.state_dict().items():
+        assert torch.equal(tensor, resumed.model.state_dict()[name]), name
+    assert [h["epoch"] for h in resumed.history] == list(range(1, 9))
+
+
+def test_divergence_raises_and_keeps_the_last_good_weights():
+    gen = make_generator(0, CPU)
+    model = RBM(4, 3, visible="gaussian", hidden="relu", generator=gen)
+    data = torch.randn(64, 4, generator=gen) * 5
+    trainer = RBMTrainer(model, "cd", epochs=50, batch_size=8, learning_rate=50.0, generator=gen)
+    with pytest.raises(DivergenceError, match="diverged at epoch"):
+        trainer.fit(data)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_sparsity_target_lowers_mean_hidden_activation():
+    def mean_activation(**kw):
+        model, _ = train_bas("cd", epochs=60, **kw)
+        return float(model.hidden_mean(BAS).mean().detach())
+
+    free = mean_activation()
+    sparse = mean_activation(sparsity_target=0.05, sparsity_cost=0.5)
+    assert sparse < 0.15 < free
+
+
+def test_max_norm_caps_each_hidden_units_incoming_weights():
+    model, _ = train_bas("cd", epochs=30, max_norm=0.5, weight_decay=0.0)
+    assert float(model.weight.norm(dim=0).max()) <= 0.5 + 1e-5
+    free, _ = train_bas("cd", epochs=30, weight_decay=0.0)
+    assert float(free.weight.norm(dim=0).max()) > 1.0
+
+
+def test_l1_makes_weights_smaller():
+    dense, _ = train_bas("cd", epochs=30, weight_decay=0.0)
+    sparse, _ = train_bas("cd", epochs=30, weight_decay=0.0, l1=0.01)
+    assert float(sparse.weight.abs().mean()) < 0.7 * float(dense.weight.abs().mean())
+
+
+def test_gradient_clipping_bounds_each_update():
+    gen = make_generator(0, CPU)
+    model = RBM(9, 16, generator=gen)
+    before = model.weight.detach().clone()
+    trainer = RBMTrainer(
+        model, "cd", epochs=1, batch_size=140, learning_rate=1.0, momentum=0.0,
+        clip_grad_norm=1e-3, generator=gen, monitor_rows=0,
+    )
+    trainer.fit(BAS.repeat(10, 1))
+    assert float((model.weight - before).norm()) <= 1e-3 + 1e-7
+
+
+def test_monitors_history_and_free_energy_gap():
+    history = History()
+    gen = make_generator(0, CPU)
+    model = RBM(9, 16, generator=gen)
+    train, valid = BAS.repeat(10, 1), BAS[:7].repeat(10, 1)
+    trainer = RBMTrainer(model, "cd", epochs=40, batch_size=14, generator=gen, callbacks=[history])
+    trainer.fit(train, validation=valid)
+    first, last = trainer.history[0], trainer.history[-1]
+    assert history.epochs == trainer.history and len(trainer.history) == 40
+    assert last["reconstruction_error"] < 0.5 * first["reconstruction_error"]
+    assert last["pseudo_log_likelihood"] > first["pseudo_log_likelihood"] + 1.0
+    # pseudo-log-likelihood per sample, summed over the 9 features, never below 9 log(1/2)*k
+    assert -9 * math.log(2) * 3 < first["pseudo_log_likelihood"] < 0
+    # validation rows are a subset of training patterns: both sides of the gap are finite
+    assert math.isfinite(last["free_energy_gap"])
+
+
+def test_early_stopping_stops_when_the_monitor_stalls():
+    gen = make_generator(0, CPU)
+    model = RBM(9, 4, generator=gen)
+    stopper = EarlyStopping("reconstruction_error", patience=2, min_delta=10.0)
+    trainer = RBMTrainer(model, epochs=50, batch_size=14, generator=gen, callbacks=[stopper])
+    trainer.fit(BAS)
+    assert trainer.epoch == 3  # the first epoch sets the best, two more without a 10.0 gain
+
+
+def test_learning_rate_schedules():
+    model = RBM(3, 2)
+    cd = RBMTrainer(model, "cd", learning_rate=0.2)
+    pcd = RBMTrainer(model, "pcd", learning_rate=0.2)
+    cosine = RBMTrainer(model, "cd", learning_rate=0.2, lr_schedule="cosine")
+    assert cd.lr_schedule == "constant" and pcd.lr_schedule == "linear"
+    assert cd.learning_rate_at(99, 100) == 0.2
+    assert pcd.learning_rate_at(0, 100) == 0.2
+    assert pcd.learning_rate_at(50, 100) == pytest.approx(0.1)
+    assert pcd.learning_rate_at(100, 100) == 0.0
+    assert cosine.learning_rate_at(50, 100) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"epochs": -1},
+        {"batch_size": 0},
+        {"learning_rate": 0.0},
+        {"lr_schedule": "sometimes"},
+        {"sparsity_target": 1.5},
+        {"k": 0},
+        {"sampler": "gibbs"},
+    ],
+)
+def test_invalid_settings_are_refused(bad):
+    with pytest.raises(ValueError):
+        RBMTrainer(RBM(3, 2), **bad)
+
+
+def test_exact_log_partition_is_unchanged_by_saving_a_checkpoint(tmp_path):
+    model, trainer = train_bas("pt", epochs=3)
+    before = exact_log_partition(model)
+    trainer.save_checkpoint(tmp_path / "c.safetensors")
+    again = RBMTrainer.from_checkpoint(tmp_path / "c.safetensors")
+    assert exact_log_partition(again.model) == before
+    assert torch.equal(again.sampler.chains, trainer.sampler.chains)
