@@ -19,6 +19,7 @@ import struct
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
@@ -44,10 +45,13 @@ def register(kind: str):
 
 # ----------------------------------------------------------------------- state trees
 def pack(tree) -> tuple[object, dict[str, torch.Tensor]]:
-    """Split a nested structure into a JSON-able tree and a flat dict of tensors."""
+    """Split a nested structure into a JSON-able tree and a flat dict of tensors
+    (NumPy arrays are stored as tensors too)."""
     tensors: dict[str, torch.Tensor] = {}
 
     def walk(node, key):
+        if isinstance(node, np.ndarray):
+            node = torch.from_numpy(np.ascontiguousarray(node))
         if isinstance(node, torch.Tensor):
             name = key or "tensor"
             tensors[name] = node.detach().cpu().contiguous().clone()
