@@ -8,6 +8,10 @@ size and batch, and the machine's ceiling: the five matrix products one CD-1 upd
 
 Targets at batch 100: deepbelief within 1.25x of the ceiling, at least 1.6x faster than
 scikit-learn.
+
+Each epoch is timed in a fresh worker process (this script with --worker), one after the
+other, so that no library's idle threads (OpenBLAS spins after scikit-learn's calls) slow the
+next measurement; the three methods are interleaved so drifts in machine load hit all three.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import argparse
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -62,32 +68,52 @@ def time_ceiling(X: torch.Tensor, batch: int) -> float:
     return time.perf_counter() - start
 
 
+TIMERS = {"ceiling": time_ceiling, "deepbelief": time_deepbelief, "sklearn": time_sklearn}
+
+
+def worker(method: str, batch: int, mnist: Path) -> None:
+    images, _ = load_mnist(mnist, "train")
+    X = images.astype(np.float32)
+    print(TIMERS[method](X if method == "sklearn" else torch.from_numpy(X), batch))
+
+
+def measure(method: str, batch: int, mnist: Path) -> float:
+    command = [sys.executable, __file__, "--worker", method, "--batch", str(batch)]
+    out = subprocess.run(command + ["--mnist", str(mnist)], capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{method} worker failed: {out.stderr.strip().splitlines()[-1]}")
+    return float(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per method (median)")
+    parser.add_argument("--worker", choices=sorted(TIMERS), help=argparse.SUPPRESS)
+    parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker, args.batch, args.mnist)
 
-    images, _ = load_mnist(args.mnist, "train")
-    X_np = images.astype(np.float32)
-    X = torch.from_numpy(X_np)
-    print(f"MNIST train {X.shape}, 784-{N_HIDDEN} binary RBM, CD-1, float32, CPU")
+    print(f"MNIST train (60000, 784), 784-{N_HIDDEN} binary RBM, CD-1, float32, CPU")
     print(
         f"nproc={os.cpu_count()} torch={torch.__version__} threads={torch.get_num_threads()} "
-        f"machine={platform.machine()}"
+        f"machine={platform.machine()} repeats={args.repeats} (medians)"
     )
-    print(f"{'batch':>6} {'ceiling s':>10} {'deepbelief s':>13} {'sklearn s':>10} "
-          f"{'db/ceiling':>11} {'sklearn/db':>11}")
+    print(
+        f"{'batch':>6} {'ceiling s':>10} {'deepbelief s':>13} {'sklearn s':>10} "
+        f"{'db/ceiling':>11} {'sklearn/db':>11}"
+    )
     for batch in args.batch_sizes:
-        ceiling, ours, theirs = [], [], []
-        for _ in range(args.repeats):  # interleaved, so drifts in machine load hit all three
-            ceiling.append(time_ceiling(X, batch))
-            ours.append(time_deepbelief(X, batch))
-            theirs.append(time_sklearn(X_np, batch))
-        c, d, s = (statistics.median(t) for t in (ceiling, ours, theirs))
-        print(f"{batch:>6} {c:>10.2f} {d:>13.2f} {s:>10.2f} {d / c:>11.2f} {s / d:>11.2f}",
-              flush=True)
+        times = {m: [] for m in TIMERS}
+        for _ in range(args.repeats):
+            for method in TIMERS:
+                times[method].append(measure(method, batch, args.mnist))
+        c, d, s = (statistics.median(times[m]) for m in TIMERS)
+        print(
+            f"{batch:>6} {c:>10.2f} {d:>13.2f} {s:>10.2f} {d / c:>11.2f} {s / d:>11.2f}", flush=True
+        )
 
 
 if __name__ == "__main__":

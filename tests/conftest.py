@@ -9,7 +9,11 @@ import torch
 # The tests use tiny models, for which one thread is fastest and least sensitive to load.
 torch.set_num_threads(1)
 
-MNIST = Path(os.environ.get("DEEPBELIEF_MNIST", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"))
+MNIST = Path(
+    os.environ.get(
+        "DEEPBELIEF_MNIST", Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+    )
+)
 
 
 @pytest.fixture

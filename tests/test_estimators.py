@@ -36,8 +36,10 @@ def test_pipeline_with_logistic_regression_classifies_digits(digits):
     X_train, X_test, y_train, y_test = digits
     pipe = Pipeline(
         [
-            ("rbm", RBM(n_components=100, learning_rate=0.05, batch_size=20, n_iter=15,
-                        random_state=0)),
+            (
+                "rbm",
+                RBM(n_components=100, learning_rate=0.05, batch_size=20, n_iter=15, random_state=0),
+            ),
             ("logistic", LogisticRegression(max_iter=3000)),
         ]
     )
@@ -47,7 +49,9 @@ def test_pipeline_with_logistic_regression_classifies_digits(digits):
 
 def test_grid_search_over_rbm_parameters(digits):
     X_train, _, y_train, _ = digits
-    pipe = Pipeline([("rbm", RBM(n_iter=3, random_state=0)), ("lr", LogisticRegression(max_iter=500))])
+    pipe = Pipeline(
+        [("rbm", RBM(n_iter=3, random_state=0)), ("lr", LogisticRegression(max_iter=500))]
+    )
     search = GridSearchCV(pipe, {"rbm__n_components": [8, 32], "rbm__sampler": ["cd", "pcd"]}, cv=2)
     search.fit(X_train[:400], y_train[:400])
     assert set(search.best_params_) == {"rbm__n_components", "rbm__sampler"}

@@ -158,7 +158,10 @@ def test_interrupted_byte_write_leaves_no_partial_file(tmp_path, monkeypatch):
 
 
 def test_no_pickle_anywhere_in_the_package():
-    pattern = re.compile(r"\bimport pickle\b|\bpickle\.(loads?|dumps?|Unpickler)|torch\.save\(|torch\.load\(|np\.load\((?![^)]*allow_pickle=False)")
+    pattern = re.compile(
+        r"\bimport pickle\b|\bpickle\.(loads?|dumps?|Unpickler)|torch\.save\(|torch\.load\("
+        r"|np\.load\((?![^)]*allow_pickle=False)"
+    )
     offenders = [
         f"{p.name}:{i}"
         for p in SRC.rglob("*.py")

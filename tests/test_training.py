@@ -39,9 +39,7 @@ def initial_log_likelihood():
     return exact_log_likelihood(model, BAS)
 
 
-@pytest.mark.parametrize(
-    ("sampler", "at_least"), [("cd", -4.3), ("pcd", -3.8), ("pt", -3.8)]
-)
+@pytest.mark.parametrize(("sampler", "at_least"), [("cd", -4.3), ("pcd", -3.8), ("pt", -3.8)])
 def test_training_raises_exact_log_likelihood_on_bars_and_stripes(sampler, at_least):
     start = initial_log_likelihood()
     assert start < -6.0  # independent pixels: about 9 log 2
@@ -85,10 +83,18 @@ def test_gaussian_visible_rbm_fits_a_gaussian_mixture(learn_variance, spread):
     if learn_variance:
         data = (data - data.mean(0)) / data.std(0)
     generator = make_generator(0, CPU)
-    model = RBM(2, 6, visible=GaussianUnits(learn_variance), generator=generator, dtype=torch.float64)
+    model = RBM(
+        2, 6, visible=GaussianUnits(learn_variance), generator=generator, dtype=torch.float64
+    )
     trainer = RBMTrainer(
-        model, "pcd", epochs=100, batch_size=20, learning_rate=0.01, n_chains=100,
-        monitor_rows=0, generator=generator,
+        model,
+        "pcd",
+        epochs=100,
+        batch_size=20,
+        learning_rate=0.01,
+        n_chains=100,
+        monitor_rows=0,
+        generator=generator,
     )
     trainer.fit(data)
     # exact: log Z of a Gaussian-Bernoulli RBM sums over its 2^6 hidden states
@@ -125,13 +131,20 @@ def test_closed_form_gradients_equal_autograd_of_the_free_energy_difference(
     (plus L1, weight decay and sparsity penalties) for every unit type."""
     gen = make_generator(0, CPU)
     proto = RBM(7, 5, visible, hidden, weight_std=0.5, generator=gen, dtype=torch.float64)
-    data = proto.visible.sample(torch.randn(9, 7, generator=gen, dtype=torch.float64), generator=gen)
+    data = proto.visible.sample(
+        torch.randn(9, 7, generator=gen, dtype=torch.float64), generator=gen
+    )
     grads = []
     for path in ("_closed_form_gradients", "_autograd_gradients"):
         model = RBM(7, 5, visible, hidden, dtype=torch.float64)
         model.load_state_dict(proto.state_dict())
         trainer = RBMTrainer(
-            model, sampler, n_chains=6, l1=1e-3, weight_decay=1e-2, sparsity_target=0.2,
+            model,
+            sampler,
+            n_chains=6,
+            l1=1e-3,
+            weight_decay=1e-2,
+            sparsity_target=0.2,
             generator=make_generator(1, CPU),
         )
         getattr(trainer, path)(data)
@@ -159,8 +172,15 @@ def test_resumed_training_ends_with_the_same_weights_as_an_uninterrupted_one(sam
         gen = make_generator(7, CPU)
         model = RBM(9, 8, generator=gen)
         return RBMTrainer(
-            model, sampler, epochs=8, batch_size=10, n_chains=12, n_temperatures=4,
-            sparsity_target=0.1, generator=gen, callbacks=callbacks,
+            model,
+            sampler,
+            epochs=8,
+            batch_size=10,
+            n_chains=12,
+            n_temperatures=4,
+            sparsity_target=0.1,
+            generator=gen,
+            callbacks=callbacks,
         )
 
     straight = trainer().fit(data)
@@ -213,8 +233,15 @@ def test_gradient_clipping_bounds_each_update():
     model = RBM(9, 16, generator=gen)
     before = model.weight.detach().clone()
     trainer = RBMTrainer(
-        model, "cd", epochs=1, batch_size=140, learning_rate=1.0, momentum=0.0,
-        clip_grad_norm=1e-3, generator=gen, monitor_rows=0,
+        model,
+        "cd",
+        epochs=1,
+        batch_size=140,
+        learning_rate=1.0,
+        momentum=0.0,
+        clip_grad_norm=1e-3,
+        generator=gen,
+        monitor_rows=0,
     )
     trainer.fit(BAS.repeat(10, 1))
     assert float((model.weight - before).norm()) <= 1e-3 + 1e-7

@@ -57,7 +57,7 @@ def _demo(args) -> int:
     start = time.perf_counter()
     rbm = RBM(
         n_components=100,
-        sampler="pcd",
+        sampler="cd",
         batch_size=20,
         learning_rate=0.05,
         n_iter=args.epochs,
@@ -66,7 +66,7 @@ def _demo(args) -> int:
     ).fit(X_train)
     seconds = time.perf_counter() - start
     first, last = rbm.history_[0], rbm.history_[-1]
-    print(f"RBM 64-100 (PCD-1) on scikit-learn digits, {args.epochs} epochs in {seconds:.1f} s")
+    print(f"RBM 64-100 (CD-1) on scikit-learn digits, {args.epochs} epochs in {seconds:.1f} s")
     print(
         f"  pseudo-log-likelihood per image: {first['pseudo_log_likelihood']:.2f} (epoch 1) -> "
         f"{last['pseudo_log_likelihood']:.2f} nats (epoch {last['epoch']})"

@@ -279,8 +279,10 @@ class RBM(TransformerMixin, BaseEstimator):
                 units = BernoulliUnits()
             else:
                 units = units_from_spec("gaussian")
-                log.info("visible='auto': values outside [0, 1], using Gaussian units on "
-                         "standardised data")
+                log.info(
+                    "visible='auto': values outside [0, 1], using Gaussian units on "
+                    "standardised data"
+                )
             return units
         return units_from_spec(self.visible)
 
@@ -421,4 +423,3 @@ def _as_array(value):
     if value is None:
         return None
     return value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-

@@ -56,7 +56,9 @@ def exact_log_partition(
     """
     layer = _enumerable_layer(model, max_states)
     exact = copy.deepcopy(model).to(dtype=torch.float64)
-    units, n = (exact.hidden, exact.n_hidden) if layer == "hidden" else (exact.visible, exact.n_visible)
+    units, n = (
+        (exact.hidden, exact.n_hidden) if layer == "hidden" else (exact.visible, exact.n_visible)
+    )
     states = units.states(n, dtype=torch.float64, device=exact.weight.device)
     free = exact.free_energy_hidden if layer == "hidden" else exact.free_energy
     parts = [-free(chunk) for chunk in torch.split(states, chunk_size)]
@@ -130,4 +132,3 @@ def free_energy_gap(model: RBM, X_train: torch.Tensor, X_valid: torch.Tensor) ->
 def tv_distance(p: torch.Tensor, q: torch.Tensor) -> float:
     """Total-variation distance between two probability vectors."""
     return 0.5 * float((p - q).abs().sum())
-

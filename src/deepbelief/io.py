@@ -212,4 +212,6 @@ def load(path):
     except ModelFileError:
         raise
     except Exception as exc:  # a file that passed the checksum but does not fit the class
-        raise ModelFileError(f"{path}: model file does not describe a valid {kind} ({exc})") from exc
+        raise ModelFileError(
+            f"{path}: model file does not describe a valid {kind} ({exc})"
+        ) from exc

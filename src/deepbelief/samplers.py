@@ -159,7 +159,9 @@ class PT(PCD):
         super().__init__(k, n_chains)
         if betas is None:
             if int(n_temperatures) < 2:
-                raise ValueError(f"parallel tempering needs >= 2 temperatures, got {n_temperatures}")
+                raise ValueError(
+                    f"parallel tempering needs >= 2 temperatures, got {n_temperatures}"
+                )
             betas = torch.linspace(1.0, 0.0, int(n_temperatures)).tolist()
         betas = [float(b) for b in betas]
         if len(betas) < 2 or betas[0] != 1.0 or any(b < 0 for b in betas):
@@ -218,7 +220,9 @@ class PT(PCD):
         log_ratio = (
             free(v_i, f_i, b_i) + free(v_j, f_j, b_j) - free(v_j, f_j, b_i) - free(v_i, f_i, b_j)
         )
-        u = torch.rand(log_ratio.shape, generator=generator, dtype=chains.dtype, device=chains.device)
+        u = torch.rand(
+            log_ratio.shape, generator=generator, dtype=chains.dtype, device=chains.device
+        )
         accept = torch.log(u) < log_ratio
         swapped = chains.clone()
         swapped[lower] = torch.where(accept.unsqueeze(-1), v_j, v_i)

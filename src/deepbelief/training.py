@@ -118,7 +118,9 @@ class EarlyStopping(Callback):
         else:
             self.wait += 1
             if self.wait >= self.patience:
-                log.info("early stopping at epoch %d: %s stopped improving", trainer.epoch, self.monitor)
+                log.info(
+                    "early stopping at epoch %d: %s stopped improving", trainer.epoch, self.monitor
+                )
                 trainer.stop_training = True
 
 
@@ -322,7 +324,9 @@ class RBMTrainer:
         start = time.perf_counter()
         good = copy.deepcopy(self.model.state_dict())
         total = self.epochs * self.batches_per_epoch
-        momentum_key = "momentum" if self.epoch < self.settings["momentum_epochs"] else "final_momentum"
+        momentum_key = (
+            "momentum" if self.epoch < self.settings["momentum_epochs"] else "final_momentum"
+        )
         for group in self.optimizer.param_groups:
             group["momentum"] = self.settings[momentum_key]
         order = torch.randperm(len(X), generator=self.generator, device=X.device)
@@ -395,10 +399,9 @@ class RBMTrainer:
         weight, visible_bias, hidden_bias = model.weight, model.visible_bias, model.hidden_bias
         weight.grad = torch.addmm(weight, vis.t(), hid, beta=s["weight_decay"], alpha=-1.0)
         hidden_bias.grad = bias_neg.mean(0) - bias_pos.mean(0)
-        visible_bias.grad = (
-            model.visible.energy_bias_grad(v_data, visible_bias).mean(0)
-            - model.visible.energy_bias_grad(v_model, visible_bias).mean(0)
-        )
+        visible_bias.grad = model.visible.energy_bias_grad(v_data, visible_bias).mean(
+            0
+        ) - model.visible.energy_bias_grad(v_model, visible_bias).mean(0)
         if s["l1"]:
             weight.grad.add_(torch.sign(weight), alpha=s["l1"])
         if s["sparsity_target"] is not None:
@@ -525,7 +528,9 @@ def _check_settings(s: dict) -> None:
 
 
 def _format_metrics(metrics: dict) -> str:
-    return ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    return ", ".join(
+        f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()
+    )
 
 
 def fit_rbm(model: RBM, X, validation=None, **settings) -> RBMTrainer:

@@ -49,7 +49,9 @@ class RBM(nn.Module):
     ):
         super().__init__()
         if int(n_visible) < 1 or int(n_hidden) < 1:
-            raise ValueError(f"an RBM needs at least one unit per layer, got {n_visible}x{n_hidden}")
+            raise ValueError(
+                f"an RBM needs at least one unit per layer, got {n_visible}x{n_hidden}"
+            )
         self.n_visible, self.n_hidden = int(n_visible), int(n_hidden)
         self.visible = units_from_spec(visible)
         self.hidden = units_from_spec(hidden)
@@ -151,9 +153,9 @@ class RBM(nn.Module):
     # ----------------------------------------------------------------- energies
     def energy(self, v: torch.Tensor, h: torch.Tensor, beta=1.0) -> torch.Tensor:
         """``E(v, h)`` of each row."""
-        interaction = (self.hidden_field(v, beta) * self.hidden.statistic(h, self.hidden_logvar)).sum(
-            -1
-        )
+        interaction = (
+            self.hidden_field(v, beta) * self.hidden.statistic(h, self.hidden_logvar)
+        ).sum(-1)
         return (
             self.visible.energy(v, self.visible_bias, self.visible_logvar)
             + self.hidden.energy(h, self.hidden_bias, self.hidden_logvar)

@@ -36,7 +36,7 @@ class Units:
     has_logvar = False
 
     def config(self) -> dict:
-        """Return the JSON-serialisable description from which :func:`units_from_config` rebuilds."""
+        """JSON-serialisable description; :func:`units_from_config` rebuilds from it."""
         return {"type": self.name}
 
     def __repr__(self) -> str:
@@ -75,7 +75,7 @@ class Units:
     def log_partition(
         self, field: torch.Tensor, bias: torch.Tensor, logvar: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """``log sum_u exp(-E_u(u) + s_u(u) . field)`` for each row of ``field`` (shape ``(batch,)``)."""
+        """``log sum_u exp(-E_u(u) + s_u(u) . field)`` of each row of ``field``, shape (batch,)."""
         raise NotImplementedError
 
     def log_partition_grads(
@@ -91,7 +91,7 @@ class Units:
         return grad, grad
 
     def energy_bias_grad(self, state: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
-        """Derivative of :meth:`energy` with respect to ``bias``, row by row (``-state`` by default)."""
+        """Derivative of :meth:`energy` with respect to ``bias``, row by row (``-state``)."""
         return -state
 
     def states(self, n: int, **tensor_kw) -> torch.Tensor:
@@ -218,7 +218,9 @@ class ReLUUnits(Units):
     """
 
     name = "relu"
-    _WINDOW = 64  # terms evaluated one by one; below the window, softplus(y) == y to float precision
+    _WINDOW = (
+        64  # terms evaluated one by one; below the window, softplus(y) == y to float precision
+    )
 
     def mean(self, x, logvar=None):
         std = torch.sigmoid(x).sqrt()
