@@ -103,13 +103,17 @@ def test_exact_log_partition_of_a_float32_model_is_computed_in_float64():
 def test_exact_log_partition_softmax_visible(sizes):
     model = _random_model(5, 4, seed=6, visible=SoftmaxUnits(sizes))
     V = _one_hot_groups([5] if sizes is None else sizes)
-    assert exact_log_partition(model) == pytest.approx(_brute_log_z(model, V, _binary(4)), rel=1e-13)
+    assert exact_log_partition(model) == pytest.approx(
+        _brute_log_z(model, V, _binary(4)), rel=1e-13
+    )
 
 
 def test_exact_log_partition_mixed_hidden():
     model = _random_model(3, 5, seed=7, hidden=MixedUnits([("bernoulli", 2), (SoftmaxUnits(), 3)]))
     H = np.array([list(a) + list(b) for a in _binary(2) for b in _one_hot_groups([3])])
-    assert exact_log_partition(model) == pytest.approx(_brute_log_z(model, _binary(3), H), rel=1e-13)
+    assert exact_log_partition(model) == pytest.approx(
+        _brute_log_z(model, _binary(3), H), rel=1e-13
+    )
 
 
 @pytest.mark.parametrize("learn", [False, True])
@@ -167,7 +171,9 @@ def test_exact_log_likelihood_is_a_normalised_distribution():
     mean = exact_log_likelihood(model, rows)
     assert mean == pytest.approx(expected[[3, 50, 127]].mean(), rel=1e-12)
     log_z = exact_log_partition(model)
-    assert exact_log_likelihood(model, rows, log_z=log_z + 1.0) == pytest.approx(mean - 1.0, rel=1e-12)
+    assert exact_log_likelihood(model, rows, log_z=log_z + 1.0) == pytest.approx(
+        mean - 1.0, rel=1e-12
+    )
 
 
 def test_exact_log_likelihood_of_a_float32_model():
@@ -218,9 +224,13 @@ def test_free_energy_gap():
     model = _random_model(5, 3, seed=15)
     X = _binary(5)
     train, valid = X[::3], X[1::4]
-    assert free_energy_gap(model, torch.tensor(train), torch.tensor(train)) == pytest.approx(0.0, abs=1e-12)
+    assert free_energy_gap(model, torch.tensor(train), torch.tensor(train)) == pytest.approx(
+        0.0, abs=1e-12
+    )
     expected = _brute_free_energy(model, valid).mean() - _brute_free_energy(model, train).mean()
-    assert free_energy_gap(model, torch.tensor(train), torch.tensor(valid)) == pytest.approx(expected, rel=1e-12)
+    assert free_energy_gap(model, torch.tensor(train), torch.tensor(valid)) == pytest.approx(
+        expected, rel=1e-12
+    )
     assert free_energy_gap(model, train, valid) == pytest.approx(expected, rel=1e-12)  # numpy input
 
 

@@ -275,7 +275,9 @@ def test_gaussian_free_energy_hidden_and_conditional_by_quadrature(gaussian_mode
             log_zi, density = _trapezoid_log(log_density, _GRID)
             log_z += log_zi
             mean = np.trapezoid(density * _GRID, _GRID) / np.trapezoid(density, _GRID)
-            variance = np.trapezoid(density * (_GRID - mean) ** 2, _GRID) / np.trapezoid(density, _GRID)
+            variance = np.trapezoid(density * (_GRID - mean) ** 2, _GRID) / np.trapezoid(
+                density, _GRID
+            )
             assert means[k, i] == pytest.approx(mean, rel=1e-9, abs=1e-9)
             assert variance == pytest.approx(var[i], rel=1e-8)
         assert free[k] == pytest.approx(-log_z, rel=1e-10, abs=1e-10)
@@ -379,7 +381,9 @@ def test_relu_hidden_mean_is_the_noisy_relu_expectation():
                 return max(0.0, x + s * z) * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi)
 
             kink = min(max(-x / s, -30.0), 30.0)
-            value = sum(integrate.quad(f, lo, hi, epsabs=1e-14)[0] for lo, hi in ((-30, kink), (kink, 30)))
+            value = sum(
+                integrate.quad(f, lo, hi, epsabs=1e-14)[0] for lo, hi in ((-30, kink), (kink, 30))
+            )
             assert got[k, j] == pytest.approx(value, rel=1e-9, abs=1e-12)
 
 
@@ -420,7 +424,9 @@ def test_reconstruct_and_gibbs():
         return 1 / (1 + np.exp(-x))
 
     expected = sigmoid(b + sigmoid(c + v @ W) @ W.T)
-    np.testing.assert_allclose(model.reconstruct(torch.tensor(v)).detach().numpy(), expected, rtol=1e-13)
+    np.testing.assert_allclose(
+        model.reconstruct(torch.tensor(v)).detach().numpy(), expected, rtol=1e-13
+    )
     vt = torch.tensor(v)
     assert torch.equal(model.gibbs(vt, k=0), vt)
     np.testing.assert_allclose(

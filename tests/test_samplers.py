@@ -96,7 +96,9 @@ def mixing():
     """A model with std-1 weights: a spread-out p(v) that Gibbs sampling mixes in ~15 steps."""
     g = np.random.default_rng(5)
     W, b, c = g.normal(0, 1.0, (NV, NH)), g.normal(0, 0.5, NV), g.normal(0, 0.5, NH)
-    data = np.array([[1.0, 1, 0, 0, 1, 0], [0, 1, 1, 0, 0, 0], [1, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1]])
+    data = np.array(
+        [[1.0, 1, 0, 0, 1, 0], [0, 1, 1, 0, 0, 0], [1, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1]]
+    )
     return _model(W, b, c), Exact(W, b, c), torch.tensor(data)
 
 

@@ -133,7 +133,10 @@ def test_bernoulli_log_partition_and_mean_match_enumeration():
     got = units.log_partition(field, bias)
     for r in range(5):
         x = (field[r] + bias).tolist()
-        weights = {u: math.exp(sum(ui * xi for ui, xi in zip(u, x))) for u in itertools.product([0, 1], repeat=n)}
+        weights = {
+            u: math.exp(sum(ui * xi for ui, xi in zip(u, x)))
+            for u in itertools.product([0, 1], repeat=n)
+        }
         z = sum(weights.values())
         assert got[r].item() == pytest.approx(math.log(z), rel=1e-13, abs=1e-13)
         mean = [sum(w * u[i] for u, w in weights.items()) / z for i in range(n)]
@@ -175,7 +178,9 @@ def test_softmax_log_partition_mean_and_sample_match_enumeration(sizes):
         x = (field[r] + bias).tolist()
         w = [math.exp(sum(ui * xi for ui, xi in zip(u, x))) for u in onehots]
         z = sum(w)
-        assert units.log_partition(field[r : r + 1], bias).item() == pytest.approx(math.log(z), rel=1e-13)
+        assert units.log_partition(field[r : r + 1], bias).item() == pytest.approx(
+            math.log(z), rel=1e-13
+        )
         mean = [sum(wi * u[i] for wi, u in zip(w, onehots)) / z for i in range(n)]
         assert units.mean(field[r] + bias).tolist() == pytest.approx(mean, rel=1e-12, abs=1e-15)
 
@@ -304,7 +309,9 @@ def test_relu_log_partition_equals_enumerated_binary_copies(x):
     logits = copies @ (x - offsets)
     top = logits.max()
     enumerated = top + math.log(np.exp(logits - top).sum())
-    got = ReLUUnits().log_partition(torch.tensor([[x - 0.3]], dtype=F64), torch.tensor([0.3], dtype=F64))
+    got = ReLUUnits().log_partition(
+        torch.tensor([[x - 0.3]], dtype=F64), torch.tensor([0.3], dtype=F64)
+    )
     # the copies beyond K add sum_{i > K} softplus(x - i + 0.5) <= exp(x - K - 0.5) / (1 - e^-1)
     tail = math.exp(x - k - 0.5) / (1 - math.exp(-1))
     assert -1e-12 <= got.item() - enumerated <= tail + 1e-12
@@ -320,7 +327,9 @@ def test_relu_energy_is_that_of_ordered_copies():
         for n, b in ((n0, 0.7), (n1, -1.2)):
             # the first n copies, with biases b - 0.5, b - 1.5, ..., are on
             expected -= math.fsum(b - i + 0.5 for i in range(1, n + 1))
-            assert -math.fsum(b - i + 0.5 for i in range(1, n + 1)) == pytest.approx(n * n / 2 - b * n)
+            assert -math.fsum(b - i + 0.5 for i in range(1, n + 1)) == pytest.approx(
+                n * n / 2 - b * n
+            )
         assert value == pytest.approx(expected, rel=1e-13, abs=1e-13)
 
 
@@ -392,7 +401,9 @@ def test_mixed_units_act_blockwise():
     var = torch.exp(logvar[2:4])
     expected = (
         torch.log1p(torch.exp(t[:, :2])).sum(1)
-        + (0.5 * (t[:, 2:4] ** 2 - bias[2:4] ** 2) / var + 0.5 * torch.log(2 * math.pi * var)).sum(1)
+        + (0.5 * (t[:, 2:4] ** 2 - bias[2:4] ** 2) / var + 0.5 * torch.log(2 * math.pi * var)).sum(
+            1
+        )
         + torch.log(torch.exp(t[:, 4:]).sum(1))
     )
     assert torch.allclose(lp, expected, rtol=1e-12)
@@ -520,11 +531,6 @@ def test_mixed_support_error_names_the_block():
     assert message.startswith("units 3-4:") and "row 1" in message and "-2" in message
 
 
-@pytest.mark.xfail(
-    reason="MixedUnits.support_error reports the column inside the block (1), not the column "
-    "of the data (4)",
-    strict=True,
-)
 def test_mixed_support_error_names_the_data_column():
     mixed = MixedUnits([(BernoulliUnits(), 3), (ReLUUnits(), 2)])
     x = torch.zeros(2, 5)
@@ -532,21 +538,11 @@ def test_mixed_support_error_names_the_data_column():
     assert "column 4" in mixed.support_error(x)
 
 
-@pytest.mark.xfail(
-    reason="_first_outside reports row 0, column 0 and x[0] for a 1-D input, whatever "
-    "element is out of range",
-    strict=True,
-)
 def test_support_error_of_a_single_row_names_the_offending_column():
     message = BernoulliUnits().support_error(torch.tensor([0.0, 1.0, 0.0, 3.0]))
     assert "column 3" in message and "value 3" in message
 
 
-@pytest.mark.xfail(
-    reason="ReLUUnits.log_partition treats softplus(y) as y from y ~ 20 on, which is exact in "
-    "float32 but leaves an error of ~2e-9 (about 1e4 ulps) in float64",
-    strict=True,
-)
 def test_relu_log_partition_is_exact_to_float64_precision():
     x = 20.5
     got = ReLUUnits().log_partition(torch.tensor([[x]], dtype=F64), torch.zeros(1, dtype=F64))

@@ -76,7 +76,8 @@ def exact_log_likelihood(
     if log_z is None:
         log_z = exact_log_partition(model)
     exact = copy.deepcopy(model).to(dtype=torch.float64)
-    values = -exact.free_energy(torch.as_tensor(X, dtype=torch.float64)) - log_z
+    X = torch.as_tensor(X, dtype=torch.float64, device=exact.weight.device)
+    values = -exact.free_energy(X) - log_z
     return values if per_row else float(values.mean())
 
 

@@ -102,8 +102,11 @@ class Units:
         """Number of joint states of ``n`` units (``inf`` for continuous units)."""
         return math.inf
 
-    def support_error(self, x: torch.Tensor) -> str | None:
-        """Describe why ``x`` lies outside the support of these units, or return None."""
+    def support_error(self, x: torch.Tensor, column_offset: int = 0) -> str | None:
+        """Describe why ``x`` lies outside the support of these units, or return None.
+
+        ``column_offset`` is added to the column named (for blocks of a wider layer).
+        """
         return None
 
 
@@ -115,10 +118,11 @@ def _randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
     return torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
 
 
-def _first_outside(x: torch.Tensor, bad: torch.Tensor) -> str:
-    row, col = (int(i) for i in torch.nonzero(bad)[0]) if x.dim() == 2 else (0, 0)
-    value = float(x[row, col]) if x.dim() == 2 else float(x.flatten()[0])
-    return f"row {row}, column {col} has value {value:g}"
+def _first_outside(x: torch.Tensor, bad: torch.Tensor, column_offset: int = 0) -> str:
+    """Name the row, column and value of the first ``True`` in ``bad``."""
+    rows = x.reshape(-1, x.shape[-1]) if x.dim() else x.reshape(1, 1)
+    row, col = (int(i) for i in torch.nonzero(bad.reshape(rows.shape))[0])
+    return f"row {row}, column {col + column_offset} has value {float(rows[row, col]):g}"
 
 
 class BernoulliUnits(Units):
@@ -147,10 +151,11 @@ class BernoulliUnits(Units):
     def n_states(self, n):
         return 2.0**n
 
-    def support_error(self, x):
+    def support_error(self, x, column_offset=0):
         bad = (x < 0) | (x > 1)
         if bad.any():
-            return f"values must lie in [0, 1] for Bernoulli units; {_first_outside(x, bad)}"
+            where = _first_outside(x, bad, column_offset)
+            return f"values must lie in [0, 1] for Bernoulli units; {where}"
         return None
 
 
@@ -236,8 +241,11 @@ class ReLUUnits(Units):
         return (0.5 * state**2 - state * bias).sum(-1)
 
     def _window(self, x):
-        n_linear = torch.clamp(torch.floor(x.detach() + 0.5) - 20, min=0)
-        offsets = torch.arange(1, self._WINDOW + 1, dtype=x.dtype, device=x.device) - 0.5
+        """Copies with input above ``cut`` give softplus(y) == y to the dtype's precision and are
+        summed in closed form; the next ``cut + 44`` copies one by one (the rest are below it)."""
+        cut = 37 if x.dtype == torch.float64 else 20
+        n_linear = torch.clamp(torch.floor(x.detach() + 0.5) - cut, min=0)
+        offsets = torch.arange(1, cut + 45, dtype=x.dtype, device=x.device) - 0.5
         return n_linear, x.unsqueeze(-1) - n_linear.unsqueeze(-1) - offsets
 
     def log_partition_grads(self, field, bias):
@@ -252,10 +260,10 @@ class ReLUUnits(Units):
         linear = n_linear * x - 0.5 * n_linear**2
         return (linear + F.softplus(window).sum(-1)).sum(-1)
 
-    def support_error(self, x):
+    def support_error(self, x, column_offset=0):
         bad = x < 0
         if bad.any():
-            return f"values must be >= 0 for ReLU units; {_first_outside(x, bad)}"
+            return f"values must be >= 0 for ReLU units; {_first_outside(x, bad, column_offset)}"
         return None
 
 
@@ -324,10 +332,11 @@ class SoftmaxUnits(Units):
     def n_states(self, n):
         return float(math.prod(self._sizes(n)))
 
-    def support_error(self, x):
+    def support_error(self, x, column_offset=0):
         bad = (x < 0) | (x > 1)
         if bad.any():
-            return f"values must lie in [0, 1] for softmax units; {_first_outside(x, bad)}"
+            where = _first_outside(x, bad, column_offset)
+            return f"values must lie in [0, 1] for softmax units; {where}"
         return None
 
 
@@ -404,10 +413,10 @@ class MixedUnits(Units):
     def n_states(self, n):
         return float(math.prod(u.n_states(size) for u, size in self.parts))
 
-    def support_error(self, x):
-        start = 0
+    def support_error(self, x, column_offset=0):
+        start = column_offset
         for (u, size), block in zip(self.parts, self._split(x)):
-            message = u.support_error(block)
+            message = u.support_error(block, start)
             if message is not None:
                 return f"units {start}-{start + size - 1}: {message}"
             start += size
