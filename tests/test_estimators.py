@@ -217,3 +217,14 @@ def test_estimator_resumes_from_its_checkpoint_to_the_same_weights(sampler, digi
     assert resumed.n_iter_ == 6
     assert np.array_equal(resumed.components_, straight.components_)
     assert np.array_equal(resumed.intercept_visible_, straight.intercept_visible_)
+
+
+def test_sampler_object_as_parameter_is_copied_and_saved(digits, tmp_path):
+    from deepbelief.samplers import CD
+
+    sampler = CD(2, reconstruction="sample")
+    est = RBM(n_components=8, n_iter=1, random_state=0, sampler=sampler).fit(digits[0][:50])
+    assert est.trainer_.sampler is not sampler
+    assert est.trainer_.sampler.config() == sampler.config()
+    est.save(tmp_path / "s.safetensors")
+    assert deepbelief.load(tmp_path / "s.safetensors").sampler.config() == sampler.config()

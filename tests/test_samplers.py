@@ -155,7 +155,7 @@ def test_cd_negative_statistics_match_the_expected_cd_gradient(mixing, k):
     model, exact, data = mixing
     repeats = 50_000
     batch = data.repeat(repeats, 1)
-    negative = CD(k).negative(model, batch, generator=_gen(100 + k))
+    negative = CD(k, "sample").negative(model, batch, generator=_gen(100 + k))
     assert negative.shape == batch.shape
     codes = _codes(negative)
     empirical = exact.stats[codes].mean(0)
@@ -180,14 +180,16 @@ def test_cd_particles_from_one_start_follow_row_of_t_power_k(mixing, k):
     n = 200_000
     start = data[:1].expand(n, -1).clone()
     row = exact.after(np.eye(len(V))[_codes(data[:1])[0]], k)
-    negative = CD(k).negative(model, start, generator=_gen(k))
+    negative = CD(k, "sample").negative(model, start, generator=_gen(k))
     tolerance = _tv_tolerance(row, n)
     assert _tv(_histogram(negative), row) < tolerance
     # the test can tell k steps from k - 1 or k + 1 steps
     for other in (k - 1, k + 1):
         assert _tv(exact.after(np.eye(len(V))[_codes(data[:1])[0]], other), row) > 1.5 * tolerance
     # a precomputed hidden field gives the same chain
-    again = CD(k).negative(model, start, generator=_gen(k), hidden_field=model.hidden_field(start))
+    again = CD(k, "sample").negative(
+        model, start, generator=_gen(k), hidden_input=model.hidden_input(start)
+    )
     assert torch.equal(again, negative)
 
 
@@ -418,5 +420,23 @@ def test_make_sampler_by_name():
     assert type(pcd) is PCD and (pcd.k, pcd.n_chains) == (2, 7)
     pt = make_sampler("pt", n_temperatures=3)
     assert isinstance(pt, PT) and pt.betas == [1.0, 0.5, 0.0]
-    cd = CD(2)
-    assert make_sampler(cd) is cd
+    pcd.chains = torch.zeros(7, 3)
+    fresh = make_sampler(pcd)  # a fresh sampler with the same settings: chains are not shared
+    assert fresh is not pcd and fresh.config() == pcd.config() and fresh.chains is None
+
+
+@pytest.mark.parametrize("k", [1, 3])
+def test_cd_mean_reconstruction_is_the_conditional_mean_of_the_last_hidden_sample(k):
+    """CD(k, "mean") runs the same chain as CD(k, "sample") up to h_(k-1), then returns
+    E[v | h_(k-1)] instead of a sample (Hinton's practical guide, section 3.2)."""
+    model = RBM(6, 4, weight_std=1.0, generator=_gen(0), dtype=torch.float64)
+    start = model.visible.sample(torch.zeros(50, 6, dtype=torch.float64), generator=_gen(1))
+    mean = CD(k, "mean").negative(model, start, generator=_gen(2))
+    gen = _gen(2)
+    h = model.sample_hidden(start, generator=gen)
+    for _ in range(k - 1):
+        h = model.sample_hidden(model.sample_visible(h, generator=gen), generator=gen)
+    torch.testing.assert_close(mean, model.visible_mean(h), rtol=0, atol=0)
+    assert not torch.equal(mean, mean.round())  # probabilities, not binary states
+    with pytest.raises(ValueError, match="reconstruction"):
+        CD(1, "median")

@@ -14,6 +14,7 @@ from .errors import DataError
 from .io import register, save
 from .nn.rbm import RBM as RBMModule
 from .nn.units import BernoulliUnits, Units, units_from_config, units_from_spec
+from .samplers import Sampler, sampler_from_config
 from .training import Checkpoint, ProgressBar, RBMTrainer, make_generator, resolve_device
 
 log = logging.getLogger("deepbelief")
@@ -47,12 +48,23 @@ def check_X(estimator, X, reset: bool) -> np.ndarray:
 
 
 def _params_to_state(params: dict) -> dict:
-    return {k: {"__units__": v.config()} if isinstance(v, Units) else v for k, v in params.items()}
+    def describe(v):
+        if isinstance(v, Units):
+            return {"__units__": v.config()}
+        if isinstance(v, Sampler):
+            return {"__sampler__": v.config()}
+        return v
+
+    return {k: describe(v) for k, v in params.items()}
 
 
 def _params_from_state(params: dict) -> dict:
     def restore(v):
-        return units_from_config(v["__units__"]) if isinstance(v, dict) and "__units__" in v else v
+        if isinstance(v, dict) and "__units__" in v:
+            return units_from_config(v["__units__"])
+        if isinstance(v, dict) and "__sampler__" in v:
+            return sampler_from_config(v["__sampler__"])
+        return v
 
     return {k: restore(v) for k, v in params.items()}
 
@@ -83,7 +95,9 @@ class RBM(TransformerMixin, BaseEstimator):
         "gaussian", "gaussian-learned", "relu", "softmax", or a Units instance. Gaussian visible
         units always see standardised data.
     hidden : str or Units, default "bernoulli"
-    sampler : {"cd", "pcd", "pt"}, default "cd"
+    sampler : {"cd", "pcd", "pt"} or Sampler, default "cd"
+        A Sampler object (for example ``CD(1, reconstruction="sample")``) gives its settings;
+        the estimator trains with a fresh copy.
     k : int, default 1
         Gibbs steps per update.
     n_chains : int, optional

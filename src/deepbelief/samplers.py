@@ -37,11 +37,11 @@ class Sampler:
         model: RBM,
         v_data: torch.Tensor,
         generator: torch.Generator | None = None,
-        hidden_field: torch.Tensor | None = None,
+        hidden_input: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Return visible negative particles for one minibatch of data ``v_data``.
 
-        ``hidden_field`` may pass ``model.hidden_field(v_data)`` when the caller already has it.
+        ``hidden_input`` may pass ``model.hidden_input(v_data)`` when the caller already has it.
         """
         raise NotImplementedError
 
@@ -65,18 +65,42 @@ class Sampler:
 
 
 class CD(Sampler):
-    """Contrastive divergence CD-k: ``k`` Gibbs steps started at the data."""
+    """Contrastive divergence CD-k: ``k`` Gibbs steps started at the data.
+
+    Parameters
+    ----------
+    k : int, default 1
+        Gibbs steps.
+    reconstruction : {"mean", "sample"}, default "mean"
+        The last visible state: its conditional mean ``E[v | h_(k-1)]``, as Hinton's practical
+        guide (sections 3.2-3.3) and Hinton & Salakhutdinov's (2006) code recommend (less
+        sampling noise, and cheaper), or a sample, the textbook Gibbs estimator whose
+        expectation tends to the exact gradient as ``k`` grows. Earlier steps always sample.
+    """
 
     name = "cd"
 
+    def __init__(self, k: int = 1, reconstruction: str = "mean"):
+        super().__init__(k)
+        if reconstruction not in ("mean", "sample"):
+            raise ValueError(f"reconstruction must be 'mean' or 'sample', got {reconstruction!r}")
+        self.reconstruction = reconstruction
+
+    def config(self):
+        return {**super().config(), "reconstruction": self.reconstruction}
+
     @torch.no_grad()
-    def negative(self, model, v_data, generator=None, hidden_field=None):
-        if hidden_field is None:
-            hidden_field = model.hidden_field(v_data)
-        x = model.hidden_bias + hidden_field
-        h = model.hidden.sample(x, model.hidden_logvar, generator)
-        v = model.sample_visible(h, generator=generator)
-        return model.gibbs(v, self.k - 1, generator=generator)
+    def negative(self, model, v_data, generator=None, hidden_input=None):
+        if hidden_input is None:
+            hidden_input = model.hidden_input(v_data)
+        h = model.hidden.sample(hidden_input, model.hidden_logvar, generator)
+        for _ in range(self.k - 1):
+            h = model.sample_hidden(
+                model.sample_visible(h, generator=generator), generator=generator
+            )
+        if self.reconstruction == "mean":
+            return model.visible_mean(h)
+        return model.sample_visible(h, generator=generator)
 
 
 class PCD(Sampler):
@@ -111,7 +135,7 @@ class PCD(Sampler):
         return v_data[rows].clone()
 
     @torch.no_grad()
-    def negative(self, model, v_data, generator=None, hidden_field=None):
+    def negative(self, model, v_data, generator=None, hidden_input=None):
         if self.chains is None:
             self.chains = self._init_chains(v_data, generator)
         self.chains = model.gibbs(self.chains, self.k, generator=generator)
@@ -232,7 +256,7 @@ class PT(PCD):
         return swapped
 
     @torch.no_grad()
-    def negative(self, model, v_data, generator=None, hidden_field=None):
+    def negative(self, model, v_data, generator=None, hidden_input=None):
         if self.chains is None:
             start = self._init_chains(v_data, generator, n_copies=len(self.betas))
             self.chains = start.reshape(len(self.betas), -1, v_data.shape[1])
@@ -289,9 +313,10 @@ def sampler_from_config(config: dict) -> Sampler:
 
 
 def make_sampler(spec, k: int = 1, n_chains: int | None = None, **kw) -> Sampler:
-    """Accept a :class:`Sampler` or a name ('cd', 'pcd', 'pt') with its settings."""
+    """A fresh sampler from a name ('cd', 'pcd', 'pt') with its settings, or from the
+    settings of a :class:`Sampler` (whose chains are not shared)."""
     if isinstance(spec, Sampler):
-        return spec
+        return sampler_from_config(spec.config())
     if spec == "cd":
         return CD(k)
     if spec == "pcd":

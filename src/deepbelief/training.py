@@ -371,7 +371,8 @@ class RBMTrainer:
         model, s = self.model, self.settings
         field = model.hidden_field(v_data)
         positive = model.free_energy_from_field(v_data, field)
-        v_model = self.sampler.negative(model, v_data, self.generator, hidden_field=field.detach())
+        hidden_input = (model.hidden_bias + field).detach()
+        v_model = self.sampler.negative(model, v_data, self.generator, hidden_input=hidden_input)
         loss = positive.mean() - model.free_energy(v_model).mean()
         objective = loss
         if s["l1"]:
@@ -387,27 +388,30 @@ class RBMTrainer:
     @torch.no_grad()
     def _closed_form_gradients(self, v_data: torch.Tensor) -> float:
         """The same gradients from the units' closed-form statistics (the fast path):
-        ``dF/dW = -s_v(v)^T dlogZ_h/dfield``, with both phases in one matrix product."""
+        ``dF/dW = -s_v(v)^T dlogZ_h/dfield``, added into the weight gradient by ``addmm``."""
         model, s = self.model, self.settings
-        field = model.hidden_field(v_data)
-        v_model = self.sampler.negative(model, v_data, self.generator, hidden_field=field)
-        field_model = model.hidden_field(v_model)
-        hid_pos, bias_pos = model.hidden.log_partition_grads(field, model.hidden_bias)
-        hid_neg, bias_neg = model.hidden.log_partition_grads(field_model, model.hidden_bias)
-        vis = torch.cat([model.visible.statistic(v_data), model.visible.statistic(v_model)])
-        hid = torch.cat([hid_pos / len(v_data), hid_neg / -len(v_model)])
+        visible, hidden = model.visible, model.hidden
         weight, visible_bias, hidden_bias = model.weight, model.visible_bias, model.hidden_bias
-        weight.grad = torch.addmm(weight, vis.t(), hid, beta=s["weight_decay"], alpha=-1.0)
-        hidden_bias.grad = bias_neg.mean(0) - bias_pos.mean(0)
-        visible_bias.grad = model.visible.energy_bias_grad(v_data, visible_bias).mean(
+        x_data = model.hidden_input(v_data)
+        v_model = self.sampler.negative(model, v_data, self.generator, hidden_input=x_data)
+        stat_data, bias_data = hidden.log_partition_grads(x_data, hidden_bias)
+        stat_model, bias_model = hidden.log_partition_grads(
+            model.hidden_input(v_model), hidden_bias
+        )
+        s_data, s_model = visible.statistic(v_data), visible.statistic(v_model)
+        n_data, n_model = len(v_data), len(v_model)
+        grad = torch.addmm(weight, s_data.t(), stat_data, beta=s["weight_decay"], alpha=-1 / n_data)
+        weight.grad = grad.addmm_(s_model.t(), stat_model, alpha=1 / n_model)
+        hidden_bias.grad = bias_model.mean(0) - bias_data.mean(0)
+        visible_bias.grad = visible.energy_bias_grad(v_data, visible_bias).mean(
             0
-        ) - model.visible.energy_bias_grad(v_model, visible_bias).mean(0)
+        ) - visible.energy_bias_grad(v_model, visible_bias).mean(0)
         if s["l1"]:
             weight.grad.add_(torch.sign(weight), alpha=s["l1"])
         if s["sparsity_target"] is not None:
-            push = self._sparsity_push(model.hidden_bias + field)
+            push = self._sparsity_push(x_data)
             hidden_bias.grad.add_(push)
-            weight.grad.addr_(model.visible.statistic(v_data).mean(0), push)
+            weight.grad.addr_(s_data.mean(0), push)
         return float(hidden_bias.grad.sum())
 
     def _sparsity_push(self, hidden_input: torch.Tensor) -> torch.Tensor:

@@ -111,24 +111,35 @@ class RBM(nn.Module):
         field = self.hidden.statistic(h, self.hidden_logvar) @ self.weight.t()
         return field if _is_one(beta) else beta * field
 
+    def hidden_input(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """Total input of the hidden units, ``hidden_bias + beta * s_v(v) @ W``."""
+        s = self.visible.statistic(v, self.visible_logvar)
+        if _is_one(beta):
+            return torch.addmm(self.hidden_bias, s, self.weight)
+        return self.hidden_bias + beta * (s @ self.weight)
+
+    def visible_input(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """Total input of the visible units, ``visible_bias + beta * W @ s_h(h)``."""
+        s = self.hidden.statistic(h, self.hidden_logvar)
+        if _is_one(beta):
+            return torch.addmm(self.visible_bias, s, self.weight.t())
+        return self.visible_bias + beta * (s @ self.weight.t())
+
     def hidden_mean(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
         """``E[h | v]``."""
-        return self.hidden.mean(self.hidden_bias + self.hidden_field(v, beta), self.hidden_logvar)
+        return self.hidden.mean(self.hidden_input(v, beta), self.hidden_logvar)
 
     def visible_mean(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
         """``E[v | h]``."""
-        x = self.visible_bias + self.visible_field(h, beta)
-        return self.visible.mean(x, self.visible_logvar)
+        return self.visible.mean(self.visible_input(h, beta), self.visible_logvar)
 
     def sample_hidden(self, v: torch.Tensor, beta=1.0, generator=None) -> torch.Tensor:
         """Draw ``h ~ p(h | v)``."""
-        x = self.hidden_bias + self.hidden_field(v, beta)
-        return self.hidden.sample(x, self.hidden_logvar, generator)
+        return self.hidden.sample(self.hidden_input(v, beta), self.hidden_logvar, generator)
 
     def sample_visible(self, h: torch.Tensor, beta=1.0, generator=None) -> torch.Tensor:
         """Draw ``v ~ p(v | h)``."""
-        x = self.visible_bias + self.visible_field(h, beta)
-        return self.visible.sample(x, self.visible_logvar, generator)
+        return self.visible.sample(self.visible_input(h, beta), self.visible_logvar, generator)
 
     def gibbs_step(self, v: torch.Tensor, beta=1.0, generator=None):
         """One step ``v -> h -> v'``; returns ``(h, v')``."""

@@ -79,15 +79,16 @@ class Units:
         raise NotImplementedError
 
     def log_partition_grads(
-        self, field: torch.Tensor, bias: torch.Tensor
+        self, x: torch.Tensor, bias: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Derivatives of :meth:`log_partition` (row by row) with respect to ``field`` and to
-        ``bias``: the expected statistic ``E[s_u]`` and the bias's sufficient statistic.
+        """Derivatives of :meth:`log_partition` (row by row) with respect to the field and to
+        the bias, given the total input ``x = field + bias``: the expected statistic
+        ``E[s_u]`` and the bias's sufficient statistic.
 
         Closed forms for the training fast path; units with a learned variance use autograd.
-        By default both equal ``mean(field + bias)``.
+        By default both equal ``mean(x)``.
         """
-        grad = self.mean(field + bias)
+        grad = self.mean(x)
         return grad, grad
 
     def energy_bias_grad(self, state: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
@@ -194,10 +195,10 @@ class GaussianUnits(Units):
             sq = sq * torch.exp(-logvar)
         return 0.5 * sq.sum(-1)
 
-    def log_partition_grads(self, field, bias):
+    def log_partition_grads(self, x, bias):
         if self.learn_variance:
             raise TypeError("learned-variance units have no closed-form fast path; use autograd")
-        return field + bias, field
+        return x, x - bias
 
     def energy_bias_grad(self, state, bias):
         if self.learn_variance:
@@ -248,8 +249,8 @@ class ReLUUnits(Units):
         offsets = torch.arange(1, cut + 45, dtype=x.dtype, device=x.device) - 0.5
         return n_linear, x.unsqueeze(-1) - n_linear.unsqueeze(-1) - offsets
 
-    def log_partition_grads(self, field, bias):
-        n_linear, window = self._window(field + bias)
+    def log_partition_grads(self, x, bias):
+        n_linear, window = self._window(x)
         grad = n_linear + torch.sigmoid(window).sum(-1)
         return grad, grad
 
@@ -392,8 +393,8 @@ class MixedUnits(Units):
         parts = zip(self.parts, self._split(field), self._split(bias), self._logvars(logvar))
         return sum(u.log_partition(f, b, lv) for (u, _), f, b, lv in parts)
 
-    def log_partition_grads(self, field, bias):
-        parts = zip(self.parts, self._split(field), self._split(bias))
+    def log_partition_grads(self, x, bias):
+        parts = zip(self.parts, self._split(x), self._split(bias))
         grads = [u.log_partition_grads(f, b) for (u, _), f, b in parts]
         return torch.cat([g for g, _ in grads], -1), torch.cat([g for _, g in grads], -1)
 
