@@ -310,3 +310,40 @@ def test_exact_log_partition_is_unchanged_by_saving_a_checkpoint(tmp_path):
     again = RBMTrainer.from_checkpoint(tmp_path / "c.safetensors")
     assert exact_log_partition(again.model) == before
     assert torch.equal(again.sampler.chains, trainer.sampler.chains)
+
+
+def test_progress_bar_counts_every_batch_and_shows_monitors(capsys):
+    from deepbelief.training import ProgressBar
+
+    bar = ProgressBar(desc="test", disable=False)
+    gen = make_generator(0, CPU)
+    trainer = RBMTrainer(
+        RBM(9, 4, generator=gen), epochs=3, batch_size=5, generator=gen, callbacks=[bar]
+    )
+    trainer.fit(BAS)
+    assert bar.bar.n == bar.bar.total == 3 * 3  # 14 rows in batches of 5, three epochs
+    err = capsys.readouterr().err
+    assert "test" in err and "reconstruction_error" in err
+
+
+def test_device_auto_and_generator_seeding():
+    from deepbelief.training import resolve_device
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device(None).type == expected
+    assert resolve_device("cpu").type == "cpu"
+    a = torch.rand(3, generator=make_generator(11, CPU))
+    b = torch.rand(3, generator=make_generator(11, CPU))
+    assert torch.equal(a, b)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_gpu_matches_the_cpu_learning():
+    device = torch.device("cuda")
+    gen = make_generator(0, device)
+    model = RBM(9, 16, generator=gen, device=device)
+    RBMTrainer(
+        model, "pcd", epochs=300, batch_size=14, n_chains=50, monitor_rows=0, generator=gen
+    ).fit(BAS.repeat(10, 1).to(device))
+    assert exact_log_likelihood(model, BAS) >= -3.8
