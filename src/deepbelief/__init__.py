@@ -5,11 +5,15 @@ modules researchers compose.
 """
 
 from ._version import __version__
+from .dbn_estimators import DBN, DBNClassifier, DBNRegressor
 from .errors import DataError, DeepBeliefError, DivergenceError, ModelFileError
 from .estimators import RBM
 from .io import load, save
 
 __all__ = [
+    "DBN",
+    "DBNClassifier",
+    "DBNRegressor",
     "RBM",
     "DataError",
     "DeepBeliefError",

@@ -47,6 +47,25 @@ def check_X(estimator, X, reset: bool) -> np.ndarray:
     return X
 
 
+def choose_visible(spec, X: np.ndarray) -> Units:
+    """Visible units for ``spec``: with ``"auto"``, Bernoulli units when every value of ``X``
+    lies in [0, 1], otherwise Gaussian units (on standardised data); the choice is logged."""
+    if isinstance(spec, str) and spec == "auto":
+        if X.min() >= 0 and X.max() <= 1:
+            return BernoulliUnits()
+        log.info("visible='auto': values outside [0, 1], using Gaussian units on standardised data")
+        return units_from_spec("gaussian")
+    return units_from_spec(spec)
+
+
+def fit_scaling(units: Units, X: np.ndarray):
+    """Mean and scale that standardise ``X`` for Gaussian visible units, else ``(None, None)``."""
+    if units.name != "gaussian":
+        return None, None
+    scale = X.std(0)
+    return X.mean(0), np.where(scale > 0, scale, 1.0)
+
+
 def _params_to_state(params: dict) -> dict:
     def describe(v):
         if isinstance(v, Units):
@@ -233,13 +252,9 @@ class RBM(TransformerMixin, BaseEstimator):
 
     def _setup(self, X: np.ndarray, partial: bool) -> torch.Tensor:
         self._check_params()
-        visible = self._choose_visible(X)
+        visible = choose_visible(self.visible, X)
         self.visible_units_ = visible.name
-        if visible.name == "gaussian":
-            mean, scale = X.mean(0), X.std(0)
-            self.input_mean_, self.input_scale_ = mean, np.where(scale > 0, scale, 1.0)
-        else:
-            self.input_mean_ = self.input_scale_ = None
+        self.input_mean_, self.input_scale_ = fit_scaling(visible, X)
         device = resolve_device(self.device)
         generator = make_generator(self.random_state, device)
         self.model_ = RBMModule(
@@ -286,19 +301,6 @@ class RBM(TransformerMixin, BaseEstimator):
             raise ValueError(f"n_iter must be a non-negative integer, got {self.n_iter!r}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-
-    def _choose_visible(self, X: np.ndarray) -> Units:
-        if isinstance(self.visible, str) and self.visible == "auto":
-            if X.min() >= 0 and X.max() <= 1:
-                units = BernoulliUnits()
-            else:
-                units = units_from_spec("gaussian")
-                log.info(
-                    "visible='auto': values outside [0, 1], using Gaussian units on "
-                    "standardised data"
-                )
-            return units
-        return units_from_spec(self.visible)
 
     def _prepare(self, X: np.ndarray) -> torch.Tensor:
         """Scale ``X`` for the visible units and move it to the model's device."""

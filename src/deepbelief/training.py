@@ -20,6 +20,7 @@ import torch
 from . import evaluation
 from .errors import DivergenceError
 from .io import read_file, register, write_file
+from .nn.dbn import DBN
 from .nn.rbm import RBM
 from .nn.units import BernoulliUnits
 from .samplers import Sampler, make_sampler, sampler_from_config
@@ -540,3 +541,63 @@ def _format_metrics(metrics: dict) -> str:
 def fit_rbm(model: RBM, X, validation=None, **settings) -> RBMTrainer:
     """Train ``model`` on ``X`` with :class:`RBMTrainer` settings; returns the trainer."""
     return RBMTrainer(model, **settings).fit(X, validation)
+
+
+@torch.no_grad()
+def propagate(rbm: RBM, X: torch.Tensor, sample: bool = False, generator=None, chunk=4096):
+    """The hidden activations of ``rbm`` for every row of ``X``: means, or samples."""
+    parts = []
+    for rows in torch.split(X, chunk):
+        mean = rbm.hidden_mean(rows)
+        parts.append(
+            rbm.hidden.sample(rbm.hidden_input(rows), generator=generator) if sample else mean
+        )
+    return torch.cat(parts)
+
+
+def pretrain_dbn(
+    dbn: DBN,
+    X: torch.Tensor,
+    layer_settings: Sequence[dict],
+    labels: torch.Tensor | None = None,
+    sample_inputs: bool = False,
+    generator: torch.Generator | None = None,
+    callbacks_for_layer=None,
+) -> list[RBMTrainer]:
+    """Greedy layer-wise pretraining: each RBM learns, without labels, from the activations of
+    the layer below, computed once per layer (not re-propagated for every batch).
+
+    Parameters
+    ----------
+    dbn : deepbelief.nn.DBN
+    X : tensor of shape (n_samples, n_visible)
+    layer_settings : sequence of dict
+        :class:`RBMTrainer` keyword arguments for each RBM, bottom first.
+    labels : int64 tensor of shape (n_samples,), optional
+        Class indices; required when the DBN has label units (the top RBM then learns the
+        penultimate features joined with one-hot labels).
+    sample_inputs : bool, default False
+        Feed each layer sampled hidden states of the layer below instead of their means.
+    callbacks_for_layer : callable, optional
+        ``callbacks_for_layer(i) -> list[Callback]`` for the trainer of RBM ``i``.
+
+    Returns
+    -------
+    list of RBMTrainer
+        One per layer (their histories hold the monitors).
+    """
+    if len(layer_settings) != len(dbn.rbms):
+        raise ValueError(f"{len(layer_settings)} layer settings for {len(dbn.rbms)} RBMs")
+    if dbn.n_labels and labels is None:
+        raise ValueError("this DBN has label units: pass the labels")
+    trainers = []
+    data = X
+    for i, (rbm, settings) in enumerate(zip(dbn.rbms, layer_settings)):
+        if i == len(dbn.rbms) - 1 and dbn.n_labels:
+            data = dbn.top_visible(data, labels)
+        callbacks = callbacks_for_layer(i) if callbacks_for_layer else ()
+        trainer = RBMTrainer(rbm, generator=generator, callbacks=callbacks, **settings)
+        trainers.append(trainer.fit(data))
+        if i < len(dbn.rbms) - 1:
+            data = propagate(rbm, data, sample_inputs, generator)
+    return trainers

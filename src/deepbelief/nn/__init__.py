@@ -1,5 +1,7 @@
 """The PyTorch core: unit types and the RBM module (like ``torch.nn``)."""
 
+from .dbn import DBN
+from .layers import Dropout
 from .rbm import RBM
 from .units import (
     BernoulliUnits,
@@ -13,6 +15,8 @@ from .units import (
 )
 
 __all__ = [
+    "DBN",
+    "Dropout",
     "RBM",
     "BernoulliUnits",
     "GaussianUnits",

@@ -1,0 +1,692 @@
+"""scikit-learn estimators built on Deep Belief Networks: DBNClassifier, DBNRegressor and the
+unsupervised / generative DBN transformer.
+
+Thin, like :mod:`deepbelief.estimators`: validate, build the DBN in ``fit``, pretrain it
+greedily (:func:`deepbelief.training.pretrain_dbn`), then fine-tune the unfolded network whose
+Linear layers are the RBMs' own Parameters (:mod:`deepbelief.finetune`).
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import evaluation
+from .errors import DataError
+from .estimators import (
+    _DTYPES,
+    _as_array,
+    _params_from_state,
+    _params_to_state,
+    check_X,
+    choose_visible,
+    fit_scaling,
+)
+from .finetune import finetune
+from .io import register, save
+from .nn.dbn import DBN as DBNModule
+from .nn.units import BernoulliUnits
+from .training import ProgressBar, make_generator, pretrain_dbn, resolve_device
+
+
+def check_Xy(estimator, X, y, reset: bool, multi_output: bool = False):
+    """Validate ``X`` and ``y`` together; bad labels raise :class:`DataError`."""
+    try:
+        _, y = validate_data(
+            estimator,
+            X,
+            y,
+            reset=reset,
+            ensure_all_finite=False,
+            multi_output=multi_output,
+            y_numeric=False,
+            dtype=None,
+        )
+    except ValueError as exc:
+        raise DataError(f"bad X or y: {exc}") from exc
+    X = check_X(estimator, X, reset=False)
+    return X, y
+
+
+def _class_labels(y) -> tuple[np.ndarray, np.ndarray]:
+    """``classes_`` and the index of each row's class; refuses NaN and single-class ``y``."""
+    try:
+        check_classification_targets(y)
+    except ValueError as exc:
+        raise DataError(f"y is not a set of class labels: {exc}") from exc
+    y = np.asarray(y)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise DataError(f"y contains NaN at row {int(np.flatnonzero(np.isnan(y))[0])}")
+    classes, index = np.unique(y, return_inverse=True)
+    if len(classes) < 2:
+        raise DataError(f"y has only one class ({classes[0]!r}); a classifier needs at least two")
+    return classes, index
+
+
+class _DBNBase(BaseEstimator):
+    """Shared machinery: preprocessing, building and greedy pretraining of ``dbn_``."""
+
+    def _check_common_params(self):
+        layers = self.hidden_layers
+        if isinstance(layers, (int, np.integer)):
+            layers = (layers,)
+        if not layers or any(not isinstance(n, (int, np.integer)) or n < 1 for n in layers):
+            raise ValueError(f"hidden_layers must be positive integers, got {self.hidden_layers!r}")
+        if self.dtype not in _DTYPES:
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        return [int(n) for n in layers]
+
+    def _layer_settings(self, dbn: DBNModule) -> list[dict]:
+        overrides = list(self.layer_params or [])
+        if len(overrides) > len(dbn.rbms):
+            raise ValueError(
+                f"layer_params has {len(overrides)} entries for {len(dbn.rbms)} layers"
+            )
+        overrides += [{}] * (len(dbn.rbms) - len(overrides))
+        settings = []
+        for rbm, extra in zip(dbn.rbms, overrides):
+            binary = isinstance(rbm.visible, BernoulliUnits) or rbm.visible.discrete
+            lr = self.pretrain_learning_rate
+            if lr == "auto":
+                lr = 0.1 if binary or rbm.visible.name == "mixed" else 0.01
+            base = dict(
+                sampler=self.sampler,
+                k=self.k,
+                epochs=self.pretrain_epochs,
+                batch_size=self.pretrain_batch_size,
+                learning_rate=lr,
+                monitor_rows=500,
+            )
+            base.update(extra)
+            settings.append(base)
+        return settings
+
+    def _build_dbn(self, X: np.ndarray, n_labels: int = 0) -> torch.Tensor:
+        sizes = [X.shape[1], *self._check_common_params()]
+        visible = choose_visible(self.visible, X)
+        self.visible_units_ = visible.name
+        self.input_mean_, self.input_scale_ = fit_scaling(visible, X)
+        device = resolve_device(self.device)
+        self.generator_ = make_generator(self.random_state, device)
+        self.dbn_ = DBNModule.from_sizes(
+            sizes,
+            visible,
+            self.hidden,
+            n_labels=n_labels,
+            generator=self.generator_,
+            dtype=_DTYPES[self.dtype],
+            device=device,
+        )
+        return self._prepare(X)
+
+    def _pretrain(self, X: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+        def callbacks(i):
+            return [ProgressBar(desc=f"pretrain layer {i + 1}")] if self.verbose else []
+
+        trainers = pretrain_dbn(
+            self.dbn_,
+            X,
+            self._layer_settings(self.dbn_),
+            labels=labels,
+            sample_inputs=self.sample_inputs,
+            generator=self.generator_,
+            callbacks_for_layer=callbacks,
+        )
+        self.pretrain_history_ = [t.history for t in trainers]
+
+    def _prepare(self, X: np.ndarray) -> torch.Tensor:
+        """Scale ``X`` for the visible units and move it to the model's device."""
+        if self.input_mean_ is not None:
+            X = (X - self.input_mean_) / self.input_scale_
+        first = self.dbn_.rbms[0]
+        tensor = torch.as_tensor(
+            np.asarray(X), dtype=first.weight.dtype, device=first.weight.device
+        )
+        message = first.support_error(tensor)
+        if message is not None:
+            raise DataError(f"X does not fit {self.visible_units_} visible units: {message}")
+        return tensor
+
+    def _restore_scale(self, v: torch.Tensor) -> np.ndarray:
+        out = v.detach().cpu().numpy().astype(np.float64)
+        if self.input_mean_ is not None:
+            out = out * self.input_scale_ + self.input_mean_
+        return out
+
+    def save(self, path) -> None:
+        """Save to ``path`` (safetensors + JSON; atomic); :func:`deepbelief.load` reads it."""
+        save(self, path)
+
+    def _common_state(self) -> dict:
+        return {
+            "n_features_in": self.n_features_in_,
+            "feature_names_in": list(getattr(self, "feature_names_in_", [])) or None,
+            "visible_units": self.visible_units_,
+            "input_mean": self.input_mean_,
+            "input_scale": self.input_scale_,
+            "dbn": self.dbn_._to_state(),
+            "generator": self.generator_.get_state(),
+            "pretrain_history": getattr(self, "pretrain_history_", []),
+        }
+
+    def _restore_common(self, fitted: dict) -> None:
+        self.n_features_in_ = int(fitted["n_features_in"])
+        if fitted["feature_names_in"]:
+            self.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
+        self.visible_units_ = fitted["visible_units"]
+        self.input_mean_ = _as_array(fitted["input_mean"])
+        self.input_scale_ = _as_array(fitted["input_scale"])
+        self.dbn_ = DBNModule._from_state(fitted["dbn"]).to(resolve_device(self.device))
+        self.generator_ = make_generator(0, self.dbn_.rbms[0].weight.device)
+        self.generator_.set_state(fitted["generator"])
+        self.pretrain_history_ = fitted["pretrain_history"]
+
+
+class _SupervisedDBN(_DBNBase):
+    """Greedy pretraining, then backprop fine-tuning that starts from the pretrained weights."""
+
+    _task = ""
+
+    def __init__(
+        self,
+        hidden_layers=(256, 256),
+        *,
+        visible="auto",
+        hidden="bernoulli",
+        pretrain=True,
+        pretrain_epochs=10,
+        pretrain_learning_rate="auto",
+        pretrain_batch_size=20,
+        sampler="cd",
+        k=1,
+        layer_params=None,
+        sample_inputs=False,
+        epochs=50,
+        batch_size=32,
+        optimizer="auto",
+        learning_rate="auto",
+        momentum=0.9,
+        weight_decay=0.0,
+        dropout=0.0,
+        input_dropout=0.0,
+        max_norm=None,
+        lr_schedule="constant",
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        head_epochs=0,
+        warm_start=False,
+        random_state=None,
+        device="auto",
+        dtype="float32",
+        verbose=0,
+    ):
+        self.hidden_layers = hidden_layers
+        self.visible = visible
+        self.hidden = hidden
+        self.pretrain = pretrain
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_learning_rate = pretrain_learning_rate
+        self.pretrain_batch_size = pretrain_batch_size
+        self.sampler = sampler
+        self.k = k
+        self.layer_params = layer_params
+        self.sample_inputs = sample_inputs
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.dropout = dropout
+        self.input_dropout = input_dropout
+        self.max_norm = max_norm
+        self.lr_schedule = lr_schedule
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.head_epochs = head_epochs
+        self.warm_start = warm_start
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+
+    # subclasses: _targets(y, reset) -> (tensor, n_outputs); _head_name
+    def fit(self, X, y):
+        """Pretrain (unless ``pretrain=False`` or a ``warm_start`` refit), then fine-tune.
+
+        Returns
+        -------
+        self
+        """
+        continuing = self.warm_start and hasattr(self, "network_")
+        X, y = check_Xy(self, X, y, reset=not continuing, multi_output=self._task == "regression")
+        targets, n_outputs = self._targets(y, reset=not continuing)
+        if continuing:
+            Xt = self._prepare(X)
+        else:
+            Xt = self._build_dbn(X)
+            if self.pretrain:
+                self._pretrain(Xt)
+            else:
+                self._random_init()
+            self.network_ = self._unfold(n_outputs)
+        self._finetune(Xt, targets.to(Xt.device))
+        return self
+
+    @torch.no_grad()
+    def _random_init(self) -> None:
+        """The baseline without pretraining: PyTorch's default Linear initialisation,
+        U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, from the estimator's seed."""
+        self.pretrain_history_ = []
+        for rbm in self.dbn_.rbms:
+            bound = 1.0 / rbm.n_visible**0.5
+            for p in (rbm.weight, rbm.hidden_bias):
+                u = torch.rand(p.shape, generator=self.generator_, dtype=p.dtype, device=p.device)
+                p.copy_((2 * u - 1) * bound)
+
+    def _unfold(self, n_outputs: int) -> torch.nn.Sequential:
+        return self.dbn_.to_feedforward(
+            self._task,
+            n_outputs,
+            dropout=self.dropout,
+            input_dropout=self.input_dropout,
+            generator=self.generator_,
+        )
+
+    def _finetune(self, X: torch.Tensor, targets: torch.Tensor) -> None:
+        validation = None
+        if self.early_stopping:
+            n_valid = max(1, int(round(self.validation_fraction * len(X))))
+            if n_valid >= len(X):
+                raise DataError(
+                    f"{len(X)} rows leave nothing to train on after the validation split"
+                )
+            order = torch.randperm(len(X), generator=self.generator_, device=X.device)
+            valid, train = order[:n_valid], order[n_valid:]
+            validation = (X[valid], targets[valid])
+            X, targets = X[train], targets[train]
+        optimizer, learning_rate = self._optimizer_settings()
+        result = finetune(
+            self.network_,
+            X,
+            targets,
+            self._task,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            max_norm=self.max_norm,
+            lr_schedule=self.lr_schedule,
+            head_epochs=self.head_epochs,
+            validation=validation,
+            early_stopping=self.n_iter_no_change if self.early_stopping else None,
+            generator=self.generator_,
+            progress=bool(self.verbose),
+        )
+        self.history_ = (
+            list(getattr(self, "history_", []) if self.warm_start else []) + result.history
+        )
+        self.n_iter_ = len(result.history)
+
+    def _optimizer_settings(self) -> tuple[str, float]:
+        """``"auto"``: SGD with learning rate 0.1 for classification (cross-entropy), Adam
+        with 0.01 for regression (squared error on standardised targets, where plain SGD at
+        0.1 diverges and at 0.01 stalls on small data)."""
+        auto = {"classification": ("sgd", 0.1), "regression": ("adam", 0.01)}[self._task]
+        optimizer = auto[0] if self.optimizer == "auto" else self.optimizer
+        default_lr = auto[1] if optimizer == auto[0] else {"sgd": 0.1, "adam": 0.001}[optimizer]
+        learning_rate = default_lr if self.learning_rate == "auto" else self.learning_rate
+        return optimizer, learning_rate
+
+    def __getstate__(self):
+        # torch refuses to pickle parametrized modules; keep the head's weights and rebuild the
+        # unfolded network (which shares the DBN's Parameters) on unpickling
+        state = self.__dict__.copy()
+        network = state.pop("network_", None)
+        if network is not None:
+            state["_pickled_head"] = network[-1].state_dict()
+        return state
+
+    def __setstate__(self, state):
+        head = state.pop("_pickled_head", None)
+        self.__dict__.update(state)
+        if head is not None:
+            self.network_ = self._unfold(head["weight"].shape[0])
+            self.network_[-1].load_state_dict(head)
+
+    @torch.no_grad()
+    def _forward(self, X) -> torch.Tensor:
+        check_is_fitted(self)
+        X = check_X(self, X, reset=False)
+        self.network_.eval()
+        return self.network_(self._prepare(X))
+
+    def _to_state(self) -> dict:
+        state = {"params": _params_to_state(self.get_params(deep=False))}
+        if hasattr(self, "network_"):
+            state["fitted"] = {
+                **self._common_state(),
+                "head": dict(self.network_[-1].state_dict()),
+                "targets": self._target_state(),
+                "history": self.history_,
+            }
+        return state
+
+    @classmethod
+    def _from_state(cls, state: dict):
+        est = cls(**_params_from_state(state["params"]))
+        fitted = state.get("fitted")
+        if fitted:
+            est._restore_common(fitted)
+            n_outputs = est._restore_targets(fitted["targets"])
+            est.network_ = est._unfold(n_outputs)
+            est.network_[-1].load_state_dict(fitted["head"])
+            est.history_ = fitted["history"]
+            est.n_iter_ = len(est.history_)
+        return est
+
+
+@register("DBNClassifier")
+class DBNClassifier(ClassifierMixin, _SupervisedDBN):
+    """Deep Belief Network classifier: greedy CD/PCD pretraining of a stack of RBMs, then
+    backprop fine-tuning of the unfolded network, starting from the pretrained weights (the
+    network's Linear layers are the RBMs' own Parameters).
+
+    Parameters
+    ----------
+    hidden_layers : tuple of int, default (256, 256)
+    visible : "auto", str or Units, default "auto"
+        As for :class:`deepbelief.RBM` ("auto": Bernoulli for data in [0, 1], else Gaussian on
+        standardised data).
+    hidden : str, Units or list of them, default "bernoulli"
+    pretrain : bool, default True
+        False starts fine-tuning from random weights (for comparison).
+    pretrain_epochs, pretrain_learning_rate, pretrain_batch_size, sampler, k :
+        Settings of every layer's RBM training ("auto" learning rate: 0.1 for binary inputs,
+        0.01 for Gaussian ones).
+    layer_params : list of dict, optional
+        Per-layer overrides of any :class:`deepbelief.training.RBMTrainer` setting.
+    sample_inputs : bool, default False
+        Feed each layer sampled (not mean) activations of the layer below.
+    epochs, batch_size, momentum, weight_decay :
+        Fine-tuning settings.
+    optimizer : {"auto", "sgd", "adam"}, default "auto"
+    learning_rate : float or "auto", default "auto"
+        "auto": SGD at 0.1 for classification, Adam at 0.01 for regression.
+    dropout, input_dropout : float
+        Dropout on hidden layers and on the input during fine-tuning.
+    max_norm : float, optional
+        Cap on each unit's incoming weight norm.
+    lr_schedule : {"constant", "linear", "cosine"}
+    early_stopping : bool, default False
+        Hold out ``validation_fraction`` of the rows and stop after ``n_iter_no_change`` epochs
+        without a lower validation loss, keeping the best weights.
+    head_epochs : int, default 0
+        Train only the output layer for the first epochs.
+    warm_start : bool, default False
+        Refit continues fine-tuning from the current weights.
+    random_state, device, dtype, verbose
+
+    Attributes
+    ----------
+    classes_ : ndarray
+    dbn_ : deepbelief.nn.DBN
+        The pretrained (and, through sharing, fine-tuned) stack.
+    network_ : torch.nn.Sequential
+        The unfolded network with its output layer.
+    pretrain_history_, history_ : lists of per-epoch metrics
+    """
+
+    _task = "classification"
+
+    def _targets(self, y, reset: bool):
+        classes, index = _class_labels(y)
+        if reset:
+            self.classes_ = classes
+        else:
+            unseen = sorted(set(classes.tolist()) - set(self.classes_.tolist()))
+            if unseen:
+                raise DataError(f"y has classes {unseen} not seen in the first fit")
+            index = np.searchsorted(self.classes_, np.asarray(y))
+        return torch.as_tensor(index, dtype=torch.long), len(self.classes_)
+
+    def _target_state(self):
+        return {"classes": self.classes_.tolist()}
+
+    def _restore_targets(self, state) -> int:
+        self.classes_ = np.array(state["classes"])
+        return len(self.classes_)
+
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_`` order."""
+        return torch.softmax(self._forward(X), 1).cpu().numpy().astype(np.float64)
+
+    def predict(self, X):
+        """The most probable class of each row."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), 1)]
+
+
+@register("DBNRegressor")
+class DBNRegressor(RegressorMixin, _SupervisedDBN):
+    """Deep Belief Network regressor: greedy pretraining, then backprop fine-tuning of the
+    unfolded network with a linear output layer (one unit per target; targets are standardised
+    internally). Parameters as :class:`DBNClassifier`.
+
+    Attributes
+    ----------
+    dbn_, network_, pretrain_history_, history_ : as DBNClassifier
+    n_outputs_ : int
+    """
+
+    _task = "regression"
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def _targets(self, y, reset: bool):
+        y = np.asarray(y, dtype=np.float64)
+        if not np.isfinite(y).all():
+            row = int(np.argwhere(~np.isfinite(y))[0][0])
+            raise DataError(f"y contains NaN or infinity at row {row}")
+        self._y_was_1d = y.ndim == 1
+        y2 = y.reshape(len(y), -1)
+        if reset:
+            scale = y2.std(0)
+            self.y_mean_, self.y_scale_ = y2.mean(0), np.where(scale > 0, scale, 1.0)
+            self.n_outputs_ = y2.shape[1]
+        elif y2.shape[1] != self.n_outputs_:
+            raise DataError(
+                f"y has {y2.shape[1]} targets; the model was fitted with {self.n_outputs_}"
+            )
+        dtype = _DTYPES[self.dtype]
+        return torch.as_tensor((y2 - self.y_mean_) / self.y_scale_, dtype=dtype), self.n_outputs_
+
+    def _target_state(self):
+        return {"y_mean": self.y_mean_, "y_scale": self.y_scale_, "one_d": self._y_was_1d}
+
+    def _restore_targets(self, state) -> int:
+        self.y_mean_, self.y_scale_ = _as_array(state["y_mean"]), _as_array(state["y_scale"])
+        self._y_was_1d = bool(state["one_d"])
+        self.n_outputs_ = len(self.y_mean_)
+        return self.n_outputs_
+
+    def predict(self, X):
+        """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
+        out = self._forward(X).cpu().numpy().astype(np.float64) * self.y_scale_ + self.y_mean_
+        return out.ravel() if self._y_was_1d else out
+
+
+def _has_labels(estimator) -> bool:
+    return getattr(estimator, "classes_", None) is not None
+
+
+@register("DBN")
+class DBN(TransformerMixin, _DBNBase):
+    """Unsupervised Deep Belief Network (a scikit-learn transformer) and, when fitted with class
+    labels, the generative model of Hinton, Osindero & Teh (2006): the top RBM learns the
+    penultimate features joined with one-hot label units.
+
+    ``transform`` gives the top layer's features; ``sample`` draws new rows (of a chosen class
+    with ``label=``); with labels, ``predict`` and ``predict_proba`` classify by the free energy
+    of each label. Parameters as the pretraining ones of :class:`DBNClassifier`.
+
+    A continuous ``y`` (as scikit-learn's checks pass to transformers) is ignored with a warning.
+
+    Attributes
+    ----------
+    dbn_ : deepbelief.nn.DBN
+    classes_ : ndarray or None
+        The labels the generative model learned (None when fitted without labels).
+    pretrain_history_ : list of per-layer histories
+    """
+
+    def __init__(
+        self,
+        hidden_layers=(256, 256),
+        *,
+        visible="auto",
+        hidden="bernoulli",
+        pretrain_epochs=10,
+        pretrain_learning_rate="auto",
+        pretrain_batch_size=20,
+        sampler="cd",
+        k=1,
+        layer_params=None,
+        sample_inputs=False,
+        random_state=None,
+        device="auto",
+        dtype="float32",
+        verbose=0,
+    ):
+        self.hidden_layers = hidden_layers
+        self.visible = visible
+        self.hidden = hidden
+        self.pretrain_epochs = pretrain_epochs
+        self.pretrain_learning_rate = pretrain_learning_rate
+        self.pretrain_batch_size = pretrain_batch_size
+        self.sampler = sampler
+        self.k = k
+        self.layer_params = layer_params
+        self.sample_inputs = sample_inputs
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
+
+    def fit(self, X, y=None):
+        """Greedy pretraining; with class labels ``y``, of the generative label model.
+
+        Returns
+        -------
+        self
+        """
+        labels = None
+        if y is not None and type_of_target(y) in ("continuous", "continuous-multioutput"):
+            warnings.warn(
+                "DBN.fit ignores a continuous y (it learns class labels only)",
+                UserWarning,
+                stacklevel=2,
+            )
+            y = None
+        if y is None:
+            X = check_X(self, X, reset=True)
+            self.classes_ = None
+        else:
+            X, y = check_Xy(self, X, y, reset=True)
+            self.classes_, index = _class_labels(y)
+            labels = torch.as_tensor(index, dtype=torch.long)
+        if len(self._check_common_params()) < 2 and labels is not None:
+            raise ValueError("the generative label model needs at least two hidden layers")
+        Xt = self._build_dbn(X, n_labels=0 if labels is None else len(self.classes_))
+        self._pretrain(Xt, None if labels is None else labels.to(Xt.device))
+        return self
+
+    def transform(self, X):
+        """Top hidden layer's means, shape (n_samples, hidden_layers[-1])."""
+        check_is_fitted(self)
+        X = check_X(self, X, reset=False)
+        out = self.dbn_.transform(self._prepare(X)).cpu().numpy()
+        return out.astype(X.dtype if X.dtype in (np.float32, np.float64) else np.float64)
+
+    def reconstruct(self, X):
+        """Up pass to the top, down pass of means back to the input space."""
+        check_is_fitted(self)
+        return self._restore_scale(self.dbn_.reconstruct(self._prepare(check_X(self, X, False))))
+
+    def sample(self, n_samples=1, label=None, gibbs_steps=1000):
+        """Draw ``n_samples`` new rows; ``label`` (one of ``classes_``) clamps the label units."""
+        check_is_fitted(self)
+        labels = None
+        if label is not None:
+            if not _has_labels(self):
+                raise ValueError("this DBN was fitted without labels; it cannot sample by class")
+            matches = np.flatnonzero(self.classes_ == label)
+            if not len(matches):
+                raise ValueError(f"unknown label {label!r}; classes are {self.classes_.tolist()}")
+            device = self.dbn_.rbms[0].weight.device
+            labels = torch.full((int(n_samples),), int(matches[0]), dtype=torch.long, device=device)
+        v = self.dbn_.generate(int(n_samples), int(gibbs_steps), labels, self.generator_)
+        return self._restore_scale(v)
+
+    @available_if(_has_labels)
+    def predict_proba(self, X):
+        """``p(class | x)`` from the top RBM's free energy with each label unit on."""
+        check_is_fitted(self)
+        # float64: the label free energies are large numbers whose small differences matter
+        exact = copy.deepcopy(self.dbn_).to(torch.float64)
+        v = self._prepare(check_X(self, X, reset=False)).to(torch.float64)
+        return torch.softmax(-exact.label_free_energies(v), 1).cpu().numpy()
+
+    @available_if(_has_labels)
+    def predict(self, X):
+        """The class of lowest free energy for each row."""
+        return self.classes_[np.argmax(self.predict_proba(X), 1)]
+
+    @torch.no_grad()
+    def score_samples(self, X):
+        """Pseudo-log-likelihood of each row under the bottom RBM (Bernoulli inputs), or its
+        unnormalised log-density ``-F(v)``; a bound on the whole DBN's likelihood needs AIS."""
+        check_is_fitted(self)
+        v = self._prepare(check_X(self, X, reset=False))
+        bottom = self.dbn_.rbms[0]
+        if isinstance(bottom.visible, BernoulliUnits):
+            scores = evaluation.pseudo_log_likelihood(bottom, v, per_row=True)
+        else:
+            scores = -bottom.free_energy(v)
+        return scores.cpu().numpy().astype(np.float64)
+
+    def _to_state(self) -> dict:
+        state = {"params": _params_to_state(self.get_params(deep=False))}
+        if hasattr(self, "dbn_"):
+            classes = None if self.classes_ is None else self.classes_.tolist()
+            state["fitted"] = {**self._common_state(), "classes": classes}
+        return state
+
+    @classmethod
+    def _from_state(cls, state: dict):
+        est = cls(**_params_from_state(state["params"]))
+        fitted = state.get("fitted")
+        if fitted:
+            est._restore_common(fitted)
+            classes = fitted["classes"]
+            est.classes_ = None if classes is None else np.array(classes)
+        return est

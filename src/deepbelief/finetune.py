@@ -1,0 +1,468 @@
+"""Supervised backprop fine-tuning of a feed-forward network (an unfolded DBN).
+
+The network's Parameters are trained in place: an unfolded DBN shares its Linear weights with
+the pretrained RBMs (some through a transpose parametrization), so nothing here copies or
+re-creates a Parameter. Restoring earlier values (early stopping, the divergence guard) copies
+them back into the same Parameter objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+
+from .errors import DivergenceError
+from .nn.layers import Dropout
+from .training import ProgressBar, make_generator
+
+TASKS = ("classification", "regression")
+OPTIMIZERS = ("sgd", "adam")
+LR_SCHEDULES = ("constant", "linear", "cosine")
+
+
+@dataclass
+class FinetuneResult:
+    """The state of a fine-tuning run, passed to callbacks and returned by :func:`finetune`.
+
+    Attributes
+    ----------
+    network : torch.nn.Module
+        The network being trained (the object given to :func:`finetune`).
+    optimizer : torch.optim.Optimizer
+    history : list of dict
+        One dict per epoch: ``epoch``, ``loss`` (mean training loss over the batches),
+        ``learning_rate`` (of the epoch's last update), ``seconds`` and, with validation data,
+        ``val_loss`` and ``val_accuracy`` (classification) or ``val_r2`` (regression).
+    best_epoch : int or None
+        The epoch with the lowest validation loss (None without validation data).
+    epochs, epoch, step, batches_per_epoch : int
+        Planned epochs, epochs completed, updates completed, updates per epoch.
+    stop_training : bool
+        A callback sets it to True to stop after the current epoch.
+    """
+
+    network: nn.Module
+    optimizer: torch.optim.Optimizer
+    epochs: int
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    epoch: int = 0
+    step: int = 0
+    batches_per_epoch: int = 0
+    stop_training: bool = False
+
+
+def finetune(
+    network: nn.Module,
+    X: torch.Tensor,
+    y: torch.Tensor,
+    task: str,
+    *,
+    epochs: int = 50,
+    batch_size: int = 100,
+    optimizer: str = "sgd",
+    learning_rate: float = 0.1,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    max_norm: float | None = None,
+    lr_schedule: str = "constant",
+    head_epochs: int = 0,
+    head: nn.Module | None = None,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    early_stopping: int | None = None,
+    generator: torch.Generator | None = None,
+    callbacks: Sequence = (),
+    progress: bool = False,
+) -> FinetuneResult:
+    """Train ``network`` by minibatch backprop on ``(X, y)``, in place.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+        Maps ``(n, n_features)`` to logits ``(n, n_classes)`` (classification) or predictions
+        ``(n, n_targets)`` (regression). Its Parameters are updated in place, never replaced.
+    X : tensor of shape (n_samples, n_features)
+        Inputs, on the network's device.
+    y : tensor
+        Class indices (int64, shape ``(n_samples,)``) or float targets of shape
+        ``(n_samples, n_targets)`` (a 1-D target is taken as one column).
+    task : {"classification", "regression"}
+        Cross-entropy on logits, or mean squared error.
+    epochs, batch_size : int
+    optimizer : {"sgd", "adam"}
+        SGD with (non-Nesterov) ``momentum``, or Adam.
+    learning_rate : float
+    momentum : float
+        SGD momentum (ignored by Adam).
+    weight_decay : float
+        L2 penalty on the weight matrices (parameters with ``ndim >= 2``), not the biases.
+    max_norm : float, optional
+        After every update, caps the L2 norm of each output unit's incoming weight vector
+        (each row of every ``nn.Linear`` weight). A parametrized weight must be the transpose
+        of its stored ``original`` (the unfolded DBN's layout); its columns are scaled.
+    lr_schedule : {"constant", "linear", "cosine"}
+        Per-update schedule over the whole run; "linear" and "cosine" end at zero.
+    head_epochs : int
+        For the first ``head_epochs`` epochs only ``head`` is trained, then everything.
+    head : torch.nn.Module, optional
+        The output layer (default: the last child module of ``network`` with parameters).
+    validation : (tensor, tensor), optional
+        Held-out ``(X, y)`` scored after every epoch.
+    early_stopping : int, optional
+        Patience in epochs on the validation loss. When set, training stops after that many
+        epochs without improvement, and at the end the parameters of the best epoch are
+        copied back in place.
+    generator : torch.Generator, optional
+        All randomness: the shuffling and the masks of every
+        :class:`deepbelief.nn.layers.Dropout` in ``network``. Default: a freshly seeded one.
+    callbacks : sequence
+        Objects with any of ``on_train_begin(state)``, ``on_batch_end(state, batch,
+        n_batches)``, ``on_epoch_end(state, metrics)``, ``on_train_end(state)``; ``state`` is
+        the :class:`FinetuneResult`; setting ``state.stop_training = True`` stops the run.
+    progress : bool
+        Show a tqdm bar over the batches.
+
+    Returns
+    -------
+    FinetuneResult
+
+    Raises
+    ------
+    ValueError
+        For a bad setting.
+    deepbelief.errors.DivergenceError
+        When the loss becomes NaN or inf; the parameters keep the values they had at the start
+        of that epoch.
+    """
+    settings = dict(
+        task=task, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
+        learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
+        max_norm=max_norm, lr_schedule=lr_schedule, head_epochs=head_epochs,
+        early_stopping=early_stopping,
+    )  # fmt: skip
+    _check_arguments(settings, validation)
+    X, y = _check_data(X, y, task, "X", "y")
+    if validation is not None:
+        validation = _check_data(*validation, task, "validation X", "validation y")
+    params = [p for p in network.parameters() if p.requires_grad]
+    head = _resolve_head(network, head, params) if head_epochs > 0 else network
+    head_ids = {id(p) for p in head.parameters()}
+    frozen = [p for p in params if id(p) not in head_ids]  # during the head-only epochs
+    state = FinetuneResult(
+        network=network,
+        optimizer=_make_optimizer(params, optimizer, learning_rate, momentum, weight_decay),
+        epochs=int(epochs),
+    )
+    batch_size = min(int(batch_size), len(X))
+    state.batches_per_epoch = -(-len(X) // batch_size)
+    if generator is None:
+        generator = make_generator(None, X.device)
+    callbacks = list(callbacks) + ([ProgressBar(desc="fine-tune")] if progress else [])
+    best = _Best(early_stopping)
+    _call(callbacks, "on_train_begin", state)
+    try:
+        with _dropout_generator(network, generator):
+            while state.epoch < state.epochs and not state.stop_training:
+                in_head_phase = state.epoch < head_epochs
+                with _frozen(frozen if in_head_phase else []):
+                    trained = head if in_head_phase else network
+                    linears = [m for m in trained.modules() if isinstance(m, nn.Linear)]
+                    metrics = _run_epoch(
+                        state, X, y, batch_size, settings, generator, linears, callbacks
+                    )
+                if validation is not None:
+                    metrics.update(evaluate(network, *validation, task))
+                    best.update(state, metrics["val_loss"])
+                metrics["seconds"] = time.perf_counter() - metrics["seconds"]
+                state.history.append(metrics)
+                _call(callbacks, "on_epoch_end", state, metrics)
+        best.restore(network)
+    finally:
+        network.eval()
+        _call(callbacks, "on_train_end", state)
+    return state
+
+
+@torch.no_grad()
+def evaluate(
+    network: nn.Module, X: torch.Tensor, y: torch.Tensor, task: str, batch_size: int = 4096
+) -> dict:
+    """Score ``network`` (in eval mode) on ``(X, y)``.
+
+    Parameters
+    ----------
+    network : torch.nn.Module
+    X, y : tensor
+        As for :func:`finetune`.
+    task : {"classification", "regression"}
+    batch_size : int
+        Rows per forward pass.
+
+    Returns
+    -------
+    dict
+        ``val_loss`` and ``val_accuracy`` (classification) or ``val_r2`` (regression: the
+        coefficient of determination averaged over the targets, like scikit-learn's).
+    """
+    X, y = _check_data(X, y, task, "X", "y")
+    was_training = network.training
+    network.eval()
+    try:
+        out = torch.cat([network(rows) for rows in torch.split(X, batch_size)])
+    finally:
+        network.train(was_training)
+    metrics = {"val_loss": float(_loss(out, y, task))}
+    if task == "classification":
+        metrics["val_accuracy"] = float((out.argmax(1) == y).double().mean())
+    else:
+        residual = ((y - out) ** 2).sum(0).double()
+        total = ((y - y.mean(0)) ** 2).sum(0).double()
+        metrics["val_r2"] = float((1 - residual / total).mean())
+    return metrics
+
+
+# ---------------------------------------------------------------------- one epoch
+def _run_epoch(state, X, y, batch_size, settings, generator, linears, callbacks) -> dict:
+    """One pass over the shuffled data; returns the epoch's metrics (``seconds``: start time)."""
+    start = time.perf_counter()
+    network, optimizer, task = state.network, state.optimizer, settings["task"]
+    base_lr, max_norm = settings["learning_rate"], settings["max_norm"]
+    good = _snapshot(network)
+    total = state.epochs * state.batches_per_epoch
+    network.train()
+    losses, lr = [], base_lr
+    order = torch.randperm(len(X), generator=generator, device=X.device)
+    for batch, rows in enumerate(torch.split(order, batch_size)):
+        lr = learning_rate_at(base_lr, settings["lr_schedule"], state.step, total)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        optimizer.zero_grad(set_to_none=True)
+        loss = _loss(network(X[rows]), y[rows], task)
+        loss.backward()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            _diverged(network, good, state.epoch, batch, value, base_lr)
+        optimizer.step()
+        if max_norm is not None:
+            apply_max_norm(linears, max_norm)
+        losses.append(value)
+        state.step += 1
+        _call(callbacks, "on_batch_end", state, batch, state.batches_per_epoch)
+    if not all(torch.isfinite(p).all() for p in network.parameters()):
+        _diverged(network, good, state.epoch, len(losses) - 1, math.nan, base_lr)
+    state.epoch += 1
+    mean_loss = sum(losses) / len(losses) if losses else math.nan
+    return {"epoch": state.epoch, "loss": mean_loss, "learning_rate": lr, "seconds": start}
+
+
+def _loss(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
+    if task == "classification":
+        return F.cross_entropy(out, y)
+    if out.shape != y.shape:
+        raise ValueError(
+            f"the network's output has shape {tuple(out.shape)} but the targets have shape "
+            f"{tuple(y.shape)}"
+        )
+    return F.mse_loss(out, y)
+
+
+def _diverged(network, good, epoch, batch, loss, learning_rate):
+    _restore(network, good)
+    raise DivergenceError(
+        f"fine-tuning diverged at epoch {epoch + 1}, batch {batch + 1} (loss {loss}); the "
+        f"parameters from the start of that epoch were restored; lower the learning rate "
+        f"(now {learning_rate:g})"
+    )
+
+
+def learning_rate_at(learning_rate: float, schedule: str, step: int, total: int) -> float:
+    """The learning rate of update ``step`` out of ``total`` under ``schedule``.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The initial rate.
+    schedule : {"constant", "linear", "cosine"}
+    step, total : int
+
+    Returns
+    -------
+    float
+    """
+    progress = min(step / max(total, 1), 1.0)
+    if schedule == "linear":
+        return learning_rate * (1.0 - progress)
+    if schedule == "cosine":
+        return learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return learning_rate
+
+
+# ---------------------------------------------------------------------- parameters
+@torch.no_grad()
+def apply_max_norm(linears: Sequence[nn.Linear], max_norm: float) -> None:
+    """Scale each row of every ``nn.Linear`` weight down to an L2 norm of at most ``max_norm``.
+
+    The scaling is applied in place to the stored Parameter: the rows of ``weight``, or for a
+    weight parametrized as the transpose of ``parametrizations.weight.original`` (shape
+    ``(in, out)``), the columns of ``original``.
+
+    Parameters
+    ----------
+    linears : sequence of torch.nn.Linear
+    max_norm : float
+    """
+    for m in linears:
+        w = m.weight
+        factor = torch.clamp(max_norm / (w.norm(dim=1) + 1e-12), max=1.0)
+        if parametrize.is_parametrized(m, "weight"):
+            original = m.parametrizations.weight.original
+            if original.shape != w.shape[::-1]:
+                raise ValueError(
+                    "max_norm supports a parametrized Linear weight only when it is the "
+                    f"transpose of its original; got weight {tuple(w.shape)}, original "
+                    f"{tuple(original.shape)}"
+                )
+            original.mul_(factor)
+        else:
+            m.weight.mul_(factor[:, None])
+
+
+def _make_optimizer(params, name, learning_rate, momentum, weight_decay):
+    """SGD or Adam with the weight decay on the weight matrices only."""
+    groups = [
+        {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+        {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    groups = [g for g in groups if g["params"]]
+    if name == "adam":
+        return torch.optim.Adam(groups, lr=learning_rate)
+    return torch.optim.SGD(groups, lr=learning_rate, momentum=momentum, nesterov=False)
+
+
+def _resolve_head(network, head, params) -> nn.Module:
+    """``head``, or the last child of ``network`` with parameters; checks it is trainable."""
+    if head is None:
+        children = [m for m in network.children() if any(True for _ in m.parameters())]
+        if not children:
+            raise ValueError("head_epochs needs a head: the network has no layer with parameters")
+        head = children[-1]
+    ids = {id(p) for p in params}
+    head_params = [p for p in head.parameters() if p.requires_grad]
+    if not head_params or any(id(p) not in ids for p in head_params):
+        raise ValueError("head must be a module of the network with trainable parameters")
+    return head
+
+
+@contextlib.contextmanager
+def _frozen(params):
+    """Turn off ``requires_grad`` of ``params`` for the duration."""
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
+
+
+@contextlib.contextmanager
+def _dropout_generator(network, generator):
+    """Point every :class:`Dropout` in ``network`` at ``generator`` for the duration."""
+    layers = [m for m in network.modules() if isinstance(m, Dropout)]
+    previous = [m.generator for m in layers]
+    for m in layers:
+        m.generator = generator
+    try:
+        yield
+    finally:
+        for m, g in zip(layers, previous):
+            m.generator = g
+
+
+def _snapshot(network: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in network.state_dict(keep_vars=True).items()}
+
+
+@torch.no_grad()
+def _restore(network: nn.Module, snapshot: dict) -> None:
+    """Copy ``snapshot`` back into the network's own tensors (the same Parameter objects)."""
+    for k, v in network.state_dict(keep_vars=True).items():
+        v.copy_(snapshot[k])
+
+
+class _Best:
+    """Tracks the epoch with the lowest validation loss and, for early stopping, its values."""
+
+    def __init__(self, patience: int | None):
+        self.patience, self.loss, self.wait, self.values = patience, math.inf, 0, None
+
+    def update(self, state: FinetuneResult, val_loss: float) -> None:
+        if val_loss < self.loss:
+            self.loss, self.wait, state.best_epoch = val_loss, 0, state.epoch
+            if self.patience is not None:
+                self.values = _snapshot(state.network)
+            return
+        self.wait += 1
+        if self.patience is not None and self.wait >= self.patience:
+            state.stop_training = True
+
+    def restore(self, network: nn.Module) -> None:
+        if self.values is not None:
+            _restore(network, self.values)
+
+
+# ---------------------------------------------------------------------- checks
+def _call(callbacks, hook, *args):
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(*args)
+
+
+def _check_data(X, y, task, x_name, y_name):
+    if X.ndim != 2:
+        raise ValueError(
+            f"{x_name} must be 2-D (n_samples, n_features), got shape {tuple(X.shape)}"
+        )
+    if len(X) == 0:
+        raise ValueError(f"{x_name} has no rows")
+    if len(X) != len(y):
+        raise ValueError(f"{x_name} has {len(X)} rows but {y_name} has {len(y)}")
+    if task == "classification":
+        if y.is_floating_point() or y.ndim != 1:
+            raise ValueError(f"{y_name} must be 1-D integer class indices for classification")
+        return X, y.long()
+    return X, (y.reshape(-1, 1) if y.ndim == 1 else y).to(X.dtype)
+
+
+def _check_arguments(s: dict, validation) -> None:
+    for name, allowed in (
+        ("task", TASKS),
+        ("optimizer", OPTIMIZERS),
+        ("lr_schedule", LR_SCHEDULES),
+    ):
+        if s[name] not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {s[name]!r}")
+    rules = {
+        "epochs": (lambda v: int(v) >= 0, ">= 0"),
+        "batch_size": (lambda v: int(v) >= 1, ">= 1"),
+        "learning_rate": (lambda v: v > 0, "> 0"),
+        "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
+        "weight_decay": (lambda v: v >= 0, ">= 0"),
+        "head_epochs": (lambda v: int(v) >= 0, ">= 0"),
+        "max_norm": (lambda v: v is None or v > 0, "> 0 or None"),
+        "early_stopping": (lambda v: v is None or int(v) >= 1, ">= 1 or None"),
+    }
+    for name, (ok, rule) in rules.items():
+        if not ok(s[name]):
+            raise ValueError(f"{name} must be {rule}, got {s[name]}")
+    if s["early_stopping"] is not None and validation is None:
+        raise ValueError("early_stopping needs validation data")

@@ -1,0 +1,292 @@
+"""The Deep Belief Network as a PyTorch module: a stack of RBMs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.utils.parametrize as parametrize
+from torch import nn
+
+from ..io import register
+from .layers import Dropout
+from .rbm import RBM
+from .units import MixedUnits, SoftmaxUnits, Units, units_from_spec
+
+_ACTIVATIONS = {"bernoulli": nn.Sigmoid, "relu": nn.ReLU, "gaussian": nn.Identity}
+
+
+class _Transpose(nn.Module):
+    """Parametrization: a Linear layer's (out, in) weight as the transpose of an RBM's (in, out)."""
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        return weight.t()
+
+
+class _VarianceScale(nn.Module):
+    """Divides inputs by the visible units' learned variances (their statistic ``v / sigma^2``)."""
+
+    def __init__(self, logvar: nn.Parameter):
+        super().__init__()
+        self.logvar = logvar
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.exp(-self.logvar)
+
+
+def tied_linear(rbm: RBM) -> nn.Linear:
+    """An ``nn.Linear`` whose weight and bias ARE the RBM's ``weight`` (transposed view) and
+    ``hidden_bias``: training it trains the RBM, nothing is copied."""
+    linear = nn.Linear(
+        rbm.n_visible, rbm.n_hidden, device=rbm.weight.device, dtype=rbm.weight.dtype
+    )
+    del linear.weight, linear.bias
+    linear.weight = rbm.weight
+    linear.bias = rbm.hidden_bias
+    parametrize.register_parametrization(linear, "weight", _Transpose(), unsafe=True)
+    return linear
+
+
+def activation_for(units: Units) -> nn.Module:
+    """The feed-forward activation that computes (or approximates) a layer's mean."""
+    if units.name not in _ACTIVATIONS:
+        raise ValueError(f"no feed-forward activation for {units.name} hidden units")
+    return _ACTIVATIONS[units.name]()
+
+
+@register("nn.DBN")
+class DBN(nn.Module):
+    """A Deep Belief Network: RBMs stacked so each one's hidden layer is the next one's visible.
+
+    With ``n_labels > 0`` the top RBM's visible layer is the penultimate hidden layer joined
+    with a softmax group of label units (Hinton, Osindero & Teh 2006): the generative model of
+    inputs and their classes.
+
+    Parameters
+    ----------
+    rbms : sequence of deepbelief.nn.RBM
+        Bottom first. ``rbms[i].n_hidden`` must equal ``rbms[i + 1].n_visible`` (minus
+        ``n_labels`` for the top RBM).
+    n_labels : int, default 0
+    """
+
+    def __init__(self, rbms: Sequence[RBM], n_labels: int = 0):
+        super().__init__()
+        if not rbms:
+            raise ValueError("a DBN needs at least one RBM")
+        self.rbms = nn.ModuleList(rbms)
+        self.n_labels = int(n_labels)
+        for i, (below, above) in enumerate(zip(self.rbms, self.rbms[1:])):
+            expected = below.n_hidden + (self.n_labels if i + 1 == len(self.rbms) - 1 else 0)
+            if above.n_visible != expected:
+                raise ValueError(
+                    f"RBM {i + 1} has {above.n_visible} visible units; expected {expected} "
+                    f"(the {below.n_hidden} hidden units of RBM {i}"
+                    + (f" plus {self.n_labels} labels)" if expected != below.n_hidden else ")")
+                )
+        if len(self.rbms) == 1 and self.n_labels:
+            raise ValueError("label units need at least two RBMs (features below, labels on top)")
+
+    @classmethod
+    def from_sizes(
+        cls,
+        sizes: Sequence[int],
+        visible: Units | str = "bernoulli",
+        hidden: Units | str | Sequence = "bernoulli",
+        n_labels: int = 0,
+        generator: torch.Generator | None = None,
+        **rbm_kw,
+    ) -> DBN:
+        """Build a DBN from layer sizes ``[n_visible, h1, h2, ...]``.
+
+        ``hidden`` is one unit type for every hidden layer or one per hidden layer.
+        """
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or min(sizes) < 1:
+            raise ValueError(f"sizes must hold the input size and >= 1 hidden size, got {sizes}")
+        hidden_units = (
+            [units_from_spec(h) for h in hidden]
+            if isinstance(hidden, (list, tuple))
+            else [units_from_spec(hidden)] * (len(sizes) - 1)
+        )
+        if len(hidden_units) != len(sizes) - 1:
+            raise ValueError(f"{len(hidden_units)} hidden unit types for {len(sizes) - 1} layers")
+        rbms = []
+        below = units_from_spec(visible)
+        for i, (n_in, n_out) in enumerate(zip(sizes, sizes[1:])):
+            if n_labels and i == len(sizes) - 2:
+                below = MixedUnits([(below, n_in), (SoftmaxUnits(), n_labels)])
+                n_in += n_labels
+            rbms.append(RBM(n_in, n_out, below, hidden_units[i], generator=generator, **rbm_kw))
+            below = hidden_units[i]
+        return cls(rbms, n_labels=n_labels)
+
+    def config(self) -> dict:
+        return {"rbms": [rbm.config() for rbm in self.rbms], "n_labels": self.n_labels}
+
+    def _to_state(self) -> dict:
+        return {"config": self.config(), "state_dict": dict(self.state_dict())}
+
+    @classmethod
+    def _from_state(cls, state: dict) -> DBN:
+        dtype = state["state_dict"]["rbms.0.weight"].dtype
+        rbms = [RBM.from_config(c, dtype=dtype) for c in state["config"]["rbms"]]
+        dbn = cls(rbms, n_labels=state["config"]["n_labels"])
+        dbn.load_state_dict(state["state_dict"])
+        return dbn
+
+    @property
+    def sizes(self) -> list[int]:
+        """``[n_visible, h1, h2, ...]`` (label units not counted)."""
+        return [self.rbms[0].n_visible] + [rbm.n_hidden for rbm in self.rbms]
+
+    # ------------------------------------------------------------------ passes
+    def _label_block(self, n: int, labels: torch.Tensor | None, like: torch.Tensor):
+        block = torch.zeros(n, self.n_labels, dtype=like.dtype, device=like.device)
+        if labels is not None:
+            block[torch.arange(n, device=like.device), labels.to(like.device)] = 1.0
+        return block
+
+    def top_visible(self, features: torch.Tensor, labels: torch.Tensor | None = None):
+        """The top RBM's visible vector: penultimate features, joined with one-hot ``labels``
+        (all zeros when None) for a DBN with label units."""
+        if not self.n_labels:
+            return features
+        return torch.cat([features, self._label_block(len(features), labels, features)], 1)
+
+    @torch.no_grad()
+    def transform(self, x: torch.Tensor, layer: int = -1) -> torch.Tensor:
+        """Up pass of means: the activations of hidden layer ``layer`` (1-based from the bottom;
+        ``-1`` the top). With label units, the top layer sees its label units off."""
+        n_layers = len(self.rbms)
+        layer = n_layers if layer == -1 else int(layer)
+        if not 0 <= layer <= n_layers:
+            raise ValueError(f"layer must lie in 0..{n_layers} or be -1, got {layer}")
+        for i, rbm in enumerate(self.rbms[:layer]):
+            if i == n_layers - 1:
+                x = self.top_visible(x)
+            x = rbm.hidden_mean(x)
+        return x
+
+    @torch.no_grad()
+    def down(self, h: torch.Tensor, from_layer: int | None = None) -> torch.Tensor:
+        """Down pass of means from hidden layer ``from_layer`` (default: the penultimate, the
+        top RBM's visible features) to the visible layer."""
+        start = len(self.rbms) - 1 if from_layer is None else int(from_layer)
+        for rbm in reversed(self.rbms[:start]):
+            h = rbm.visible_mean(h)
+        return h
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Up pass to the top hidden layer, then down pass of means to the visible layer."""
+        top = self.rbms[-1]
+        v_top = top.visible_mean(self.transform(x))
+        if self.n_labels:
+            v_top = v_top[:, : top.n_visible - self.n_labels]
+        return self.down(v_top)
+
+    @torch.no_grad()
+    def generate(
+        self,
+        n: int,
+        gibbs_steps: int = 1000,
+        labels: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Draw ``n`` samples: ``gibbs_steps`` of Gibbs sampling in the top RBM (label units
+        clamped to ``labels`` when given), then a down pass of means.
+
+        Parameters
+        ----------
+        labels : tensor of int64 class indices, shape (n,), optional
+            Only for a DBN with label units.
+        """
+        top = self.rbms[-1]
+        if labels is not None and not self.n_labels:
+            raise ValueError("this DBN has no label units; it cannot generate by class")
+        kw = {"dtype": top.weight.dtype, "device": top.weight.device}
+        x = top.visible_bias.detach().expand(int(n), -1).clone().to(**kw)
+        v = top.visible.sample(x, top.visible_logvar, generator)
+        clamp = self._label_block(int(n), labels, v) if labels is not None else None
+        n_features = top.n_visible - self.n_labels
+        for _ in range(int(gibbs_steps)):
+            if clamp is not None:
+                v = torch.cat([v[:, :n_features], clamp], 1)
+            v = top.sample_visible(top.sample_hidden(v, generator=generator), generator=generator)
+        h = top.sample_hidden(
+            torch.cat([v[:, :n_features], clamp], 1) if clamp is not None else v,
+            generator=generator,
+        )
+        features = top.visible_mean(h)[:, :n_features]
+        return self.down(features)
+
+    @torch.no_grad()
+    def label_free_energies(self, x: torch.Tensor) -> torch.Tensor:
+        """Free energy of the top RBM with each label switched on in turn, shape
+        (n, n_labels); ``softmax(-F)`` is ``p(label | x)`` of the generative model."""
+        if not self.n_labels:
+            raise ValueError("this DBN has no label units")
+        features = self.transform(x, layer=len(self.rbms) - 1)
+        n = len(features)
+        energies = []
+        for c in range(self.n_labels):
+            labels = torch.full((n,), c, dtype=torch.long, device=features.device)
+            energies.append(self.rbms[-1].free_energy(self.top_visible(features, labels)))
+        return torch.stack(energies, 1)
+
+    # ------------------------------------------------------------------ unfolding
+    def to_feedforward(
+        self,
+        head: str | nn.Module | None = None,
+        n_outputs: int = 1,
+        dropout: float = 0.0,
+        input_dropout: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> nn.Sequential:
+        """The up pass as a plain ``nn.Sequential`` whose Linear layers share the RBMs'
+        Parameters (the same tensors, not copies), for backprop fine-tuning.
+
+        Parameters
+        ----------
+        head : {"classification", "regression"}, nn.Module or None
+            A new Linear output layer of ``n_outputs`` units (softmax logits for classes, a
+            linear output for targets), a module of your own, or none.
+        dropout, input_dropout : float
+            Dropout after each hidden layer and on the input (:class:`deepbelief.nn.layers.Dropout`,
+            drawing from ``generator``).
+        """
+        if self.n_labels:
+            raise ValueError("a DBN with label units classifies generatively; unfold a DBN without")
+        layers: list[nn.Module] = []
+        if input_dropout:
+            layers.append(Dropout(input_dropout, generator))
+        first = self.rbms[0]
+        if first.visible_logvar is not None:
+            layers.append(_VarianceScale(first.visible_logvar))
+        for rbm in self.rbms:
+            layers += [tied_linear(rbm), activation_for(rbm.hidden)]
+            if dropout:
+                layers.append(Dropout(dropout, generator))
+        if isinstance(head, str):
+            if head not in ("classification", "regression"):
+                raise ValueError(
+                    f"head must be 'classification', 'regression' or a module, not {head!r}"
+                )
+            top = self.rbms[-1]
+            linear = nn.Linear(
+                top.n_hidden, int(n_outputs), dtype=top.weight.dtype, device=top.weight.device
+            )
+            with torch.no_grad():
+                w = torch.randn(
+                    linear.weight.shape,
+                    generator=generator,
+                    dtype=linear.weight.dtype,
+                    device=linear.weight.device if generator is None else generator.device,
+                )
+                linear.weight.copy_(w * 0.01)
+                linear.bias.zero_()
+            layers.append(linear)
+        elif head is not None:
+            layers.append(head)
+        return nn.Sequential(*layers)
