@@ -46,11 +46,15 @@ def test_learned_variance_module_round_trip(tmp_path):
 
 
 def test_pack_unpack_round_trip_keeps_nested_tensors_and_int_keys():
-    tree = {"a": [1, 2.5, None, "x"], "b": {0: torch.arange(3), "c": torch.ones(2, 2)}}
+    tree = {
+        "a": [1, 2.5, None, "x"],
+        "t": (3, (4, 5)),
+        "b": {0: torch.arange(3), "c": torch.ones(2, 2)},
+    }
     config, tensors = io.pack(tree)
     json.dumps(config)  # JSON-able
     back = io.unpack(json.loads(json.dumps(config)), tensors)
-    assert back["a"] == tree["a"]
+    assert back["a"] == tree["a"] and back["t"] == (3, (4, 5))
     assert torch.equal(back["b"][0], tree["b"][0]) and torch.equal(back["b"]["c"], tree["b"]["c"])
 
 

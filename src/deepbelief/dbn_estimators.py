@@ -38,6 +38,7 @@ from .training import ProgressBar, make_generator, pretrain_dbn, resolve_device
 
 def check_Xy(estimator, X, y, reset: bool, multi_output: bool = False):
     """Validate ``X`` and ``y`` together; bad labels raise :class:`DataError`."""
+    _check_finite_targets(y)
     try:
         _, y = validate_data(
             estimator,
@@ -53,6 +54,27 @@ def check_Xy(estimator, X, y, reset: bool, multi_output: bool = False):
         raise DataError(f"bad X or y: {exc}") from exc
     X = check_X(estimator, X, reset=False)
     return X, y
+
+
+def _check_finite_targets(y) -> None:
+    """Name the first row whose target is NaN or infinite (numeric ``y`` only)."""
+    try:
+        values = np.asarray(y, dtype=np.float64)
+    except (TypeError, ValueError):
+        return  # non-numeric labels: nothing to check here
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        kind = "NaN" if np.isnan(values.flat[np.flatnonzero(bad)[0]]) else "infinity"
+        raise DataError(f"y contains {kind} at row {row}; remove or impute it")
+
+
+def _target_kind(y) -> str:
+    """scikit-learn's ``type_of_target``, with its errors (NaN, ...) as :class:`DataError`."""
+    try:
+        return type_of_target(y)
+    except ValueError as exc:
+        raise DataError(f"bad y: {exc}") from exc
 
 
 def _class_labels(y) -> tuple[np.ndarray, np.ndarray]:
@@ -600,7 +622,7 @@ class DBN(TransformerMixin, _DBNBase):
         self
         """
         labels = None
-        if y is not None and type_of_target(y) in ("continuous", "continuous-multioutput"):
+        if y is not None and _target_kind(y) in ("continuous", "continuous-multioutput"):
             warnings.warn(
                 "DBN.fit ignores a continuous y (it learns class labels only)",
                 UserWarning,

@@ -64,7 +64,9 @@ def pack(tree) -> tuple[object, dict[str, torch.Tensor]]:
                     raise TypeError(f"cannot save a dict key of type {type(k).__name__}")
                 out[label] = walk(v, f"{key}.{k}" if key else str(k))
             return out
-        if isinstance(node, (list, tuple)):
+        if isinstance(node, tuple):  # kept apart from lists, so parameters round-trip exactly
+            return {"__tuple__": [walk(v, f"{key}.{i}") for i, v in enumerate(node)]}
+        if isinstance(node, list):
             return [walk(v, f"{key}.{i}") for i, v in enumerate(node)]
         if node is None or isinstance(node, (bool, int, float, str)):
             return node
@@ -80,6 +82,8 @@ def unpack(tree, tensors: dict[str, torch.Tensor]):
     if isinstance(tree, dict):
         if set(tree) == {"__tensor__"}:
             return tensors[tree["__tensor__"]]
+        if set(tree) == {"__tuple__"}:
+            return tuple(unpack(v, tensors) for v in tree["__tuple__"])
         out = {}
         for k, v in tree.items():
             key = int(k[len("__int__:") :]) if k.startswith("__int__:") else k

@@ -1,0 +1,233 @@
+"""DBNClassifier, DBNRegressor and DBN as scikit-learn estimators: checks, learning by stated
+margins, fine-tuning from the pretrained weights, generation by class, bad labels, files."""
+
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import deepbelief
+from deepbelief import DBN, DataError, DBNClassifier, DBNRegressor
+
+
+@parametrize_with_checks([DBNClassifier(), DBNRegressor(), DBN()])
+def test_scikit_learn_compatible_with_defaults(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def default_classifier(digits):
+    X_train, _, y_train, _ = digits
+    return DBNClassifier(random_state=0).fit(X_train, y_train)
+
+
+def test_classifier_defaults_reach_97_percent_on_held_out_digits(default_classifier, digits):
+    _, X_test, _, y_test = digits
+    assert default_classifier.score(X_test, y_test) >= 0.97
+    proba = default_classifier.predict_proba(X_test)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
+    assert proba.shape == (len(X_test), 10)
+
+
+def test_pretraining_beats_random_initialisation_under_the_same_budget(digits):
+    X_train, X_test, y_train, y_test = digits
+    budget = dict(epochs=10, random_state=0)
+    pretrained = DBNClassifier(**budget).fit(X_train, y_train).score(X_test, y_test)
+    random_init = (
+        DBNClassifier(pretrain=False, **budget).fit(X_train, y_train).score(X_test, y_test)
+    )
+    assert pretrained >= 0.95
+    assert pretrained - random_init >= 0.30, (pretrained, random_init)
+
+
+def test_fine_tuning_starts_from_the_pretrained_weights(digits):
+    """The classifier's layers ARE the RBMs' Parameters, and before fine-tuning they hold
+    exactly the weights greedy pretraining produced (an unsupervised DBN, same seed)."""
+    X_train, _, y_train, _ = digits
+    settings = dict(hidden_layers=(32, 16), pretrain_epochs=3, random_state=4)
+    pretrained = DBN(**settings).fit(X_train)
+    untuned = DBNClassifier(epochs=0, **settings).fit(X_train, y_train)
+    linears = [m for m in untuned.network_ if isinstance(m, torch.nn.Linear)][:-1]
+    assert len(linears) == len(untuned.dbn_.rbms) == 2
+    for linear, rbm, reference in zip(linears, untuned.dbn_.rbms, pretrained.dbn_.rbms):
+        assert linear.parametrizations.weight.original is rbm.weight  # shared, not copied
+        assert linear.bias is rbm.hidden_bias
+        assert torch.equal(rbm.weight, reference.weight)  # the pretrained values
+        assert torch.equal(rbm.hidden_bias, reference.hidden_bias)
+    tuned = DBNClassifier(epochs=3, **settings).fit(X_train, y_train)
+    for rbm, reference in zip(tuned.dbn_.rbms, pretrained.dbn_.rbms):
+        assert not torch.equal(rbm.weight, reference.weight)  # fine-tuning moved the RBMs' own
+
+
+def test_regressor_fits_a_nonlinear_function_and_multiple_outputs():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (500, 2))
+    y = np.sin(3 * X[:, 0]) + X[:, 1] ** 2
+    reg = DBNRegressor(random_state=0).fit(X[:400], y[:400])
+    assert reg.predict(X[400:]).shape == (100,)
+    assert reg.score(X[400:], y[400:]) >= 0.9
+    Y = np.column_stack([y, np.cos(2 * X[:, 1]) - X[:, 0]])
+    multi = DBNRegressor(random_state=0).fit(X[:400], Y[:400])
+    assert multi.predict(X[400:]).shape == (100, 2)
+    assert multi.score(X[400:], Y[400:]) >= 0.85
+
+
+def test_class_conditional_samples_are_recognised_as_their_class(digits):
+    X_train, _, y_train, _ = digits
+    judge = LogisticRegression(max_iter=3000).fit(X_train, y_train)
+    gen = DBN(hidden_layers=(100, 200), pretrain_epochs=20, random_state=0).fit(X_train, y_train)
+    rates = []
+    for c in range(10):
+        samples = gen.sample(20, label=c, gibbs_steps=200)
+        assert samples.shape == (20, 64) and samples.min() >= 0 and samples.max() <= 1
+        rates.append(float(np.mean(judge.predict(samples) == c)))
+    assert np.mean(rates) >= 0.75, rates
+    assert min(rates) >= 0.4, rates
+
+
+def test_generative_label_model_classifies_by_free_energy(digits):
+    X_train, X_test, y_train, y_test = digits
+    gen = DBN(hidden_layers=(100, 200), pretrain_epochs=20, random_state=0).fit(X_train, y_train)
+    assert gen.score_samples(X_test).shape == (len(X_test),)
+    assert np.mean(gen.predict(X_test) == y_test) >= 0.85
+    np.testing.assert_allclose(gen.predict_proba(X_test).sum(1), 1.0)
+
+
+def test_unsupervised_dbn_transforms_samples_and_ignores_continuous_y(digits):
+    X_train = digits[0][:300]
+    dbn = DBN(hidden_layers=(20, 10), pretrain_epochs=2, random_state=0)
+    with pytest.warns(UserWarning, match="continuous y"):
+        dbn.fit(X_train, np.linspace(0, 1, len(X_train)))
+    assert dbn.classes_ is None and not hasattr(dbn, "predict")
+    assert dbn.transform(X_train).shape == (300, 10)
+    assert dbn.reconstruct(X_train[:4]).shape == (4, 64)
+    assert dbn.sample(3, gibbs_steps=5).shape == (3, 64)
+    with pytest.raises(ValueError, match="without labels"):
+        dbn.sample(2, label=1)
+
+
+BAD_LABELS = [
+    ("nan", lambda y: np.where(np.arange(len(y)) == 3, np.nan, y.astype(float)), r"NaN"),
+    ("one class", lambda y: np.zeros_like(y), r"one class"),
+    ("length", lambda y: y[:-1], r"inconsistent numbers of samples"),
+]
+
+
+@pytest.mark.parametrize("make_estimator", [lambda: DBNClassifier(epochs=1), lambda: DBN()])
+@pytest.mark.parametrize(("name", "corrupt", "message"), BAD_LABELS)
+def test_bad_labels_raise_data_error(make_estimator, name, corrupt, message, digits):
+    X, y = digits[0][:50], digits[2][:50]
+    with pytest.raises(DataError, match=message):
+        make_estimator().set_params(hidden_layers=(8, 8), pretrain_epochs=1).fit(X, corrupt(y))
+
+
+def test_regressor_refuses_nan_targets():
+    X = np.random.default_rng(0).random((20, 3))
+    y = np.arange(20.0)
+    y[7] = np.nan
+    with pytest.raises(DataError, match="row 7"):
+        DBNRegressor(epochs=1).fit(X, y)
+
+
+def test_string_labels_and_same_seed_same_predictions(digits):
+    X_train, X_test, y_train, _ = digits
+    names = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )
+    settings = dict(hidden_layers=(32,), pretrain_epochs=2, epochs=5, random_state=3)
+    a = DBNClassifier(**settings).fit(X_train, names[y_train])
+    b = DBNClassifier(**settings).fit(X_train, names[y_train])
+    assert set(a.classes_) == set(names)
+    assert np.array_equal(a.predict(X_test), b.predict(X_test))
+    assert np.array_equal(a.predict_proba(X_test), b.predict_proba(X_test))
+    assert a.predict(X_test[:5]).dtype.kind == "U"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda X, y: DBNClassifier(
+            hidden_layers=(16, 8), pretrain_epochs=1, epochs=2, dropout=0.1, random_state=0
+        ).fit(X, y.astype(str)),
+        lambda X, y: DBNRegressor(
+            hidden_layers=(16,), pretrain_epochs=1, epochs=2, random_state=0
+        ).fit(X, y.astype(float)),
+        lambda X, y: DBN(hidden_layers=(16, 8), pretrain_epochs=1, random_state=0).fit(X, y),
+        lambda X, y: DBN(
+            hidden_layers=(16, 8), pretrain_epochs=1, visible="gaussian-learned", random_state=0
+        ).fit(X * 5 - 1),
+    ],
+)
+def test_save_load_round_trip_gives_identical_outputs(make, digits, tmp_path):
+    X, y = digits[0][:200], digits[2][:200]
+    est = make(X, y)
+    path = tmp_path / "model.safetensors"
+    est.save(path)
+    again = deepbelief.load(path)
+    assert type(again) is type(est) and again.get_params() == est.get_params()
+    X_in = X * 5 - 1 if est.visible == "gaussian-learned" else X
+    for method in ("predict", "predict_proba", "transform"):
+        if hasattr(est, method):
+            np.testing.assert_array_equal(getattr(again, method)(X_in), getattr(est, method)(X_in))
+    restored = pickle.loads(pickle.dumps(est))  # scikit-learn tools pickle estimators
+    if hasattr(est, "predict"):
+        np.testing.assert_array_equal(restored.predict(X_in), est.predict(X_in))
+
+
+def test_loaded_classifier_still_shares_its_weights(digits, tmp_path):
+    X, y = digits[0][:100], digits[2][:100]
+    est = DBNClassifier(hidden_layers=(8,), pretrain_epochs=1, epochs=1, random_state=0).fit(X, y)
+    est.save(tmp_path / "c.safetensors")
+    again = deepbelief.load(tmp_path / "c.safetensors")
+    assert again.network_[0].parametrizations.weight.original is again.dbn_.rbms[0].weight
+
+
+def test_warm_start_continues_fine_tuning_without_pretraining_again(digits):
+    X, y = digits[0][:300], digits[2][:300]
+    est = DBNClassifier(
+        hidden_layers=(16,), pretrain_epochs=2, epochs=3, warm_start=True, random_state=0
+    ).fit(X, y)
+    dbn, weights = est.dbn_, est.dbn_.rbms[0].weight.detach().clone()
+    est.fit(X, y)
+    assert est.dbn_ is dbn and len(est.history_) == 6
+    assert not torch.equal(est.dbn_.rbms[0].weight, weights)
+    with pytest.raises(DataError, match="not seen"):
+        est.fit(X, np.where(y == 1, 42, y))
+
+
+def test_early_stopping_holds_out_validation_rows(digits):
+    X, y = digits[0][:400], digits[2][:400]
+    est = DBNClassifier(
+        hidden_layers=(16,),
+        pretrain_epochs=1,
+        epochs=200,
+        early_stopping=True,
+        n_iter_no_change=3,
+        random_state=0,
+    ).fit(X, y)
+    assert "val_loss" in est.history_[0] and "val_accuracy" in est.history_[0]
+    assert est.n_iter_ < 200
+
+
+def test_layer_params_override_each_layer(digits):
+    X = digits[0][:200]
+    dbn = DBN(
+        hidden_layers=(16, 8),
+        pretrain_epochs=2,
+        random_state=0,
+        layer_params=[{"epochs": 4}, {"sampler": "pcd", "epochs": 1}],
+    ).fit(X)
+    assert [len(h) for h in dbn.pretrain_history_] == [4, 1]
+    with pytest.raises(ValueError, match="layer_params"):
+        DBN(hidden_layers=(4,), layer_params=[{}, {}]).fit(X)
