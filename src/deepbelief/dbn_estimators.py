@@ -29,7 +29,7 @@ from .estimators import (
     choose_visible,
     fit_scaling,
 )
-from .finetune import finetune
+from .finetune import finetune, up_down
 from .io import register, save
 from .nn.dbn import DBN as DBNModule
 from .nn.units import BernoulliUnits
@@ -566,6 +566,10 @@ class DBN(TransformerMixin, _DBNBase):
     with ``label=``); with labels, ``predict`` and ``predict_proba`` classify by the free energy
     of each label. Parameters as the pretraining ones of :class:`DBNClassifier`.
 
+    ``up_down_epochs > 0`` adds up-down (contrastive wake-sleep) fine-tuning of the whole
+    generative model after pretraining, with ``up_down_learning_rate``
+    (:func:`deepbelief.finetune.up_down`).
+
     A continuous ``y`` (as scikit-learn's checks pass to transformers) is ignored with a warning.
 
     Attributes
@@ -589,6 +593,8 @@ class DBN(TransformerMixin, _DBNBase):
         k=1,
         layer_params=None,
         sample_inputs=False,
+        up_down_epochs=0,
+        up_down_learning_rate=0.01,
         random_state=None,
         device="auto",
         dtype="float32",
@@ -604,6 +610,8 @@ class DBN(TransformerMixin, _DBNBase):
         self.k = k
         self.layer_params = layer_params
         self.sample_inputs = sample_inputs
+        self.up_down_epochs = up_down_epochs
+        self.up_down_learning_rate = up_down_learning_rate
         self.random_state = random_state
         self.device = device
         self.dtype = dtype
@@ -639,7 +647,19 @@ class DBN(TransformerMixin, _DBNBase):
         if len(self._check_common_params()) < 2 and labels is not None:
             raise ValueError("the generative label model needs at least two hidden layers")
         Xt = self._build_dbn(X, n_labels=0 if labels is None else len(self.classes_))
-        self._pretrain(Xt, None if labels is None else labels.to(Xt.device))
+        labels = None if labels is None else labels.to(Xt.device)
+        self._pretrain(Xt, labels)
+        self.up_down_history_ = []
+        if self.up_down_epochs:
+            self.up_down_history_ = up_down(
+                self.dbn_,
+                Xt,
+                labels,
+                epochs=self.up_down_epochs,
+                batch_size=self.pretrain_batch_size,
+                learning_rate=self.up_down_learning_rate,
+                generator=self.generator_,
+            )
         return self
 
     def transform(self, X):

@@ -466,3 +466,87 @@ def _check_arguments(s: dict, validation) -> None:
             raise ValueError(f"{name} must be {rule}, got {s[name]}")
     if s["early_stopping"] is not None and validation is None:
         raise ValueError("early_stopping needs validation data")
+
+
+@torch.no_grad()
+def up_down(
+    dbn,
+    X: torch.Tensor,
+    labels: torch.Tensor | None = None,
+    *,
+    epochs: int = 10,
+    batch_size: int = 100,
+    learning_rate: float = 0.01,
+    k: int = 3,
+    generator: torch.Generator | None = None,
+) -> list[dict]:
+    """Up-down fine-tuning (contrastive wake-sleep) of a whole generative DBN (Hinton,
+    Osindero & Teh 2006, appendix B).
+
+    The layers below the top are untied (:meth:`deepbelief.nn.DBN.untie`): a stochastic up
+    pass with the recognition weights gives the wake states, on which the generative weights
+    learn to predict each layer from the one above; the top RBM (with its label units, given
+    ``labels``) learns by CD-``k`` from the wake states; a stochastic down pass from the top's
+    negative sample gives the sleep states, on which the recognition weights learn to predict
+    each layer from the one below.
+
+    Returns
+    -------
+    list of dict
+        Per epoch: ``epoch`` and ``generative_error``, the mean squared error of the data
+        predicted top-down from the wake states of the first hidden layer.
+    """
+    if dbn.n_labels and labels is None:
+        raise ValueError("this DBN has label units: pass the labels")
+    if any(r.visible.has_logvar or r.hidden.has_logvar for r in dbn.rbms):
+        raise TypeError("up-down is implemented for units without learned variances")
+    if int(epochs) < 0 or int(batch_size) < 1 or not learning_rate > 0 or int(k) < 1:
+        raise ValueError("up_down needs epochs >= 0, batch_size >= 1, learning_rate > 0, k >= 1")
+    dbn.untie()
+    generator = generator if generator is not None else make_generator(None, X.device)
+    history = []
+    for epoch in range(int(epochs)):
+        order = torch.randperm(len(X), generator=generator, device=X.device)
+        errors = []
+        for rows in torch.split(order, int(batch_size)):
+            batch_labels = None if labels is None else labels[rows]
+            errors.append(_up_down_step(dbn, X[rows], batch_labels, learning_rate, k, generator))
+        history.append({"epoch": epoch + 1, "generative_error": float(sum(errors) / len(errors))})
+    return history
+
+
+def _up_down_step(dbn, data, labels, lr, k, generator) -> float:
+    lower, top = dbn.rbms[:-1], dbn.rbms[-1]
+    n, n_features = len(data), top.n_visible - dbn.n_labels
+    wake = [data]
+    for rbm in lower:
+        wake.append(rbm.sample_hidden(wake[-1], generator=generator))
+    # top RBM: CD-k from the wake states (and labels)
+    v_pos = dbn.top_visible(wake[-1], labels)
+    x_pos = top.hidden_input(v_pos)
+    h = top.hidden.sample(x_pos, generator=generator)
+    for _ in range(k):
+        v_neg = top.sample_visible(h, generator=generator)
+        x_neg = top.hidden_input(v_neg)
+        h = top.hidden.sample(x_neg, generator=generator)
+    p_pos, p_neg = top.hidden.mean(x_pos), top.hidden.mean(x_neg)
+    top.weight.add_(v_pos.t() @ p_pos - v_neg.t() @ p_neg, alpha=lr / n)
+    top.hidden_bias.add_((p_pos - p_neg).mean(0), alpha=lr)
+    top.visible_bias.add_((v_pos - v_neg).mean(0), alpha=lr)
+    # sleep states: a stochastic down pass from the top's negative features
+    sleep = [v_neg[:, :n_features]]
+    for layer in reversed(range(len(lower))):
+        sleep.insert(0, dbn.generative_sample(layer, sleep[0], generator))
+    error = 0.0
+    for layer, rbm in enumerate(lower):
+        # generative weights predict each wake layer from the one above
+        miss = wake[layer] - dbn.generative_mean(layer, wake[layer + 1])
+        if layer == 0:
+            error = float((miss**2).mean())
+        dbn.generative_weights[layer].add_(miss.t() @ wake[layer + 1], alpha=lr / n)
+        dbn.generative_biases[layer].add_(miss.mean(0), alpha=lr)
+        # recognition weights predict each sleep layer from the one below
+        miss = sleep[layer + 1] - rbm.hidden_mean(sleep[layer])
+        rbm.weight.add_(sleep[layer].t() @ miss, alpha=lr / n)
+        rbm.hidden_bias.add_(miss.mean(0), alpha=lr)
+    return error

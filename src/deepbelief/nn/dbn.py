@@ -86,6 +86,47 @@ class DBN(nn.Module):
                 )
         if len(self.rbms) == 1 and self.n_labels:
             raise ValueError("label units need at least two RBMs (features below, labels on top)")
+        self.generative_weights: nn.ParameterList | None = None
+        self.generative_biases: nn.ParameterList | None = None
+
+    @property
+    def untied(self) -> bool:
+        """True once :meth:`untie` gave the layers below the top their own generative weights."""
+        return self.generative_weights is not None
+
+    @torch.no_grad()
+    def untie(self) -> None:
+        """Give each layer below the top RBM separate generative (top-down) weights and biases,
+        starting as copies of the tied ones, as the up-down algorithm needs. The RBMs' own
+        weights become the recognition (bottom-up) weights."""
+        if self.untied:
+            return
+        lower = self.rbms[:-1]
+        self.generative_weights = nn.ParameterList(
+            [nn.Parameter(r.weight.detach().clone()) for r in lower]
+        )
+        self.generative_biases = nn.ParameterList(
+            [nn.Parameter(r.visible_bias.detach().clone()) for r in lower]
+        )
+
+    def generative_mean(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """``E[v | h]`` of RBM ``layer``'s visible units under the generative (top-down)
+        weights: the RBM's own when tied, the untied ones after :meth:`untie`."""
+        rbm = self.rbms[layer]
+        if not self.untied:
+            return rbm.visible_mean(h)
+        weight, bias = self.generative_weights[layer], self.generative_biases[layer]
+        x = torch.addmm(bias, rbm.hidden.statistic(h, rbm.hidden_logvar), weight.t())
+        return rbm.visible.mean(x, rbm.visible_logvar)
+
+    def generative_sample(self, layer: int, h: torch.Tensor, generator=None) -> torch.Tensor:
+        """A sample of RBM ``layer``'s visible units given ``h`` under the generative weights."""
+        rbm = self.rbms[layer]
+        if not self.untied:
+            return rbm.sample_visible(h, generator=generator)
+        weight, bias = self.generative_weights[layer], self.generative_biases[layer]
+        x = torch.addmm(bias, rbm.hidden.statistic(h, rbm.hidden_logvar), weight.t())
+        return rbm.visible.sample(x, rbm.visible_logvar, generator)
 
     @classmethod
     def from_sizes(
@@ -122,7 +163,11 @@ class DBN(nn.Module):
         return cls(rbms, n_labels=n_labels)
 
     def config(self) -> dict:
-        return {"rbms": [rbm.config() for rbm in self.rbms], "n_labels": self.n_labels}
+        return {
+            "rbms": [rbm.config() for rbm in self.rbms],
+            "n_labels": self.n_labels,
+            "untied": self.untied,
+        }
 
     def _to_state(self) -> dict:
         return {"config": self.config(), "state_dict": dict(self.state_dict())}
@@ -132,6 +177,8 @@ class DBN(nn.Module):
         dtype = state["state_dict"]["rbms.0.weight"].dtype
         rbms = [RBM.from_config(c, dtype=dtype) for c in state["config"]["rbms"]]
         dbn = cls(rbms, n_labels=state["config"]["n_labels"])
+        if state["config"].get("untied"):
+            dbn.untie()
         dbn.load_state_dict(state["state_dict"])
         return dbn
 
@@ -173,8 +220,8 @@ class DBN(nn.Module):
         """Down pass of means from hidden layer ``from_layer`` (default: the penultimate, the
         top RBM's visible features) to the visible layer."""
         start = len(self.rbms) - 1 if from_layer is None else int(from_layer)
-        for rbm in reversed(self.rbms[:start]):
-            h = rbm.visible_mean(h)
+        for layer in reversed(range(start)):
+            h = self.generative_mean(layer, h)
         return h
 
     @torch.no_grad()
