@@ -231,3 +231,15 @@ def test_layer_params_override_each_layer(digits):
     assert [len(h) for h in dbn.pretrain_history_] == [4, 1]
     with pytest.raises(ValueError, match="layer_params"):
         DBN(hidden_layers=(4,), layer_params=[{}, {}]).fit(X)
+
+
+def test_up_down_through_the_estimator_and_its_file(digits, tmp_path):
+    X, y = digits[0][:300], digits[2][:300]
+    gen = DBN(hidden_layers=(32, 64), pretrain_epochs=3, up_down_epochs=2, random_state=0)
+    gen.fit(X, y)
+    assert gen.dbn_.untied and len(gen.up_down_history_) == 2
+    gen.save(tmp_path / "g.safetensors")
+    again = deepbelief.load(tmp_path / "g.safetensors")
+    assert again.dbn_.untied
+    np.testing.assert_array_equal(again.reconstruct(X[:5]), gen.reconstruct(X[:5]))
+    np.testing.assert_array_equal(again.predict(X), gen.predict(X))
