@@ -548,10 +548,10 @@ def propagate(rbm: RBM, X: torch.Tensor, sample: bool = False, generator=None, c
     """The hidden activations of ``rbm`` for every row of ``X``: means, or samples."""
     parts = []
     for rows in torch.split(X, chunk):
-        mean = rbm.hidden_mean(rows)
-        parts.append(
-            rbm.hidden.sample(rbm.hidden_input(rows), generator=generator) if sample else mean
-        )
+        if sample:
+            parts.append(rbm.sample_hidden(rows, generator=generator))
+        else:
+            parts.append(rbm.hidden_mean(rows))
     return torch.cat(parts)
 
 

@@ -220,6 +220,10 @@ class DBN(nn.Module):
         """Down pass of means from hidden layer ``from_layer`` (default: the penultimate, the
         top RBM's visible features) to the visible layer."""
         start = len(self.rbms) - 1 if from_layer is None else int(from_layer)
+        if start == len(self.rbms):  # from the top hidden layer: through the top RBM first
+            top = self.rbms[-1]
+            h = top.visible_mean(h)[:, : top.n_visible - self.n_labels]
+            start -= 1
         for layer in reversed(range(start)):
             h = self.generative_mean(layer, h)
         return h
@@ -308,10 +312,9 @@ class DBN(nn.Module):
         layers: list[nn.Module] = []
         if input_dropout:
             layers.append(Dropout(input_dropout, generator))
-        first = self.rbms[0]
-        if first.visible_logvar is not None:
-            layers.append(_VarianceScale(first.visible_logvar))
         for rbm in self.rbms:
+            if rbm.visible_logvar is not None:  # the statistic v / sigma^2 enters the weights
+                layers.append(_VarianceScale(rbm.visible_logvar))
             layers += [tied_linear(rbm), activation_for(rbm.hidden)]
             if dropout:
                 layers.append(Dropout(dropout, generator))
