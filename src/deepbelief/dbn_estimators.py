@@ -58,6 +58,8 @@ def check_Xy(estimator, X, y, reset: bool, multi_output: bool = False):
 
 def _check_finite_targets(y) -> None:
     """Name the first row whose target is NaN or infinite (numeric ``y`` only)."""
+    if y is None:
+        return  # scikit-learn's validation says that y is required
     try:
         values = np.asarray(y, dtype=np.float64)
     except (TypeError, ValueError):
