@@ -228,3 +228,11 @@ def test_sampler_object_as_parameter_is_copied_and_saved(digits, tmp_path):
     assert est.trainer_.sampler.config() == sampler.config()
     est.save(tmp_path / "s.safetensors")
     assert deepbelief.load(tmp_path / "s.safetensors").sampler.config() == sampler.config()
+
+
+def test_weight_std_sets_the_initial_weights():
+    X = np.random.default_rng(0).random((50, 40))
+    wide = RBM(n_components=300, n_iter=0, weight_std=0.1, random_state=0).fit(X)
+    narrow = RBM(n_components=300, n_iter=0, random_state=0).fit(X)
+    assert wide.components_.std() == pytest.approx(0.1, rel=0.05)
+    assert narrow.components_.std() == pytest.approx(0.01, rel=0.05)

@@ -347,3 +347,15 @@ def test_training_on_gpu_matches_the_cpu_learning():
         model, "pcd", epochs=300, batch_size=14, n_chains=50, monitor_rows=0, generator=gen
     ).fit(BAS.repeat(10, 1).to(device))
     assert exact_log_likelihood(model, BAS) >= -3.8
+
+
+def test_warns_when_every_hidden_unit_is_switched_off(caplog):
+    gen = make_generator(0, CPU)
+    model = RBM(9, 4, generator=gen)
+    with torch.no_grad():
+        model.hidden_bias.fill_(-30.0)
+    trainer = RBMTrainer(model, epochs=1, batch_size=14, learning_rate=1e-6, generator=gen)
+    with caplog.at_level("WARNING", logger="deepbelief"):
+        trainer.fit(BAS)
+    assert "switched off" in caplog.text
+    assert trainer.history[-1]["hidden_activity"] < 1e-3

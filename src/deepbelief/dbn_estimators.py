@@ -145,6 +145,7 @@ class _DBNBase(BaseEstimator):
             self.hidden,
             n_labels=n_labels,
             generator=self.generator_,
+            weight_std=self.weight_std,
             dtype=_DTYPES[self.dtype],
             device=device,
         )
@@ -232,6 +233,7 @@ class _SupervisedDBN(_DBNBase):
         k=1,
         layer_params=None,
         sample_inputs=False,
+        weight_std=0.01,
         epochs=50,
         batch_size=32,
         optimizer="auto",
@@ -263,6 +265,7 @@ class _SupervisedDBN(_DBNBase):
         self.k = k
         self.layer_params = layer_params
         self.sample_inputs = sample_inputs
+        self.weight_std = weight_std
         self.epochs = epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
@@ -443,6 +446,10 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         Per-layer overrides of any :class:`deepbelief.training.RBMTrainer` setting.
     sample_inputs : bool, default False
         Feed each layer sampled (not mean) activations of the layer below.
+    weight_std : float, default 0.01
+        Standard deviation of the RBMs' initial weights (Hinton's guide). Wide layers trained
+        at learning rate 0.1 may need 0.1 (as Hinton & Salakhutdinov's MNIST code uses) or a
+        smaller learning rate in ``layer_params``, or their hidden units switch off.
     epochs, batch_size, momentum, weight_decay :
         Fine-tuning settings.
     optimizer : {"auto", "sgd", "adam"}, default "auto"
@@ -595,6 +602,7 @@ class DBN(TransformerMixin, _DBNBase):
         k=1,
         layer_params=None,
         sample_inputs=False,
+        weight_std=0.01,
         up_down_epochs=0,
         up_down_learning_rate=0.01,
         random_state=None,
@@ -612,6 +620,7 @@ class DBN(TransformerMixin, _DBNBase):
         self.k = k
         self.layer_params = layer_params
         self.sample_inputs = sample_inputs
+        self.weight_std = weight_std
         self.up_down_epochs = up_down_epochs
         self.up_down_learning_rate = up_down_learning_rate
         self.random_state = random_state

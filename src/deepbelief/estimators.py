@@ -141,6 +141,8 @@ class RBM(TransformerMixin, BaseEstimator):
         Save the estimator (with sampler chains and RNG state) there after every
         ``checkpoint_every`` epochs; ``deepbelief.load(path).fit(X, resume=True)`` continues.
     checkpoint_every : int, default 1
+    weight_std : float, default 0.01
+        Standard deviation of the initial weights, N(0, weight_std^2).
 
     Attributes
     ----------
@@ -184,6 +186,7 @@ class RBM(TransformerMixin, BaseEstimator):
         dtype="float32",
         checkpoint=None,
         checkpoint_every=1,
+        weight_std=0.01,
     ):
         self.n_components = n_components
         self.learning_rate = learning_rate
@@ -210,6 +213,7 @@ class RBM(TransformerMixin, BaseEstimator):
         self.dtype = dtype
         self.checkpoint = checkpoint
         self.checkpoint_every = checkpoint_every
+        self.weight_std = weight_std
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -263,6 +267,7 @@ class RBM(TransformerMixin, BaseEstimator):
             visible=visible,
             hidden=self.hidden,
             generator=generator,
+            weight_std=self.weight_std,
             dtype=_DTYPES[self.dtype],
             device=device,
         )

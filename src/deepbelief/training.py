@@ -442,10 +442,21 @@ class RBMTrainer:
 
     @torch.no_grad()
     def monitors(self, X: torch.Tensor, validation: torch.Tensor | None = None) -> dict:
-        """Reconstruction error, pseudo-log-likelihood per sample (Bernoulli visible units)
+        """Reconstruction error, mean hidden activation (a warning when binary hidden units
+        have all switched off), pseudo-log-likelihood per sample (Bernoulli visible units)
         and, with validation data, the free-energy gap (validation minus training)."""
         model = self.model
         out = {"reconstruction_error": evaluation.reconstruction_error(model, X)}
+        activity = float(model.hidden_mean(X).mean())
+        out["hidden_activity"] = activity
+        if isinstance(model.hidden, BernoulliUnits) and activity < 1e-3:
+            log.warning(
+                "epoch %d: the hidden units are switched off (mean activation %.2g); lower the "
+                "learning rate (now %g) or raise the initial weight_std",
+                self.epoch,
+                activity,
+                self.settings["learning_rate"],
+            )
         if isinstance(model.visible, BernoulliUnits):
             out["pseudo_log_likelihood"] = evaluation.pseudo_log_likelihood(model, X)
         if validation is not None:
