@@ -22,6 +22,7 @@ from . import evaluation
 from .errors import DataError
 from .estimators import (
     _DTYPES,
+    ScaledInputMixin,
     _as_array,
     _params_from_state,
     _params_to_state,
@@ -94,7 +95,7 @@ def _class_labels(y) -> tuple[np.ndarray, np.ndarray]:
     return classes, index
 
 
-class _DBNBase(BaseEstimator):
+class _DBNBase(ScaledInputMixin, BaseEstimator):
     """Shared machinery: preprocessing, building and greedy pretraining of ``dbn_``."""
 
     def _check_common_params(self):
@@ -166,24 +167,8 @@ class _DBNBase(BaseEstimator):
         )
         self.pretrain_history_ = [t.history for t in trainers]
 
-    def _prepare(self, X: np.ndarray) -> torch.Tensor:
-        """Scale ``X`` for the visible units and move it to the model's device."""
-        if self.input_mean_ is not None:
-            X = (X - self.input_mean_) / self.input_scale_
-        first = self.dbn_.rbms[0]
-        tensor = torch.as_tensor(
-            np.asarray(X), dtype=first.weight.dtype, device=first.weight.device
-        )
-        message = first.support_error(tensor)
-        if message is not None:
-            raise DataError(f"X does not fit {self.visible_units_} visible units: {message}")
-        return tensor
-
-    def _restore_scale(self, v: torch.Tensor) -> np.ndarray:
-        out = v.detach().cpu().numpy().astype(np.float64)
-        if self.input_mean_ is not None:
-            out = out * self.input_scale_ + self.input_mean_
-        return out
+    def _input_rbm(self):
+        return self.dbn_.rbms[0]
 
     def save(self, path) -> None:
         """Save to ``path`` (safetensors + JSON; atomic); :func:`deepbelief.load` reads it."""

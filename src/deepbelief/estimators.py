@@ -66,6 +66,33 @@ def fit_scaling(units: Units, X: np.ndarray):
     return X.mean(0), np.where(scale > 0, scale, 1.0)
 
 
+class ScaledInputMixin:
+    """Input scaling shared by the estimators: ``_input_rbm()`` names the RBM that sees ``X``;
+    ``input_mean_``/``input_scale_`` (None for non-Gaussian inputs) and ``visible_units_``
+    are fitted attributes."""
+
+    def _input_rbm(self):
+        raise NotImplementedError
+
+    def _prepare(self, X: np.ndarray) -> torch.Tensor:
+        """Scale ``X`` for the visible units and move it to the model's device."""
+        if self.input_mean_ is not None:
+            X = (X - self.input_mean_) / self.input_scale_
+        rbm = self._input_rbm()
+        tensor = torch.as_tensor(np.asarray(X), dtype=rbm.weight.dtype, device=rbm.weight.device)
+        message = rbm.support_error(tensor)
+        if message is not None:
+            raise DataError(f"X does not fit {self.visible_units_} visible units: {message}")
+        return tensor
+
+    def _restore_scale(self, v: torch.Tensor) -> np.ndarray:
+        """Visible states back in the scale of the data."""
+        out = v.detach().cpu().numpy().astype(np.float64)
+        if self.input_mean_ is not None:
+            out = out * self.input_scale_ + self.input_mean_
+        return out
+
+
 def _params_to_state(params: dict) -> dict:
     def describe(v):
         if isinstance(v, Units):
@@ -89,7 +116,7 @@ def _params_from_state(params: dict) -> dict:
 
 
 @register("RBM")
-class RBM(TransformerMixin, BaseEstimator):
+class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
     """Restricted Boltzmann Machine, a drop-in for :class:`sklearn.neural_network.BernoulliRBM`.
 
     Trained by real contrastive divergence (CD-k), persistent CD or parallel tempering on a
@@ -307,16 +334,8 @@ class RBM(TransformerMixin, BaseEstimator):
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
 
-    def _prepare(self, X: np.ndarray) -> torch.Tensor:
-        """Scale ``X`` for the visible units and move it to the model's device."""
-        if self.input_mean_ is not None:
-            X = (X - self.input_mean_) / self.input_scale_
-        weight = self.model_.weight
-        tensor = torch.as_tensor(np.asarray(X), dtype=weight.dtype, device=weight.device)
-        message = self.model_.support_error(tensor)
-        if message is not None:
-            raise DataError(f"X does not fit {self.visible_units_} visible units: {message}")
-        return tensor
+    def _input_rbm(self):
+        return self.model_
 
     def _train(self, X: torch.Tensor) -> None:
         callbacks = []
@@ -334,12 +353,6 @@ class RBM(TransformerMixin, BaseEstimator):
     def _output(self, result: torch.Tensor, like: np.ndarray) -> np.ndarray:
         dtype = like.dtype if like.dtype in (np.float32, np.float64) else np.float64
         return result.detach().cpu().numpy().astype(dtype, copy=False)
-
-    def _restore_scale(self, v: torch.Tensor) -> np.ndarray:
-        out = v.detach().cpu().numpy().astype(np.float64)
-        if self.input_mean_ is not None:
-            out = out * self.input_scale_ + self.input_mean_
-        return out
 
     @torch.no_grad()
     def transform(self, X):
