@@ -55,6 +55,7 @@ from deepbelief.training import (
     ProgressBar,
     RBMTrainer,
     make_generator,
+    native_bfloat16,
     pretrain_dbn,
     resolve_device,
 )
@@ -223,27 +224,12 @@ def finetune_run(args, name, dbn, generator, data, spent=None):
         weight_decay=args.weight_decay,
         max_norm=args.max_norm or None,
         lr_schedule=args.lr_schedule,
+        mixed_precision=args.mixed_precision,
         generator=generator,
         callbacks=[curve],
         progress=not args.quiet,
     )
     return curve, network
-
-
-@torch.no_grad()
-def random_init(dbn: DBN, generator: torch.Generator, init: str = "torch") -> None:
-    """``"torch"``: PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for every
-    RBM's weight and hidden bias, as ``DBNClassifier(pretrain=False)`` (``_random_init``) does.
-    ``"glorot"``: U(-b, b) weights with b = 4 sqrt(6 / (fan_in + fan_out)), Glorot & Bengio's
-    (2010) init for sigmoid units, and zero biases."""
-    for rbm in dbn.rbms:
-        if init == "glorot":
-            bounds = (4 * (6 / (rbm.n_visible + rbm.n_hidden)) ** 0.5, 0.0)
-        else:
-            bounds = (1.0 / rbm.n_visible**0.5,) * 2
-        for p, bound in zip((rbm.weight, rbm.hidden_bias), bounds):
-            u = torch.rand(p.shape, generator=generator, dtype=p.dtype, device=p.device)
-            p.copy_((2 * u - 1) * bound)
 
 
 def generative(args, pretrained_states, X, y, X_test, y_test, device, judge):
@@ -347,14 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--dropout", type=float, default=0.5, help="on the hidden layers")
     g.add_argument("--input-dropout", type=float, default=0.2, help="on the pixels")
     g.add_argument("--max-norm", type=float, default=4.0, help="cap on incoming norms (0: none)")
+    g.add_argument(
+        "--precision",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="fine-tuning matrix products; bfloat16: torch.autocast (float32 parameters); "
+        "auto: bfloat16 where the device has it natively",
+    )
     g.add_argument("--eval-every", type=int, default=5, help="score the test set every N epochs")
     g.add_argument("--no-baseline", action="store_true", help="skip the random-init baseline")
-    g.add_argument(
-        "--baseline-init",
-        choices=["torch", "glorot"],
-        default="torch",
-        help="torch: as DBNClassifier(pretrain=False); glorot: 4 sqrt(6/(in+out)), for sigmoids",
-    )
     g = p.add_argument_group("generative label model (Hinton, Osindero & Teh 2006)")
     g.add_argument("--no-generative", action="store_true", help="skip the label DBN")
     g.add_argument("--gen-epochs", type=int, default=15, help="epochs of the top RBM")
@@ -376,6 +363,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error("--epochs must be at least 1")
+    native = native_bfloat16(resolve_device(args.device))
+    args.mixed_precision = args.precision == "bfloat16" or (args.precision == "auto" and native)
     if len(args.pretrain_epochs) != len(args.hidden):
         parser.error(f"--pretrain-epochs needs {len(args.hidden)} values, one per layer")
     if not args.no_generative and len(args.hidden) < 2:
@@ -451,11 +440,11 @@ def main(argv=None) -> dict:
         print(f"\n== baseline: the same fine-tuning from random weights ({args.epochs} epochs)")
         generator = make_generator(args.seed + 3, device)
         baseline = DBN.from_sizes(dims, generator=generator, device=device)
-        random_init(baseline, generator, args.baseline_init)
+        baseline.random_init_(generator)
         base, _ = finetune_run(args, "random init", baseline, generator, data)
         base_error = base.curve[-1]["test_error"]
         gain = f"pretraining buys {base_error - final:+.2f} points"
-        phase = f"fine-tune, {args.baseline_init} random init ({args.epochs} ep)"
+        phase = f"fine-tune, Glorot random init ({args.epochs} ep)"
         rows.append(row(phase, base.train_seconds, base_error, gain))
         result["baseline"] = dict(curve=base.curve, eval_seconds=base.eval_seconds)
 

@@ -41,14 +41,29 @@ def test_classifier_defaults_reach_97_percent_on_held_out_digits(default_classif
 
 
 def test_pretraining_beats_random_initialisation_under_the_same_budget(digits):
+    """One fine-tuning epoch, three seeds: the pretrained stack beats Glorot's initialisation
+    (the fair feed-forward baseline for sigmoid units) by 10 points on average (measured:
+    0.89 against 0.69)."""
     X_train, X_test, y_train, y_test = digits
-    budget = dict(epochs=10, random_state=0)
-    pretrained = DBNClassifier(**budget).fit(X_train, y_train).score(X_test, y_test)
-    random_init = (
-        DBNClassifier(pretrain=False, **budget).fit(X_train, y_train).score(X_test, y_test)
-    )
-    assert pretrained >= 0.95
-    assert pretrained - random_init >= 0.30, (pretrained, random_init)
+    gains = []
+    for seed in range(3):
+        budget = dict(epochs=1, random_state=seed)
+        pretrained = DBNClassifier(**budget).fit(X_train, y_train).score(X_test, y_test)
+        random_init = (
+            DBNClassifier(pretrain=False, **budget).fit(X_train, y_train).score(X_test, y_test)
+        )
+        assert pretrained >= 0.85, (seed, pretrained)
+        gains.append(pretrained - random_init)
+    assert np.mean(gains) >= 0.10, gains
+
+
+def test_a_stack_pretrained_on_few_rows_still_fine_tunes(digits):
+    """100 rows: with the old default initial weights (std 0.01) the second layer's features
+    stayed near-constant and fine-tuning ended at chance (8-25% over three seeds)."""
+    X_train, X_test, y_train, y_test = digits
+    few = np.concatenate([np.flatnonzero(y_train == c)[:10] for c in range(10)])
+    small = DBNClassifier(epochs=50, random_state=0).fit(X_train[few], y_train[few])
+    assert small.score(X_test, y_test) >= 0.75
 
 
 def test_fine_tuning_starts_from_the_pretrained_weights(digits):

@@ -12,7 +12,7 @@ from torch import nn
 
 from deepbelief.errors import DivergenceError
 from deepbelief.finetune import apply_max_norm, evaluate, finetune, learning_rate_at
-from deepbelief.nn.layers import Dropout
+from deepbelief.nn.layers import Dropout, keep_mask
 
 
 class Transpose(nn.Module):
@@ -96,6 +96,26 @@ def test_digits_classification_reaches_95_percent(digits, optimizer, learning_ra
     assert result.history[-1]["loss"] < 0.5 * result.history[0]["loss"]
     assert [h["epoch"] for h in result.history] == list(range(1, 31))
     assert not net.training
+
+
+def test_mixed_precision_learns_as_well_and_keeps_float32_parameters(digits):
+    """bfloat16 autocast: within 1.5 points of the float32 run, and the stored Parameters,
+    gradients and optimizer state stay float32."""
+    (X, y), (X_test, y_test) = digits
+    accuracies = {}
+    for mixed in (False, True):
+        net = digits_mlp()
+        result = finetune(
+            net, X, y, "classification", epochs=20, learning_rate=0.1, mixed_precision=mixed,
+            generator=gen(0),
+        )  # fmt: skip
+        accuracies[mixed] = evaluate(net, X_test, y_test, "classification")["val_accuracy"]
+        assert all(p.dtype == torch.float32 for p in net.parameters())
+        assert all(p.grad is None or p.grad.dtype == torch.float32 for p in net.parameters())
+        momenta = [s["momentum_buffer"] for s in result.optimizer.state.values()]
+        assert momenta and all(m.dtype == torch.float32 for m in momenta)
+    assert accuracies[True] >= 0.95
+    assert abs(accuracies[True] - accuracies[False]) <= 0.015
 
 
 def test_regression_of_a_nonlinear_function():
@@ -331,6 +351,22 @@ def test_dropout_masks_come_from_the_generator():
     with_dropout = [run(0.5, s) for s in (1, 2)]
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(*without))
     assert not all(torch.allclose(a, b, atol=1e-3) for a, b in zip(*with_dropout))
+
+
+def test_keep_mask_rate_independence_and_seed():
+    shape = (400, 250)
+    for keep in (0.5, 0.8, 0.1):
+        mask = keep_mask(shape, keep, gen(0), torch.device("cpu"))
+        assert mask.shape == shape and mask.dtype == torch.bool
+        # 100,000 draws: the rate within 5 standard errors
+        assert abs(mask.float().mean().item() - keep) < 5 * math.sqrt(keep * (1 - keep) / 1e5)
+    a = keep_mask(shape, 0.5, gen(3), torch.device("cpu")).float()
+    # neighbouring entries (which share a 64-bit draw) are uncorrelated
+    corr = np.corrcoef(a[:, :-1].flatten().numpy(), a[:, 1:].flatten().numpy())[0, 1]
+    assert abs(corr) < 0.02
+    assert torch.equal(keep_mask((7, 3), 0.5, gen(3), torch.device("cpu")), keep_mask(
+        (7, 3), 0.5, gen(3), torch.device("cpu")))  # fmt: skip
+    assert not torch.equal(a, keep_mask(shape, 0.5, gen(4), torch.device("cpu")).float())
 
 
 # ---------------------------------------------------------------------- schedules

@@ -34,7 +34,13 @@ from .finetune import finetune, up_down
 from .io import register, save
 from .nn.dbn import DBN as DBNModule
 from .nn.units import BernoulliUnits
-from .training import ProgressBar, make_generator, pretrain_dbn, resolve_device
+from .training import (
+    ProgressBar,
+    make_generator,
+    native_bfloat16,
+    pretrain_dbn,
+    resolve_device,
+)
 
 
 def check_Xy(estimator, X, y, reset: bool, multi_output: bool = False):
@@ -218,7 +224,7 @@ class _SupervisedDBN(_DBNBase):
         k=1,
         layer_params=None,
         sample_inputs=False,
-        weight_std=0.01,
+        weight_std=0.1,
         epochs=50,
         batch_size=32,
         optimizer="auto",
@@ -234,6 +240,7 @@ class _SupervisedDBN(_DBNBase):
         n_iter_no_change=10,
         head_epochs=0,
         warm_start=False,
+        mixed_precision=False,
         random_state=None,
         device="auto",
         dtype="float32",
@@ -266,6 +273,7 @@ class _SupervisedDBN(_DBNBase):
         self.n_iter_no_change = n_iter_no_change
         self.head_epochs = head_epochs
         self.warm_start = warm_start
+        self.mixed_precision = mixed_precision
         self.random_state = random_state
         self.device = device
         self.dtype = dtype
@@ -296,14 +304,10 @@ class _SupervisedDBN(_DBNBase):
 
     @torch.no_grad()
     def _random_init(self) -> None:
-        """The baseline without pretraining: PyTorch's default Linear initialisation,
-        U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases, from the estimator's seed."""
+        """The baseline without pretraining: Glorot's initialisation for the hidden units'
+        activation (:meth:`deepbelief.nn.DBN.random_init_`), from the estimator's seed."""
         self.pretrain_history_ = []
-        for rbm in self.dbn_.rbms:
-            bound = 1.0 / rbm.n_visible**0.5
-            for p in (rbm.weight, rbm.hidden_bias):
-                u = torch.rand(p.shape, generator=self.generator_, dtype=p.dtype, device=p.device)
-                p.copy_((2 * u - 1) * bound)
+        self.dbn_.random_init_(self.generator_)
 
     def _unfold(self, n_outputs: int) -> torch.nn.Sequential:
         return self.dbn_.to_feedforward(
@@ -343,6 +347,7 @@ class _SupervisedDBN(_DBNBase):
             head_epochs=self.head_epochs,
             validation=validation,
             early_stopping=self.n_iter_no_change if self.early_stopping else None,
+            mixed_precision=self._mixed_precision(X.device),
             generator=self.generator_,
             progress=bool(self.verbose),
         )
@@ -350,6 +355,15 @@ class _SupervisedDBN(_DBNBase):
             list(getattr(self, "history_", []) if self.warm_start else []) + result.history
         )
         self.n_iter_ = len(result.history)
+
+    def _mixed_precision(self, device: torch.device) -> bool:
+        if self.mixed_precision == "auto":
+            return native_bfloat16(device)
+        if self.mixed_precision not in (True, False):
+            raise ValueError(
+                f"mixed_precision must be True, False or 'auto'; got {self.mixed_precision!r}"
+            )
+        return bool(self.mixed_precision)
 
     def _optimizer_settings(self) -> tuple[str, float]:
         """``"auto"``: SGD with learning rate 0.1 for classification (cross-entropy), Adam
@@ -379,10 +393,13 @@ class _SupervisedDBN(_DBNBase):
 
     @torch.no_grad()
     def _forward(self, X) -> torch.Tensor:
+        """The network's outputs, computed in float64 on a copy: float32 products round
+        differently for different batch sizes, and a row's prediction must not depend on the
+        rows it is predicted with."""
         check_is_fitted(self)
         X = check_X(self, X, reset=False)
-        self.network_.eval()
-        return self.network_(self._prepare(X))
+        exact = copy.deepcopy(self.network_).to(torch.float64).eval()
+        return exact(self._prepare(X).to(torch.float64))
 
     def _to_state(self) -> dict:
         state = {"params": _params_to_state(self.get_params(deep=False))}
@@ -431,10 +448,12 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         Per-layer overrides of any :class:`deepbelief.training.RBMTrainer` setting.
     sample_inputs : bool, default False
         Feed each layer sampled (not mean) activations of the layer below.
-    weight_std : float, default 0.01
-        Standard deviation of the RBMs' initial weights (Hinton's guide). Wide layers trained
-        at learning rate 0.1 may need 0.1 (as Hinton & Salakhutdinov's MNIST code uses) or a
-        smaller learning rate in ``layer_params``, or their hidden units switch off.
+    weight_std : float, default 0.1
+        Standard deviation of the RBMs' initial weights, as in Hinton & Salakhutdinov's (2006)
+        MNIST code. (:class:`deepbelief.RBM` keeps the guide's 0.01.) With 0.01, a wide layer
+        (500-2000) trained at learning rate 0.1 switches its hidden units off, and a stack
+        pretrained on a few hundred rows leaves near-constant features that fine-tuning cannot
+        recover from.
     epochs, batch_size, momentum, weight_decay :
         Fine-tuning settings.
     optimizer : {"auto", "sgd", "adam"}, default "auto"
@@ -452,6 +471,10 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         Train only the output layer for the first epochs.
     warm_start : bool, default False
         Refit continues fine-tuning from the current weights.
+    mixed_precision : bool or "auto", default False
+        Fine-tune under bfloat16 autocast (see :func:`deepbelief.finetune.finetune`): faster
+        on GPUs and CPUs with native bfloat16, slower elsewhere. "auto": where the device
+        has it natively (:func:`deepbelief.training.native_bfloat16`).
     random_state, device, dtype, verbose
 
     Attributes
@@ -587,7 +610,7 @@ class DBN(TransformerMixin, _DBNBase):
         k=1,
         layer_params=None,
         sample_inputs=False,
-        weight_std=0.01,
+        weight_std=0.1,
         up_down_epochs=0,
         up_down_learning_rate=0.01,
         random_state=None,
@@ -662,8 +685,13 @@ class DBN(TransformerMixin, _DBNBase):
         """Top hidden layer's means, shape (n_samples, hidden_layers[-1])."""
         check_is_fitted(self)
         X = check_X(self, X, reset=False)
-        out = self.dbn_.transform(self._prepare(X)).cpu().numpy()
+        out = self._exact().transform(self._prepare(X).to(torch.float64)).cpu().numpy()
         return out.astype(X.dtype if X.dtype in (np.float32, np.float64) else np.float64)
+
+    def _exact(self) -> DBNModule:
+        """A float64 copy of the stack: large free energies whose small differences matter,
+        and results that do not depend on how many rows are computed together."""
+        return copy.deepcopy(self.dbn_).to(torch.float64)
 
     def reconstruct(self, X):
         """Up pass to the top, down pass of means back to the input space."""
@@ -689,10 +717,8 @@ class DBN(TransformerMixin, _DBNBase):
     def predict_proba(self, X):
         """``p(class | x)`` from the top RBM's free energy with each label unit on."""
         check_is_fitted(self)
-        # float64: the label free energies are large numbers whose small differences matter
-        exact = copy.deepcopy(self.dbn_).to(torch.float64)
         v = self._prepare(check_X(self, X, reset=False)).to(torch.float64)
-        return torch.softmax(-exact.label_free_energies(v), 1).cpu().numpy()
+        return torch.softmax(-self._exact().label_free_energies(v), 1).cpu().numpy()
 
     @available_if(_has_labels)
     def predict(self, X):
@@ -704,8 +730,8 @@ class DBN(TransformerMixin, _DBNBase):
         """Pseudo-log-likelihood of each row under the bottom RBM (Bernoulli inputs), or its
         unnormalised log-density ``-F(v)``; a bound on the whole DBN's likelihood needs AIS."""
         check_is_fitted(self)
-        v = self._prepare(check_X(self, X, reset=False))
-        bottom = self.dbn_.rbms[0]
+        v = self._prepare(check_X(self, X, reset=False)).to(torch.float64)
+        bottom = self._exact().rbms[0]
         if isinstance(bottom.visible, BernoulliUnits):
             scores = evaluation.pseudo_log_likelihood(bottom, v, per_row=True)
         else:

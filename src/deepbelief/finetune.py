@@ -78,6 +78,7 @@ def finetune(
     head: nn.Module | None = None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     early_stopping: int | None = None,
+    mixed_precision: bool = False,
     generator: torch.Generator | None = None,
     callbacks: Sequence = (),
     progress: bool = False,
@@ -120,6 +121,11 @@ def finetune(
         Patience in epochs on the validation loss. When set, training stops after that many
         epochs without improvement, and at the end the parameters of the best epoch are
         copied back in place.
+    mixed_precision : bool
+        Run the forward and backward passes under ``torch.autocast`` in bfloat16 (the
+        Parameters, the optimizer and the loss stay in their own dtype). Several times faster
+        matrix products on GPUs and on CPUs with native bfloat16 (AVX512-BF16, AMX); slower
+        elsewhere.
     generator : torch.Generator, optional
         All randomness: the shuffling and the masks of every
         :class:`deepbelief.nn.layers.Dropout` in ``network``. Default: a freshly seeded one.
@@ -146,7 +152,7 @@ def finetune(
         task=task, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
         learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
         max_norm=max_norm, lr_schedule=lr_schedule, head_epochs=head_epochs,
-        early_stopping=early_stopping,
+        early_stopping=early_stopping, mixed_precision=bool(mixed_precision),
     )  # fmt: skip
     _check_arguments(settings, validation)
     X, y = _check_data(X, y, task, "X", "y")
@@ -245,7 +251,9 @@ def _run_epoch(state, X, y, batch_size, settings, generator, linears, callbacks)
         for group in optimizer.param_groups:
             group["lr"] = lr
         optimizer.zero_grad(set_to_none=True)
-        loss = _loss(network(X[rows]), y[rows], task)
+        with torch.autocast(X.device.type, torch.bfloat16, enabled=settings["mixed_precision"]):
+            out = network(X[rows])
+        loss = _loss(out.to(X.dtype), y[rows], task)
         loss.backward()
         value = float(loss.detach())
         if not math.isfinite(value):
@@ -320,19 +328,23 @@ def apply_max_norm(linears: Sequence[nn.Linear], max_norm: float) -> None:
     max_norm : float
     """
     for m in linears:
-        w = m.weight
-        factor = torch.clamp(max_norm / (w.norm(dim=1) + 1e-12), max=1.0)
         if parametrize.is_parametrized(m, "weight"):
             original = m.parametrizations.weight.original
-            if original.shape != w.shape[::-1]:
+            shape = m.weight.shape
+            if original.shape != shape[::-1]:
                 raise ValueError(
                     "max_norm supports a parametrized Linear weight only when it is the "
-                    f"transpose of its original; got weight {tuple(w.shape)}, original "
+                    f"transpose of its original; got weight {tuple(shape)}, original "
                     f"{tuple(original.shape)}"
                 )
-            original.mul_(factor)
+            original.mul_(_shrink_factors(original.square().sum(0), max_norm))
         else:
-            m.weight.mul_(factor[:, None])
+            m.weight.mul_(_shrink_factors(m.weight.square().sum(1), max_norm)[:, None])
+
+
+def _shrink_factors(squared_norms: torch.Tensor, max_norm: float) -> torch.Tensor:
+    # squares summed directly: several times faster than Tensor.norm along a dimension on CPU
+    return torch.clamp(max_norm / (squared_norms.sqrt() + 1e-12), max=1.0)
 
 
 def _make_optimizer(params, name, learning_rate, momentum, weight_decay):

@@ -37,6 +37,22 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+def native_bfloat16(device: str | torch.device) -> bool:
+    """Whether ``device`` multiplies bfloat16 matrices natively (CUDA with bfloat16 support, or
+    a CPU with AVX512-BF16 or AMX through oneDNN): where ``mixed_precision`` pays off."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        return bool(torch.backends.mkldnn.is_available() and _mkldnn_bf16_supported())
+    return False
+
+
+def _mkldnn_bf16_supported() -> bool:
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None else False
+
+
 def make_generator(random_state, device: torch.device) -> torch.Generator:
     """A ``torch.Generator`` on ``device`` seeded from ``random_state`` (None: a fresh seed)."""
     generator = torch.Generator(device=device)

@@ -89,6 +89,27 @@ class DBN(nn.Module):
         self.generative_weights: nn.ParameterList | None = None
         self.generative_biases: nn.ParameterList | None = None
 
+    @torch.no_grad()
+    def random_init_(self, generator: torch.Generator | None = None) -> DBN:
+        """Re-initialise every RBM's weights and hidden biases for training without
+        pretraining: zero biases and weights uniform on (-b, b), with Glorot & Bengio's (2010)
+        b = sqrt(6 / (fan_in + fan_out)), times 4 for sigmoid (Bernoulli) hidden units and
+        He's b = sqrt(6 / fan_in) for ReLU ones. The feed-forward baseline that pretraining is
+        compared with. Returns ``self``.
+        """
+        for rbm in self.rbms:
+            fan_in, fan_out = rbm.n_visible, rbm.n_hidden
+            bound = (6.0 / (fan_in + fan_out)) ** 0.5
+            if rbm.hidden.name == "bernoulli":
+                bound *= 4.0
+            elif rbm.hidden.name == "relu":
+                bound = (6.0 / fan_in) ** 0.5
+            w = rbm.weight
+            u = torch.rand(w.shape, generator=generator, dtype=w.dtype, device=w.device)
+            w.copy_((2 * u - 1) * bound)
+            rbm.hidden_bias.zero_()
+        return self
+
     @property
     def untied(self) -> bool:
         """True once :meth:`untie` gave the layers below the top their own generative weights."""
