@@ -212,6 +212,18 @@ def test_pseudo_log_likelihood_matches_brute_force():
     assert (per_row < 0).all()
 
 
+def test_pseudo_log_likelihood_over_a_subset_of_features_is_the_scaled_partial_sum():
+    model = _random_model(6, 4, seed=14, std=1.5)
+    X = torch.tensor(_binary(6)[::5])
+    full = pseudo_log_likelihood(model, X, per_row=True)
+    terms = [
+        pseudo_log_likelihood(model, X, per_row=True, features=[i]) / 6 for i in range(6)
+    ]  # each is one feature's conditional, scaled by 6
+    assert torch.allclose(sum(terms), full, rtol=1e-12)
+    subset = pseudo_log_likelihood(model, X, per_row=True, features=[1, 4])
+    assert torch.allclose(subset, 3 * (terms[1] + terms[4]), rtol=1e-12)
+
+
 def test_pseudo_log_likelihood_needs_bernoulli_visible_units():
     with pytest.raises(TypeError):
         pseudo_log_likelihood(RBM(3, 2, visible="gaussian"), torch.zeros(2, 3))

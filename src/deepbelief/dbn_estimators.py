@@ -738,6 +738,32 @@ class DBN(TransformerMixin, _DBNBase):
             scores = -bottom.free_energy(v)
         return scores.cpu().numpy().astype(np.float64)
 
+    def log_likelihood_bound(self, X, per_row=False, n_samples=100, n_runs=100, betas=None):
+        """Variational lower bound on the log-likelihood of the rows of ``X`` in nats
+        (:func:`deepbelief.evaluation.dbn_lower_bound`; label units summed out).
+
+        The top RBM's ``log Z`` is exact when small, else estimated by AIS (``n_runs``,
+        ``betas``) from a base model fitted to the up-pass of ``X``. ``n_samples`` Monte Carlo
+        samples of the hidden layers per row; randomness seeded from ``random_state``.
+
+        Returns
+        -------
+        float, or ndarray of shape (n_samples,) with ``per_row=True``
+        """
+        check_is_fitted(self)
+        v = self._prepare(check_X(self, X, reset=False))
+        generator = make_generator(self.random_state, v.device)
+        rows = evaluation.dbn_lower_bound(
+            self.dbn_, v, n_samples=n_samples, generator=generator, per_row=True,
+            n_runs=n_runs, betas=betas,
+        )  # fmt: skip
+        rows = rows.cpu().numpy() - self._log_scale()
+        return rows if per_row else float(rows.mean())
+
+    def score(self, X, y=None):
+        """Mean lower bound on the log-likelihood in nats (:meth:`log_likelihood_bound`)."""
+        return self.log_likelihood_bound(X)
+
     def _to_state(self) -> dict:
         state = {"params": _params_to_state(self.get_params(deep=False))}
         if hasattr(self, "dbn_"):

@@ -85,6 +85,10 @@ class ScaledInputMixin:
             raise DataError(f"X does not fit {self.visible_units_} visible units: {message}")
         return tensor
 
+    def _log_scale(self) -> float:
+        """``log |det|`` of the input scaling (the densities' change of variables)."""
+        return 0.0 if self.input_mean_ is None else float(np.log(self.input_scale_).sum())
+
     def _restore_scale(self, v: torch.Tensor) -> np.ndarray:
         """Visible states back in the scale of the data."""
         out = v.detach().cpu().numpy().astype(np.float64)
@@ -397,9 +401,32 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
             scores = -self.model_.free_energy(v)
         return scores.detach().cpu().numpy().astype(np.float64)
 
+    def log_likelihood(self, X, per_row=False, n_runs=100, betas=None):
+        """Log-likelihood of the rows of ``X`` in nats (of the data as given: the scaling of
+        Gaussian inputs is accounted for).
+
+        ``log Z`` is exact when the smaller discrete layer has at most 2^20 states, else
+        estimated by :func:`deepbelief.evaluation.ais_log_partition` with ``n_runs`` runs over
+        ``betas`` (default: Salakhutdinov & Murray's 14,501 distributions), its base model
+        fitted to ``X`` and its randomness seeded from ``random_state``.
+
+        Returns
+        -------
+        float, or ndarray of shape (n_samples,) with ``per_row=True``
+        """
+        check_is_fitted(self)
+        X = check_X(self, X, reset=False)
+        v = self._prepare(X)
+        generator = make_generator(self.random_state, v.device)
+        rows = evaluation.log_likelihood(
+            self.model_, v, per_row=True, n_runs=n_runs, betas=betas, generator=generator
+        )
+        rows = rows.cpu().numpy() - self._log_scale()
+        return rows if per_row else float(rows.mean())
+
     def score(self, X, y=None):
-        """Mean of :meth:`score_samples`."""
-        return float(np.mean(self.score_samples(X)))
+        """Mean log-likelihood in nats (:meth:`log_likelihood`); higher is better."""
+        return self.log_likelihood(X)
 
     @property
     def history_(self) -> list[dict]:

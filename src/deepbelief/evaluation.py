@@ -1,12 +1,17 @@
-"""Evaluation of RBMs: exact log partition function and log-likelihood, pseudo-likelihood,
-reconstruction error and the free-energy gap between training and validation data."""
+"""Evaluation of RBMs and DBNs: exact and AIS-estimated log partition functions,
+log-likelihoods, the DBN variational lower bound, pseudo-likelihood, reconstruction error and
+the free-energy gap between training and validation data."""
 
 from __future__ import annotations
 
 import copy
+import math
+from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
+from .nn.dbn import DBN
 from .nn.rbm import RBM
 from .nn.units import BernoulliUnits
 
@@ -82,12 +87,20 @@ def exact_log_likelihood(
 
 
 @torch.no_grad()
-def pseudo_log_likelihood(model: RBM, X: torch.Tensor, per_row: bool = False, max_elements=2**22):
+def pseudo_log_likelihood(
+    model: RBM,
+    X: torch.Tensor,
+    per_row: bool = False,
+    max_elements=2**22,
+    features: torch.Tensor | None = None,
+):
     """Pseudo-log-likelihood ``sum_i log p(v_i | v_-i)`` of each row, for Bernoulli visible units.
 
     Every feature's conditional is computed exactly (not estimated from one random feature and
     multiplied by the number of features, as scikit-learn's BernoulliRBM does). Returns the
-    mean over rows, or each row's value with ``per_row=True``.
+    mean over rows, or each row's value with ``per_row=True``. ``features`` (column indices)
+    restricts the sum to those features, scaled by ``n_visible / len(features)``: a cheaper,
+    deterministic estimate for wide layers.
     """
     if not isinstance(model.visible, BernoulliUnits):
         raise TypeError("the pseudo-log-likelihood is defined here for Bernoulli visible units")
@@ -96,8 +109,13 @@ def pseudo_log_likelihood(model: RBM, X: torch.Tensor, per_row: bool = False, ma
     W, c = model.weight, model.hidden_bias
     chunk = max(1, max_elements // max(1, len(X) * model.n_hidden))
     total = torch.zeros(len(X), dtype=X.dtype, device=X.device)
-    for start in range(0, model.n_visible, chunk):
-        cols = slice(start, start + chunk)
+    columns = (
+        torch.arange(model.n_visible, device=X.device)
+        if features is None
+        else torch.as_tensor(features, dtype=torch.long, device=X.device)
+    )
+    for start in range(0, len(columns), chunk):
+        cols = columns[start : start + chunk]
         v = X[:, cols].unsqueeze(-1)  # (rows, cols, 1)
         w = W[cols].unsqueeze(0)  # (1, cols, hidden)
         base = field.unsqueeze(1) - v * w  # field with v_i = 0
@@ -108,6 +126,7 @@ def pseudo_log_likelihood(model: RBM, X: torch.Tensor, per_row: bool = False, ma
         v = v.squeeze(-1)
         total += (v * torch.nn.functional.logsigmoid(logit)).sum(1)
         total += ((1 - v) * torch.nn.functional.logsigmoid(-logit)).sum(1)
+    total *= model.n_visible / len(columns)
     return total if per_row else float(total.mean())
 
 
@@ -133,3 +152,320 @@ def free_energy_gap(model: RBM, X_train: torch.Tensor, X_valid: torch.Tensor) ->
 def tv_distance(p: torch.Tensor, q: torch.Tensor) -> float:
     """Total-variation distance between two probability vectors."""
     return 0.5 * float((p - q).abs().sum())
+
+
+# ---------------------------------------------------------------------- AIS
+@dataclass(frozen=True)
+class AISResult:
+    """An annealed-importance-sampling estimate of ``log Z``.
+
+    Attributes
+    ----------
+    log_z : float
+        The estimate: ``log Z_base + log mean(w)`` over the runs' importance weights ``w``.
+    log_z_lower, log_z_upper : float
+        ``log Z_base + log(mean(w) -/+ 3 std(w) / sqrt(runs))``, computed in log space
+        (Salakhutdinov & Murray 2008); ``-inf`` when the lower one is not positive.
+    ess : float
+        Effective sample size ``(sum w)^2 / sum w^2`` (between 1 and ``n_runs``).
+    log_weights : torch.Tensor
+        Each run's ``log w`` (float64, CPU).
+    log_z_base : float
+        ``log Z`` of the base-rate model the runs start from.
+    n_betas : int
+        Number of distributions, the base (beta = 0) and the model (beta = 1) included.
+    """
+
+    log_z: float
+    log_z_lower: float
+    log_z_upper: float
+    ess: float
+    log_weights: torch.Tensor
+    log_z_base: float
+    n_betas: int
+
+    def __float__(self) -> float:
+        return self.log_z
+
+
+def ais_betas(n: int | None = None, dtype=torch.float64) -> torch.Tensor:
+    """Inverse temperatures from 0 to 1: Salakhutdinov & Murray's (2008) schedule.
+
+    Steps of 1e-3 up to 0.5, 1e-4 up to 0.9 and 1e-5 up to 1 (14,501 values). With ``n``, the
+    same three stretches hold the same shares of ``n`` values.
+    """
+    counts = (500, 4000, 10000)
+    if n is not None:
+        if int(n) < 4:
+            raise ValueError(f"an AIS schedule needs at least 4 distributions, got {n}")
+        scale = (int(n) - 1) / sum(counts)
+        counts = [max(1, round(c * scale)) for c in counts]
+        counts[-1] = int(n) - 1 - sum(counts[:-1])
+    knots = (0.0, 0.5, 0.9, 1.0)
+    parts = [
+        torch.linspace(a, b, c + 1, dtype=dtype)[:-1] for a, b, c in zip(knots, knots[1:], counts)
+    ]
+    return torch.cat([*parts, torch.ones(1, dtype=dtype)])
+
+
+def base_rate_bias(model: RBM, data: torch.Tensor | None = None) -> torch.Tensor:
+    """Visible biases of the base-rate model AIS starts from (no hidden interaction).
+
+    Bernoulli units: the log-odds of the data means with one pseudo-count each way; Gaussian
+    units: the data means. Without data, or for other unit types: zeros (uniform binary units).
+    """
+    bias = torch.zeros_like(model.visible_bias)
+    if data is None or not len(data):
+        return bias
+    data = torch.as_tensor(data, dtype=bias.dtype, device=bias.device)
+    if isinstance(model.visible, BernoulliUnits):
+        p = (data.sum(0) + 1.0) / (len(data) + 2.0)
+        return torch.log(p) - torch.log1p(-p)
+    if model.visible.name == "gaussian":
+        return data.mean(0)
+    return bias
+
+
+@torch.no_grad()
+def ais_log_partition(
+    model: RBM,
+    data: torch.Tensor | None = None,
+    n_runs: int = 100,
+    betas: int | torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> AISResult:
+    """Estimate ``log Z`` of an RBM by annealed importance sampling (Neal 2001).
+
+    The runs anneal, in one batch, from a base-rate model with the same visible units and no
+    interaction to ``model``, through the distributions (for inverse temperature ``beta``)
+
+        p_beta(v, h) ~ exp(-E_v(v; (1 - beta) b_A + beta b) - E_h(h; beta c) + beta s(v) W s(h))
+
+    with one block-Gibbs transition at each ``beta`` (Salakhutdinov & Murray 2008). The
+    log-weights are accumulated in float64; the matrix products run in the model's dtype.
+
+    Parameters
+    ----------
+    model : deepbelief.nn.RBM
+        Any visible units with a tractable base model (Bernoulli, Gaussian, softmax, mixed).
+    data : tensor, optional
+        Rows the base-rate model is fitted to (:func:`base_rate_bias`); a base close to the
+        data makes the estimate much tighter. Without it, the base is uniform.
+    n_runs : int, default 100
+        Independent annealing runs.
+    betas : int or 1-D tensor, optional
+        The schedule: an explicit increasing sequence from 0 to 1, a number of distributions
+        for :func:`ais_betas`, or None for the paper's 14,501.
+    generator : torch.Generator, optional
+        All the randomness (same seed, same estimate).
+
+    Returns
+    -------
+    AISResult
+    """
+    betas = _check_betas(betas)
+    if int(n_runs) < 2:
+        raise ValueError(f"AIS needs at least 2 runs to bound its estimate, got {n_runs}")
+    vis, hid = model.visible, model.hidden
+    lv, lh = model.visible_logvar, model.hidden_logvar
+    W, b, c = model.weight, model.visible_bias, model.hidden_bias
+    b_base = base_rate_bias(model, data)
+    log_z_base = float(
+        vis.log_partition(torch.zeros_like(b_base)[None], b_base, lv).double()
+        + hid.log_partition(torch.zeros_like(c)[None], torch.zeros_like(c), lh).double()
+    )
+    v = vis.sample(b_base.expand(int(n_runs), -1), lv, generator)
+    log_w = torch.zeros(int(n_runs), dtype=torch.float64, device=W.device)
+    schedule = betas.tolist()
+    for previous, beta in zip(schedule, schedule[1:]):
+        field = vis.statistic(v, lv) @ W
+        log_w += _log_p_star(model, v, field, b_base, beta)
+        log_w -= _log_p_star(model, v, field, b_base, previous)
+        if beta < 1.0:
+            h = hid.sample(beta * (field + c), lh, generator)
+            x = torch.lerp(b_base, b, beta) + beta * (hid.statistic(h, lh) @ W.t())
+            v = vis.sample(x, lv, generator)
+    return _ais_result(log_w.cpu(), log_z_base, len(schedule))
+
+
+def _log_p_star(model: RBM, v, field, b_base, beta: float) -> torch.Tensor:
+    """``log p*_beta(v)`` (hidden units summed out), in float64."""
+    v64, field64 = v.double(), field.double()
+    bias = torch.lerp(b_base.double(), model.visible_bias.double(), beta)
+    lv = None if model.visible_logvar is None else model.visible_logvar.double()
+    lh = None if model.hidden_logvar is None else model.hidden_logvar.double()
+    c = model.hidden_bias.double()
+    return -model.visible.energy(v64, bias, lv) + model.hidden.log_partition(
+        beta * field64, beta * c, lh
+    )
+
+
+def _check_betas(betas) -> torch.Tensor:
+    if betas is None or isinstance(betas, int):
+        return ais_betas(betas)
+    betas = torch.as_tensor(betas, dtype=torch.float64).flatten()
+    if len(betas) < 2 or betas[0] != 0 or betas[-1] != 1 or (betas.diff() <= 0).any():
+        raise ValueError("betas must increase strictly from 0 to 1")
+    return betas
+
+
+def _ais_result(log_w: torch.Tensor, log_z_base: float, n_betas: int) -> AISResult:
+    n = len(log_w)
+    top = float(log_w.max())
+    w = torch.exp(log_w - top)
+    mean, spread = float(w.mean()), 3.0 * float(w.std()) / math.sqrt(n)
+    lower = top + math.log(mean - spread) if mean > spread else -math.inf
+    return AISResult(
+        log_z=log_z_base + top + math.log(mean),
+        log_z_lower=log_z_base + lower,
+        log_z_upper=log_z_base + top + math.log(mean + spread),
+        ess=float(w.sum() ** 2 / (w**2).sum()),
+        log_weights=log_w,
+        log_z_base=log_z_base,
+        n_betas=n_betas,
+    )
+
+
+# ---------------------------------------------------------------------- likelihoods
+@torch.no_grad()
+def log_likelihood(
+    model: RBM,
+    X: torch.Tensor,
+    log_z: float | AISResult | None = None,
+    per_row: bool = False,
+    **ais_kw,
+):
+    """Log-likelihood ``-F(v) - log Z`` of the rows of ``X`` in nats (float64).
+
+    Parameters
+    ----------
+    model : deepbelief.nn.RBM
+    X : tensor of shape (n_rows, n_visible)
+    log_z : float or AISResult, optional
+        The log partition function. Default: exact when the smaller discrete layer has at
+        most 2^20 states, else :func:`ais_log_partition` (with ``ais_kw``; its base model is
+        fitted to ``X`` unless ``data=`` is given).
+    per_row : bool
+        Return each row's value (a float64 tensor) instead of the mean.
+    """
+    X = torch.as_tensor(X, dtype=model.weight.dtype, device=model.weight.device)
+    if log_z is None:
+        log_z = _log_partition(model, X, **ais_kw)
+    exact = copy.deepcopy(model).to(dtype=torch.float64)
+    values = -exact.free_energy(X.double()) - float(log_z)
+    return values if per_row else float(values.mean())
+
+
+def _log_partition(model: RBM, data: torch.Tensor, **ais_kw) -> float:
+    try:
+        return exact_log_partition(model, max_states=2**20)
+    except (TypeError, ValueError):
+        return ais_log_partition(model, **{"data": data, **ais_kw}).log_z
+
+
+@torch.no_grad()
+def dbn_lower_bound(
+    dbn: DBN,
+    X: torch.Tensor,
+    log_z: float | AISResult | None = None,
+    n_samples: int | None = 100,
+    generator: torch.Generator | None = None,
+    per_row: bool = False,
+    **ais_kw,
+):
+    """Variational lower bound on a DBN's log-likelihood (Salakhutdinov & Murray 2008, s. 4).
+
+    With the factorial posteriors ``Q(h_l | h_{l-1})`` of the up pass,
+
+        log p(v) >= E_Q[ sum_l log p(h_{l-1} | h_l) - log Q(h_l | h_{l-1}) + log p*(h_top) ]
+                    - log Z_top
+
+    where ``p(h_{l-1} | h_l)`` are the directed (generative) layers, ``p*`` the top RBM's
+    unnormalised marginal of its visible layer (labels summed out) and ``Z_top`` its partition
+    function. Bernoulli posteriors contribute their exact entropy.
+
+    Parameters
+    ----------
+    dbn : deepbelief.nn.DBN
+        Two or more layers (one layer: the RBM's own log-likelihood).
+    X : tensor of shape (n_rows, n_visible)
+    log_z : float or AISResult, optional
+        ``log Z`` of the top RBM. Default: exact when enumerable (2^20 states), else AIS with
+        ``ais_kw`` and a base model fitted to the up-pass means of ``X``.
+    n_samples : int or None, default 100
+        Monte Carlo samples of the hidden layers per row (an unbiased estimate of the bound);
+        None sums over every hidden state exactly (tiny DBNs only).
+    generator : torch.Generator, optional
+    per_row : bool
+        Return each row's bound (a float64 tensor) instead of the mean.
+    """
+    exact = copy.deepcopy(dbn).to(dtype=torch.float64)
+    X = torch.as_tensor(X, dtype=torch.float64, device=exact.rbms[0].weight.device)
+    if log_z is None:
+        top_data = exact.top_visible(exact.transform(X, layer=len(exact.rbms) - 1))
+        top_data = top_data.to(dbn.rbms[-1].weight.dtype)
+        log_z = _log_partition(dbn.rbms[-1], top_data, **{"generator": generator, **ais_kw})
+    if n_samples is None:
+        values = _exact_bound(exact, 0, X)
+    else:
+        if int(n_samples) < 1:
+            raise ValueError(f"n_samples must be >= 1 or None, got {n_samples}")
+        values = sum(_sampled_bound(exact, X, generator) for _ in range(int(n_samples)))
+        values = values / int(n_samples)
+    values = values - float(log_z)
+    return values if per_row else float(values.mean())
+
+
+def _sampled_bound(dbn: DBN, x: torch.Tensor, generator) -> torch.Tensor:
+    total = torch.zeros(len(x), dtype=x.dtype, device=x.device)
+    for layer, rbm in enumerate(dbn.rbms[:-1]):
+        q_input = rbm.hidden_input(x)
+        h = rbm.hidden.sample(q_input, rbm.hidden_logvar, generator)
+        if isinstance(rbm.hidden, BernoulliUnits):
+            entropy = (F.softplus(q_input) - q_input * torch.sigmoid(q_input)).sum(-1)
+        else:
+            entropy = -rbm.hidden_log_prob(h, x)
+        total += dbn.generative_log_prob(layer, x, h) + entropy
+        x = h
+    return total + dbn.top_log_density(x)
+
+
+def _exact_bound(dbn: DBN, layer: int, x: torch.Tensor) -> torch.Tensor:
+    """The bound's expectation summed over every state of the hidden layers from ``layer``."""
+    if layer == len(dbn.rbms) - 1:
+        return dbn.top_log_density(x)
+    rbm = dbn.rbms[layer]
+    if not rbm.hidden.discrete or rbm.hidden.n_states(rbm.n_hidden) > 2**16:
+        raise ValueError("the exact bound enumerates hidden layers of at most 2^16 states")
+    states = rbm.hidden.states(rbm.n_hidden, dtype=x.dtype, device=x.device)
+    rows, n_states = len(x), len(states)
+    x_rep = x.repeat_interleave(n_states, 0)
+    s_rep = states.repeat(rows, 1)
+    log_q = rbm.hidden_log_prob(s_rep, x_rep).view(rows, n_states)
+    log_p = dbn.generative_log_prob(layer, x_rep, s_rep).view(rows, n_states)
+    above = _exact_bound(dbn, layer + 1, states)
+    return (log_q.exp() * (log_p - log_q + above[None])).sum(1)
+
+
+@torch.no_grad()
+def dbn_exact_log_likelihood(dbn: DBN, X: torch.Tensor, per_row: bool = False):
+    """Exact log-likelihood of a tiny DBN, summing over every state of the hidden layers below
+    the top RBM (at most 2^16 each) and enumerating the top RBM for its partition function."""
+    exact = copy.deepcopy(dbn).to(dtype=torch.float64)
+    X = torch.as_tensor(X, dtype=torch.float64, device=exact.rbms[0].weight.device)
+    values = _exact_marginal(exact, 0, X) - exact_log_partition(exact.rbms[-1])
+    return values if per_row else float(values.mean())
+
+
+def _exact_marginal(dbn: DBN, layer: int, x: torch.Tensor) -> torch.Tensor:
+    if layer == len(dbn.rbms) - 1:
+        return dbn.top_log_density(x)
+    rbm = dbn.rbms[layer]
+    if not rbm.hidden.discrete or rbm.hidden.n_states(rbm.n_hidden) > 2**16:
+        raise ValueError("exact DBN likelihoods enumerate hidden layers of at most 2^16 states")
+    states = rbm.hidden.states(rbm.n_hidden, dtype=x.dtype, device=x.device)
+    rows, n_states = len(x), len(states)
+    log_p = dbn.generative_log_prob(
+        layer, x.repeat_interleave(n_states, 0), states.repeat(rows, 1)
+    ).view(rows, n_states)
+    return torch.logsumexp(log_p + _exact_marginal(dbn, layer + 1, states)[None], 1)

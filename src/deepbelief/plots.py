@@ -42,13 +42,15 @@ def save_image_grid(grid: np.ndarray, path: str | os.PathLike, title: str | None
     """Write a 2-D array in [0, 1] to ``path`` as a grey-scale PNG (atomically)."""
     plt = _pyplot()
     height, width = grid.shape
-    dpi = 100
-    fig = plt.figure(figsize=(width * scale / dpi, height * scale / dpi + (0.3 if title else 0)))
-    ax = fig.add_axes((0, 0, 1, 1 if not title else height / (height + 0.3 * dpi / scale)))
+    dpi, band = 100, (0.3 if title else 0.0)  # inches of title band above the image
+    image_height = height * scale / dpi
+    fig = plt.figure(figsize=(width * scale / dpi, image_height + band))
+    ax = fig.add_axes((0, 0, 1, image_height / (image_height + band)))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=9)
+    if title:  # centred in the band, clear of the top row of images
+        y = 1 - 0.5 * band / (image_height + band)
+        fig.text(0.5, y, title, fontsize=9, ha="center", va="center")
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp.png")
     fig.savefig(tmp, dpi=dpi)

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..io import register
 from .layers import Dropout
-from .rbm import RBM
+from .rbm import RBM, conditional_log_prob
 from .units import MixedUnits, SoftmaxUnits, Units, units_from_spec
 
 _ACTIVATIONS = {"bernoulli": nn.Sigmoid, "relu": nn.ReLU, "gaussian": nn.Identity}
@@ -139,6 +139,31 @@ class DBN(nn.Module):
         weight, bias = self.generative_weights[layer], self.generative_biases[layer]
         x = torch.addmm(bias, rbm.hidden.statistic(h, rbm.hidden_logvar), weight.t())
         return rbm.visible.mean(x, rbm.visible_logvar)
+
+    def generative_log_prob(self, layer: int, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``log p(v | h)`` of each row for RBM ``layer``'s visible units under the generative
+        weights (the directed part of the DBN below the top RBM)."""
+        rbm = self.rbms[layer]
+        if not self.untied:
+            return rbm.visible_log_prob(v, h)
+        weight, bias = self.generative_weights[layer], self.generative_biases[layer]
+        field = rbm.hidden.statistic(h, rbm.hidden_logvar) @ weight.t()
+        return conditional_log_prob(rbm.visible, v, field, bias, rbm.visible_logvar)
+
+    def top_log_density(self, features: torch.Tensor) -> torch.Tensor:
+        """``-F(features)`` of the top RBM: the unnormalised log-probability of the
+        penultimate layer, with the label units summed out when the DBN has them."""
+        top = self.rbms[-1]
+        if not self.n_labels:
+            return -top.free_energy(features)
+        n = len(features)
+        per_label = [
+            -top.free_energy(
+                self.top_visible(features, torch.full((n,), c, device=features.device))
+            )
+            for c in range(self.n_labels)
+        ]
+        return torch.logsumexp(torch.stack(per_label, 1), 1)
 
     def generative_sample(self, layer: int, h: torch.Tensor, generator=None) -> torch.Tensor:
         """A sample of RBM ``layer``'s visible units given ``h`` under the generative weights."""

@@ -195,6 +195,16 @@ class RBM(nn.Module):
             self.visible_field(h, beta), self.visible_bias, self.visible_logvar
         )
 
+    def hidden_log_prob(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``log p(h | v)`` of each row (a density for continuous units)."""
+        field = self.hidden_field(v)
+        return conditional_log_prob(self.hidden, h, field, self.hidden_bias, self.hidden_logvar)
+
+    def visible_log_prob(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``log p(v | h)`` of each row (a density for continuous units)."""
+        field = self.visible_field(h)
+        return conditional_log_prob(self.visible, v, field, self.visible_bias, self.visible_logvar)
+
     def support_error(self, v: torch.Tensor) -> str | None:
         """Why ``v`` is outside the visible units' support, or None."""
         return self.visible.support_error(v)
@@ -212,6 +222,15 @@ class RBM(nn.Module):
             self.visible_bias.copy_(torch.log(p) - torch.log1p(-p))
         elif self.visible.name == "gaussian":
             self.visible_bias.copy_(mean)
+
+
+def conditional_log_prob(units, state, field, bias, logvar) -> torch.Tensor:
+    """``log p(state | field) = -E(state) + s(state) . field - log_partition(field)``."""
+    return (
+        -units.energy(state, bias, logvar)
+        + (units.statistic(state, logvar) * field).sum(-1)
+        - units.log_partition(field, bias, logvar)
+    )
 
 
 def _is_one(beta) -> bool:

@@ -1,0 +1,276 @@
+"""AIS test log-likelihood of binary RBMs (and a two-layer DBN's lower bound) on MNIST.
+
+MNIST is binarized stochastically, once, with fixed seeds: each pixel intensity in [0, 1] is
+the probability of a 1, drawn by ``torch.bernoulli`` from ``torch.Generator`` seeds
+``--binarize-seed`` (training images) and ``--binarize-seed + 1`` (test images), as
+Salakhutdinov & Murray (2008) binarized theirs.
+
+Phases, each timed:
+
+1. the main model: a 784-500 binary RBM trained by PCD (or PT, ``--sampler``) with the
+   learning rate decaying linearly to zero;
+2. its log Z by AIS: ``--ais-runs`` runs over Salakhutdinov & Murray's 14,501 inverse
+   temperatures, from a base-rate model fitted to the training images; the AIS speed target
+   is 100 runs x 14,500 distributions in <= 30 s on 2 CPU cores;
+3. the average test (and training-subset) log-likelihood, with the bounds of log Z carried
+   through;
+4. a CD-1 model for comparison (published: -125.53 nats, CD-1, 500 hidden units);
+5. unless ``--no-dbn``: a second RBM (500-``--dbn-hidden``) trained on samples of the main
+   model's hidden units, and the two-layer DBN's variational lower bound on the test set
+   (published: -86.22 nats).
+
+Targets: test log-likelihood >= -85.0 nats with training <= 60 minutes on 2 CPU cores.
+Published: -86.34 (CD-25, 500 hidden units, Salakhutdinov & Murray 2008).
+
+    python benchmarks/mnist_likelihood.py [--mnist DIR] [--json FILE]
+    python benchmarks/mnist_likelihood.py --fast      # a smoke run: minutes, not an hour
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from deepbelief.data import load_mnist
+from deepbelief.evaluation import ais_log_partition, dbn_lower_bound, log_likelihood
+from deepbelief.nn import DBN, RBM
+from deepbelief.training import Callback, ProgressBar, RBMTrainer, make_generator
+
+DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
+TRAIN_BUDGET_S = 60 * 60
+AIS_BUDGET_S = 30.0
+TARGET = -85.0
+PUBLISHED = {
+    "main": "-86.34 (CD-25, Salakhutdinov & Murray 2008); target >= -85.0",
+    "cd1": "-125.53 (CD-1, Salakhutdinov & Murray 2008)",
+    "dbn": "-86.22 (DBN lower bound, Salakhutdinov & Murray 2008)",
+}
+FAST = dict(epochs=3, cd1_epochs=1, dbn_epochs=1, betas=1000, n_test=2000, dbn_samples=5)
+
+
+def say(line: str) -> None:
+    tqdm.write(line)
+    sys.stdout.flush()
+
+
+class EpochLog(Callback):
+    """A line every ``every`` epochs (with the reconstruction error of ``rows``), and the
+    projected training time after the first."""
+
+    def __init__(self, name: str, every: int, rows: torch.Tensor):
+        self.name, self.every, self.rows, self.start = name, max(1, every), rows, 0.0
+
+    def on_train_begin(self, trainer):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, trainer, metrics):
+        epoch = metrics["epoch"]
+        elapsed = time.perf_counter() - self.start
+        if epoch == 1:
+            say(f"  {self.name}: epoch 1 took {elapsed:.1f} s; ~{elapsed * trainer.epochs:.0f} s")
+        if epoch % self.every == 0 or epoch == trainer.epochs:
+            with torch.no_grad():
+                error = float(((trainer.model.reconstruct(self.rows) - self.rows) ** 2).mean())
+            say(
+                f"  {self.name} epoch {epoch:>5}/{trainer.epochs}  {elapsed:8.1f} s  "
+                f"lr {metrics['learning_rate']:.3g}  reconstruction error {error:.5f}"
+            )
+
+
+def binarize(images, seed: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    return torch.bernoulli(torch.from_numpy(images), generator=generator)
+
+
+def train(args, name, X, n_hidden, sampler, k, epochs, learning_rate, seed):
+    """Train one binary RBM on ``X``; returns (model, seconds)."""
+    generator = make_generator(seed, X.device)
+    model = RBM(X.shape[1], n_hidden, generator=generator, device=X.device)
+    trainer = RBMTrainer(
+        model,
+        sampler=sampler,
+        k=k,
+        n_chains=args.n_chains,
+        epochs=epochs,
+        batch_size=args.batch_size,
+        learning_rate=learning_rate,
+        weight_decay=args.weight_decay,
+        monitor_rows=0,
+        generator=generator,
+        callbacks=[
+            EpochLog(name, args.log_every, X[:1000]),
+            ProgressBar(desc=name, disable=args.quiet or None),
+        ],
+    )
+    start = time.perf_counter()
+    trainer.fit(X)
+    return model, time.perf_counter() - start
+
+
+def estimate(args, name, model, data, seed):
+    """AIS log Z of ``model``; returns (AISResult, seconds)."""
+    start = time.perf_counter()
+    result = ais_log_partition(
+        model, data=data, n_runs=args.ais_runs, betas=args.betas,
+        generator=make_generator(seed, data.device),
+    )  # fmt: skip
+    seconds = time.perf_counter() - start
+    say(
+        f"  {name}: log Z = {result.log_z:.3f} (bounds {result.log_z_lower:.3f} .. "
+        f"{result.log_z_upper:.3f}), ESS {result.ess:.1f} of {args.ais_runs}, "
+        f"{result.n_betas} distributions, {seconds:.1f} s"
+    )
+    return result, seconds
+
+
+def likelihoods(model, ais, X_test, X_train):
+    """(test, test with log Z's upper bound, test with its lower bound, training subset)."""
+    test = log_likelihood(model, X_test, log_z=ais.log_z)
+    shift_up, shift_down = ais.log_z_upper - ais.log_z, ais.log_z - ais.log_z_lower
+    train = log_likelihood(model, X_train, log_z=ais.log_z)
+    return test, test - shift_up, test + shift_down, train
+
+
+def row(phase, seconds=None, value=None, reference=""):
+    s = "" if seconds is None else f"{seconds:.1f}"
+    v = "" if value is None else f"{value:.2f}"
+    return f"{phase:<52} {s:>9} {v:>10}   {reference}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--mnist", type=Path, default=DEFAULT_MNIST, help="folder of the IDX files")
+    p.add_argument("--json", type=Path, help="also write the figures to this file")
+    p.add_argument("--fast", action="store_true", help=f"smoke configuration: {FAST}")
+    p.add_argument("--seed", type=int, default=0, help="seeds every torch.Generator")
+    p.add_argument("--binarize-seed", type=int, default=0, help="train; test uses seed + 1")
+    p.add_argument("--threads", type=int, help="torch.set_num_threads; unset: torch's choice")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--n-test", type=int, default=10000, help="first N test images")
+    p.add_argument("--log-every", type=int, default=25, help="epochs between log lines")
+    g = p.add_argument_group("main RBM (784-500)")
+    g.add_argument("--hidden", type=int, default=500)
+    g.add_argument("--sampler", choices=["pcd", "pt", "cd"], default="pcd")
+    g.add_argument("--k", type=int, default=1, help="Gibbs steps per update")
+    g.add_argument("--epochs", type=int, default=1500)
+    g.add_argument("--lr", type=float, default=0.05, help="decays linearly to 0 (PCD, PT)")
+    g.add_argument("--batch-size", type=int, default=100)
+    g.add_argument("--n-chains", type=int, default=100, help="persistent chains (PCD, PT)")
+    g.add_argument("--weight-decay", type=float, default=2e-4)
+    g = p.add_argument_group("AIS")
+    g.add_argument("--ais-runs", type=int, default=100)
+    g.add_argument("--betas", type=int, help="number of distributions (default: 14,501)")
+    g = p.add_argument_group("comparison models")
+    g.add_argument("--cd1-epochs", type=int, default=20, help="CD-1 model (0: skip)")
+    g.add_argument("--no-dbn", action="store_true", help="skip the two-layer DBN")
+    g.add_argument("--dbn-hidden", type=int, default=2000, help="second layer's units")
+    g.add_argument("--dbn-epochs", type=int, default=100, help="second layer's PCD epochs")
+    g.add_argument("--dbn-samples", type=int, default=100, help="Monte Carlo samples per row")
+    return p
+
+
+def parse_args(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.fast:
+        parser.set_defaults(**FAST)
+        args = parser.parse_args(argv)
+    return args
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    command = shlex.join(["python", *sys.argv]) if argv is None else shlex.join(argv)
+    print(f"command: {command}")
+    print(
+        f"date={datetime.datetime.now().astimezone().isoformat(timespec='seconds')} "
+        f"nproc={os.cpu_count()} torch={torch.__version__} threads={torch.get_num_threads()} "
+        f"device=cpu OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}"
+    )
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    print("settings: " + " ".join(f"{k}={v}" for k, v in settings.items()))
+    X = binarize(load_mnist(args.mnist, "train")[0], args.binarize_seed)
+    X_test = binarize(load_mnist(args.mnist, "test")[0], args.binarize_seed + 1)[: args.n_test]
+    X_sub = X[:10000]
+    rows, result = [], {"command": command, "settings": settings}
+
+    name = f"{args.sampler.upper()}-{args.k} RBM 784-{args.hidden}"
+    print(f"\n== {name}, {args.epochs} epochs")
+    model, seconds = train(
+        args, name, X, args.hidden, args.sampler, args.k, args.epochs, args.lr, args.seed
+    )
+    ais, ais_seconds = estimate(args, f"AIS, {name}", model, X, args.seed + 1)
+    test, low, high, train_ll = likelihoods(model, ais, X_test, X_sub)
+    verdict = "met" if test >= TARGET and seconds <= TRAIN_BUDGET_S else "not met"
+    rows += [
+        row(f"{name} ({args.epochs} ep): training", seconds),
+        row(f"  AIS log Z ({args.ais_runs} runs x {ais.n_betas})", ais_seconds, ais.log_z,
+            f"target <= {AIS_BUDGET_S:.0f} s; ESS {ais.ess:.1f}"),
+        row("  test log-likelihood", None, test, f"{PUBLISHED['main']}: {verdict}"),
+        row("    with log Z at its upper / lower bound", None, None, f"{low:.2f} / {high:.2f}"),
+        row("  training log-likelihood (first 10,000)", None, train_ll),
+    ]  # fmt: skip
+    result["main"] = dict(
+        train_seconds=seconds, ais_seconds=ais_seconds, log_z=ais.log_z, ess=ais.ess,
+        log_z_bounds=[ais.log_z_lower, ais.log_z_upper], test=test, train=train_ll,
+    )  # fmt: skip
+
+    if args.cd1_epochs:
+        print(f"\n== CD-1 RBM 784-{args.hidden}, {args.cd1_epochs} epochs")
+        cd1, cd1_seconds = train(
+            args, "CD-1 RBM", X, args.hidden, "cd", 1, args.cd1_epochs, 0.1, args.seed + 2
+        )
+        cd1_ais, _ = estimate(args, "AIS, CD-1 RBM", cd1, X, args.seed + 3)
+        cd1_test = likelihoods(cd1, cd1_ais, X_test, X_sub)[0]
+        rows.append(row(f"CD-1 RBM ({args.cd1_epochs} ep)", cd1_seconds, cd1_test,
+                        PUBLISHED["cd1"]))  # fmt: skip
+        result["cd1"] = dict(train_seconds=cd1_seconds, log_z=cd1_ais.log_z, test=cd1_test)
+
+    if not args.no_dbn:
+        print(f"\n== two-layer DBN: a {args.hidden}-{args.dbn_hidden} RBM on the main model")
+        generator = make_generator(args.seed + 4, X.device)
+        features = model.sample_hidden(X, generator=generator).detach()
+        top, top_seconds = train(
+            args, "second-layer RBM", features, args.dbn_hidden, args.sampler, args.k,
+            args.dbn_epochs, args.lr, args.seed + 5,
+        )  # fmt: skip
+        top_ais, _ = estimate(args, "AIS, second-layer RBM", top, features, args.seed + 6)
+        dbn = DBN([model, top])
+        start = time.perf_counter()
+        bound = dbn_lower_bound(
+            dbn, X_test, log_z=top_ais.log_z, n_samples=args.dbn_samples, generator=generator
+        )
+        bound_seconds = time.perf_counter() - start
+        rows.append(row(f"DBN 784-{args.hidden}-{args.dbn_hidden} lower bound (+{args.dbn_epochs}"
+                        " ep)", top_seconds, bound, PUBLISHED["dbn"]))  # fmt: skip
+        result["dbn"] = dict(
+            train_seconds=top_seconds, log_z=top_ais.log_z, bound=bound,
+            bound_seconds=bound_seconds,
+        )  # fmt: skip
+
+    print("\n== summary (nats per test image; seconds of training or estimation)")
+    print(f"{'phase':<52} {'seconds':>9} {'nats':>10}   published / target")
+    for line in rows:
+        print(line)
+    result["summary"] = rows
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=1))
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,254 @@
+"""AIS estimates of log Z against exact enumeration, log-likelihoods and the DBN lower bound
+against exact DBN likelihoods."""
+
+import math
+
+import pytest
+import torch
+
+from deepbelief.data import bars_and_stripes
+from deepbelief.evaluation import (
+    ais_betas,
+    ais_log_partition,
+    base_rate_bias,
+    dbn_exact_log_likelihood,
+    dbn_lower_bound,
+    exact_log_likelihood,
+    exact_log_partition,
+    log_likelihood,
+)
+from deepbelief.nn import DBN, RBM
+from deepbelief.training import RBMTrainer
+
+BAS = torch.tensor(bars_and_stripes(3))  # 14 patterns
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+def random_rbm(n_visible, n_hidden, visible="bernoulli", weight_std=0.1, seed=0):
+    g = gen(seed)
+    model = RBM(n_visible, n_hidden, visible=visible, weight_std=weight_std, generator=g)
+    with torch.no_grad():
+        model.visible_bias.normal_(0.0, 1.0, generator=g)
+        model.hidden_bias.normal_(0.0, 1.0, generator=g)
+    return model
+
+
+def sharp_bas_rbm():
+    """Trained by parallel tempering until it is sharp: large weights, most of its mass on the
+    14 patterns (measured -2.96 nats; the optimum is -2.64)."""
+    model = RBM(9, 16, generator=gen(0))
+    RBMTrainer(
+        model, sampler="pt", epochs=300, batch_size=14, learning_rate=0.1, n_chains=50,
+        weight_decay=0.0, monitor_rows=0, generator=gen(1),
+    ).fit(BAS.repeat(10, 1))  # fmt: skip
+    return model
+
+
+@pytest.fixture(scope="module")
+def sharp():
+    model = sharp_bas_rbm()
+    assert model.weight.abs().max() > 5.0  # sharp: far from the near-uniform start
+    assert exact_log_likelihood(model, BAS) > -3.3  # optimum -log(14) = -2.64
+    return model
+
+
+CASES = {
+    "binary, small weights": lambda: (random_rbm(30, 12, weight_std=0.1), None),
+    "binary, large weights": lambda: (random_rbm(30, 12, weight_std=1.0), None),
+    "gaussian visible": lambda: (random_rbm(20, 10, "gaussian", weight_std=0.3), None),
+    "binary, 20 hidden": lambda: (random_rbm(25, 20, weight_std=0.5, seed=3), None),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_ais_is_within_a_tenth_of_a_nat_and_its_bounds_hold(case):
+    model, data = CASES[case]()
+    exact = exact_log_partition(model)
+    result = ais_log_partition(model, data=data, generator=gen(1))
+    assert abs(result.log_z - exact) < 0.1, (result.log_z, exact)
+    assert result.log_z_lower <= exact <= result.log_z_upper
+    assert 1.0 <= result.ess <= 100.0
+    assert result.n_betas == 14501 and len(result.log_weights) == 100
+
+
+def test_ais_on_a_model_trained_until_sharp(sharp):
+    exact = exact_log_partition(sharp)
+    result = ais_log_partition(sharp, data=BAS, generator=gen(2))
+    assert abs(result.log_z - exact) < 0.1, (result.log_z, exact)
+    assert result.log_z_lower <= exact <= result.log_z_upper
+
+
+def test_error_shrinks_as_distributions_are_added():
+    """Median absolute error over 8 seeds, for 30, 300 and 3000 distributions."""
+    model = random_rbm(30, 12, weight_std=1.0)
+    exact = exact_log_partition(model)
+
+    def median_error(n):
+        errors = [
+            abs(ais_log_partition(model, n_runs=20, betas=n, generator=gen(s)).log_z - exact)
+            for s in range(8)
+        ]
+        return sorted(errors)[4]
+
+    errors = [median_error(n) for n in (30, 300, 3000)]
+    assert errors[0] > 2 * errors[1] > 4 * errors[2], errors
+
+
+def test_same_seed_same_estimate_different_seed_different_estimate():
+    model = random_rbm(30, 12, weight_std=1.0)
+    a, b, c = (ais_log_partition(model, betas=500, generator=gen(s)) for s in (5, 5, 6))
+    assert a.log_z == b.log_z and torch.equal(a.log_weights, b.log_weights)
+    assert a.log_z != c.log_z
+
+
+def test_schedule_and_base_rate():
+    betas = ais_betas()
+    assert len(betas) == 14501 and betas[0] == 0 and betas[-1] == 1
+    assert torch.all(betas.diff() > 0)
+    assert betas.diff()[0] == pytest.approx(1e-3) and betas.diff()[-1] == pytest.approx(1e-5)
+    short = ais_betas(101)
+    assert len(short) == 101 and short[-1] == 1 and torch.all(short.diff() > 0)
+    model = RBM(9, 4)
+    # one pseudo-count each way: a pixel always on in 14 rows has p = 15 / 16
+    data = torch.ones(14, 9)
+    assert torch.allclose(base_rate_bias(model, data), torch.full((9,), math.log(15.0)))
+    assert torch.equal(base_rate_bias(model), torch.zeros(9))
+    with pytest.raises(ValueError, match="increase"):
+        ais_log_partition(model, betas=torch.tensor([0.0, 0.7, 0.5, 1.0]))
+    with pytest.raises(ValueError, match="runs"):
+        ais_log_partition(model, n_runs=1)
+
+
+def test_base_rate_model_tightens_the_estimate():
+    """Strong visible biases: a base model fitted to the model's own samples starts the runs
+    near the target, and a short schedule errs by far less than from the uniform base."""
+    model = random_rbm(30, 12, weight_std=0.3)
+    with torch.no_grad():
+        model.visible_bias.mul_(3.0)
+    start = torch.bernoulli(torch.full((500, 30), 0.5), generator=gen(1))
+    samples = model.gibbs(start, k=200, generator=gen(2))
+    exact = exact_log_partition(model)
+
+    def error(data):
+        runs = [ais_log_partition(model, data, 20, betas=30, generator=gen(s)) for s in range(5)]
+        return sorted(abs(r.log_z - exact) for r in runs)[2]
+
+    assert 3 * error(samples) < error(None)
+
+
+# ---------------------------------------------------------------------- log-likelihoods
+def test_log_likelihood_with_exact_and_estimated_log_z(sharp):
+    exact = exact_log_likelihood(sharp, BAS)
+    assert log_likelihood(sharp, BAS) == pytest.approx(exact, abs=1e-9)  # exact log Z (small)
+    rows = log_likelihood(sharp, BAS, per_row=True)
+    assert rows.shape == (14,) and rows.dtype == torch.float64
+    assert torch.allclose(rows, exact_log_likelihood(sharp, BAS, per_row=True))
+    estimate = ais_log_partition(sharp, data=BAS, generator=gen(3))
+    assert log_likelihood(sharp, BAS, log_z=estimate) == pytest.approx(exact, abs=0.1)
+
+
+def test_log_likelihood_falls_back_to_ais_for_large_models():
+    model = random_rbm(21, 21, weight_std=0.3)  # 2^21 states: more than the exact limit
+    X = torch.bernoulli(torch.full((50, 21), 0.5), generator=gen(1))
+    value = log_likelihood(model, X, betas=2000, generator=gen(0))
+    exact = exact_log_likelihood(model, X)
+    assert value == pytest.approx(exact, abs=0.1)
+
+
+# ---------------------------------------------------------------------- DBN lower bound
+def tiny_dbn(n_labels=0, seed=0, weight_std=1.0):
+    g = gen(seed)
+    dbn = DBN.from_sizes([6, 4, 3], n_labels=n_labels, generator=g, weight_std=weight_std)
+    with torch.no_grad():
+        for rbm in dbn.rbms:
+            rbm.visible_bias.normal_(0.0, 0.5, generator=g)
+            rbm.hidden_bias.normal_(0.0, 0.5, generator=g)
+    return dbn
+
+
+def all_binary(n):
+    return torch.tensor([[(i >> j) & 1 for j in range(n)] for i in range(2**n)], dtype=torch.float)
+
+
+@pytest.mark.parametrize("n_labels", [0, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_dbn_bound_never_exceeds_the_exact_log_likelihood(seed, n_labels):
+    dbn = tiny_dbn(n_labels, seed)
+    X = all_binary(6)
+    exact = dbn_exact_log_likelihood(dbn, X, per_row=True)
+    # the exact model is a distribution over all 64 inputs
+    assert float(torch.logsumexp(exact, 0)) == pytest.approx(0.0, abs=1e-9)
+    bound = dbn_lower_bound(dbn, X, n_samples=None, per_row=True)
+    assert torch.all(bound <= exact + 1e-9)
+    assert float((exact - bound).max()) > 1e-3  # a real gap: Q is not the true posterior
+
+
+def test_sampled_dbn_bound_agrees_with_its_exact_expectation():
+    dbn = tiny_dbn(seed=4)
+    X = all_binary(6)[::5]
+    exact_bound = dbn_lower_bound(dbn, X, n_samples=None, per_row=True)
+    sampled = dbn_lower_bound(dbn, X, n_samples=4000, generator=gen(0), per_row=True)
+    assert torch.allclose(sampled, exact_bound, atol=0.05)
+
+
+def test_a_one_layer_dbn_bound_is_the_rbm_log_likelihood():
+    dbn = DBN.from_sizes([6, 5], generator=gen(0), weight_std=1.0)
+    X = all_binary(6)
+    bound = dbn_lower_bound(dbn, X, n_samples=None, per_row=True)
+    assert torch.allclose(bound, exact_log_likelihood(dbn.rbms[0], X, per_row=True))
+
+
+def test_two_layer_dbn_bound_is_at_least_the_bottom_rbm_likelihood_after_greedy_training():
+    """Greedy learning: a second layer initialised as the first RBM's transpose and trained on
+    its posterior raises the bound above the first RBM's own log-likelihood (Hinton et al.
+    2006); here checked exactly on bars and stripes."""
+    from deepbelief.training import pretrain_dbn
+
+    dbn = DBN.from_sizes([9, 16, 16], generator=gen(0))
+    settings = [dict(epochs=300, batch_size=14, sampler="pcd", learning_rate=0.1,
+                     weight_decay=0.0, monitor_rows=0)] * 2  # fmt: skip
+    data = BAS.repeat(10, 1)
+    pretrain_dbn(dbn, data, settings, generator=gen(1))
+    bound = dbn_lower_bound(dbn, BAS, n_samples=2000, generator=gen(2))
+    exact = dbn_exact_log_likelihood(dbn, BAS)
+    assert bound <= exact + 0.02
+    assert exact > -4.5  # optimum -2.64, independent pixels -6.24
+
+
+# ---------------------------------------------------------------------- estimators
+def test_rbm_estimator_score_is_the_mean_log_likelihood():
+    from deepbelief import RBM as RBMEstimator
+
+    X = BAS.repeat(5, 1).numpy()
+    est = RBMEstimator(n_components=8, n_iter=20, random_state=0).fit(X)
+    exact = exact_log_likelihood(est.model_, torch.tensor(X), per_row=True).numpy()
+    assert est.score(X) == pytest.approx(float(exact.mean()), abs=1e-9)
+    assert est.log_likelihood(X, per_row=True) == pytest.approx(exact, abs=1e-9)
+
+
+def test_rbm_estimator_log_likelihood_counts_the_input_scaling():
+    """Gaussian inputs are standardised: data scaled by 10 gives the same fitted model, and
+    its log-density is lower by exactly n_features * log(10)."""
+    from deepbelief import RBM as RBMEstimator
+
+    X = torch.randn(200, 5, generator=gen(0)).numpy()
+    settings = dict(n_components=6, n_iter=5, visible="gaussian", random_state=0)
+    small = RBMEstimator(**settings).fit(X)
+    large = RBMEstimator(**settings).fit(10 * X)
+    assert large.score(10 * X) == pytest.approx(small.score(X) - 5 * math.log(10), abs=1e-6)
+
+
+def test_dbn_estimator_score_is_its_lower_bound_and_repeatable():
+    from deepbelief import DBN as DBNEstimator
+
+    X = BAS.repeat(10, 1).numpy()
+    est = DBNEstimator(hidden_layers=(8, 6), pretrain_epochs=30, random_state=0).fit(X)
+    score = est.score(X[:14])
+    assert score == est.score(X[:14])  # seeded from random_state
+    exact = dbn_exact_log_likelihood(est.dbn_, torch.tensor(X[:14]))
+    assert score <= exact + 0.05
+    bound = dbn_lower_bound(est.dbn_, torch.tensor(X[:14]), n_samples=None)
+    assert score == pytest.approx(bound, abs=0.1)
