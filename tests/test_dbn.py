@@ -85,6 +85,21 @@ def test_from_sizes_builds_rbms_of_the_right_shapes_and_unit_types():
     assert [type(r.visible) for r in same.rbms] == [BernoulliUnits, ReLUUnits]
 
 
+def test_random_init_uses_glorot_bounds_for_the_hidden_activation():
+    dbn = DBN.from_sizes([300, 200, 100], hidden=["bernoulli", "relu"], generator=gen(0))
+    dbn.random_init_(gen(1))
+    sigmoid_bound = 4 * math.sqrt(6 / (300 + 200))
+    relu_bound = math.sqrt(6 / 200)
+    for rbm, bound in zip(dbn.rbms, (sigmoid_bound, relu_bound)):
+        w = rbm.weight
+        assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound
+        assert w.std() == pytest.approx(bound / math.sqrt(3), rel=0.02)  # uniform on (-b, b)
+        assert torch.equal(rbm.hidden_bias, torch.zeros_like(rbm.hidden_bias))
+    again = DBN.from_sizes([300, 200, 100], hidden=["bernoulli", "relu"], generator=gen(0))
+    again.random_init_(gen(1))
+    assert torch.equal(again.rbms[0].weight, dbn.rbms[0].weight)
+
+
 def test_from_sizes_is_seeded_by_its_generator():
     a = DBN.from_sizes([5, 4, 3], generator=gen(3))
     b = DBN.from_sizes([5, 4, 3], generator=gen(3))
