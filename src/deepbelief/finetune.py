@@ -355,19 +355,8 @@ def _make_optimizer(params, name, learning_rate, momentum, weight_decay):
     ]
     groups = [g for g in groups if g["params"]]
     if name == "adam":
-        return _fused_if_possible(torch.optim.Adam, groups, lr=learning_rate)
-    return _fused_if_possible(
-        torch.optim.SGD, groups, lr=learning_rate, momentum=momentum, nesterov=False
-    )
-
-
-def _fused_if_possible(optimizer_class, groups, **settings):
-    """The fused (one-kernel) implementation where this torch has it for these tensors (CPU
-    and CUDA since torch 2.4): fewer passes over the parameters per update."""
-    try:
-        return optimizer_class(groups, fused=True, **settings)
-    except (RuntimeError, TypeError, ValueError):
-        return optimizer_class(groups, **settings)
+        return torch.optim.Adam(groups, lr=learning_rate)
+    return torch.optim.SGD(groups, lr=learning_rate, momentum=momentum, nesterov=False)
 
 
 def _resolve_head(network, head, params) -> nn.Module:
