@@ -392,3 +392,109 @@ def prepare_target(target, task: str = "auto", source: str = "data"):
             f"{source}: {name} has a single class ({values[0]!r}); classification needs two"
         )
     return values, task
+
+
+# ---------------------------------------------------------------------- arrays and images
+#: .npy files larger than this are memory-mapped rather than read into memory.
+MMAP_BYTES = 64 * 2**20
+
+
+def read_array(path: str | Path, key: str | None = None):
+    """Read ``.npy`` or ``.npz`` data as ``(X, y or None)``; never unpickles.
+
+    A ``.npy`` file is ``X`` (memory-mapped when larger than :data:`MMAP_BYTES`). An ``.npz``
+    archive gives ``X`` from ``key``, else from its ``"X"`` entry (with ``"y"`` as the target
+    when present), else from its only entry.
+
+    Raises
+    ------
+    DataError
+        Missing or corrupt files, pickled object arrays, unknown keys, non-numeric arrays.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as archive:
+                X, y = _pick_arrays(archive, key, path)
+        else:
+            big = path.stat().st_size > MMAP_BYTES
+            X, y = np.load(path, mmap_mode="r" if big else None, allow_pickle=False), None
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: cannot read as NumPy data ({exc})") from exc
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{path}: the array has dtype {X.dtype}; numbers are needed")
+    if X.ndim == 1:
+        X = X[:, None]
+    elif X.ndim > 2:
+        X = X.reshape(len(X), -1)  # images: one flattened row each
+    if y is not None and len(y) != len(X):
+        raise DataError(f"{path}: X has {len(X)} rows but y has {len(y)}")
+    return X, y
+
+
+def _pick_arrays(archive, key, path):
+    names = list(archive.files)
+    if key is not None:
+        if key not in names:
+            raise DataError(f"{path}: no array named {key!r}; the archive has {names}")
+        return archive[key], None
+    if "X" in names:
+        return archive["X"], (archive["y"] if "y" in names else None)
+    if len(names) == 1:
+        return archive[names[0]], None
+    raise DataError(f"{path}: several arrays ({names}) and none named 'X'; choose one by key")
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pgm")
+
+
+def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
+    """Read a folder of images, one subfolder per class, as grey levels in [0, 1].
+
+    Returns ``(X, labels, shape)``: one flattened image per row (float32), the subfolder name
+    of each, and the (height, width) of the images. Every image must have the size of the
+    first one unless ``size`` (height, width) asks for resizing.
+
+    Raises
+    ------
+    DataError
+        A missing folder, no images, an unreadable image or one of a different size (named).
+    """
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:  # pragma: no cover - Pillow comes with matplotlib
+        raise ImportError("image folders need Pillow: pip install pillow") from exc
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+    files = sorted(
+        (sub.name, f)
+        for sub in folder.iterdir()
+        if sub.is_dir()
+        for f in sub.iterdir()
+        if f.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not files:
+        raise DataError(f"{folder}: no images in class subfolders ({', '.join(IMAGE_SUFFIXES)})")
+    rows, labels, shape = [], [], None if size is None else tuple(size)
+    for label, path in files:
+        try:
+            with Image.open(path) as image:
+                grey = image.convert("L")
+                if size is not None:
+                    grey = grey.resize((size[1], size[0]))
+                pixels = np.asarray(grey, dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, OSError, ValueError) as exc:
+            raise DataError(f"{path}: unreadable image ({exc})") from exc
+        if shape is None:
+            shape = pixels.shape
+        elif pixels.shape != shape:
+            raise DataError(
+                f"{path}: image is {pixels.shape[0]}x{pixels.shape[1]} but the others are "
+                f"{shape[0]}x{shape[1]}; pass a size to resize them"
+            )
+        rows.append(pixels.reshape(-1))
+        labels.append(label)
+    return np.stack(rows), np.asarray(labels), shape
