@@ -512,15 +512,10 @@ def _exact_bound(dbn: DBN, layer: int, x: torch.Tensor) -> torch.Tensor:
     """The bound's expectation summed over every state of the hidden layers from ``layer``."""
     if layer == len(dbn.rbms) - 1:
         return dbn.top_log_density(x)
-    rbm = dbn.rbms[layer]
-    if not rbm.hidden.discrete or rbm.hidden.n_states(rbm.n_hidden) > 2**16:
-        raise ValueError("the exact bound enumerates hidden layers of at most 2^16 states")
-    states = rbm.hidden.states(rbm.n_hidden, dtype=x.dtype, device=x.device)
-    rows, n_states = len(x), len(states)
-    x_rep = x.repeat_interleave(n_states, 0)
-    s_rep = states.repeat(rows, 1)
-    log_q = rbm.hidden_log_prob(s_rep, x_rep).view(rows, n_states)
-    log_p = dbn.generative_log_prob(layer, x_rep, s_rep).view(rows, n_states)
+    states, x_rep, s_rep = _every_hidden_state(dbn, layer, x)
+    shape = (len(x), len(states))
+    log_q = dbn.rbms[layer].hidden_log_prob(s_rep, x_rep).view(shape)
+    log_p = dbn.generative_log_prob(layer, x_rep, s_rep).view(shape)
     above = _exact_bound(dbn, layer + 1, states)
     return (log_q.exp() * (log_p - log_q + above[None])).sum(1)
 
@@ -538,12 +533,16 @@ def dbn_exact_log_likelihood(dbn: DBN, X: torch.Tensor, per_row: bool = False):
 def _exact_marginal(dbn: DBN, layer: int, x: torch.Tensor) -> torch.Tensor:
     if layer == len(dbn.rbms) - 1:
         return dbn.top_log_density(x)
+    states, x_rep, s_rep = _every_hidden_state(dbn, layer, x)
+    log_p = dbn.generative_log_prob(layer, x_rep, s_rep).view(len(x), len(states))
+    return torch.logsumexp(log_p + _exact_marginal(dbn, layer + 1, states)[None], 1)
+
+
+def _every_hidden_state(dbn: DBN, layer: int, x: torch.Tensor):
+    """Every state of RBM ``layer``'s hidden units (at most 2^16), and each row of ``x``
+    paired with each state: ``(states, x repeated per state, states tiled per row)``."""
     rbm = dbn.rbms[layer]
     if not rbm.hidden.discrete or rbm.hidden.n_states(rbm.n_hidden) > 2**16:
-        raise ValueError("exact DBN likelihoods enumerate hidden layers of at most 2^16 states")
+        raise ValueError("exact DBN evaluation enumerates hidden layers of at most 2^16 states")
     states = rbm.hidden.states(rbm.n_hidden, dtype=x.dtype, device=x.device)
-    rows, n_states = len(x), len(states)
-    log_p = dbn.generative_log_prob(
-        layer, x.repeat_interleave(n_states, 0), states.repeat(rows, 1)
-    ).view(rows, n_states)
-    return torch.logsumexp(log_p + _exact_marginal(dbn, layer + 1, states)[None], 1)
+    return states, x.repeat_interleave(len(states), 0), states.repeat(len(x), 1)
