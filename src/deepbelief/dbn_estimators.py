@@ -4,11 +4,18 @@ unsupervised / generative DBN transformer.
 Thin, like :mod:`deepbelief.estimators`: validate, build the DBN in ``fit``, pretrain it
 greedily (:func:`deepbelief.training.pretrain_dbn`), then fine-tune the unfolded network whose
 Linear layers are the RBMs' own Parameters (:mod:`deepbelief.finetune`).
+
+``fit(..., checkpoint=path)`` keeps the whole training state in one file (kind
+``"fit-checkpoint"``), so an interrupted fit resumes exactly where it stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
+import json
+import os
 import warnings
 
 import numpy as np
@@ -19,7 +26,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import evaluation
-from .errors import DataError
+from .errors import DataError, ModelFileError
 from .estimators import (
     _DTYPES,
     ScaledInputMixin,
@@ -31,11 +38,13 @@ from .estimators import (
     fit_scaling,
 )
 from .finetune import finetune, up_down
-from .io import register, save
+from .io import pack, read_file, register, save, write_file
 from .nn.dbn import DBN as DBNModule
 from .nn.units import BernoulliUnits
 from .training import (
+    Callback,
     ProgressBar,
+    clone_state,
     make_generator,
     native_bfloat16,
     pretrain_dbn,
@@ -101,6 +110,133 @@ def _class_labels(y) -> tuple[np.ndarray, np.ndarray]:
     return classes, index
 
 
+FIT_CHECKPOINT = "fit-checkpoint"
+
+
+def _check_checkpoint_every(every) -> int:
+    if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+        raise ValueError(f"checkpoint_every must be an integer >= 1 (epochs), got {every!r}")
+    return int(every)
+
+
+def _sha256(values) -> str:
+    """SHA-256 of an array's shape and values (as float64 for numbers, else their reprs)."""
+    array = np.asarray(values)
+    digest = hashlib.sha256(repr(array.shape).encode())
+    if array.dtype.kind in "biuf":
+        digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+    else:
+        digest.update(repr(array.ravel().tolist()).encode())
+    return digest.hexdigest()
+
+
+def _fingerprint(estimator, X, y) -> dict:
+    """What a checkpoint must match to be resumed: the estimator, its parameters (all but
+    ``verbose``) and the data."""
+    params = _params_to_state(estimator.get_params(deep=False))
+    params.pop("verbose", None)
+    return {
+        "estimator": type(estimator).__name__,
+        "params": params,
+        "X_shape": list(np.shape(X)),
+        "X_sha256": _sha256(X),
+        "y_sha256": None if y is None else _sha256(y),
+    }
+
+
+def _fingerprint_mismatch(saved: dict, current: dict) -> str | None:
+    """How a checkpoint's fingerprint differs from the current fit's (None: it matches)."""
+
+    def canonical(value):
+        tree, tensors = pack(value)
+        return json.dumps([tree, {k: t.tolist() for k, t in tensors.items()}], sort_keys=True)
+
+    if saved.get("estimator") != current["estimator"]:
+        return f"it was made by {saved.get('estimator')}, not {current['estimator']}"
+    stored = saved.get("params") or {}
+    names = sorted(set(stored) | set(current["params"]))
+    changed = [
+        f"{k}={stored.get(k)!r} (now {current['params'].get(k)!r})"
+        for k in names
+        if canonical(stored.get(k)) != canonical(current["params"].get(k))
+    ]
+    if changed:
+        return "it was made with different parameters: " + ", ".join(changed)
+    if list(saved.get("X_shape") or []) != current["X_shape"]:
+        shape = tuple(saved.get("X_shape") or ())
+        return f"it was made for X of shape {shape}, not {tuple(current['X_shape'])}"
+    if saved.get("X_sha256") != current["X_sha256"]:
+        return "it was made for different X (same shape, other values)"
+    if saved.get("y_sha256") != current["y_sha256"]:
+        return "it was made for a different y"
+    return None
+
+
+class _FitCheckpoint:
+    """The checkpoint file of one ``fit`` call (inactive when ``path`` is None).
+
+    Keeps the state of the last completed epoch in memory (a copy, cheap next to an epoch),
+    writes it every ``every`` epochs of a phase, at the end of each phase and on
+    KeyboardInterrupt; checks the fingerprint of a file it resumes from.
+    """
+
+    def __init__(self, path, every: int, fingerprint: dict | None, phases: tuple[str, ...]):
+        self.path, self.every, self.fingerprint, self.phases = path, every, fingerprint, phases
+        self.latest, self.saved = None, True
+
+    def load(self) -> dict | None:
+        """The state to resume from; None when there is no file (a fresh start)."""
+        if self.path is None or not os.path.lexists(self.path):
+            return None
+        kind, tree = read_file(self.path)
+        if kind != FIT_CHECKPOINT or not isinstance(tree, dict) or "fingerprint" not in tree:
+            raise ModelFileError(f"{self.path}: not a fit checkpoint (it holds a {kind!r})")
+        problem = _fingerprint_mismatch(tree["fingerprint"], self.fingerprint)
+        if problem:
+            raise ModelFileError(
+                f"{self.path}: refusing to resume from this checkpoint: {problem}; delete it "
+                "(or pass another path) to start afresh"
+            )
+        if tree.get("phase") not in self.phases:
+            phase = tree.get("phase")
+            raise ModelFileError(f"{self.path}: fit checkpoint of unknown phase {phase!r}")
+        return tree
+
+    def keep(self, epoch: int, state) -> None:
+        """Note the state at the end of ``epoch`` of a phase (``state()`` builds it)."""
+        if self.path is None:
+            return
+        self.latest, self.saved = clone_state(state()), False
+        if epoch % self.every == 0:
+            self.save()
+
+    def save(self) -> None:
+        """Write the latest state, unless the file already holds it."""
+        if self.path is None or self.latest is None or self.saved:
+            return
+        write_file(self.path, FIT_CHECKPOINT, {"fingerprint": self.fingerprint, **self.latest})
+        self.saved = True
+
+    @contextlib.contextmanager
+    def saved_on_interrupt(self):
+        """On KeyboardInterrupt, write the state of the last completed epoch, then re-raise."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            self.save()
+            raise
+
+
+class _EpochEnd(Callback):
+    """Calls ``fn(state)`` after every epoch of an RBMTrainer or of fine-tuning."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_epoch_end(self, trainer, metrics):
+        self.fn(trainer)
+
+
 class _DBNBase(ScaledInputMixin, BaseEstimator):
     """Shared machinery: preprocessing, building and greedy pretraining of ``dbn_``."""
 
@@ -158,11 +294,40 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         )
         return self._prepare(X)
 
-    def _pretrain(self, X: torch.Tensor, labels: torch.Tensor | None = None) -> None:
+    def _open_checkpoint(self, path, every: int, X, y) -> tuple[_FitCheckpoint, dict | None]:
+        """The fit's checkpoint and the state it resumes from (loaded into ``dbn_``)."""
+        fingerprint = None if path is None else _fingerprint(self, X, y)
+        ckpt = _FitCheckpoint(path, every, fingerprint, self._phases)
+        saved = ckpt.load()
+        if saved is not None:
+            if saved["dbn"]["untied"]:
+                self.dbn_.untie()
+            self.dbn_.load_state_dict(saved["dbn"]["state_dict"])
+        return ckpt, saved
+
+    def _dbn_state(self) -> dict:
+        return {"untied": self.dbn_.untied, "state_dict": dict(self.dbn_.state_dict())}
+
+    def _pretrain(self, X, labels=None, ckpt=None, resume=None) -> None:
+        """Greedy pretraining, from ``resume`` (a checkpoint's ``"pretrain"`` part) when given;
+        ``ckpt`` notes the state after every epoch."""
+        ckpt = ckpt if ckpt is not None else _FitCheckpoint(None, 1, None, ())
+        histories = list(resume["histories"]) if resume else []  # of the finished layers
+
         def callbacks(i):
             return [ProgressBar(desc=f"pretrain layer {i + 1}")] if self.verbose else []
 
-        trainers = pretrain_dbn(
+        def begin(i, trainer, input_states):
+            def state():
+                return self._pretrain_state(i, trainer, input_states, histories)
+
+            trainer.callbacks.append(_EpochEnd(lambda t: ckpt.keep(t.epoch, state)))
+
+        def end(i, trainer, input_states):
+            ckpt.save()
+            histories.append(trainer.history)
+
+        pretrain_dbn(
             self.dbn_,
             X,
             self._layer_settings(self.dbn_),
@@ -170,8 +335,20 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             sample_inputs=self.sample_inputs,
             generator=self.generator_,
             callbacks_for_layer=callbacks,
+            resume=resume,
+            on_layer_begin=begin,
+            on_layer_end=end,
         )
-        self.pretrain_history_ = [t.history for t in trainers]
+        self.pretrain_history_ = histories
+
+    def _pretrain_state(self, layer, trainer, input_states, histories) -> dict:
+        pretrain = {
+            "layer": layer,
+            "trainer": trainer.state_dict(),
+            "input_states": input_states,  # the generator before each propagation below
+            "histories": histories,
+        }
+        return {"phase": "pretrain", "dbn": self._dbn_state(), "pretrain": pretrain}
 
     def _input_rbm(self):
         return self.dbn_.rbms[0]
@@ -279,28 +456,74 @@ class _SupervisedDBN(_DBNBase):
         self.dtype = dtype
         self.verbose = verbose
 
+    _phases = ("pretrain", "finetune")
+
     # subclasses: _targets(y, reset) -> (tensor, n_outputs); _head_name
-    def fit(self, X, y):
+    def fit(self, X, y, *, checkpoint=None, checkpoint_every=1):
         """Pretrain (unless ``pretrain=False`` or a ``warm_start`` refit), then fine-tune.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        checkpoint : str or path-like, optional
+            A file for the whole training state, written atomically every
+            ``checkpoint_every`` epochs of every phase (each pretraining layer, then
+            fine-tuning), at the end of each phase and, on KeyboardInterrupt, as of the last
+            completed epoch. When the file exists, fit resumes from it, skipping the
+            completed work, and ends with exactly the model that an uninterrupted fit with
+            the same ``random_state`` gives. A file made with other parameters or other data is
+            refused. The file stays on disk after the fit (a later fit with it returns the
+            same model at once); the caller may delete it.
+        checkpoint_every : int, default 1
+            Epochs between periodic writes.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        deepbelief.errors.ModelFileError
+            When ``checkpoint`` is corrupt or was made with other parameters or data.
+        ValueError
+            When ``checkpoint_every < 1``, or a ``checkpoint`` is given to a ``warm_start``
+            refit (which continues the fitted model instead).
         """
+        every = _check_checkpoint_every(checkpoint_every)
         continuing = self.warm_start and hasattr(self, "network_")
+        if continuing and checkpoint is not None:
+            raise ValueError(
+                "a warm_start refit continues the fitted model: it takes no checkpoint"
+            )
         X, y = check_Xy(self, X, y, reset=not continuing, multi_output=self._task == "regression")
         targets, n_outputs = self._targets(y, reset=not continuing)
         if continuing:
             Xt = self._prepare(X)
-        else:
-            Xt = self._build_dbn(X)
+            self._finetune(Xt, targets.to(Xt.device), _FitCheckpoint(None, every, None, ()))
+            return self
+        Xt = self._build_dbn(X)
+        ckpt, saved = self._open_checkpoint(checkpoint, every, X, y)
+        with ckpt.saved_on_interrupt():
+            self._fit_fresh(Xt, targets.to(Xt.device), n_outputs, ckpt, saved)
+        return self
+
+    def _fit_fresh(self, X, targets, n_outputs, ckpt, saved) -> None:
+        """Pretraining (or random initialisation) and fine-tuning, resuming ``saved``."""
+        phase = saved["phase"] if saved else "pretrain"
+        if phase == "pretrain":
             if self.pretrain:
-                self._pretrain(Xt)
+                self._pretrain(X, None, ckpt, saved["pretrain"] if saved else None)
             else:
                 self._random_init()
-            self.network_ = self._unfold(n_outputs)
-        self._finetune(Xt, targets.to(Xt.device))
-        return self
+            start = self.generator_.get_state()  # before the head and the validation split
+        else:
+            self.pretrain_history_ = saved["pretrain_history"]
+            start = saved["start_generator"]
+            self.generator_.set_state(start)
+        self.network_ = self._unfold(n_outputs)
+        resume = saved["finetune"] if phase == "finetune" else None
+        self._finetune(X, targets, ckpt, start, resume)
 
     @torch.no_grad()
     def _random_init(self) -> None:
@@ -318,7 +541,20 @@ class _SupervisedDBN(_DBNBase):
             generator=self.generator_,
         )
 
-    def _finetune(self, X: torch.Tensor, targets: torch.Tensor) -> None:
+    def _finetune(self, X, targets, ckpt, start=None, resume=None) -> None:
+        """Fine-tuning, from ``resume`` (a :meth:`FinetuneResult.state_dict`) when given;
+        ``ckpt`` notes the state after every epoch (``start``: the generator's state before
+        the output layer was drawn)."""
+
+        def state(result):
+            return {
+                "phase": "finetune",
+                "dbn": self._dbn_state(),
+                "pretrain_history": self.pretrain_history_,
+                "start_generator": start,
+                "finetune": result.state_dict(),
+            }
+
         validation = None
         if self.early_stopping:
             n_valid = max(1, int(round(self.validation_fraction * len(X))))
@@ -349,8 +585,11 @@ class _SupervisedDBN(_DBNBase):
             early_stopping=self.n_iter_no_change if self.early_stopping else None,
             mixed_precision=self._mixed_precision(X.device),
             generator=self.generator_,
+            callbacks=[_EpochEnd(lambda r: ckpt.keep(r.epoch, lambda: state(r)))],
             progress=bool(self.verbose),
+            resume=resume,
         )
+        ckpt.save()
         self.history_ = (
             list(getattr(self, "history_", []) if self.warm_start else []) + result.history
         )
@@ -641,13 +880,41 @@ class DBN(TransformerMixin, _DBNBase):
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
 
-    def fit(self, X, y=None):
-        """Greedy pretraining; with class labels ``y``, of the generative label model.
+    _phases = ("pretrain", "up_down")
+
+    def fit(self, X, y=None, *, checkpoint=None, checkpoint_every=1):
+        """Greedy pretraining; with class labels ``y``, of the generative label model; then
+        ``up_down_epochs`` of up-down fine-tuning.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,), optional
+            Class labels.
+        checkpoint : str or path-like, optional
+            A file for the whole training state, written atomically every
+            ``checkpoint_every`` epochs of every phase (each pretraining layer, then
+            up-down), at the end of each phase and, on KeyboardInterrupt, as of the last
+            completed epoch. When the file exists, fit resumes from it, skipping the
+            completed work, and ends with exactly the model that an uninterrupted fit with
+            the same ``random_state`` gives. A file made with other parameters or other data is
+            refused. The file stays on disk after the fit (a later fit with it returns the
+            same model at once); the caller may delete it.
+        checkpoint_every : int, default 1
+            Epochs between periodic writes.
 
         Returns
         -------
         self
+
+        Raises
+        ------
+        deepbelief.errors.ModelFileError
+            When ``checkpoint`` is corrupt or was made with other parameters or data.
+        ValueError
+            When ``checkpoint_every < 1``.
         """
+        every = _check_checkpoint_every(checkpoint_every)
         labels = None
         if y is not None and _target_kind(y) in ("continuous", "continuous-multioutput"):
             warnings.warn(
@@ -667,19 +934,48 @@ class DBN(TransformerMixin, _DBNBase):
             raise ValueError("the generative label model needs at least two hidden layers")
         Xt = self._build_dbn(X, n_labels=0 if labels is None else len(self.classes_))
         labels = None if labels is None else labels.to(Xt.device)
-        self._pretrain(Xt, labels)
+        ckpt, saved = self._open_checkpoint(checkpoint, every, X, y)
+        with ckpt.saved_on_interrupt():
+            self._fit_fresh(Xt, labels, ckpt, saved)
+        return self
+
+    def _fit_fresh(self, X, labels, ckpt, saved) -> None:
+        """Pretraining, then up-down, resuming ``saved``."""
+        phase = saved["phase"] if saved else "pretrain"
+        if phase == "pretrain":
+            self._pretrain(X, labels, ckpt, saved["pretrain"] if saved else None)
+        else:
+            self.pretrain_history_ = saved["pretrain_history"]
         self.up_down_history_ = []
         if self.up_down_epochs:
-            self.up_down_history_ = up_down(
-                self.dbn_,
-                Xt,
-                labels,
-                epochs=self.up_down_epochs,
-                batch_size=self.pretrain_batch_size,
-                learning_rate=self.up_down_learning_rate,
-                generator=self.generator_,
-            )
-        return self
+            self._up_down(X, labels, ckpt, saved["up_down"] if phase == "up_down" else None)
+
+    def _up_down(self, X, labels, ckpt, resume) -> None:
+        """Up-down fine-tuning, from ``resume`` (a checkpoint's ``"up_down"`` part) when given;
+        ``ckpt`` notes the state after every epoch."""
+
+        def state(history):
+            return {
+                "phase": "up_down",
+                "dbn": self._dbn_state(),
+                "pretrain_history": self.pretrain_history_,
+                "up_down": {"history": history, "generator": self.generator_.get_state()},
+            }
+
+        if resume is not None:
+            self.generator_.set_state(resume["generator"])
+        self.up_down_history_ = up_down(
+            self.dbn_,
+            X,
+            labels,
+            epochs=self.up_down_epochs,
+            batch_size=self.pretrain_batch_size,
+            learning_rate=self.up_down_learning_rate,
+            generator=self.generator_,
+            history=resume["history"] if resume else (),
+            on_epoch_end=lambda history: ckpt.keep(len(history), lambda: state(history)),
+        )
+        ckpt.save()
 
     def transform(self, X):
         """Top hidden layer's means, shape (n_samples, hidden_layers[-1])."""

@@ -47,6 +47,14 @@ class FinetuneResult:
         Planned epochs, epochs completed, updates completed, updates per epoch.
     stop_training : bool
         A callback sets it to True to stop after the current epoch.
+    generator : torch.Generator or None
+        The generator of the shuffling and the dropout masks.
+    best_loss : float
+        The lowest validation loss so far (inf before the first).
+    best_weights : dict or None
+        With early stopping, a copy of the network's state at ``best_epoch``.
+    epochs_without_improvement : int
+        Epochs since ``best_epoch``.
     """
 
     network: nn.Module
@@ -58,6 +66,54 @@ class FinetuneResult:
     step: int = 0
     batches_per_epoch: int = 0
     stop_training: bool = False
+    generator: torch.Generator | None = None
+    best_loss: float = math.inf
+    best_weights: dict | None = None
+    epochs_without_improvement: int = 0
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue the run exactly (``finetune(..., resume=state)``).
+
+        Like ``torch.nn.Module.state_dict``, the tensors are the live ones (the network's and
+        the optimizer's); clone them (:func:`deepbelief.training.clone_state`) to keep a
+        snapshot.
+
+        Returns
+        -------
+        dict
+            ``network`` (its ``state_dict``, head included), ``optimizer``, ``generator``
+            (its state, or None), ``epoch``, ``step``, ``history``, ``best_epoch``,
+            ``best_loss``, ``best_weights``, ``epochs_without_improvement`` and
+            ``stop_training``.
+        """
+        return {
+            "network": dict(self.network.state_dict()),
+            "optimizer": self.optimizer.state_dict(),
+            "generator": None if self.generator is None else self.generator.get_state(),
+            "epoch": self.epoch,
+            "step": self.step,
+            "history": list(self.history),
+            "best_epoch": self.best_epoch,
+            "best_loss": self.best_loss,
+            "best_weights": self.best_weights,
+            "epochs_without_improvement": self.epochs_without_improvement,
+            "stop_training": self.stop_training,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict`: the network's values are copied into its own
+        Parameters (shared ones stay shared), then the optimizer, generator and counters."""
+        self.network.load_state_dict(state["network"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if self.generator is not None and state["generator"] is not None:
+            self.generator.set_state(state["generator"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history = list(state["history"])
+        self.best_epoch = state["best_epoch"]
+        self.best_loss = float(state["best_loss"])
+        self.best_weights = state["best_weights"]
+        self.epochs_without_improvement = int(state["epochs_without_improvement"])
+        self.stop_training = bool(state["stop_training"])
 
 
 def finetune(
@@ -82,6 +138,7 @@ def finetune(
     generator: torch.Generator | None = None,
     callbacks: Sequence = (),
     progress: bool = False,
+    resume: dict | None = None,
 ) -> FinetuneResult:
     """Train ``network`` by minibatch backprop on ``(X, y)``, in place.
 
@@ -135,6 +192,11 @@ def finetune(
         the :class:`FinetuneResult`; setting ``state.stop_training = True`` stops the run.
     progress : bool
         Show a tqdm bar over the batches.
+    resume : dict, optional
+        :meth:`FinetuneResult.state_dict` of an interrupted run with the same settings and
+        data: training continues after its last epoch (network, optimizer, generator,
+        counters, history and early-stopping state restored) and ends exactly as the
+        uninterrupted run would have.
 
     Returns
     -------
@@ -162,17 +224,19 @@ def finetune(
     head = _resolve_head(network, head, params) if head_epochs > 0 else network
     head_ids = {id(p) for p in head.parameters()}
     frozen = [p for p in params if id(p) not in head_ids]  # during the head-only epochs
+    if generator is None:
+        generator = make_generator(None, X.device)
     state = FinetuneResult(
         network=network,
         optimizer=_make_optimizer(params, optimizer, learning_rate, momentum, weight_decay),
         epochs=int(epochs),
+        generator=generator,
     )
+    if resume is not None:
+        state.load_state_dict(resume)
     batch_size = min(int(batch_size), len(X))
     state.batches_per_epoch = -(-len(X) // batch_size)
-    if generator is None:
-        generator = make_generator(None, X.device)
     callbacks = list(callbacks) + ([ProgressBar(desc="fine-tune")] if progress else [])
-    best = _Best(early_stopping)
     _call(callbacks, "on_train_begin", state)
     try:
         with _dropout_generator(network, generator):
@@ -186,11 +250,12 @@ def finetune(
                     )
                 if validation is not None:
                     metrics.update(evaluate(network, *validation, task))
-                    best.update(state, metrics["val_loss"])
+                    _track_best(state, metrics["val_loss"], early_stopping)
                 metrics["seconds"] = time.perf_counter() - metrics["seconds"]
                 state.history.append(metrics)
                 _call(callbacks, "on_epoch_end", state, metrics)
-        best.restore(network)
+        if state.best_weights is not None:
+            _restore(network, state.best_weights)
     finally:
         network.eval()
         _call(callbacks, "on_train_end", state)
@@ -410,25 +475,18 @@ def _restore(network: nn.Module, snapshot: dict) -> None:
         v.copy_(snapshot[k])
 
 
-class _Best:
-    """Tracks the epoch with the lowest validation loss and, for early stopping, its values."""
-
-    def __init__(self, patience: int | None):
-        self.patience, self.loss, self.wait, self.values = patience, math.inf, 0, None
-
-    def update(self, state: FinetuneResult, val_loss: float) -> None:
-        if val_loss < self.loss:
-            self.loss, self.wait, state.best_epoch = val_loss, 0, state.epoch
-            if self.patience is not None:
-                self.values = _snapshot(state.network)
-            return
-        self.wait += 1
-        if self.patience is not None and self.wait >= self.patience:
-            state.stop_training = True
-
-    def restore(self, network: nn.Module) -> None:
-        if self.values is not None:
-            _restore(network, self.values)
+def _track_best(state: FinetuneResult, val_loss: float, patience: int | None) -> None:
+    """Note the epoch with the lowest validation loss (and, for early stopping, its values);
+    stop after ``patience`` epochs without a lower one."""
+    if val_loss < state.best_loss:
+        state.best_loss, state.best_epoch = val_loss, state.epoch
+        state.epochs_without_improvement = 0
+        if patience is not None:
+            state.best_weights = _snapshot(state.network)
+        return
+    state.epochs_without_improvement += 1
+    if patience is not None and state.epochs_without_improvement >= patience:
+        state.stop_training = True
 
 
 # ---------------------------------------------------------------------- checks
@@ -491,6 +549,8 @@ def up_down(
     learning_rate: float = 0.01,
     k: int = 3,
     generator: torch.Generator | None = None,
+    history: Sequence[dict] = (),
+    on_epoch_end=None,
 ) -> list[dict]:
     """Up-down fine-tuning (contrastive wake-sleep) of a whole generative DBN (Hinton,
     Osindero & Teh 2006, appendix B).
@@ -502,11 +562,30 @@ def up_down(
     negative sample gives the sleep states, on which the recognition weights learn to predict
     each layer from the one below.
 
+    Parameters
+    ----------
+    dbn : deepbelief.nn.DBN
+        Trained in place (untied first).
+    X : tensor of shape (n_samples, n_visible)
+    labels : int64 tensor of shape (n_samples,), optional
+        Required when the DBN has label units.
+    epochs, batch_size : int
+    learning_rate : float
+    k : int
+        Gibbs steps of the top RBM's CD.
+    generator : torch.Generator, optional
+    history : sequence of dict, optional
+        The history of an interrupted run: training continues after its last epoch. The DBN
+        must hold that epoch's weights and ``generator`` that epoch's state.
+    on_epoch_end : callable, optional
+        ``on_epoch_end(history)`` after every epoch, with the history so far.
+
     Returns
     -------
     list of dict
-        Per epoch: ``epoch`` and ``generative_error``, the mean squared error of the data
-        predicted top-down from the wake states of the first hidden layer.
+        Per epoch (those of ``history`` first): ``epoch`` and ``generative_error``, the mean
+        squared error of the data predicted top-down from the wake states of the first hidden
+        layer.
     """
     if dbn.n_labels and labels is None:
         raise ValueError("this DBN has label units: pass the labels")
@@ -516,14 +595,16 @@ def up_down(
         raise ValueError("up_down needs epochs >= 0, batch_size >= 1, learning_rate > 0, k >= 1")
     dbn.untie()
     generator = generator if generator is not None else make_generator(None, X.device)
-    history = []
-    for epoch in range(int(epochs)):
+    history = list(history)
+    for epoch in range(len(history), int(epochs)):
         order = torch.randperm(len(X), generator=generator, device=X.device)
         errors = []
         for rows in torch.split(order, int(batch_size)):
             batch_labels = None if labels is None else labels[rows]
             errors.append(_up_down_step(dbn, X[rows], batch_labels, learning_rate, k, generator))
         history.append({"epoch": epoch + 1, "generative_error": float(sum(errors) / len(errors))})
+        if on_epoch_end is not None:
+            on_epoch_end(history)
     return history
 
 

@@ -507,13 +507,15 @@ class RBMTrainer:
 
     def load_state_dict(self, state: dict) -> None:
         """Restore a :meth:`state_dict`."""
+        device = self.model.weight.device
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.sampler.load_state_dict(state["sampler"])
+        self.sampler.load_state_dict({k: v.to(device) for k, v in state["sampler"].items()})
         self.generator.set_state(state["generator"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history = list(state["history"])
-        self.sparsity_estimate = state["sparsity_estimate"]
+        estimate = state["sparsity_estimate"]
+        self.sparsity_estimate = None if estimate is None else estimate.to(device)
 
     def _to_state(self) -> dict:
         return {
@@ -599,6 +601,10 @@ def pretrain_dbn(
     sample_inputs: bool = False,
     generator: torch.Generator | None = None,
     callbacks_for_layer=None,
+    *,
+    resume: dict | None = None,
+    on_layer_begin=None,
+    on_layer_end=None,
 ) -> list[RBMTrainer]:
     """Greedy layer-wise pretraining: each RBM learns, without labels, from the activations of
     the layer below, computed once per layer (not re-propagated for every batch).
@@ -614,26 +620,105 @@ def pretrain_dbn(
         penultimate features joined with one-hot labels).
     sample_inputs : bool, default False
         Feed each layer sampled hidden states of the layer below instead of their means.
+    generator : torch.Generator, optional
+        Shared by every layer's trainer and the propagations (default: a freshly seeded one).
     callbacks_for_layer : callable, optional
         ``callbacks_for_layer(i) -> list[Callback]`` for the trainer of RBM ``i``.
+    resume : dict, optional
+        Continue an interrupted run: ``{"layer": i, "trainer": state, "input_states":
+        states}``. The layers below ``i`` must already hold their trained weights; they are
+        not trained again. ``states`` are the generator states recorded before each
+        propagation below layer ``i`` (as passed to the hooks), so that sampled inputs
+        (``sample_inputs=True``) are drawn again exactly. ``state`` is layer ``i``'s
+        :meth:`RBMTrainer.state_dict` (it also sets the generator), or None to start that
+        layer afresh.
+    on_layer_begin, on_layer_end : callable, optional
+        ``hook(i, trainer, input_states)``, called after RBM ``i``'s trainer is built (and
+        resumed) and after its training ends (before its data is propagated upward);
+        ``input_states`` lists the generator state before each propagation below layer ``i``.
+        A hook may add callbacks to ``trainer.callbacks``.
 
     Returns
     -------
     list of RBMTrainer
-        One per layer (their histories hold the monitors).
+        One per layer trained by this call (from ``resume``'s layer on); their histories hold
+        the monitors.
     """
+    _check_pretrain_arguments(dbn, layer_settings, labels, resume)
+    if generator is None:
+        generator = make_generator(None, dbn.rbms[0].weight.device)
+    start = int(resume["layer"]) if resume else 0
+    input_states = list(resume["input_states"])[:start] if resume else []
+    data = _replay_inputs(dbn, X, labels, sample_inputs, generator, input_states)
+    trainers = []
+    for i in range(start, len(dbn.rbms)):
+        callbacks = callbacks_for_layer(i) if callbacks_for_layer else ()
+        trainer = RBMTrainer(
+            dbn.rbms[i], generator=generator, callbacks=callbacks, **layer_settings[i]
+        )
+        if i == start and resume and resume.get("trainer") is not None:
+            trainer.load_state_dict(resume["trainer"])
+        if on_layer_begin is not None:
+            on_layer_begin(i, trainer, list(input_states))
+        trainers.append(trainer.fit(data))
+        if on_layer_end is not None:
+            on_layer_end(i, trainer, list(input_states))
+        if i < len(dbn.rbms) - 1:
+            input_states.append(generator.get_state())
+            data = _layer_input(dbn, i, data, labels, sample_inputs, generator)
+    return trainers
+
+
+def _check_pretrain_arguments(dbn, layer_settings, labels, resume) -> None:
     if len(layer_settings) != len(dbn.rbms):
         raise ValueError(f"{len(layer_settings)} layer settings for {len(dbn.rbms)} RBMs")
     if dbn.n_labels and labels is None:
         raise ValueError("this DBN has label units: pass the labels")
-    trainers = []
+    if resume:
+        layer, states = int(resume["layer"]), resume["input_states"]
+        if not 0 <= layer < len(dbn.rbms) or len(states) < layer:
+            raise ValueError(
+                f"cannot resume at layer {layer} of {len(dbn.rbms)} with {len(states)} "
+                "recorded input states"
+            )
+
+
+def _layer_input(dbn, i, data, labels, sample_inputs, generator) -> torch.Tensor:
+    """The input of RBM ``i + 1``, from ``data``, the input of RBM ``i``."""
+    data = propagate(dbn.rbms[i], data, sample_inputs, generator)
+    if i + 1 == len(dbn.rbms) - 1 and dbn.n_labels:
+        data = dbn.top_visible(data, labels)
+    return data
+
+
+def _replay_inputs(dbn, X, labels, sample_inputs, generator, input_states) -> torch.Tensor:
+    """The input of RBM ``len(input_states)``, drawn again from the recorded generator states
+    (the generator ends as the last propagation left it)."""
     data = X
-    for i, (rbm, settings) in enumerate(zip(dbn.rbms, layer_settings)):
-        if i == len(dbn.rbms) - 1 and dbn.n_labels:
-            data = dbn.top_visible(data, labels)
-        callbacks = callbacks_for_layer(i) if callbacks_for_layer else ()
-        trainer = RBMTrainer(rbm, generator=generator, callbacks=callbacks, **settings)
-        trainers.append(trainer.fit(data))
-        if i < len(dbn.rbms) - 1:
-            data = propagate(rbm, data, sample_inputs, generator)
-    return trainers
+    for i, state in enumerate(input_states):
+        if sample_inputs:
+            generator.set_state(state)
+        data = _layer_input(dbn, i, data, labels, sample_inputs, generator)
+    return data
+
+
+def clone_state(tree):
+    """A deep copy of a state tree (nested dicts, lists and tuples) whose tensors are detached
+    clones: a snapshot that later training does not change.
+
+    Parameters
+    ----------
+    tree : object
+        Tensors, dicts, lists, tuples and plain values (kept as they are).
+
+    Returns
+    -------
+    object
+    """
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {k: clone_state(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(clone_state(v) for v in tree)
+    return tree

@@ -1,0 +1,331 @@
+"""Checkpoints and exact resume of the DBN estimators' fit: a fit interrupted (KeyboardInterrupt,
+or a hard crash that leaves only the periodic checkpoint) in pretraining, fine-tuning or up-down
+and fitted again with the same checkpoint ends bit-identical to an uninterrupted fit; foreign,
+corrupt and mismatched checkpoints are refused."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+
+import deepbelief
+from deepbelief import DBN, DBNClassifier, DBNRegressor, training
+from deepbelief import finetune as finetune_module
+from deepbelief.errors import ModelFileError
+from deepbelief.io import read_file, write_file
+
+PRETRAIN_EPOCHS, FINETUNE_EPOCHS, UP_DOWN_EPOCHS, BATCH = 4, 6, 4, 25
+COMMON = dict(
+    hidden_layers=(12, 8),  # layer 2 is the one RBM with 8 hidden units
+    pretrain_epochs=PRETRAIN_EPOCHS,
+    pretrain_batch_size=BATCH,
+    sample_inputs=True,  # layer 2's input is drawn: a resume must draw it again exactly
+    random_state=3,
+    device="cpu",
+)
+SETTINGS = {
+    "classifier": dict(
+        COMMON,
+        layer_params=[{}, {"sampler": "pcd", "n_chains": 10}],  # persistent chains to restore
+        epochs=FINETUNE_EPOCHS,
+        batch_size=BATCH,
+        dropout=0.2,
+        early_stopping=True,  # the validation split and the best snapshot
+        validation_fraction=0.2,
+        n_iter_no_change=FINETUNE_EPOCHS,
+    ),
+    "regressor": dict(COMMON, epochs=FINETUNE_EPOCHS, batch_size=BATCH, head_epochs=2),
+    "dbn": dict(COMMON, up_down_epochs=UP_DOWN_EPOCHS),
+}
+MAKERS = {"classifier": DBNClassifier, "regressor": DBNRegressor, "dbn": DBN}
+
+
+class HardCrash(Exception):
+    """Stands for kill -9: nothing catches it, so only the periodic checkpoint is on disk."""
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16.0, y[:200]
+    return {
+        "classifier": (X, y),
+        "regressor": (X, X.mean(1) + y / 10.0),
+        "dbn": (X, y),  # with labels: the generative label model
+    }
+
+
+def make(kind, **changes):
+    return MAKERS[kind](**{**SETTINGS[kind], **changes})
+
+
+# ------------------------------------------------------------------ simulated crashes
+def crash_in_epoch(monkeypatch, phase, epoch, error):
+    """Raise ``error`` in the middle (after 3 updates) of ``epoch`` (1-based) of ``phase``:
+    pretraining of layer 2, fine-tuning or up-down."""
+    if phase == "pretrain":
+        original = training.RBMTrainer._update
+
+        def update(trainer, v_data):
+            in_layer_2 = trainer.model.n_hidden == 8
+            if in_layer_2 and trainer.step == (epoch - 1) * trainer.batches_per_epoch + 3:
+                raise error("simulated crash")
+            return original(trainer, v_data)
+
+        monkeypatch.setattr(training.RBMTrainer, "_update", update)
+    elif phase == "finetune":
+        original = finetune_module._call
+
+        def call(callbacks, hook, *args):
+            if hook == "on_batch_end" and args[0].epoch == epoch - 1 and args[1] == 2:
+                raise error("simulated crash")
+            return original(callbacks, hook, *args)
+
+        monkeypatch.setattr(finetune_module, "_call", call)
+    else:
+        original, calls = finetune_module._up_down_step, []
+
+        def step(*args):
+            calls.append(1)
+            if len(calls) == (epoch - 1) * (200 // BATCH) + 3:
+                raise error("simulated crash")
+            return original(*args)
+
+        monkeypatch.setattr(finetune_module, "_up_down_step", step)
+
+
+def count_work(monkeypatch):
+    """Count the RBM epochs, fine-tuning epochs and up-down updates that run from now on."""
+    counts = {"rbm": 0, "finetune": 0, "up_down": 0}
+
+    def counting(owner, name, key):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            counts[key] += 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(owner, name, wrapper)
+
+    counting(training.RBMTrainer, "_run_epoch", "rbm")
+    counting(finetune_module, "_run_epoch", "finetune")
+    counting(finetune_module, "_up_down_step", "up_down")
+    return counts
+
+
+def position(path):
+    """(phase, layer, completed epochs of that phase) of a checkpoint file."""
+    kind, tree = read_file(path)
+    assert kind == "fit-checkpoint"
+    if tree["phase"] == "pretrain":
+        return "pretrain", tree["pretrain"]["layer"], tree["pretrain"]["trainer"]["epoch"]
+    if tree["phase"] == "finetune":
+        return "finetune", None, tree["finetune"]["epoch"]
+    return "up_down", None, len(tree["up_down"]["history"])
+
+
+def expected_work(kind, reference, where):
+    phase, layer, done = where
+    work = {"rbm": 0, "finetune": 0, "up_down": 0}
+    if phase == "pretrain":
+        above = len(SETTINGS[kind]["hidden_layers"]) - 1 - layer
+        work["rbm"] = PRETRAIN_EPOCHS - done + PRETRAIN_EPOCHS * above
+    if kind == "dbn":
+        left = UP_DOWN_EPOCHS - (done if phase == "up_down" else 0)
+        work["up_down"] = left * (200 // BATCH)
+    else:
+        work["finetune"] = reference.n_iter_ - (done if phase == "finetune" else 0)
+    return work
+
+
+# ------------------------------------------------------------------ comparisons
+def without_seconds(history):
+    if isinstance(history, list):
+        return [without_seconds(h) for h in history]
+    return {k: v for k, v in history.items() if k != "seconds"}
+
+
+def assert_same_fit(kind, reference, resumed, X):
+    """Bit-identical parameters, generator, predictions and histories."""
+    modules = [("dbn_", reference.dbn_, resumed.dbn_)]
+    if kind != "dbn":
+        modules.append(("network_", reference.network_, resumed.network_))
+    for label, a, b in modules:
+        state_a, state_b = a.state_dict(), b.state_dict()
+        assert set(state_a) == set(state_b), label
+        for name, tensor in state_a.items():
+            assert torch.equal(tensor, state_b[name]), f"{label}{name}"
+    assert torch.equal(reference.generator_.get_state(), resumed.generator_.get_state())
+    assert without_seconds(reference.pretrain_history_) == without_seconds(
+        resumed.pretrain_history_
+    )
+    assert [len(h) for h in resumed.pretrain_history_] == [PRETRAIN_EPOCHS] * 2
+    if kind == "classifier":
+        np.testing.assert_array_equal(reference.predict_proba(X), resumed.predict_proba(X))
+    elif kind == "regressor":
+        np.testing.assert_array_equal(reference.predict(X), resumed.predict(X))
+    else:
+        np.testing.assert_array_equal(reference.transform(X), resumed.transform(X))
+        np.testing.assert_array_equal(reference.predict_proba(X), resumed.predict_proba(X))
+        assert reference.up_down_history_ == resumed.up_down_history_
+        assert len(resumed.up_down_history_) == UP_DOWN_EPOCHS
+    if kind != "dbn":
+        assert without_seconds(reference.history_) == without_seconds(resumed.history_)
+        assert resumed.n_iter_ == reference.n_iter_
+
+
+@pytest.fixture(scope="module")
+def references(data):
+    """Uninterrupted fits, without a checkpoint."""
+    return {kind: make(kind).fit(*data[kind]) for kind in MAKERS}
+
+
+# A KeyboardInterrupt in epoch 3 with checkpoint_every=3: the periodic file would hold the
+# previous phase's end; the interrupt writes epoch 2. A hard crash in epoch 4 with
+# checkpoint_every=2 leaves epoch 2 on disk (epoch 3 was only kept in memory).
+CRASHES = [
+    ("classifier", "pretrain", KeyboardInterrupt),
+    ("classifier", "finetune", KeyboardInterrupt),
+    ("classifier", "pretrain", HardCrash),
+    ("classifier", "finetune", HardCrash),
+    ("regressor", "pretrain", KeyboardInterrupt),
+    ("regressor", "finetune", KeyboardInterrupt),
+    ("dbn", "pretrain", KeyboardInterrupt),
+    ("dbn", "up_down", KeyboardInterrupt),
+    ("dbn", "up_down", HardCrash),
+]
+
+
+@pytest.mark.parametrize("kind, phase, error", CRASHES)
+def test_a_fit_resumed_after_a_crash_ends_bit_identical(
+    kind, phase, error, data, references, monkeypatch, tmp_path
+):
+    X, y = data[kind]
+    path = tmp_path / "fit.ckpt"
+    epoch, every = (3, 3) if error is KeyboardInterrupt else (4, 2)
+    crash_in_epoch(monkeypatch, phase, epoch, error)
+    with pytest.raises(error):
+        make(kind).fit(X, y, checkpoint=path, checkpoint_every=every)
+    monkeypatch.undo()
+    where = position(path)
+    assert where == (phase, 1 if phase == "pretrain" else None, 2)
+
+    counts = count_work(monkeypatch)
+    resumed = make(kind).fit(X, y, checkpoint=path, checkpoint_every=every)
+    assert counts == expected_work(kind, references[kind], where)  # not a fresh start
+    assert_same_fit(kind, references[kind], resumed, X)
+
+
+@pytest.mark.parametrize("kind", list(MAKERS))
+def test_a_finished_checkpoint_gives_the_same_model_without_training(
+    kind, data, references, monkeypatch, tmp_path
+):
+    X, y = data[kind]
+    path = tmp_path / "fit.ckpt"
+    checkpointed = make(kind).fit(X, y, checkpoint=path, checkpoint_every=2)
+    assert_same_fit(kind, references[kind], checkpointed, X)  # checkpoints change nothing
+    assert path.exists()
+    phase, _, done = position(path)
+    assert phase == {"classifier": "finetune", "regressor": "finetune", "dbn": "up_down"}[kind]
+    assert done == (UP_DOWN_EPOCHS if kind == "dbn" else references[kind].n_iter_)
+    counts = count_work(monkeypatch)
+    again = make(kind).fit(X, y, checkpoint=path)
+    assert counts == {"rbm": 0, "finetune": 0, "up_down": 0}
+    assert_same_fit(kind, references[kind], again, X)
+
+
+def test_resuming_with_another_generator_state_changes_the_weights(data, references, tmp_path):
+    """The comparisons above catch a resume that does not restore the random state: a
+    checkpoint of fine-tuning's epoch 3 resumes to the reference, but the same checkpoint with
+    the generator of another seed ends with other weights."""
+    X, y = data["classifier"]
+    reference = references["classifier"]
+    path = tmp_path / "fit.ckpt"
+    make("classifier", epochs=3).fit(X, y, checkpoint=path)
+    kind, tree = read_file(path)
+    assert (tree["phase"], tree["finetune"]["epoch"]) == ("finetune", 3)
+    tree["fingerprint"]["params"]["epochs"] = FINETUNE_EPOCHS  # as if stopped after epoch 3
+    write_file(path, kind, tree)
+    assert_same_fit("classifier", reference, make("classifier").fit(X, y, checkpoint=path), X)
+
+    tree["finetune"]["generator"] = torch.Generator().manual_seed(99).get_state()
+    write_file(path, kind, tree)
+    resumed = make("classifier").fit(X, y, checkpoint=path)
+    pairs = zip(reference.network_.parameters(), resumed.network_.parameters())
+    assert not all(torch.equal(a, b) for a, b in pairs)
+
+
+def checkpoint_of(kind, data, path):
+    """A finished checkpoint of a quick fit; returns the quick settings."""
+    quick = {"pretrain_epochs": 1, ("up_down_epochs" if kind == "dbn" else "epochs"): 1}
+    make(kind, **quick).fit(*data[kind], checkpoint=path)
+    return quick
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(params=dict(learning_rate=0.05)), "learning_rate='auto' (now 0.05)"),
+        (dict(params=dict(random_state=4)), "random_state=3 (now 4)"),
+        (dict(X=lambda X: X[:150]), "shape (200, 64), not (150, 64)"),
+        (dict(X=lambda X: X + 0.25 * (np.arange(X.size) == 7).reshape(X.shape)), "other values"),
+        (dict(y=lambda y: np.roll(y, 1)), "different y"),
+    ],
+)
+def test_a_checkpoint_of_other_parameters_or_data_is_refused(change, message, data, tmp_path):
+    path = tmp_path / "fit.ckpt"
+    quick = checkpoint_of("classifier", data, path)
+    before = path.read_bytes()
+    X, y = data["classifier"]
+    X = change.get("X", lambda v: v)(X)
+    y = change.get("y", lambda v: v)(y)[: len(X)]
+    estimator = make("classifier", **quick, **change.get("params", {}))
+    with pytest.raises(ModelFileError, match="refusing") as error:
+        estimator.fit(X, y, checkpoint=path)
+    assert str(path) in str(error.value)
+    assert message in str(error.value)
+    assert path.read_bytes() == before  # left as it was
+
+
+def test_a_checkpoint_of_another_estimator_or_a_model_file_is_refused(data, tmp_path):
+    path = tmp_path / "fit.ckpt"
+    quick = checkpoint_of("regressor", data, path)
+    X, y = data["classifier"]
+    with pytest.raises(ModelFileError, match="DBNRegressor") as error:
+        make("classifier", **quick).fit(X, y, checkpoint=path)
+    assert str(path) in str(error.value)
+    model_file = tmp_path / "model.safetensors"
+    deepbelief.save(make("classifier", **quick).fit(X, y), model_file)
+    with pytest.raises(ModelFileError, match="not a fit checkpoint") as error:
+        make("classifier", **quick).fit(X, y, checkpoint=model_file)
+    assert str(model_file) in str(error.value)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_a_corrupt_checkpoint_is_refused(damage, data, tmp_path):
+    path = tmp_path / "fit.ckpt"
+    quick = checkpoint_of("dbn", data, path)
+    payload = bytearray(path.read_bytes())
+    if damage == "truncate":
+        payload = payload[: len(payload) // 2]
+    else:
+        payload[-5] ^= 0xFF
+    path.write_bytes(bytes(payload))
+    with pytest.raises(ModelFileError) as error:
+        make("dbn", **quick).fit(*data["dbn"], checkpoint=path)
+    assert str(path) in str(error.value)
+
+
+@pytest.mark.parametrize("kind", list(MAKERS))
+@pytest.mark.parametrize("every", [0, -1, 1.5, True])
+def test_checkpoint_every_must_be_a_positive_integer(kind, every, data, tmp_path):
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        make(kind).fit(*data[kind], checkpoint=tmp_path / "c", checkpoint_every=every)
+    assert not (tmp_path / "c").exists()
+
+
+def test_a_warm_start_refit_takes_no_checkpoint(data, tmp_path):
+    X, y = data["classifier"]
+    estimator = make("classifier", pretrain_epochs=1, epochs=1, warm_start=True).fit(X, y)
+    with pytest.raises(ValueError, match="warm_start"):
+        estimator.fit(X, y, checkpoint=tmp_path / "c")
