@@ -359,3 +359,32 @@ def test_warns_when_every_hidden_unit_is_switched_off(caplog):
         trainer.fit(BAS)
     assert "switched off" in caplog.text
     assert trainer.history[-1]["hidden_activity"] < 1e-3
+
+
+def test_mixed_precision_gradients_match_float32_given_the_same_samples():
+    """Under bfloat16 autocast the weight gradient is one product of the stacked data and model
+    statistics, so it keeps about 3 significant digits of the (small) difference, and the unit
+    inputs stay float32 for sampling."""
+    gen = make_generator(0, CPU)
+    proto = RBM(30, 20, weight_std=0.3, generator=gen)
+    data = (torch.rand(64, 30, generator=gen) < 0.3).float()
+    grads = []
+    for mixed in (False, True):
+        model = RBM(30, 20)
+        model.load_state_dict(proto.state_dict())
+        trainer = RBMTrainer(model, "cd", mixed_precision=mixed, generator=make_generator(1, CPU))
+        with torch.autocast("cpu", torch.bfloat16, enabled=mixed):
+            assert model.hidden_input(data).dtype == torch.float32
+            trainer._closed_form_gradients(data)
+        grads.append(model.weight.grad.clone())
+    scale = grads[0].abs().max()
+    assert scale > 1e-3
+    assert (grads[1] - grads[0]).abs().max() <= 0.02 * scale
+
+
+def test_mixed_precision_training_learns_bars_and_stripes():
+    start = initial_log_likelihood()
+    model, trainer = train_bas("pcd", mixed_precision=True)
+    assert trainer.settings["mixed_precision"] is True
+    final = exact_log_likelihood(model, BAS)
+    assert final >= -3.8 and final - start >= 1.9, (start, final)

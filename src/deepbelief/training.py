@@ -207,6 +207,11 @@ class RBMTrainer:
         Clips the global gradient norm before every update.
     monitor_rows : int, default 1000
         Rows of training (and validation) data the per-epoch monitors use (0: no monitors).
+    mixed_precision : bool, default False
+        Multiply matrices in bfloat16 (``torch.autocast``), with float32 accumulation, float32
+        unit inputs, sampling and parameters (RBMs whose units have no learned variances).
+        Several times faster on GPUs and on CPUs with AVX512-BF16 or AMX
+        (:func:`native_bfloat16`); slower elsewhere.
     callbacks : sequence of Callback
     generator : torch.Generator, optional
         All randomness (shuffling, sampling, chain starts) comes from it.
@@ -234,6 +239,7 @@ class RBMTrainer:
         max_norm: float | None = None,
         clip_grad_norm: float | None = None,
         monitor_rows: int = 1000,
+        mixed_precision: bool = False,
         callbacks: Sequence[Callback] = (),
         generator: torch.Generator | None = None,
     ):
@@ -258,6 +264,7 @@ class RBMTrainer:
             max_norm=max_norm,
             clip_grad_norm=clip_grad_norm,
             monitor_rows=monitor_rows,
+            mixed_precision=bool(mixed_precision),
         )
         _check_settings(self.settings)
         self.callbacks = list(callbacks)
@@ -376,7 +383,10 @@ class RBMTrainer:
         if model.visible.has_logvar or model.hidden.has_logvar:
             value = self._autograd_gradients(v_data)
         else:
-            value = self._closed_form_gradients(v_data)
+            with torch.autocast(
+                v_data.device.type, torch.bfloat16, enabled=self.settings["mixed_precision"]
+            ):
+                value = self._closed_form_gradients(v_data)
         if self.settings["clip_grad_norm"]:
             torch.nn.utils.clip_grad_norm_(model.parameters(), self.settings["clip_grad_norm"])
         self.optimizer.step()
@@ -420,8 +430,15 @@ class RBMTrainer:
         )
         s_data, s_model = visible.statistic(v_data), visible.statistic(v_model)
         n_data, n_model = len(v_data), len(v_model)
-        grad = torch.addmm(weight, s_data.t(), stat_data, beta=s["weight_decay"], alpha=-1 / n_data)
-        weight.grad = grad.addmm_(s_model.t(), stat_model, alpha=1 / n_model)
+        if torch.is_autocast_enabled(v_data.device.type):  # one product: the difference rounds
+            both = torch.cat([s_data, s_model]).t()
+            stats = torch.cat([stat_data / -n_data, stat_model / n_model])
+            weight.grad = (both @ stats).to(weight.dtype).add_(weight, alpha=s["weight_decay"])
+        else:
+            grad = torch.addmm(
+                weight, s_data.t(), stat_data, beta=s["weight_decay"], alpha=-1 / n_data
+            )
+            weight.grad = grad.addmm_(s_model.t(), stat_model, alpha=1 / n_model)
         hidden_bias.grad = bias_model.mean(0) - bias_data.mean(0)
         visible_bias.grad = visible.energy_bias_grad(v_data, visible_bias).mean(
             0

@@ -115,15 +115,20 @@ class RBM(nn.Module):
         """Total input of the hidden units, ``hidden_bias + beta * s_v(v) @ W``."""
         s = self.visible.statistic(v, self.visible_logvar)
         if _is_one(beta):
-            return torch.addmm(self.hidden_bias, s, self.weight)
-        return self.hidden_bias + beta * (s @ self.weight)
+            return self._full(torch.addmm(self.hidden_bias, s, self.weight))
+        return self.hidden_bias + beta * self._full(s @ self.weight)
 
     def visible_input(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
         """Total input of the visible units, ``visible_bias + beta * W @ s_h(h)``."""
         s = self.hidden.statistic(h, self.hidden_logvar)
         if _is_one(beta):
-            return torch.addmm(self.visible_bias, s, self.weight.t())
-        return self.visible_bias + beta * (s @ self.weight.t())
+            return self._full(torch.addmm(self.visible_bias, s, self.weight.t()))
+        return self.visible_bias + beta * self._full(s @ self.weight.t())
+
+    def _full(self, x: torch.Tensor) -> torch.Tensor:
+        """Products computed in lower precision (under ``torch.autocast``) come back in the
+        parameters' dtype, so that unit means and sampling keep their full precision."""
+        return x if x.dtype == self.weight.dtype else x.to(self.weight.dtype)
 
     def hidden_mean(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
         """``E[h | v]``."""
