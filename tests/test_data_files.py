@@ -1,9 +1,11 @@
 """NumPy files and image folders: what they load to, and the errors that name the file."""
 
+import gzip
+
 import numpy as np
 import pytest
 
-from deepbelief.data import read_array, read_idx, read_image_folder
+from deepbelief.data import load_dataset, read_array, read_idx, read_image_folder
 from deepbelief.errors import DataError
 
 Image = pytest.importorskip("PIL.Image")
@@ -91,3 +93,220 @@ def test_truncated_idx_is_a_data_error(tmp_path):
     (tmp_path / "t.idx").write_bytes(data)
     with pytest.raises(DataError, match="IDX body has 5 bytes, expected 6"):
         read_idx(tmp_path / "t.idx")
+
+
+# ---------------------------------------------------------------------- IDX corruption
+def idx(array: np.ndarray) -> bytes:
+    dims = b"".join(int(n).to_bytes(4, "big") for n in array.shape)
+    return bytes([0, 0, 0x08, array.ndim]) + dims + array.astype(np.uint8).tobytes()
+
+
+IMAGES = (np.arange(4 * 3 * 2) * 10 % 256).astype(np.uint8).reshape(4, 3, 2)
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "message"),
+    [
+        ("a.idx", b"", "bad magic number none"),
+        ("a.idx", b"\x00\x00\x07\x01" + b"\x00" * 8, "bad magic number 00000701"),
+        ("a.idx", bytes([0, 0, 8, 3, 0, 0]), r"truncated IDX header \(6 bytes"),
+        ("a.idx", idx(IMAGES)[:-1], r"IDX body has 23 bytes, expected 24 for shape \(4, 3, 2\)"),
+        ("a.idx", idx(IMAGES) + b"\x00", "IDX body has 25 bytes, expected 24"),
+        # dimensions whose product overflows int64 to 0 must not pass as an empty array
+        (
+            "a.idx",
+            bytes([0, 0, 8, 3]) + b"\x80\x00\x00\x00" * 2 + (4).to_bytes(4, "big"),
+            "IDX body has 0 bytes, expected 18446744073709551616",
+        ),
+        ("a.idx.gz", gzip.compress(idx(IMAGES))[:-5], "corrupt or truncated gzip data"),
+        ("a.idx.gz", b"\x1f\x8b" + b"\x00" * 20, "corrupt or truncated gzip data"),
+        ("a.idx.gz", gzip.compress(idx(IMAGES)[:-1]), "IDX body has 23 bytes"),
+    ],
+)
+def test_corrupt_idx_files_raise_data_error_naming_the_file(tmp_path, name, payload, message):
+    path = tmp_path / name
+    path.write_bytes(payload)
+    with pytest.raises(DataError, match=message) as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+
+
+def test_gzip_is_recognised_from_the_bytes_not_the_name(tmp_path):
+    (tmp_path / "images-idx3-ubyte").write_bytes(gzip.compress(idx(IMAGES)))
+    (tmp_path / "plain.gz").write_bytes(idx(IMAGES))
+    np.testing.assert_array_equal(read_idx(tmp_path / "images-idx3-ubyte"), IMAGES)
+    np.testing.assert_array_equal(read_idx(tmp_path / "plain.gz"), IMAGES)
+    with pytest.raises(DataError, match="no such file"):
+        read_idx(tmp_path / "absent.idx")
+
+
+# ---------------------------------------------------------------------- NumPy corruption
+def test_npy_header_that_does_not_match_the_data_is_refused(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((4, 3), dtype=np.float32))
+    good = path.read_bytes()
+    path.write_bytes(good[:-4])
+    with pytest.raises(DataError, match=r"shape \(4, 3\) \(48 bytes\) but 44 bytes follow"):
+        read_array(path)
+    path.write_bytes(good + b"\x00" * 4)  # extra bytes: the data would be misread
+    with pytest.raises(DataError, match="but 52 bytes follow"):
+        read_array(path)
+    path.write_bytes(good.replace(b"(4, 3)", b"(9, 3)"))
+    with pytest.raises(DataError, match=r"shape \(9, 3\) \(108 bytes\)"):
+        read_array(path)
+    path.write_bytes(good[:20])
+    with pytest.raises(DataError, match="corrupt or unreadable .npy header"):
+        read_array(path)
+
+
+def test_npz_corruption_and_mislabelled_files(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez_compressed(path, X=np.arange(12.0).reshape(4, 3), y=np.arange(4))
+    good = path.read_bytes()
+    path.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DataError, match="cannot read as NumPy data") as info:
+        read_array(path)
+    assert str(path) in str(info.value)
+    # a .npy file named .npz, and an .npz named .npy, are read by their content
+    np.save(tmp_path / "plain.npy", np.ones((2, 2)))
+    (tmp_path / "plain.npz").write_bytes((tmp_path / "plain.npy").read_bytes())
+    assert read_array(tmp_path / "plain.npz")[0].shape == (2, 2)
+    (tmp_path / "zip.npy").write_bytes(good)
+    assert read_array(tmp_path / "zip.npy")[1].tolist() == [0, 1, 2, 3]
+    # an archive entry that is not an array
+    import zipfile
+
+    with zipfile.ZipFile(tmp_path / "odd.npz", "w") as archive:
+        archive.writestr("X", b"just bytes")
+    with pytest.raises(DataError, match=r"odd.npz\['X'\]: cannot read as NumPy data: corrupt"):
+        read_array(tmp_path / "odd.npz")
+
+
+# ---------------------------------------------------------------------- load_dataset
+def test_load_dataset_reads_tables_by_extension(tmp_path):
+    (tmp_path / "t.csv").write_text("a,b,label\n1,x,yes\n2,y,no\n")
+    (tmp_path / "t.tsv").write_text("a\tb\tlabel\n1\tx\tyes\n2\ty\tno\n")
+    (tmp_path / "t.txt").write_text("1,2\n3,4\n")
+    (tmp_path / "t.csv.gz").write_bytes(gzip.compress(b"a,label\n1,yes\n2,no\n"))
+    for name in ("t.csv", "t.tsv"):
+        ds = load_dataset(tmp_path / name)
+        assert ds.kind == "table" and ds.image_shape is None and ds.source == str(tmp_path / name)
+        assert list(ds.features.columns) == ["a", "b"] and list(ds.target) == ["yes", "no"]
+        assert len(ds) == 2
+    ds = load_dataset(tmp_path / "t.txt", header=False, no_target=True)
+    assert ds.features.shape == (2, 2) and ds.target is None
+    ds = load_dataset(tmp_path / "t.csv", target="a")
+    assert list(ds.target) == [1, 2]
+    assert list(load_dataset(tmp_path / "t.csv.gz").target) == ["yes", "no"]
+
+
+def test_load_dataset_arrays_and_images(tmp_path, monkeypatch):
+    np.save(tmp_path / "images.npy", IMAGES)
+    ds = load_dataset(tmp_path / "images.npy")
+    assert ds.kind == "images" and ds.image_shape == (3, 2) and ds.target is None
+    assert ds.features.dtype == np.float32 and ds.features.shape == (4, 6)
+    np.testing.assert_allclose(ds.features, IMAGES.reshape(4, 6) / 255.0, rtol=1e-6)
+
+    table = np.arange(12.0).reshape(4, 3)
+    np.save(tmp_path / "table.npy", table)
+    ds = load_dataset(tmp_path / "table.npy")
+    assert ds.kind == "array" and ds.image_shape is None and ds.features.dtype == np.float64
+    np.testing.assert_array_equal(ds.features, table)
+    monkeypatch.setattr("deepbelief.data.MMAP_BYTES", 10)
+    assert isinstance(load_dataset(tmp_path / "table.npy").features, np.memmap)
+
+    np.save(tmp_path / "ints.npy", np.arange(4, dtype=np.int16))
+    ds = load_dataset(tmp_path / "ints.npy")
+    assert ds.features.dtype == np.float32 and ds.features.shape == (4, 1)
+
+    np.savez(tmp_path / "xy.npz", X=IMAGES, y=np.array([3, 1, 4, 1]))
+    ds = load_dataset(tmp_path / "xy.npz")
+    assert ds.kind == "images" and list(ds.target) == [3, 1, 4, 1]
+    assert load_dataset(tmp_path / "xy.npz", no_target=True).target is None
+
+
+def test_load_dataset_idx_images_with_a_labels_file(tmp_path):
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(idx(IMAGES)))
+    labels = np.array([7, 2, 1, 0], dtype=np.uint8)
+    (tmp_path / "train-labels-idx1-ubyte").write_bytes(idx(labels))
+    ds = load_dataset(
+        tmp_path / "train-images-idx3-ubyte.gz",
+        labels_path=tmp_path / "train-labels-idx1-ubyte",
+    )
+    assert ds.kind == "images" and ds.image_shape == (3, 2) and ds.features.shape == (4, 6)
+    np.testing.assert_allclose(ds.features, IMAGES.reshape(4, 6) / 255.0, rtol=1e-6)
+    assert ds.target.dtype == np.int64 and list(ds.target) == [7, 2, 1, 0]
+    (tmp_path / "few-labels.idx").write_bytes(idx(labels[:3]))
+    with pytest.raises(DataError, match=r"few-labels.idx: 3 labels for the 4 rows of"):
+        load_dataset(
+            tmp_path / "train-images-idx3-ubyte.gz", labels_path=tmp_path / "few-labels.idx"
+        )
+    (tmp_path / "grid.idx").write_bytes(idx(IMAGES))
+    with pytest.raises(DataError, match=r"grid.idx: labels must be one value per row"):
+        load_dataset(tmp_path / "train-images-idx3-ubyte.gz", labels_path=tmp_path / "grid.idx")
+
+
+def test_load_dataset_image_folder(tmp_path):
+    save_image(tmp_path / "cats" / "a.png", np.full((4, 5), 255))
+    save_image(tmp_path / "dogs" / "b.png", np.zeros((4, 5)))
+    ds = load_dataset(tmp_path)
+    assert ds.kind == "images" and ds.image_shape == (4, 5) and ds.features.shape == (2, 20)
+    assert list(ds.target) == ["cats", "dogs"]
+    ds = load_dataset(tmp_path, image_size=(2, 2), no_target=True)
+    assert ds.image_shape == (2, 2) and ds.features.shape == (2, 4) and ds.target is None
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "message"),
+    [
+        ("data.xlsx", {}, r"unknown kind of data file \(.xlsx\); deepbelief reads CSV tables"),
+        ("README", {}, r"no extension\); .*NumPy arrays \(.npy, .npz\), IDX files"),
+        ("absent.csv", {}, "no such file or folder"),
+        ("t.csv", {"image_size": (2, 2)}, "an image size applies to image folders only"),
+        ("t.csv", {"labels_path": "y.idx"}, "a separate labels file applies to IDX"),
+        ("x.npy", {"target": "label"}, "a target column applies to CSV tables"),
+        ("x.npy", {"image_size": (2, 2)}, "an image size applies to image folders only"),
+        ("x.npy", {"labels_path": "t.csv"}, "a labels file must be an IDX or NumPy file"),
+        ("empty.npy", {}, r"no data \(the array has shape \(0, 3\)\)"),
+    ],
+)
+def test_load_dataset_refuses_what_it_cannot_read(tmp_path, monkeypatch, name, kwargs, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data.xlsx").write_bytes(b"PK")
+    (tmp_path / "README").write_text("hello")
+    (tmp_path / "t.csv").write_text("a,b\n1,2\n")
+    np.save(tmp_path / "x.npy", np.zeros((2, 3)))
+    np.save(tmp_path / "empty.npy", np.zeros((0, 3)))
+    with pytest.raises(DataError, match=message) as info:
+        load_dataset(tmp_path / name, **kwargs)
+    assert name in str(info.value) or "t.csv" in str(info.value)
+
+
+@pytest.mark.slow
+def test_load_dataset_reads_real_mnist(mnist_dir):
+    ds = load_dataset(
+        mnist_dir / "t10k-images-idx3-ubyte.gz",
+        labels_path=mnist_dir / "t10k-labels-idx1-ubyte.gz",
+    )
+    assert ds.features.shape == (10000, 784) and ds.image_shape == (28, 28)
+    assert set(np.unique(ds.target)) == set(range(10))
+    assert 0.0 <= ds.features.min() and ds.features.max() == 1.0
+
+
+def test_corrupt_npy_headers_and_compressed_npz_data_raise_data_error(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((4, 3), dtype=np.float32))
+    good = path.read_bytes()
+    path.write_bytes(good.replace(b"(4, 3)", b"(4, 3 "))  # numpy's parser: a TokenError
+    with pytest.raises(
+        DataError, match="x.npy: cannot read as NumPy data: corrupt or unreadable .npy header"
+    ):
+        read_array(path)
+    path = tmp_path / "c.npz"
+    np.savez_compressed(path, X=np.arange(400.0).reshape(100, 4))
+    good = bytearray(path.read_bytes())
+    good[60] ^= 0xFF  # inside the deflate stream: zlib.error or a CRC mismatch
+    path.write_bytes(bytes(good))
+    with pytest.raises(DataError, match=r"c.npz(\[.X.\])?: cannot read as NumPy data") as info:
+        read_array(path)
+    assert type(info.value.__cause__).__name__ in ("error", "BadZipFile")

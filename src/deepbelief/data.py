@@ -1,10 +1,25 @@
-"""Data sources: IDX files (the MNIST format, plain or gzipped) and small synthetic sets."""
+"""Data sources: CSV tables (pandas), NumPy ``.npy``/``.npz`` files, IDX files (the MNIST
+format, plain or gzipped), folders of images, and small synthetic sets.
+
+:func:`load_dataset` picks the reader from the path. Every unusable input raises
+:class:`~deepbelief.errors.DataError` whose message names the file and, where it applies, the
+column, the row and the value. Table rows are counted from 1: row 1 is the first data row after
+the header; parse errors name the line of the file instead.
+"""
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import itertools
+import math
+import re
+import warnings
+import zlib
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,42 +33,95 @@ _IDX_TYPES = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+_GZIP_MAGIC = b"\x1f\x8b"
+_F32 = np.finfo(np.float32)
 
 
+def _show(value) -> str:
+    """``repr`` of a cell value as a user wrote it (NumPy scalars as plain Python values)."""
+    return repr(value.item() if isinstance(value, np.generic) else value)
+
+
+# ---------------------------------------------------------------------- IDX
 def read_idx(path: str | Path) -> np.ndarray:
-    """Read an IDX file (plain or ``.gz``) into a NumPy array.
+    """Read an IDX file (the MNIST format), plain or gzip-compressed, into a NumPy array.
+
+    Compression is recognised from the file's first bytes, not from its name.
+
+    Parameters
+    ----------
+    path : str or Path
+        The IDX file.
+
+    Returns
+    -------
+    ndarray
+        The array with the shape and element type the header declares (native byte order).
 
     Raises
     ------
     DataError
-        When the file is missing, truncated or not in IDX format.
+        When the file is missing, is not gzip or IDX data (bad magic number), has corrupt
+        compressed data, or holds more or fewer bytes than its header's shape needs.
     """
     path = Path(path)
-    try:
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rb") as f:
-            raw = f.read()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read IDX file ({exc})") from exc
+    raw = _read_idx_bytes(path)
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
-        raise DataError(f"{path}: not an IDX file (bad magic number)")
+        raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'none'})")
     dtype, ndim = np.dtype(_IDX_TYPES[raw[2]]), raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
-        raise DataError(f"{path}: truncated IDX header")
+        raise DataError(
+            f"{path}: truncated IDX header ({len(raw)} bytes; {ndim} dimensions need {header})"
+        )
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
-    expected = int(np.prod(shape)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize  # Python ints: no overflow on corrupt sizes
     if len(raw) - header != expected:
         raise DataError(
-            f"{path}: IDX body has {len(raw) - header} bytes, expected {expected} for shape {shape}"
+            f"{path}: IDX body has {len(raw) - header} bytes, expected {expected} for shape "
+            f"{shape} (truncated or corrupt file)"
         )
     return np.frombuffer(raw, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
-def load_mnist(folder: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """Load MNIST from the four IDX files in ``folder``.
+def _read_idx_bytes(path: Path) -> bytes:
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not an IDX file")
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: no such file") from exc
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read IDX file ({exc.strerror or exc})") from exc
+    if raw[:2] == _GZIP_MAGIC:
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:  # BadGzipFile is an OSError
+            raise DataError(f"{path}: corrupt or truncated gzip data ({exc})") from exc
+    return raw
 
-    Returns images as float32 in [0, 1] of shape (n, 784) and labels as int64.
+
+def load_mnist(folder: str | Path, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+    """Load MNIST from the four IDX files in ``folder`` (each plain or ``.gz``).
+
+    Parameters
+    ----------
+    folder : str or Path
+        Folder holding ``train-images-idx3-ubyte[.gz]`` and the three others.
+    split : {"train", "test"}
+        Which half to read.
+
+    Returns
+    -------
+    images : ndarray of shape (n, 784)
+        Grey levels as float32 in [0, 1].
+    labels : ndarray of shape (n,)
+        Digits as int64.
+
+    Raises
+    ------
+    DataError
+        A missing or corrupt file.
     """
     prefix = {"train": "train", "test": "t10k"}[split]
     folder = Path(folder)
@@ -74,6 +142,16 @@ def bars_and_stripes(side: int = 3) -> np.ndarray:
 
     A 3x3 grid gives 14 distinct patterns (2 * 2^3 - 2); the optimum average
     log-likelihood of a model of them is ``-log(14) = -2.64`` nats.
+
+    Parameters
+    ----------
+    side : int
+        Height and width of the images.
+
+    Returns
+    -------
+    ndarray of shape (2 * 2**side - 2, side * side)
+        The patterns as float32 zeros and ones, in sorted order.
     """
     patterns = set()
     for bits in itertools.product((0, 1), repeat=side):
@@ -98,6 +176,19 @@ class TablePreprocessor:
     (``"error"``). With ``drop_ids=True``, text or integer columns whose values are all
     distinct (row identifiers) are dropped. The fitted state is plain data
     (:meth:`to_config`), saved with the model and applied again at predict time.
+
+    Parameters
+    ----------
+    scaling : {"minmax", "standard"}
+        How numeric columns are scaled.
+    missing : {"impute", "error"}
+        What happens to missing values.
+    drop_ids : bool
+        Drop identifier-like columns.
+
+    Notes
+    -----
+    Error messages count rows from 1 (the first row of the frame is row 1).
     """
 
     def __init__(self, scaling: str = "minmax", missing: str = "impute", drop_ids: bool = False):
@@ -110,7 +201,26 @@ class TablePreprocessor:
 
     # ------------------------------------------------------------------ fitting
     def fit(self, frame, source: str = "data") -> TablePreprocessor:
-        """Learn each column's kind, scale, categories and fill value from ``frame``."""
+        """Learn each column's kind, scale, categories and fill value from ``frame``.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            The feature columns.
+        source : str
+            Where the data came from, for error messages (a file name).
+
+        Returns
+        -------
+        TablePreprocessor
+            ``self``.
+
+        Raises
+        ------
+        DataError
+            No rows or columns, a column without values, a missing value with
+            ``missing="error"``, a non-finite number, a numeric range too wide to scale.
+        """
         if frame.shape[1] == 0:
             raise DataError(f"{source}: no feature columns")
         if len(frame) == 0:
@@ -133,24 +243,58 @@ class TablePreprocessor:
         if len(present) == 0:
             raise DataError(f"{source}: column {name!r} has no values")
         if _is_numeric(column):
-            values = present.to_numpy(dtype=np.float64)
-            if not np.isfinite(values).all():
-                row = int(np.flatnonzero(~np.isfinite(values))[0])
-                raise DataError(f"{source}: column {name!r} has a non-finite value at row {row}")
-            if self.scaling == "minmax":
-                low, high = float(values.min()), float(values.max())
-                offset, scale = low, (high - low) or 1.0
-            else:
-                offset, scale = float(values.mean()), float(values.std()) or 1.0
-            return dict(name=name, kind="numeric", offset=offset, scale=scale,
-                        fill=float(np.median(values)))  # fmt: skip
-        categories = sorted({str(v) for v in present}, key=_natural_key)
-        fill = str(present.astype(str).value_counts().idxmax())
+            every = column.to_numpy(dtype=np.float64, na_value=np.nan)
+            bad = ~np.isfinite(every) & ~missing.to_numpy()
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{source}: column {name!r}, row {row + 1}: non-finite value "
+                    f"{_show(column.iloc[row])}"
+                )
+            values = every[~missing.to_numpy()]
+            low, high = float(values.min()), float(values.max())
+            with np.errstate(over="ignore", invalid="ignore"):
+                if self.scaling == "minmax":
+                    offset, scale = low, (high - low) or 1.0
+                else:
+                    offset, scale = float(values.mean()), float(values.std()) or 1.0
+            if not (np.isfinite(offset) and np.isfinite(scale)):
+                raise DataError(
+                    f"{source}: column {name!r}: its values (from {low:g} to {high:g}) span too "
+                    "wide a range to scale"
+                )
+            with np.errstate(over="ignore"):
+                fill = float(np.median(values))
+            if not np.isfinite(fill):  # the mean of the two middle values overflowed
+                fill = float(np.quantile(values, 0.5, method="lower"))
+            return dict(name=name, kind="numeric", offset=offset, scale=scale, fill=fill)
+        text = _as_text(present)
+        categories = sorted(set(text), key=_natural_key)
+        fill = Counter(text).most_common(1)[0][0]  # ties: the first seen
         return dict(name=name, kind="categorical", categories=categories, fill=fill)
 
     # ------------------------------------------------------------------ transforming
     def transform(self, frame, source: str = "data") -> np.ndarray:
-        """The float32 matrix of ``frame``'s columns (by name), ready for the visible units."""
+        """The float32 matrix of ``frame``'s columns (by name), ready for the visible units.
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            Rows with (at least) the fitted columns.
+        source : str
+            Where the data came from, for error messages.
+
+        Returns
+        -------
+        ndarray of shape (n_rows, n_features)
+            Finite float32 values.
+
+        Raises
+        ------
+        DataError
+            A missing column, text in a numeric column, an unseen category, a non-finite value
+            or one too far outside the fitted range (each naming the column, row and value).
+        """
         self._check_fitted()
         missing_columns = [c["name"] for c in self.columns if c["name"] not in frame.columns]
         if missing_columns:
@@ -165,15 +309,25 @@ class TablePreprocessor:
         if spec["kind"] == "numeric":
             values = _numeric_values(column, source, name)
             values = np.where(missing, spec["fill"], values)
-            return ((values - spec["offset"]) / spec["scale"])[:, None]
-        values = column.astype(str).to_numpy()
-        values = np.where(missing, spec["fill"], values)
+            with np.errstate(over="ignore", invalid="ignore"):
+                scaled = (values - spec["offset"]) / spec["scale"]
+            bad = ~(np.abs(scaled) <= _F32.max)  # also catches NaN and inf
+            if bad.any():
+                row = int(np.flatnonzero(bad)[0])
+                what = "non-finite value" if not np.isfinite(values[row]) else "value"
+                raise DataError(
+                    f"{source}: column {name!r}, row {row + 1}: {what} {_show(column.iloc[row])}"
+                    + ("" if what != "value" else " is too far outside the range seen in fit")
+                )
+            return scaled[:, None]
+        values = _as_text(column)
+        values[missing] = spec["fill"]  # not np.where: NumPy text would drop trailing NULs
         index = {c: i for i, c in enumerate(spec["categories"])}
         codes = np.array([index.get(v, -1) for v in values])
         if (codes < 0).any():
             row = int(np.flatnonzero(codes < 0)[0])
             raise DataError(
-                f"{source}: column {name!r}, row {row}: unseen category {values[row]!r} "
+                f"{source}: column {name!r}, row {row + 1}: unseen category {values[row]!r} "
                 f"(known: {', '.join(spec['categories'][:10])}"
                 + (", ...)" if len(spec["categories"]) > 10 else ")")
             )
@@ -183,7 +337,18 @@ class TablePreprocessor:
 
     def inverse_transform(self, matrix: np.ndarray):
         """A DataFrame in the original columns: numeric values unscaled, each one-hot block
-        read as its most probable category."""
+        read as its most probable category.
+
+        Parameters
+        ----------
+        matrix : array-like of shape (n_rows, n_features)
+            Rows in the transformed space.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per fitted column.
+        """
         import pandas as pd
 
         self._check_fitted()
@@ -207,7 +372,12 @@ class TablePreprocessor:
 
     def blocks(self) -> list[tuple[str, int]]:
         """Consecutive ``("numeric", n)`` and ``("categorical", size)`` blocks of the matrix:
-        what the visible units must be (numeric runs merged; one softmax group per column)."""
+        what the visible units must be (numeric runs merged; one softmax group per column).
+
+        Returns
+        -------
+        list of (str, int)
+        """
         out: list[tuple[str, int]] = []
         for spec in self.columns:
             if spec["kind"] == "numeric" and out and out[-1][0] == "numeric":
@@ -225,13 +395,28 @@ class TablePreprocessor:
             raise ValueError("this TablePreprocessor is not fitted yet")
 
     def to_config(self) -> dict:
-        """JSON-serialisable state; :meth:`from_config` rebuilds the fitted preprocessor."""
+        """JSON-serialisable state; :meth:`from_config` rebuilds the fitted preprocessor.
+
+        Returns
+        -------
+        dict
+        """
         return dict(scaling=self.scaling, missing=self.missing, drop_ids=self.drop_ids,
                     columns=[dict(c) for c in self.columns])  # fmt: skip
 
     @classmethod
     def from_config(cls, config: dict) -> TablePreprocessor:
-        """Rebuild from :meth:`to_config`."""
+        """Rebuild from :meth:`to_config`.
+
+        Parameters
+        ----------
+        config : dict
+            What :meth:`to_config` returned (possibly through JSON).
+
+        Returns
+        -------
+        TablePreprocessor
+        """
         pre = cls(config["scaling"], config["missing"], config["drop_ids"])
         pre.columns = [dict(c) for c in config["columns"]]
         return pre
@@ -247,14 +432,20 @@ def _numeric_values(column, source: str, name: str) -> np.ndarray:
     """Float values of a column fitted as numeric; text that is not a number is an error."""
     import pandas as pd
 
-    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64)
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
     bad = np.isnan(values) & ~column.isna().to_numpy()
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{source}: column {name!r}, row {row}: {column.iloc[row]!r} is not a number"
+            f"{source}: column {name!r}, row {row + 1}: {_show(column.iloc[row])} is not a number"
         )
     return values
+
+
+def _as_text(column) -> np.ndarray:
+    """The values of ``column`` as Python strings in an object array, the same way in fit and
+    transform (a NumPy text array would drop trailing NUL characters)."""
+    return np.array([str(v) for v in column.to_numpy(dtype=object)], dtype=object)
 
 
 def _looks_like_ids(column) -> bool:
@@ -262,13 +453,18 @@ def _looks_like_ids(column) -> bool:
 
     if len(column) < 2 or column.isna().any() or not column.is_unique:
         return False
-    return pd.api.types.is_integer_dtype(column) or pd.api.types.is_object_dtype(column)
+    types = pd.api.types
+    return (
+        types.is_integer_dtype(column)
+        or types.is_object_dtype(column)
+        or types.is_string_dtype(column)  # pandas >= 3 reads text as the "str" dtype
+    )
 
 
 def _missing_message(source: str, name: str, missing) -> str:
     row = int(np.flatnonzero(missing.to_numpy())[0])
     return (
-        f"{source}: column {name!r}, row {row}: missing value ({int(missing.sum())} in the "
+        f"{source}: column {name!r}, row {row + 1}: missing value ({int(missing.sum())} in the "
         "column); use missing='impute' to fill them"
     )
 
@@ -280,55 +476,395 @@ def _natural_key(text: str):
         return (1, 0.0, text)
 
 
-def read_table(path: str | Path, target=None, no_target: bool = False, header: bool = True):
+#: CSV files larger than this (bytes on disk) are read in chunks of about a quarter of it, each
+#: converted to compact dtypes (float32, the smallest integer type) before the next is read.
+CSV_CHUNK_BYTES = 64 * 2**20
+_COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz", ".zip", ".zst", ".tar")
+
+
+def read_table(
+    path: str | Path,
+    target: str | int | None = None,
+    no_target: bool = False,
+    header: bool = True,
+    sep: str | None = None,
+):
     """Read a CSV file into (features DataFrame, target Series or None).
+
+    Feature columns are stored compactly: floating-point columns as float32 (float64 where a
+    value lies beyond float32's range), integer columns in the smallest integer type that holds
+    them; the target column keeps the types pandas gives it. Files larger than
+    :data:`CSV_CHUNK_BYTES` are read in chunks, so the peak memory is about twice the compact
+    result rather than several times the file (every token, then float64 columns); the result
+    is the same as reading them in one go.
 
     Parameters
     ----------
     path : str or Path
+        The CSV file (UTF-8, with or without a byte-order mark; compressed files such as
+        ``.csv.gz`` are read too).
     target : str, int or None
         The target column by name or position (negative counts from the end); default: the
         last column.
     no_target : bool
         Every column is a feature (unsupervised use).
     header : bool
-        The first line names the columns (else they are named 0, 1, ...).
+        The first line names the columns (else they are named "0", "1", ...).
+    sep : str or None
+        The field separator; default: a tab for ``.tsv`` files, else a comma.
+
+    Returns
+    -------
+    features : pandas.DataFrame
+        The feature columns, with string column names.
+    target : pandas.Series or None
+        The target column (None with ``no_target``).
 
     Raises
     ------
     DataError
-        Missing, empty or ragged files, a header without rows, an unknown target column.
+        Missing or empty files, a line with more fields than the first (naming the line), rows
+        longer than the header, a quoted field never closed (naming its line), bytes that are
+        not UTF-8 or NUL bytes (binary or UTF-16 files; naming the line), a header without
+        rows, an unknown target column.
     """
     import pandas as pd
 
     path = Path(path)
-    try:
-        frame = pd.read_csv(path, header=0 if header else None, skipinitialspace=True)
-    except FileNotFoundError as exc:
-        raise DataError(f"{path}: no such file") from exc
-    except IsADirectoryError as exc:
-        raise DataError(f"{path}: is a directory, not a CSV file") from exc
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"{path}: the file is empty") from exc
-    except pd.errors.ParserError as exc:
-        raise DataError(f"{path}: malformed CSV ({str(exc).strip()})") from exc
-    except (UnicodeDecodeError, OSError) as exc:
-        raise DataError(f"{path}: cannot read as CSV text ({exc})") from exc
-    frame.columns = [str(c) for c in frame.columns]
-    if len(frame) == 0:
-        raise DataError(f"{path}: a header but no data rows")
-    if no_target:
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, not a CSV file")
+    if not path.exists():
+        raise DataError(f"{path}: no such file")
+    _refuse_binary(path)
+    if sep is None:
+        sep = "\t" if _plain_suffix(path) == ".tsv" else ","
+    options = dict(
+        sep=sep,
+        header=0 if header else None,
+        skipinitialspace=True,
+        encoding="utf-8-sig",
+        low_memory=False,
+        index_col=False,  # never take the first column as the index when rows are longer
+    )
+    error = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            if path.stat().st_size > CSV_CHUNK_BYTES:
+                frame, name = _read_csv_chunked(path, options, target, no_target)
+            else:
+                frame, name = _read_csv_whole(path, options, target, no_target)
+        except DataError as exc:  # raised after the whole file parsed, as in one read
+            error = exc
+        except (ValueError, OSError, OverflowError, EOFError, zlib.error) as exc:
+            # pandas' ParserError, EmptyDataError and UnicodeDecodeError are ValueErrors
+            raise _csv_error(path, exc) from exc
+    lost = False
+    for warning in caught:
+        if issubclass(warning.category, pd.errors.ParserWarning) and "loss of data" in str(
+            warning.message
+        ):
+            lost = True  # rows longer than the header: pandas would drop the extra fields
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+    if lost:
+        raise DataError(
+            f"{path}: malformed CSV: the data rows have more fields than the header names"
+        )
+    if error is not None:
+        raise error
+    if name is None:
         return frame, None
-    name = _target_name(frame, target, path)
     if frame.shape[1] < 2:
         raise DataError(f"{path}: only the target column {name!r}; no feature columns")
     return frame.drop(columns=name), frame[name]
+
+
+def _refuse_binary(path: Path) -> None:
+    """A NUL byte near the start: a binary or UTF-16 file, which pandas would read as garbage."""
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as f:
+            sample = f.read(2**16)
+    except (OSError, EOFError, zlib.error):
+        return  # the CSV reader reports it
+    at = sample.find(b"\x00")
+    if at >= 0:
+        raise DataError(
+            f"{path}: line {1 + _count_lines(sample[:at])}: a NUL byte; this is a binary or "
+            "UTF-16 file, not UTF-8 CSV text"
+        )
+
+
+def _plain_suffix(path: Path) -> str:
+    """The suffix of ``path`` after removing a compression suffix, lower case."""
+    name = path.name.lower()
+    for suffix in _COMPRESSED_SUFFIXES:
+        if name.endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return Path(name).suffix
+
+
+def _read_csv_whole(path: Path, options: dict, target, no_target: bool):
+    import pandas as pd
+
+    frame = _tidy(pd.read_csv(path, **options), path)
+    if len(frame) == 0:
+        raise DataError(f"{path}: a header but no data rows")
+    name = None if no_target else _target_name(frame, target, path)
+    return _compact(frame, keep={name}, wide=set()), name
+
+
+def _read_csv_chunked(path: Path, options: dict, target, no_target: bool):
+    """Read ``path`` chunk by chunk, compacting each chunk, with the result of one read.
+
+    A column whose chunks disagree in kind (numbers in one, text in another) is text in a
+    one-shot read: such columns are read again as text. A float column with a value beyond
+    float32's range stays float64: when earlier chunks were already rounded, it is read again.
+    """
+    import pandas as pd
+
+    rows = _chunk_rows(path)
+
+    def run(opts, text: set, wide: set, names=None):
+        chunks, kinds, text_dtypes, rounded, name, deferred = [], {}, {}, set(), None, None
+        with pd.read_csv(path, chunksize=rows, **opts) as reader:
+            for chunk in reader:
+                if deferred is not None:
+                    continue  # parse to the end: a malformed line later wins, as in one read
+                if names is not None:
+                    chunk.columns = names  # the real names, after placeholder ones
+                try:
+                    chunk = _tidy(chunk, path, text)
+                    if not chunks:
+                        if len(chunk) == 0:
+                            raise DataError(f"{path}: a header but no data rows")
+                        name = None if no_target else _target_name(chunk, target, path)
+                except DataError as exc:
+                    deferred, chunks = exc, []
+                    continue
+                for column in chunk.columns:
+                    kind = _kind(chunk[column])
+                    kinds.setdefault(column, set()).add(kind)
+                    if kind == "text":
+                        text_dtypes.setdefault(column, chunk[column].dtype)
+                chunk = _compact(chunk, keep={name} | text, wide=wide)
+                rounded |= {c for c in chunk.columns if chunk[c].dtype == np.float32}
+                chunks.append(chunk)
+        if deferred is not None:
+            raise deferred
+        return chunks, kinds, text_dtypes, rounded, name
+
+    wide: set = set()
+    chunks, kinds, text_dtypes, rounded, name = run(options, set(), wide)
+    if not chunks:
+        return _read_csv_whole(path, options, target, no_target)
+    mixed = {c for c, k in kinds.items() if len(k - {"empty"}) > 1}
+    if mixed or (wide & rounded):
+        # placeholder names: pandas applies a dtype given for "a" to a column named "a.1" too
+        columns = list(chunks[0].columns)
+        places = {c: f"c{i}" for i, c in enumerate(columns)}
+        again = dict(options, names=list(places.values()), dtype={places[c]: str for c in mixed})
+        chunks, kinds, text_dtypes, _, name = run(again, mixed, wide, names=columns)
+    frame = pd.concat(chunks, ignore_index=True)
+    del chunks
+    if len(frame) == 0:
+        raise DataError(f"{path}: a header but no data rows")
+    casts = {}
+    for column in frame.columns:
+        seen = kinds[column] - {"empty"}
+        dtype = frame[column].dtype
+        if seen <= {"number"} and dtype == np.float64 and column not in wide | {name}:
+            casts[column] = np.float32  # an int64 chunk met a float32 one
+        elif seen == {"text"} and dtype != text_dtypes[column]:
+            casts[column] = text_dtypes[column]  # an all-empty chunk made it object
+        elif seen == {"bool"} and dtype.kind != "O" and frame[column].isna().any():
+            # all-empty chunks made it float; one read gives True, False and NaN objects
+            missing = frame[column].isna()
+            flags = frame[column].fillna(0).astype(bool).astype(object)
+            casts[column] = flags.mask(missing, np.nan)
+    for column, values in list(casts.items()):
+        if isinstance(values, pd.Series):
+            frame[column] = values
+            del casts[column]
+    return (frame.astype(casts) if casts else frame), name
+
+
+def _chunk_rows(path: Path) -> int:
+    """Rows per chunk: about a quarter of :data:`CSV_CHUNK_BYTES` of text."""
+    try:
+        opener = gzip.open if path.name.lower().endswith(".gz") else open
+        with opener(path, "rb") as f:
+            sample = f.read(min(2**20, max(CSV_CHUNK_BYTES, 1)))
+        lines = max(sample.count(b"\n"), sample.count(b"\r"), 1)
+        per_line = max(len(sample) / lines, 1.0)
+    except (OSError, EOFError, zlib.error):
+        per_line = 100.0  # the read itself reports the problem
+    return max(1, int(CSV_CHUNK_BYTES / 4 / per_line))
+
+
+#: What pandas reads as a missing value by default (its documented na_values).
+_NA_TEXT = (
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+    "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+)  # fmt: skip
+
+
+def _tidy(frame, path: Path, text: set = frozenset()):
+    """String column names; numbers that pandas left as text or Python objects (integers
+    beyond 64 bits, alone or among decimals) as float64, so that every chunk of a file and the
+    whole file agree on what a column holds. Columns in ``text`` stay text."""
+    import pandas as pd
+
+    frame.columns = [str(c) for c in frame.columns]
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object and not pd.api.types.is_string_dtype(values):
+            continue
+        missing = values.isin(_NA_TEXT)
+        if missing.any():  # pandas keeps "", "NaN", ... as text next to integers beyond 64 bits
+            frame[column] = values = values.mask(missing)
+        if column in text:
+            continue
+        present = values.dropna()
+        if len(present) == 0 or isinstance(present.iloc[0], (bool, np.bool_)):
+            continue
+        try:
+            frame[column] = pd.to_numeric(values, errors="raise").astype(np.float64)
+        except (ValueError, TypeError, OverflowError):  # text after all, or beyond float64
+            continue
+    return frame
+
+
+def _kind(column) -> str:
+    """What pandas made of a column: "empty", "number", "bool" or "text"."""
+    import pandas as pd
+
+    types = pd.api.types
+    present = column.dropna()
+    if len(present) == 0:
+        return "empty"
+    if types.is_bool_dtype(column):
+        return "bool"
+    if types.is_numeric_dtype(column):
+        return "number"
+    if types.is_object_dtype(column) and all(isinstance(v, (bool, np.bool_)) for v in present):
+        return "bool"
+    return "text"
+
+
+def _compact(frame, keep: set, wide: set):
+    """Float columns as float32 (unless a value needs float64: then the column joins ``wide``),
+    integer columns in their smallest signed type; columns in ``keep`` or ``wide`` untouched."""
+    casts = {}
+    for column in frame.columns:
+        if column in keep or column in wide:
+            continue
+        dtype = frame[column].dtype
+        if not isinstance(dtype, np.dtype) or len(frame) == 0:
+            continue
+        if dtype.kind == "f" and dtype.itemsize > 4:
+            if _fits_float32(frame[column].to_numpy()):
+                casts[column] = np.float32
+            else:
+                wide.add(column)
+        elif dtype.kind in "iu" and dtype.itemsize > 1:
+            low, high = int(frame[column].min()), int(frame[column].max())
+            for small in (np.int8, np.int16, np.int32, np.int64):
+                info = np.iinfo(small)
+                if info.min <= low and high <= info.max:
+                    if np.dtype(small).itemsize < dtype.itemsize or dtype.kind == "u":
+                        casts[column] = small
+                    break
+            else:  # unsigned beyond int64: as a chunk of it would mix with signed ones
+                casts[column] = np.float32
+    return frame.astype(casts) if casts else frame
+
+
+def _fits_float32(values: np.ndarray) -> bool:
+    magnitude = np.abs(values[np.isfinite(values) & (values != 0)])
+    return magnitude.size == 0 or (magnitude.max() <= _F32.max and magnitude.min() >= _F32.tiny)
+
+
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_OPEN_QUOTE = re.compile(r"EOF inside string starting at row (\d+)")
+
+
+def _csv_error(path: Path, exc: Exception) -> DataError:
+    """A DataError naming the file (and the line, when known) for an exception of the CSV
+    reader."""
+    import pandas as pd
+
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return DataError(f"{path}: the file is empty")
+    if isinstance(exc, UnicodeDecodeError):
+        where = _first_non_utf8(path)
+        if where is not None:
+            line, bad = where
+            return DataError(
+                f"{path}: line {line}: bytes {bad!r} are not UTF-8 text; save the file as UTF-8"
+            )
+        return DataError(f"{path}: not UTF-8 text ({exc.reason}); save the file as UTF-8")
+    text = " ".join(str(exc).split())
+    match = _FIELDS.search(text)
+    if match:
+        expected, line, saw = match.groups()
+        return DataError(
+            f"{path}: malformed CSV: line {line} has {saw} fields, expected {expected}"
+        )
+    match = _OPEN_QUOTE.search(text)
+    if match:  # pandas counts these rows from 0
+        return DataError(
+            f"{path}: malformed CSV: the quoted field that starts on line "
+            f"{int(match.group(1)) + 1} is never closed"
+        )
+    if isinstance(exc, pd.errors.ParserError):
+        return DataError(f"{path}: malformed CSV ({text})")
+    if isinstance(exc, OSError):
+        return DataError(f"{path}: cannot read the file ({exc.strerror or text})")
+    return DataError(f"{path}: cannot read as a CSV table ({type(exc).__name__}: {text})")
+
+
+def _first_non_utf8(path: Path) -> tuple[int, bytes] | None:
+    """Line number and bytes of the first invalid UTF-8 sequence of an uncompressed file."""
+    if _plain_suffix(path) != path.suffix.lower():
+        return None  # compressed: positions in the file mean nothing to the user
+    line, carry = 1, b""
+    try:
+        with open(path, "rb") as f:
+            while True:
+                block = f.read(2**20)
+                data = carry + block
+                try:
+                    codecs.decode(data, "utf-8")
+                    carry = b""
+                except UnicodeDecodeError as exc:
+                    if block and exc.reason == "unexpected end of data":
+                        carry = data[exc.start :]  # a character cut by the block boundary
+                        line += _count_lines(data[: exc.start])
+                        continue
+                    return line + _count_lines(data[: exc.start]), data[exc.start : exc.end]
+                if not block:
+                    return None
+                line += _count_lines(data)
+    except OSError:
+        return None
+
+
+def _count_lines(data: bytes) -> int:
+    """Line breaks in ``data`` as the CSV reader counts them: \\n, \\r\\n or a lone \\r."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
 def _target_name(frame, target, path) -> str:
     columns = list(frame.columns)
     if target is None:
         return columns[-1]
+    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
+        target = int(target)
     if isinstance(target, int) or (isinstance(target, str) and target.lstrip("-").isdigit()):
         if str(target) in columns:
             return str(target)
@@ -351,6 +887,15 @@ def prepare_target(target, task: str = "auto", source: str = "data"):
     ``task="auto"``: classification for text labels or at most ``MAX_CLASSES_AUTO`` distinct
     integer values, else regression.
 
+    Parameters
+    ----------
+    target : pandas.Series
+        The target column.
+    task : {"auto", "classification", "regression"}
+        The task, or "auto" to decide from the values.
+    source : str
+        Where the data came from, for error messages.
+
     Returns
     -------
     (values, task) : ndarray and "classification" or "regression"
@@ -359,7 +904,8 @@ def prepare_target(target, task: str = "auto", source: str = "data"):
     Raises
     ------
     DataError
-        A missing target value (naming the row), text in a regression target, a single class.
+        A missing target value (naming the row, counted from 1), text or a non-finite number in
+        a regression target, a single class.
     """
     import pandas as pd
 
@@ -370,26 +916,27 @@ def prepare_target(target, task: str = "auto", source: str = "data"):
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise DataError(
-            f"{source}: {name} has a missing value at row {row} ({int(missing.sum())} in all)"
+            f"{source}: {name} has a missing value at row {row + 1} ({int(missing.sum())} in all)"
         )
     numeric = _is_numeric(target)
     if task == "auto":
-        integral = numeric and np.all(np.mod(target.to_numpy(dtype=np.float64), 1) == 0)
+        with np.errstate(invalid="ignore"):
+            integral = numeric and np.all(np.mod(target.to_numpy(dtype=np.float64), 1) == 0)
         few = target.nunique() <= MAX_CLASSES_AUTO
         task = "classification" if not numeric or (integral and few) else "regression"
     if task == "regression":
-        values = pd.to_numeric(target, errors="coerce").to_numpy(dtype=np.float64)
+        values = pd.to_numeric(target, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         bad = ~np.isfinite(values)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise DataError(
-                f"{source}: {name}, row {row}: {target.iloc[row]!r} is not a finite number"
+                f"{source}: {name}, row {row + 1}: {_show(target.iloc[row])} is not a finite number"
             )
         return values, task
     values = target.to_numpy()
     if target.nunique() < 2:
         raise DataError(
-            f"{source}: {name} has a single class ({values[0]!r}); classification needs two"
+            f"{source}: {name} has a single class ({_show(values[0])}); classification needs two"
         )
     return values, task
 
@@ -397,6 +944,8 @@ def prepare_target(target, task: str = "auto", source: str = "data"):
 # ---------------------------------------------------------------------- arrays and images
 #: .npy files larger than this are memory-mapped rather than read into memory.
 MMAP_BYTES = 64 * 2**20
+_NPY_MAGIC = b"\x93NUMPY"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 
 
 def read_array(path: str | Path, key: str | None = None):
@@ -404,46 +953,144 @@ def read_array(path: str | Path, key: str | None = None):
 
     A ``.npy`` file is ``X`` (memory-mapped when larger than :data:`MMAP_BYTES`). An ``.npz``
     archive gives ``X`` from ``key``, else from its ``"X"`` entry (with ``"y"`` as the target
-    when present), else from its only entry.
+    when present), else from its only entry. The format is recognised from the file's first
+    bytes. One-dimensional ``X`` becomes a column; more dimensions are flattened per row.
+
+    Parameters
+    ----------
+    path : str or Path
+        The ``.npy`` or ``.npz`` file.
+    key : str or None
+        The ``.npz`` entry to read as ``X``.
+
+    Returns
+    -------
+    X : ndarray of shape (n, d)
+    y : ndarray of shape (n,) or None
 
     Raises
     ------
     DataError
-        Missing or corrupt files, pickled object arrays, unknown keys, non-numeric arrays.
+        Missing, truncated or corrupt files (a header that does not match the data), pickled
+        object arrays, unknown keys, non-numeric arrays, ``X`` and ``y`` of different lengths.
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: no such file")
-    try:
-        if path.suffix == ".npz":
-            with np.load(path, allow_pickle=False) as archive:
-                X, y = _pick_arrays(archive, key, path)
-        else:
-            big = path.stat().st_size > MMAP_BYTES
-            X, y = np.load(path, mmap_mode="r" if big else None, allow_pickle=False), None
-    except (ValueError, OSError, EOFError) as exc:
-        raise DataError(f"{path}: cannot read as NumPy data ({exc})") from exc
-    if X.dtype.kind not in "biuf":
-        raise DataError(f"{path}: the array has dtype {X.dtype}; numbers are needed")
+    X, y = _read_numpy(path, key)
     if X.ndim == 1:
         X = X[:, None]
     elif X.ndim > 2:
         X = X.reshape(len(X), -1)  # images: one flattened row each
-    if y is not None and len(y) != len(X):
-        raise DataError(f"{path}: X has {len(X)} rows but y has {len(y)}")
     return X, y
 
 
-def _pick_arrays(archive, key, path):
-    names = list(archive.files)
-    if key is not None:
-        if key not in names:
-            raise DataError(f"{path}: no array named {key!r}; the archive has {names}")
-        return archive[key], None
-    if "X" in names:
-        return archive["X"], (archive["y"] if "y" in names else None)
-    if len(names) == 1:
-        return archive[names[0]], None
+def _read_numpy(path: Path, key: str | None = None):
+    """``(X, y)`` of a .npy/.npz file with ``X`` in its stored shape (at least 1-D)."""
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a NumPy file")
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(len(_NPY_MAGIC))
+        with warnings.catch_warnings():  # numpy warns about odd (e.g. corrupt) headers
+            warnings.simplefilter("ignore", UserWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", SyntaxWarning)
+            if magic.startswith(_ZIP_MAGIC):
+                X, y = _read_npz(path, key)
+            elif magic == _NPY_MAGIC:
+                X, y = _read_npy(path), None
+            else:
+                X = y = None
+        if X is None:
+            raise DataError(
+                f"{path}: cannot read as NumPy data: not a .npy or .npz file (its first bytes "
+                f"are {magic!r})"
+            )
+    except DataError:
+        raise
+    except Exception as exc:  # numpy, zipfile and zlib raise many kinds on corrupt files
+        raise DataError(f"{path}: cannot read as NumPy data ({type(exc).__name__}: {exc})") from exc
+    if X.dtype.kind not in "biuf":
+        raise DataError(f"{path}: the array has dtype {X.dtype}; numbers are needed")
+    if X.ndim == 0:
+        raise DataError(f"{path}: holds a single number, not rows of data")
+    if y is not None:
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(f"{path}: y must hold one value per row; it has shape {y.shape}")
+        if len(y) != len(X):
+            raise DataError(f"{path}: X has {len(X)} rows but y has {len(y)}")
+    return X, y
+
+
+def _npy_header(f, where: str):
+    """Shape, dtype and data offset of the .npy stream ``f``; refuses pickled objects."""
+    fmt = np.lib.format
+    try:
+        version = fmt.read_magic(f)
+        if version == (1, 0):
+            shape, _, dtype = fmt.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, _, dtype = fmt.read_array_header_2_0(f)
+        else:
+            shape, _, dtype = fmt._read_array_header(f, version)
+    except Exception as exc:
+        raise DataError(
+            f"{where}: cannot read as NumPy data: corrupt or unreadable .npy header "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    if dtype.hasobject:
+        raise DataError(
+            f"{where}: cannot read as NumPy data: it holds pickled Python objects, which "
+            "deepbelief never loads"
+        )
+    if any(n < 0 for n in shape):
+        raise DataError(f"{where}: cannot read as NumPy data: corrupt header (shape {shape})")
+    return shape, dtype, f.tell()
+
+
+def _check_size(where: str, shape, dtype, offset: int, size: int) -> None:
+    needed = math.prod(shape) * dtype.itemsize
+    if size - offset != needed:
+        raise DataError(
+            f"{where}: cannot read as NumPy data: the header describes a {dtype} array of shape "
+            f"{tuple(shape)} ({needed} bytes) but {size - offset} bytes follow it (truncated "
+            "or corrupt file)"
+        )
+
+
+def _read_npy(path: Path) -> np.ndarray:
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        shape, dtype, offset = _npy_header(f, str(path))
+    _check_size(str(path), shape, dtype, offset, size)
+    return np.load(path, mmap_mode="r" if size > MMAP_BYTES else None, allow_pickle=False)
+
+
+def _read_npz(path: Path, key: str | None):
+    with np.load(path, allow_pickle=False) as archive:
+        names = list(archive.files)
+
+        def entry(name):
+            member = f"{name}.npy" if f"{name}.npy" in archive.zip.namelist() else name
+            where = f"{path}[{name!r}]"
+            with archive.zip.open(member) as f:
+                shape, dtype, offset = _npy_header(f, where)
+            _check_size(where, shape, dtype, offset, archive.zip.getinfo(member).file_size)
+            return archive[name]
+
+        if key is not None:
+            if key not in names:
+                raise DataError(f"{path}: no array named {key!r}; the archive has {names}")
+            return entry(key), None
+        if "X" in names:
+            return entry("X"), (entry("y") if "y" in names else None)
+        if len(names) == 1:
+            return entry(names[0]), None
+        if not names:
+            raise DataError(f"{path}: the archive holds no arrays")
     raise DataError(f"{path}: several arrays ({names}) and none named 'X'; choose one by key")
 
 
@@ -453,9 +1100,22 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pg
 def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
     """Read a folder of images, one subfolder per class, as grey levels in [0, 1].
 
-    Returns ``(X, labels, shape)``: one flattened image per row (float32), the subfolder name
-    of each, and the (height, width) of the images. Every image must have the size of the
-    first one unless ``size`` (height, width) asks for resizing.
+    Parameters
+    ----------
+    folder : str or Path
+        The folder; each subfolder's name is the label of the images in it.
+    size : (int, int) or None
+        Resize every image to (height, width); by default every image must have the size of
+        the first one.
+
+    Returns
+    -------
+    X : ndarray of shape (n, height * width)
+        One flattened image per row (float32).
+    labels : ndarray of shape (n,)
+        The subfolder name of each image.
+    shape : (int, int)
+        The (height, width) of the images.
 
     Raises
     ------
@@ -463,22 +1123,27 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
         A missing folder, no images, an unreadable image or one of a different size (named).
     """
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
     except ImportError as exc:  # pragma: no cover - Pillow comes with matplotlib
         raise ImportError("image folders need Pillow: pip install pillow") from exc
     folder = Path(folder)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
-    files = sorted(
-        (sub.name, f)
-        for sub in folder.iterdir()
-        if sub.is_dir()
-        for f in sub.iterdir()
-        if f.suffix.lower() in IMAGE_SUFFIXES
-    )
+    if size is not None:
+        size = _image_size(size, folder)
+    try:
+        files = sorted(
+            (sub.name, f)
+            for sub in folder.iterdir()
+            if sub.is_dir()
+            for f in sub.iterdir()
+            if f.suffix.lower() in IMAGE_SUFFIXES
+        )
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list the folder ({exc})") from exc
     if not files:
         raise DataError(f"{folder}: no images in class subfolders ({', '.join(IMAGE_SUFFIXES)})")
-    rows, labels, shape = [], [], None if size is None else tuple(size)
+    rows, labels, shape = [], [], size
     for label, path in files:
         try:
             with Image.open(path) as image:
@@ -486,8 +1151,8 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
                 if size is not None:
                     grey = grey.resize((size[1], size[0]))
                 pixels = np.asarray(grey, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError, ValueError) as exc:
-            raise DataError(f"{path}: unreadable image ({exc})") from exc
+        except Exception as exc:  # Pillow's decoders raise many kinds on corrupt files
+            raise DataError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from exc
         if shape is None:
             shape = pixels.shape
         elif pixels.shape != shape:
@@ -497,4 +1162,186 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
             )
         rows.append(pixels.reshape(-1))
         labels.append(label)
-    return np.stack(rows), np.asarray(labels), shape
+    return np.stack(rows), np.asarray(labels), tuple(shape)
+
+
+def _image_size(size, where) -> tuple[int, int]:
+    try:
+        height, width = (int(s) for s in size)
+    except (TypeError, ValueError):
+        height = width = 0
+    if height < 1 or width < 1:
+        raise DataError(f"{where}: image size must be two positive integers, got {size!r}")
+    return height, width
+
+
+# ---------------------------------------------------------------------- any file
+@dataclass
+class Dataset:
+    """Data read by :func:`load_dataset`.
+
+    Attributes
+    ----------
+    features : pandas.DataFrame or ndarray
+        A DataFrame of the feature columns for tables; otherwise a float array with one
+        (flattened) sample per row.
+    target : pandas.Series, ndarray or None
+        The target column of a table, the labels of images or arrays, or None.
+    kind : {"table", "array", "images"}
+        What the rows are.
+    image_shape : (int, int) or None
+        (height, width) when the rows are images.
+    source : str
+        The path the data came from.
+    """
+
+    features: Any
+    target: Any
+    kind: str
+    image_shape: tuple[int, int] | None
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+
+_TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
+_IDX_NAME = re.compile(r"(\.idx\d?|-ubyte)$")
+SUPPORTED = (
+    "CSV tables (.csv, .tsv, .txt, also gzipped), NumPy arrays (.npy, .npz), IDX files "
+    "(.idx, *-ubyte, also .gz) and folders of images (one subfolder per class)"
+)
+
+
+def _file_kind(path: Path) -> str:
+    """The kind of ``path``: "folder", "table", "array" or "idx"; DataError otherwise."""
+    if path.is_dir():
+        return "folder"
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    name = path.name.lower()
+    plain = name[:-3] if name.endswith(".gz") else name
+    if plain.endswith(_TABLE_SUFFIXES):
+        return "table"
+    if name.endswith((".npy", ".npz")):
+        return "array"
+    if _IDX_NAME.search(plain) or name.endswith(".gz"):
+        return "idx"
+    raise DataError(
+        f"{path}: unknown kind of data file ({path.suffix or 'no extension'}); deepbelief "
+        f"reads {SUPPORTED}"
+    )
+
+
+def load_dataset(
+    path: str | Path,
+    target: str | int | None = None,
+    no_target: bool = False,
+    header: bool = True,
+    image_size: tuple[int, int] | None = None,
+    labels_path: str | Path | None = None,
+) -> Dataset:
+    """Read a data file or an image folder, choosing the reader from the path.
+
+    - a folder: :func:`read_image_folder` (labels are the subfolder names);
+    - ``.csv``, ``.tsv`` (tab-separated), ``.txt``, each optionally ``.gz``:
+      :func:`read_table`;
+    - ``.npy``, ``.npz``: :func:`read_array` (an ``.npz`` may carry labels as ``"y"``);
+    - ``.idx``, ``.idx3``, ``*-ubyte`` and other ``.gz`` files: :func:`read_idx`.
+
+    Arrays of shape (n, height, width) are images: flattened to rows, their shape kept in
+    ``image_shape``; 8-bit images (uint8) become grey levels in [0, 1], like image folders.
+    Other arrays become float rows as they are (float64 stays float64, everything else becomes
+    float32; large ``.npy`` files stay memory-mapped when already float).
+
+    Parameters
+    ----------
+    path : str or Path
+        The file or folder.
+    target : str, int or None
+        Tables only: the target column (default: the last column).
+    no_target : bool
+        Read no target: every table column is a feature, and labels are dropped.
+    header : bool
+        Tables only: the first line names the columns.
+    image_size : (int, int) or None
+        Image folders only: resize every image to (height, width).
+    labels_path : str or Path or None
+        IDX or NumPy data only: an IDX or ``.npy`` file with one label per row (for example
+        MNIST's ``train-labels-idx1-ubyte.gz``); it replaces an ``.npz`` file's ``"y"``.
+
+    Returns
+    -------
+    Dataset
+
+    Raises
+    ------
+    DataError
+        A missing file, an unknown extension (listing the supported kinds), an option that does
+        not apply to the kind of file, and every error of the readers (corrupt, truncated or
+        mislabelled files; labels whose count differs from the rows).
+    """
+    path = Path(path)
+    kind = _file_kind(path)
+
+    def refuse(option: str, applies: str):
+        raise DataError(f"{path}: {option} applies to {applies} only")
+
+    if kind == "table":
+        if image_size is not None:
+            refuse("an image size", "image folders")
+        if labels_path is not None:
+            refuse("a separate labels file", "IDX and NumPy data")
+        features, column = read_table(path, target=target, no_target=no_target, header=header)
+        return Dataset(features, column, "table", None, str(path))
+    if target is not None:
+        refuse("a target column", "CSV tables; other files carry their labels")
+    if kind == "folder":
+        if labels_path is not None:
+            refuse("a separate labels file", "IDX and NumPy data")
+        X, labels, shape = read_image_folder(path, image_size)
+        return Dataset(X, None if no_target else labels, "images", shape, str(path))
+    if image_size is not None:
+        refuse("an image size", "image folders")
+    if kind == "array":
+        X, y = _read_numpy(path)
+    else:
+        X, y = read_idx(path), None
+        if X.ndim == 0:
+            raise DataError(f"{path}: the IDX file holds a single number, not rows of data")
+    if len(X) == 0 or math.prod(X.shape[1:]) == 0:
+        raise DataError(f"{path}: no data (the array has shape {X.shape})")
+    if labels_path is not None:
+        y = _read_labels(Path(labels_path), len(X), path)
+    images = X.ndim == 3
+    if images and X.dtype == np.uint8:
+        features = X.reshape(len(X), -1).astype(np.float32)
+        features /= 255.0
+    elif X.dtype in (np.float32, np.float64):
+        features = X.reshape(len(X), -1)  # no copy: a memory map stays one
+    else:
+        features = X.reshape(len(X), -1).astype(np.float32)
+    return Dataset(
+        features,
+        None if no_target else y,
+        "images" if images else "array",
+        tuple(int(n) for n in X.shape[1:]) if images else None,
+        str(path),
+    )
+
+
+def _read_labels(path: Path, n_rows: int, data_path: Path) -> np.ndarray:
+    kind = _file_kind(path)
+    if kind == "idx":
+        y = read_idx(path)
+    elif kind == "array":
+        y, _ = _read_numpy(path)
+    else:
+        raise DataError(f"{path}: a labels file must be an IDX or NumPy file")
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    if y.ndim != 1:
+        raise DataError(f"{path}: labels must be one value per row; the array has shape {y.shape}")
+    if len(y) != n_rows:
+        raise DataError(f"{path}: {len(y)} labels for the {n_rows} rows of {data_path}")
+    return y.astype(np.int64) if y.dtype.kind in "biu" else np.asarray(y)

@@ -2,8 +2,10 @@
 
 A file holds, in the safetensors header's metadata, the format name and version, the package
 version, the kind of object (``"RBM"``, ``"nn.RBM"``, ``"checkpoint"``, ...), a JSON tree, and
-a SHA-256 checksum of the tree and tensor bytes, so a tampered file is refused rather than
-silently loaded. Writes are atomic: a temporary file in the same folder, then a rename.
+a SHA-256 checksum of the kind, the tree, the tensors' layout (names, dtypes, shapes, offsets)
+and their bytes, so a tampered file is refused rather than silently loaded (format version 1
+files, whose checksum covers only the tree and the tensor bytes, are still read). Writes are
+atomic: a temporary file in the same folder, then a rename.
 
 Classes that can be saved register themselves with :func:`register` and provide
 ``_to_state() -> dict`` and ``_from_state(state)`` (a classmethod); tensors may appear anywhere
@@ -28,12 +30,18 @@ from ._version import __version__
 from .errors import ModelFileError
 
 FORMAT = "deepbelief"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the checksum also covers the kind and the tensor layout
 _REGISTRY: dict[str, type] = {}
 
 
 def register(kind: str):
-    """Class decorator: make instances of the class saveable under the name ``kind``."""
+    """Class decorator: make instances of the class saveable under the name ``kind``.
+
+    Parameters
+    ----------
+    kind : str
+        The name written in the file; :func:`load` finds the class by it.
+    """
 
     def decorate(cls):
         _REGISTRY[kind] = cls
@@ -45,8 +53,23 @@ def register(kind: str):
 
 # ----------------------------------------------------------------------- state trees
 def pack(tree) -> tuple[object, dict[str, torch.Tensor]]:
-    """Split a nested structure into a JSON-able tree and a flat dict of tensors
-    (NumPy arrays are stored as tensors too)."""
+    """Split a nested structure into a JSON-able tree and a flat dict of tensors.
+
+    Parameters
+    ----------
+    tree : object
+        Nested dicts (str or int keys), lists, tuples, None, bools, numbers, strings, tensors
+        and NumPy arrays (stored as tensors too).
+
+    Returns
+    -------
+    (config, tensors) : JSON-able tree with ``{"__tensor__": name}`` leaves, dict of tensors
+
+    Raises
+    ------
+    TypeError
+        A value or dict key of a type that cannot be saved.
+    """
     tensors: dict[str, torch.Tensor] = {}
 
     def walk(node, key):
@@ -78,7 +101,20 @@ def pack(tree) -> tuple[object, dict[str, torch.Tensor]]:
 
 
 def unpack(tree, tensors: dict[str, torch.Tensor]):
-    """Inverse of :func:`pack`."""
+    """Inverse of :func:`pack`.
+
+    Parameters
+    ----------
+    tree : object
+        The JSON-able tree.
+    tensors : dict of str to Tensor
+        The tensors its leaves name.
+
+    Returns
+    -------
+    object
+        The nested structure.
+    """
     if isinstance(tree, dict):
         if set(tree) == {"__tensor__"}:
             return tensors[tree["__tensor__"]]
@@ -95,12 +131,34 @@ def unpack(tree, tensors: dict[str, torch.Tensor]):
 
 
 # ----------------------------------------------------------------------- raw files
-def _checksum(config_json: str, data: bytes) -> str:
-    return hashlib.sha256(config_json.encode() + data).hexdigest()
+def _checksum_v1(config_json: str, data: bytes) -> str:
+    """Format version 1: the config and the tensor bytes."""
+    return hashlib.sha256(config_json.encode("utf-8", "surrogatepass") + data).hexdigest()
+
+
+def _layout(header: dict) -> str:
+    """The safetensors header without its metadata (names, dtypes, shapes, offsets), canonical."""
+    tensors = {k: v for k, v in header.items() if k != "__metadata__"}
+    return json.dumps(tensors, sort_keys=True, separators=(",", ":"))
+
+
+def _checksum(kind: str, version: int, layout: str, config_json: str, data: bytes) -> str:
+    """Format version 2: also the kind and the tensors' dtypes, shapes and offsets, so that
+    a changed dtype or shape in the safetensors header cannot pass unnoticed."""
+    described = json.dumps([FORMAT, version, kind, layout, config_json]).encode()
+    return hashlib.sha256(described + data).hexdigest()
 
 
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
-    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename)."""
+    """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The destination; its folder must exist.
+    payload : bytes
+        The whole content.
+    """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
@@ -116,18 +174,30 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
 
 
 def write_file(path, kind: str, tree) -> None:
-    """Write a state tree (with tensors anywhere in it) to ``path``."""
+    """Write a state tree (with tensors anywhere in it) to ``path``, atomically.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The destination file.
+    kind : str
+        What the tree describes (a name given to :func:`register`, or ``"checkpoint"``).
+    tree : dict
+        Nested dicts, lists, tuples, numbers, strings, tensors and NumPy arrays.
+    """
     config, tensors = pack(tree)
     config_json = json.dumps(config, sort_keys=True)
     body = st_save(tensors, metadata={"placeholder": "x"})
-    data = body[8 + struct.unpack("<Q", body[:8])[0] :]
+    (size,) = struct.unpack("<Q", body[:8])
+    layout = _layout(json.loads(body[8 : 8 + size]))
+    data = body[8 + size :]
     metadata = {
         "format": FORMAT,
         "format_version": str(FORMAT_VERSION),
         "package_version": __version__,
         "kind": kind,
         "config": config_json,
-        "sha256": _checksum(config_json, data),
+        "sha256": _checksum(kind, FORMAT_VERSION, layout, config_json, data),
     }
     atomic_write_bytes(path, st_save(tensors, metadata=metadata))
 
@@ -137,10 +207,13 @@ def _header(payload: bytes, path) -> tuple[dict, bytes]:
         raise ModelFileError(f"{path}: file is truncated or not a deepbelief model file")
     (size,) = struct.unpack("<Q", payload[:8])
     if size > len(payload) - 8:
-        raise ModelFileError(f"{path}: file is truncated (header says {size} bytes)")
+        raise ModelFileError(
+            f"{path}: file is truncated or not a deepbelief model file (header says {size} "
+            f"bytes, {len(payload) - 8} follow)"
+        )
     try:
         header = json.loads(payload[8 : 8 + size])
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelFileError(f"{path}: not a deepbelief model file (unreadable header)") from exc
     if not isinstance(header, dict):
         raise ModelFileError(f"{path}: not a deepbelief model file (unreadable header)")
@@ -148,7 +221,16 @@ def _header(payload: bytes, path) -> tuple[dict, bytes]:
 
 
 def read_file(path) -> tuple[str, object]:
-    """Read a file written by :func:`write_file`; returns ``(kind, tree)``.
+    """Read a file written by :func:`write_file`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The file.
+
+    Returns
+    -------
+    (kind, tree) : str and the state tree, with tensors in place
 
     Raises
     ------
@@ -161,14 +243,14 @@ def read_file(path) -> tuple[str, object]:
     except IsADirectoryError as exc:
         raise ModelFileError(f"{path}: is a folder, not a model file") from exc
     except OSError as exc:
-        raise ModelFileError(f"{path}: cannot read model file ({exc.strerror})") from exc
+        raise ModelFileError(f"{path}: cannot read model file ({exc.strerror or exc})") from exc
     header, data = _header(payload, path)
-    meta = header.get("__metadata__") or {}
-    if meta.get("format") != FORMAT:
+    meta = header.get("__metadata__")
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not a deepbelief model file")
     try:
         version = int(meta["format_version"])
-    except (KeyError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: model file has no valid format version") from exc
     if version > FORMAT_VERSION:
         raise ModelFileError(
@@ -176,15 +258,27 @@ def read_file(path) -> tuple[str, object]:
             f"{meta.get('package_version', '?')}; this deepbelief ({__version__}) reads up to "
             f"version {FORMAT_VERSION}: upgrade deepbelief"
         )
-    config_json = meta.get("config", "")
-    if meta.get("sha256") != _checksum(config_json, data):
+    if version < 1:
+        raise ModelFileError(f"{path}: model file has an invalid format version ({version})")
+    kind, config_json = meta.get("kind", ""), meta.get("config", "")
+    if not isinstance(kind, str) or not isinstance(config_json, str):
+        raise ModelFileError(f"{path}: model file is corrupt (malformed metadata)")
+    if version == 1:
+        expected = _checksum_v1(config_json, data)
+    else:
+        expected = _checksum(kind, version, _layout(header), config_json, data)
+    if meta.get("sha256") != expected:
         raise ModelFileError(f"{path}: model file is corrupt (checksum mismatch)")
     try:
         tensors = st_load(payload)
         tree = unpack(json.loads(config_json), tensors)
-    except Exception as exc:  # safetensors raises its own error types
-        raise ModelFileError(f"{path}: model file is corrupt ({exc})") from exc
-    return meta.get("kind", ""), tree
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # safetensors raises its own kinds, and panics (BaseException)
+        raise ModelFileError(
+            f"{path}: model file is corrupt ({type(exc).__name__}: {exc})"
+        ) from exc
+    return kind, tree
 
 
 # ----------------------------------------------------------------------- public API
@@ -192,6 +286,18 @@ def save(obj, path) -> None:
     """Save a deepbelief object (estimator, module or checkpoint) to ``path``.
 
     The file is safetensors with a JSON config; nothing is pickled. The write is atomic.
+
+    Parameters
+    ----------
+    obj : object
+        An instance of a class registered with :func:`register`.
+    path : str or PathLike
+        The destination file.
+
+    Raises
+    ------
+    TypeError
+        When ``obj`` is not of a saveable class (or holds a value that cannot be saved).
     """
     kind = getattr(type(obj), "_file_kind", None)
     if kind is None:
@@ -201,6 +307,16 @@ def save(obj, path) -> None:
 
 def load(path):
     """Load an object saved with :func:`save`.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The model file.
+
+    Returns
+    -------
+    object
+        The estimator or module that was saved.
 
     Raises
     ------
