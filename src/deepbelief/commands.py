@@ -1,0 +1,660 @@
+"""What each ``deepbelief`` subcommand does; :mod:`deepbelief.cli` parses and dispatches.
+
+Each function takes the parsed arguments and returns the exit code. Errors are raised as
+:class:`deepbelief.errors.DeepBeliefError` (or ``OSError``); the command line turns them into
+one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .cli import UsageError, print_json
+from .data import Dataset, load_dataset, prepare_target
+from .errors import DataError, ModelFileError
+from .io import atomic_write_bytes
+from .model_dir import (
+    CHECKPOINT_FILE,
+    RUN_FILE,
+    InputSpec,
+    load_model,
+    read_json,
+    save_model,
+    spec_to_card,
+    write_json,
+)
+
+log = logging.getLogger("deepbelief")
+
+RUN_KEYS = (  # the train options that define a run (what --resume reads back)
+    "data", "target", "no_target", "no_header", "labels", "image_size", "task", "missing",
+    "drop_ids", "model", "layers", "visible", "hidden", "device", "seed", "pretrain_epochs",
+    "pretrain_lr", "pretrain_batch_size", "sampler", "k", "epochs", "batch_size", "optimizer",
+    "lr", "momentum", "weight_decay", "dropout", "input_dropout", "max_norm", "lr_schedule",
+    "early_stopping", "mixed_precision", "up_down_epochs", "validation_split",
+    "checkpoint_every",
+)  # fmt: skip
+
+
+# ====================================================================== train
+def train(args) -> int:
+    """``deepbelief train DATA -o MODEL_DIR`` (or ``--resume MODEL_DIR``)."""
+    directory, settings = _run_settings(args)
+    dataset = _load(settings, Path(settings.data))
+    task, y = _target(dataset, settings)
+    scaling = "standard" if settings.visible == "gaussian" else "minmax"
+    spec, X = InputSpec.fit(dataset, scaling, settings.missing, settings.drop_ids)
+    train_rows, held_out = _split(len(X), y, task, settings)
+    estimator = _estimator(settings, task, spec, quiet=args.quiet)
+    start = time.perf_counter()
+    fit_y = None if y is None else y[train_rows]
+    estimator.fit(
+        X[train_rows],
+        fit_y,
+        checkpoint=directory / CHECKPOINT_FILE,
+        checkpoint_every=settings.checkpoint_every,
+    )
+    seconds = time.perf_counter() - start
+    metrics = {}
+    if len(held_out):
+        y_held = None if y is None else y[held_out]
+        metrics = score(estimator, task, X[held_out], y_held)
+    card = {
+        "task": task,
+        "model": estimator_kind(estimator),
+        "input": spec_to_card(spec),
+        "data": str(settings.data),
+        "rows": {"train": int(len(train_rows)), "held_out": int(len(held_out))},
+        "train_seconds": round(seconds, 3),
+        "metrics": metrics,
+    }
+    save_model(directory, estimator, card)
+    (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
+    _report_training(args, directory, card)
+    return 0
+
+
+def _run_settings(args):
+    """The model directory and the run's settings: from the command line (written to
+    ``run.json``) or, with ``--resume``, read back from it."""
+    if args.resume is not None:
+        directory = args.resume
+        if not directory.is_dir():
+            raise ModelFileError(f"{directory}: no such model directory to resume")
+        stored = read_json(directory / RUN_FILE)
+        missing = [k for k in RUN_KEYS if k not in stored]
+        if missing:
+            raise ModelFileError(f"{directory / RUN_FILE}: missing setting(s) {missing}")
+        settings = argparse.Namespace(**{k: stored[k] for k in RUN_KEYS})
+        if not args.quiet:
+            print(f"resuming the interrupted run in {directory}", file=sys.stderr)
+        return directory, settings
+    if args.data is None or args.output is None:
+        raise UsageError("deepbelief train: give DATA and -o MODEL_DIR (or --resume MODEL_DIR)")
+    directory = args.output
+    if directory.exists() and not directory.is_dir():
+        raise UsageError(f"{directory}: exists and is not a folder")
+    if (directory / CHECKPOINT_FILE).exists():
+        raise UsageError(
+            f"{directory}: holds an interrupted run; continue it with "
+            f"'deepbelief train --resume {directory}' or delete {CHECKPOINT_FILE}"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    stored = {k: getattr(args, k) for k in RUN_KEYS}
+    stored["data"] = str(Path(args.data).resolve())
+    stored["labels"] = None if args.labels is None else str(Path(args.labels).resolve())
+    write_json(directory / RUN_FILE, stored)
+    return directory, argparse.Namespace(**stored)
+
+
+def _load(settings, path: Path) -> Dataset:
+    labels = getattr(settings, "labels", None)
+    size = getattr(settings, "image_size", None)
+    return load_dataset(
+        path,
+        target=_target_spec(getattr(settings, "target", None)),
+        no_target=getattr(settings, "no_target", False),
+        header=not settings.no_header,
+        image_size=None if size is None else tuple(size),
+        labels_path=None if labels is None else Path(labels),
+    )
+
+
+def _target_spec(target):
+    """``--target``: a column name, or a position such as ``0`` or ``-1``."""
+    if target is None:
+        return None
+    try:
+        return int(target)
+    except ValueError:
+        return target
+
+
+def _target(dataset: Dataset, settings):
+    """``(task, y)``: the task (``"unsupervised"`` without a target) and the target values."""
+    if dataset.target is None or settings.no_target:
+        if settings.model in ("classifier", "regressor", "generative"):
+            raise UsageError(f"--model {settings.model} needs a target; {dataset.source} has none")
+        return "unsupervised", None
+    import pandas as pd
+
+    target = dataset.target
+    if not isinstance(target, pd.Series):
+        target = pd.Series(np.asarray(target).ravel(), name=None)
+    y, task = prepare_target(target, settings.task, dataset.source)
+    wanted = {"classifier": "classification", "generative": "classification"}
+    wanted["regressor"] = "regression"
+    if settings.model in wanted and wanted[settings.model] != task:
+        raise UsageError(
+            f"--model {settings.model} needs a {wanted[settings.model]} target, but the target "
+            f"of {dataset.source} is {task} (use --task to override)"
+        )
+    if settings.model == "unsupervised":
+        return "unsupervised", None
+    return task, np.asarray(y)
+
+
+def _split(n: int, y, task: str, settings):
+    """Training rows and held-out rows (stratified for classes; seeded)."""
+    from sklearn.model_selection import train_test_split
+
+    rows = np.arange(n)
+    fraction = settings.validation_split
+    if fraction == 0 or n < 10:
+        return rows, rows[:0]
+    stratify = y if task == "classification" and _stratifiable(y, fraction, n) else None
+    train_rows, held = train_test_split(
+        rows, test_size=fraction, random_state=settings.seed, stratify=stratify
+    )
+    return np.sort(train_rows), np.sort(held)
+
+
+def _stratifiable(y, fraction, n) -> bool:
+    _, counts = np.unique(y, return_counts=True)
+    return counts.min() >= 2 and round(fraction * n) >= len(counts)
+
+
+def _estimator(settings, task: str, spec: InputSpec, quiet: bool):
+    from .dbn_estimators import DBN, DBNClassifier, DBNRegressor
+
+    common = dict(
+        hidden_layers=tuple(settings.layers),
+        visible=_visible_units(settings.visible, spec),
+        hidden=settings.hidden,
+        pretrain_epochs=settings.pretrain_epochs,
+        pretrain_learning_rate=settings.pretrain_lr or "auto",
+        pretrain_batch_size=settings.pretrain_batch_size,
+        sampler=settings.sampler,
+        k=settings.k,
+        random_state=settings.seed,
+        device=settings.device,
+        verbose=0 if quiet else 1,
+    )
+    if task == "unsupervised" or settings.model == "generative":
+        if settings.model == "generative" and len(settings.layers) < 2:
+            raise UsageError("--model generative needs at least two --layers")
+        return DBN(**common, up_down_epochs=settings.up_down_epochs)
+    cls = DBNClassifier if task == "classification" else DBNRegressor
+    precision = {"auto": "auto", "on": True, "off": False}[settings.mixed_precision]
+    return cls(
+        **common,
+        epochs=settings.epochs,
+        batch_size=settings.batch_size,
+        optimizer=settings.optimizer,
+        learning_rate=settings.lr or "auto",
+        momentum=settings.momentum,
+        weight_decay=settings.weight_decay,
+        dropout=settings.dropout,
+        input_dropout=settings.input_dropout,
+        max_norm=settings.max_norm,
+        lr_schedule=settings.lr_schedule,
+        early_stopping=settings.early_stopping,
+        mixed_precision=precision,
+    )
+
+
+def _visible_units(choice: str, spec: InputSpec):
+    """Visible units for the preprocessed table: one softmax group per categorical column,
+    Bernoulli (min-max scaled) or Gaussian (standardised) units for the numeric ones."""
+    from .nn.units import MixedUnits, SoftmaxUnits, units_from_spec
+
+    numeric = "gaussian" if choice == "gaussian" else "bernoulli"
+    blocks = spec.preprocessing.blocks()
+    if all(kind == "numeric" for kind, _ in blocks):
+        return numeric
+    parts = [
+        (units_from_spec(numeric) if kind == "numeric" else SoftmaxUnits([width]), width)
+        for kind, width in blocks
+    ]
+    return MixedUnits(parts)
+
+
+def estimator_kind(estimator) -> str:
+    """``"classifier"``, ``"regressor"``, ``"generative"`` or ``"unsupervised"``."""
+    name = type(estimator).__name__
+    if name == "DBNClassifier":
+        return "classifier"
+    if name == "DBNRegressor":
+        return "regressor"
+    return "generative" if getattr(estimator, "classes_", None) is not None else "unsupervised"
+
+
+def _report_training(args, directory: Path, card: dict) -> None:
+    if args.json:
+        print_json({"model_dir": str(directory), **card})
+        return
+    print(f"trained the {card['model']} model ({card['task']}) in {card['train_seconds']:.1f} s")
+    for name, value in card["metrics"].items():
+        if isinstance(value, float):
+            print(f"  held-out {name}: {value:.4g}")
+        elif isinstance(value, int):
+            print(f"  held-out {name}: {value}")
+    print(f"  model written to {directory}")
+
+
+# ====================================================================== scoring
+def score(estimator, task: str, X: np.ndarray, y) -> dict:
+    """Metrics of ``estimator`` on ``(X, y)``: accuracy, f1_macro, log_loss and the confusion
+    matrix for classes; r2 and rmse for targets; reconstruction error and free energies for
+    unsupervised models."""
+    from sklearn import metrics
+
+    kind = estimator_kind(estimator)
+    if task == "classification" and kind in ("classifier", "generative"):
+        if y is None:
+            raise DataError("scoring a classifier needs the target values")
+        classes = list(estimator.classes_)
+        proba = np.clip(estimator.predict_proba(X), 1e-15, 1.0)
+        predicted = np.asarray(classes, dtype=object)[proba.argmax(1)]
+        truth = np.asarray(y, dtype=object)
+        unknown = sorted({str(v) for v in truth} - {str(c) for c in classes})
+        if unknown:
+            raise DataError(f"target values the model never saw: {', '.join(unknown[:5])}")
+        index = {str(c): i for i, c in enumerate(classes)}
+        codes = np.array([index[str(v)] for v in truth])
+        return {
+            "accuracy": float(np.mean(proba.argmax(1) == codes)),
+            "f1_macro": float(metrics.f1_score(codes, proba.argmax(1), average="macro")),
+            "log_loss": float(metrics.log_loss(codes, proba, labels=range(len(classes)))),
+            "classes": [str(c) for c in classes],
+            "confusion_matrix": metrics.confusion_matrix(
+                codes, proba.argmax(1), labels=range(len(classes))
+            ).tolist(),
+            "rows": int(len(predicted)),
+        }
+    if task == "regression":
+        if y is None:
+            raise DataError("scoring a regressor needs the target values")
+        predicted = np.asarray(estimator.predict(X), dtype=np.float64)
+        truth = np.asarray(y, dtype=np.float64).reshape(predicted.shape)
+        return {
+            "r2": float(metrics.r2_score(truth, predicted)),
+            "rmse": float(np.sqrt(np.mean((truth - predicted) ** 2))),
+            "rows": int(len(truth)),
+        }
+    return _unsupervised_scores(estimator, X)
+
+
+def _unsupervised_scores(estimator, X: np.ndarray) -> dict:
+    import torch
+
+    reconstruction = estimator.reconstruct(X)
+    with torch.no_grad():
+        v = estimator._prepare(np.asarray(X)).to(torch.float64)
+        free = estimator._exact().rbms[0].free_energy(v).cpu().numpy()
+    return {
+        "reconstruction_error": float(np.mean((reconstruction - X) ** 2)),
+        "free_energy_mean": float(free.mean()),
+        "free_energy_std": float(free.std()),
+        "rows": int(len(X)),
+    }
+
+
+# ====================================================================== predict / evaluate
+def _model_and_rows(args, need_target: bool = False):
+    estimator, card, spec = load_model(args.model)
+    settings = argparse.Namespace(  # a table's target column is found by its name
+        no_header=args.no_header,
+        labels=args.labels,
+        image_size=args.image_size,
+        no_target=spec.kind == "table",
+    )
+    dataset = _load(settings, args.data)
+    X, target = spec.features(dataset)
+    if need_target and target is None and card["task"] != "unsupervised":
+        what = f"the target column {spec.target!r}" if spec.target else "target values"
+        raise DataError(f"{args.data}: has no {what} to evaluate against")
+    return estimator, card, spec, X, target
+
+
+def predict(args) -> int:
+    """``deepbelief predict MODEL DATA [-o OUT] [--proba]``."""
+    import pandas as pd
+
+    estimator, card, spec, X, _ = _model_and_rows(args)
+    kind = estimator_kind(estimator)
+    if kind == "unsupervised":
+        raise UsageError(f"{args.model}: an unsupervised model has nothing to predict")
+    column = spec.target or "prediction"
+    table = pd.DataFrame({column: _plain(estimator.predict(X))})
+    if args.proba:
+        if card["task"] != "classification":
+            raise UsageError("--proba needs a classification model")
+        proba = estimator.predict_proba(X)
+        for i, c in enumerate(estimator.classes_):
+            table[f"p({c})"] = proba[:, i]
+    _write_table(table, args.output)
+    return 0
+
+
+def _plain(values):
+    values = np.asarray(values)
+    return values.ravel() if values.ndim == 2 and values.shape[1] == 1 else list(values)
+
+
+def _write_table(table, path: Path | None) -> None:
+    if path is None:
+        print(table.to_csv(index=False), end="")
+        return
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    atomic_write_bytes(path, buffer.getvalue().encode())
+
+
+def evaluate(args) -> int:
+    """``deepbelief evaluate MODEL DATA [--json] [--log-likelihood]``."""
+    estimator, card, _, X, target = _model_and_rows(args, need_target=True)
+    task = card["task"]
+    y = None if target is None else np.asarray(target)
+    results = score(estimator, task, X, y)
+    if args.log_likelihood:
+        if estimator_kind(estimator) not in ("generative", "unsupervised"):
+            raise UsageError(
+                "--log-likelihood needs a generative or unsupervised model; fine-tuning "
+                "turned this one into a discriminative network"
+            )
+        results["log_likelihood_bound"] = float(estimator.log_likelihood_bound(X))
+    if args.json:
+        print_json(results)
+        return 0
+    for name, value in results.items():
+        if name == "confusion_matrix":
+            print("confusion matrix (rows: true class, columns: predicted):")
+            for label, row in zip(results["classes"], value):
+                print(f"  {label:>10} " + " ".join(f"{v:5d}" for v in row))
+        elif name != "classes":
+            print(f"{name}: {value:.6g}" if isinstance(value, float) else f"{name}: {value}")
+    return 0
+
+
+# ====================================================================== sample / transform
+def sample(args) -> int:
+    """``deepbelief sample MODEL -n N [--label C] [--gibbs-steps K] -o OUT``."""
+    estimator, _, spec = load_model(args.model)
+    kind = estimator_kind(estimator)
+    if kind not in ("generative", "unsupervised"):
+        raise UsageError(
+            f"{args.model}: a {kind} does not sample; train with --model generative (by class) "
+            "or --model unsupervised"
+        )
+    suffix = args.output.suffix.lower()
+    if suffix not in (".png", ".csv", ".npy"):
+        raise UsageError(f"{args.output}: sample output must be .png, .csv or .npy")
+    if suffix == ".png" and not spec.image_shape:
+        raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
+    by_class = kind == "generative" and args.label is None and suffix == ".png"
+    if by_class:
+        labels = list(estimator.classes_)
+        rows = [estimator.sample(args.n, label=c, gibbs_steps=args.gibbs_steps) for c in labels]
+        images = spec.restore(np.concatenate(rows))
+        from .plots import plot_class_samples
+
+        plot_class_samples(images, [str(c) for c in labels], tuple(spec.image_shape), args.output)
+        return 0
+    label = _label(estimator, args.label) if args.label is not None else None
+    samples = spec.restore(estimator.sample(args.n, label=label, gibbs_steps=args.gibbs_steps))
+    _write_rows(samples, args.output, spec)
+    return 0
+
+
+def _label(estimator, text: str):
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        raise UsageError("--label needs a model trained with --model generative")
+    for c in classes:
+        if str(c) == text:
+            return c
+    raise UsageError(f"unknown --label {text!r}; the classes are {', '.join(map(str, classes))}")
+
+
+def _write_rows(rows, path: Path, spec: InputSpec) -> None:
+    import pandas as pd
+
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        from .plots import save_image_grid, tile_images
+
+        save_image_grid(tile_images(np.asarray(rows), tuple(spec.image_shape)), path)
+    elif suffix == ".npy":
+        if _is_frame(rows) and any(dtype is np.dtype(object) for dtype in rows.dtypes):
+            raise UsageError(f"{path}: categorical columns do not fit a .npy file; write .csv")
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray(rows, dtype=np.float64), allow_pickle=False)
+        atomic_write_bytes(path, buffer.getvalue())
+    elif suffix == ".csv":
+        table = rows if _is_frame(rows) else pd.DataFrame(np.asarray(rows))
+        _write_table(table, path)
+    else:
+        raise UsageError(f"{path}: output must be .csv or .npy")
+
+
+def _is_frame(value) -> bool:
+    return hasattr(value, "to_csv")
+
+
+def transform(args) -> int:
+    """``deepbelief transform MODEL DATA -o OUT``: the top layer's features."""
+    estimator, _, _, X, _ = _model_and_rows(args)
+    if args.output.suffix.lower() not in (".csv", ".npy"):
+        raise UsageError(f"{args.output}: features go to a .csv or .npy file")
+    if estimator_kind(estimator) in ("classifier", "regressor"):
+        import torch
+
+        with torch.no_grad():
+            features = estimator.dbn_.transform(estimator._prepare(X)).cpu().numpy()
+    else:
+        features = estimator.transform(X)
+    import pandas as pd
+
+    table = pd.DataFrame(features, columns=[f"h{i}" for i in range(features.shape[1])])
+    if args.output.suffix.lower() == ".npy":
+        _write_rows(np.asarray(features, dtype=np.float64), args.output, None)
+    else:
+        _write_table(table, args.output)
+    return 0
+
+
+# ====================================================================== info / report
+def describe(estimator, card: dict) -> dict:
+    """Architecture, units, training history summary and file format of a model."""
+    dbn = estimator.dbn_
+    layers = [
+        {
+            "visible": rbm.n_visible,
+            "hidden": rbm.n_hidden,
+            "visible_units": rbm.visible.name,
+            "hidden_units": rbm.hidden.name,
+        }
+        for rbm in dbn.rbms
+    ]
+    pretrain = [
+        {"epochs": len(h), **{k: v for k, v in (h[-1] if h else {}).items() if k != "epoch"}}
+        for h in getattr(estimator, "pretrain_history_", [])
+    ]
+    finetune = getattr(estimator, "history_", [])
+    summary = {
+        "model": card["model"],
+        "task": card["task"],
+        "layers": layers,
+        "classes": _class_names(estimator),
+        "pretraining": pretrain,
+        "fine_tuning": {"epochs": len(finetune), "last": finetune[-1] if finetune else None},
+        "input": {k: card["input"][k] for k in ("kind", "target", "image_shape")},
+        "metrics": {k: v for k, v in card.get("metrics", {}).items() if k != "confusion_matrix"},
+        "format_version": card["format_version"],
+        "package_version": card["package_version"],
+    }
+    return summary
+
+
+def _class_names(estimator):
+    classes = getattr(estimator, "classes_", None)
+    return None if classes is None else [str(c) for c in classes]
+
+
+def info(args) -> int:
+    """``deepbelief info MODEL``."""
+    estimator, card, _ = load_model(args.model)
+    summary = describe(estimator, card)
+    if args.json:
+        print_json(summary)
+        return 0
+    sizes = [summary["layers"][0]["visible"]] + [layer["hidden"] for layer in summary["layers"]]
+    print(f"{args.model}: {summary['model']} ({summary['task']})")
+    print("  layers: " + "-".join(map(str, sizes)))
+    for i, layer in enumerate(summary["layers"]):
+        print(f"    RBM {i + 1}: {layer['visible_units']} -> {layer['hidden_units']}")
+    for i, phase in enumerate(summary["pretraining"]):
+        print(f"  pretraining layer {i + 1}: {phase['epochs']} epochs")
+    if summary["fine_tuning"]["epochs"]:
+        last = summary["fine_tuning"]["last"]
+        epochs = summary["fine_tuning"]["epochs"]
+        print(f"  fine-tuning: {epochs} epochs, last loss {last['loss']:.4g}")
+    for name, value in summary["metrics"].items():
+        if isinstance(value, float):
+            print(f"  held-out {name}: {value:.4g}")
+    version, package = summary["format_version"], summary["package_version"]
+    print(f"  model-directory format {version}, deepbelief {package}")
+    return 0
+
+
+def report(args) -> int:
+    """``deepbelief report MODEL -o DIR``: report.html and its PNG plots."""
+    estimator, card, spec = load_model(args.model)
+    path = write_model_report(estimator, card, spec, args.output, title=f"deepbelief: {args.model}")
+    print(f"wrote {path}")
+    return 0
+
+
+def write_model_report(estimator, card, spec, folder: Path, title: str, extra=()) -> Path:
+    """Plots and a self-contained HTML page describing a trained model; returns its path.
+    ``extra``: more ``(png_path, caption)`` images to show."""
+    from .plots import plot_confusion_matrix, plot_filters, plot_learning_curves
+    from .report import write_report
+
+    folder.mkdir(parents=True, exist_ok=True)
+    summary = describe(estimator, card)
+    sections = [{"heading": "Model", "metrics": _model_facts(summary)}]
+    metrics = card.get("metrics") or {}
+    if metrics:
+        scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        sections.append({"heading": "Held-out metrics", "metrics": scalars})
+    histories = {
+        f"pretrain layer {i + 1}": h
+        for i, h in enumerate(getattr(estimator, "pretrain_history_", []))
+    }
+    if getattr(estimator, "history_", None):
+        histories["fine-tune"] = estimator.history_
+    images = []
+    try:
+        images.append(
+            (plot_learning_curves(histories, folder / "learning_curves.png"), "Learning curves")
+        )
+    except ValueError:
+        pass  # nothing recorded per epoch
+    if "confusion_matrix" in metrics:
+        matrix = np.asarray(metrics["confusion_matrix"])
+        path = plot_confusion_matrix(matrix, metrics["classes"], folder / "confusion_matrix.png")
+        images.append((path, "Confusion matrix on the held-out rows"))
+    if spec.image_shape:
+        weight = estimator.dbn_.rbms[0].weight.detach().cpu().numpy()
+        if weight.shape[0] == int(np.prod(spec.image_shape)):
+            path = plot_filters(weight, tuple(spec.image_shape), folder / "filters.png")
+            images.append((path, "First-layer filters"))
+    images += list(extra)
+    if images:
+        sections.append({"heading": "Plots", "images": images})
+    return write_report(folder / "report.html", title, sections)
+
+
+def _model_facts(summary: dict) -> dict:
+    sizes = [summary["layers"][0]["visible"]] + [layer["hidden"] for layer in summary["layers"]]
+    return {
+        "model": summary["model"],
+        "task": summary["task"],
+        "layers": "-".join(map(str, sizes)),
+        "units": ", ".join(f"{u['visible_units']}->{u['hidden_units']}" for u in summary["layers"]),
+        "fine-tuning epochs": summary["fine_tuning"]["epochs"],
+        "deepbelief": summary["package_version"],
+    }
+
+
+# ====================================================================== demo
+def demo(args) -> int:
+    """``deepbelief demo``: a DBN classifier on scikit-learn's digits, end to end."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    from .dbn_estimators import DBN, DBNClassifier
+    from .plots import plot_class_samples, plot_filters
+
+    X, y = load_digits(return_X_y=True)
+    X_train, X_test, y_train, y_test = train_test_split(
+        X, y, test_size=0.25, random_state=args.seed, stratify=y
+    )
+    source = "scikit-learn digits"
+    spec, Xt = InputSpec.fit(Dataset(X_train, y_train, "images", (8, 8), source), "minmax",
+                             "impute", False)  # fmt: skip
+    X_held, _ = spec.features(Dataset(X_test, y_test, "images", (8, 8), source))
+    verbose = 0 if args.quiet else 1
+    out = args.output
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    clf = DBNClassifier(epochs=args.epochs, random_state=args.seed, verbose=verbose)
+    clf.fit(Xt, y_train)
+    seconds = time.perf_counter() - start
+    metrics = score(clf, "classification", X_held, y_test)
+    card = {"task": "classification", "model": "classifier", "input": spec_to_card(spec),
+            "data": source, "rows": {"train": len(Xt), "held_out": len(X_held)},
+            "train_seconds": round(seconds, 3), "metrics": metrics}  # fmt: skip
+    card = save_model(out / "model", clf, card)
+    filters = plot_filters(clf.dbn_.rbms[0].weight, (8, 8), out / "filters.png",
+                           title="first-layer filters after fine-tuning")  # fmt: skip
+    gen = DBN(hidden_layers=(100, 200), pretrain_epochs=20, random_state=args.seed,
+              verbose=verbose).fit(Xt, y_train)  # fmt: skip
+    classes = list(gen.classes_)
+    drawn = np.concatenate([gen.sample(10, label=c, gibbs_steps=200) for c in classes])
+    names = [str(c) for c in classes]
+    title = "generated digits, one row per class"
+    samples = plot_class_samples(spec.restore(drawn), names, (8, 8), out / "samples.png", title)
+    caption = "Samples of each digit from the generative DBN"
+    report = write_model_report(
+        clf, card, spec, out, "deepbelief demo: DBN on digits", extra=[(samples, caption)]
+    )
+    results = {"test_accuracy": metrics["accuracy"], "train_seconds": round(seconds, 1),
+               "model_dir": str(out / "model"), "filters": str(filters), "samples": str(samples),
+               "report": str(report)}  # fmt: skip
+    if args.json:
+        print_json(results)
+        return 0
+    print(f"DBN classifier 64-256-256-10 on scikit-learn digits ({len(Xt)} training images): "
+          f"test accuracy {metrics['accuracy']:.4f}, trained in {seconds:.1f} s")  # fmt: skip
+    print(f"  wrote {out / 'model'}, {filters}, {samples} and {report}")
+    return 0

@@ -1,0 +1,212 @@
+"""Model directories: what ``deepbelief train`` writes and the other commands read.
+
+A model directory holds
+
+- ``model.safetensors``: the fitted estimator (:func:`deepbelief.save`; load it in Python with
+  :func:`deepbelief.load`);
+- ``deepbelief.json``: the model card (format version, task, how raw data becomes the model's
+  input: the fitted preprocessing, the target column, the image shape; the held-out metrics);
+- ``run.json``: the training settings, which ``train --resume`` reads;
+- ``checkpoint.safetensors``: the training state while training runs (removed at the end).
+
+Every file is written atomically (a temporary file, then a rename).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ._version import __version__
+from .data import TablePreprocessor
+from .errors import DataError, ModelFileError
+from .io import atomic_write_bytes, load, save
+
+CARD_FORMAT = "deepbelief-model-directory"
+CARD_VERSION = 1
+MODEL_FILE = "model.safetensors"
+CARD_FILE = "deepbelief.json"
+RUN_FILE = "run.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+@dataclass
+class InputSpec:
+    """How raw rows become the model's input, and back.
+
+    Attributes
+    ----------
+    kind : {"table", "array", "images"}
+    preprocessor : dict
+        :meth:`deepbelief.data.TablePreprocessor.to_config` of the fitted preprocessing.
+    target : str or None
+        The target column of a table (dropped from the input when present).
+    image_shape : [height, width] or None
+        Set when the rows are images.
+    """
+
+    kind: str
+    preprocessor: dict
+    target: str | None = None
+    image_shape: list[int] | None = None
+
+    @classmethod
+    def fit(cls, dataset, scaling: str, missing: str, drop_ids: bool):
+        """Fit the preprocessing to ``dataset`` (a :class:`deepbelief.data.Dataset`); returns
+        the spec and the model-ready float matrix."""
+        pre = TablePreprocessor(scaling, missing, drop_ids and dataset.kind == "table")
+        frame = _as_frame(dataset)
+        X = pre.fit(frame, dataset.source).transform(frame, dataset.source)
+        target = getattr(dataset.target, "name", None) if dataset.kind == "table" else None
+        shape = list(dataset.image_shape) if dataset.image_shape else None
+        spec = cls(dataset.kind, pre.to_config(), None if target is None else str(target), shape)
+        return spec, X
+
+    @property
+    def preprocessing(self) -> TablePreprocessor:
+        return TablePreprocessor.from_config(self.preprocessor)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [c["name"] for c in self.preprocessor["columns"]]
+
+    def features(self, dataset):
+        """The model-ready matrix of ``dataset``, and its target if it has one.
+
+        A table may contain the target column or not; its other columns must be the training
+        columns (by name). Arrays and images must have the training feature count.
+        """
+        frame, target = _as_frame(dataset), dataset.target
+        if self.kind == "table" and self.target is not None and self.target in frame.columns:
+            target = frame[self.target]
+            frame = frame.drop(columns=self.target)
+        if self.kind != "table":
+            expected = len(self.preprocessor["columns"])
+            if frame.shape[1] != expected:
+                raise DataError(
+                    f"{dataset.source}: {frame.shape[1]} features per row, but the model was "
+                    f"trained on {expected}"
+                )
+        X = self.preprocessing.transform(frame, dataset.source)
+        if self.preprocessor["scaling"] == "minmax":  # new rows may lie beyond the training range
+            X = np.clip(X, 0.0, 1.0)
+        return X, target
+
+    def restore(self, X: np.ndarray):
+        """Model-space rows back in the space of the raw data (a DataFrame for tables)."""
+        out = self.preprocessing.inverse_transform(np.asarray(X))
+        return out if self.kind == "table" else np.asarray(out, dtype=np.float64)
+
+
+def _as_frame(dataset):
+    import pandas as pd
+
+    if dataset.kind == "table":
+        return dataset.features
+    X = np.asarray(dataset.features)
+    X = X.reshape(len(X), -1)
+    return pd.DataFrame(X, columns=[str(i) for i in range(X.shape[1])])
+
+
+# ----------------------------------------------------------------------- the card
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` as indented JSON, atomically."""
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, default=_plain) + "\n").encode())
+
+
+def _plain(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def read_json(path: Path) -> dict:
+    """Read a JSON object written by :func:`write_json`; ModelFileError when unreadable."""
+    try:
+        payload = json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise ModelFileError(f"{path}: no such file") from exc
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: unreadable or corrupt JSON ({exc})") from exc
+    if not isinstance(payload, dict):
+        raise ModelFileError(f"{path}: expected a JSON object")
+    return payload
+
+
+def save_model(directory: Path, estimator, card: dict) -> dict:
+    """Write the estimator and its card (a dict: ``input``, ``task``, ``metrics``, ...) into
+    ``directory`` (created if needed); returns the card as written."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    save(estimator, directory / MODEL_FILE)
+    header = {"format": CARD_FORMAT, "format_version": CARD_VERSION, "package_version": __version__}
+    card = json.loads(json.dumps({**header, **card}, default=_plain))  # plain JSON types
+    write_json(directory / CARD_FILE, {**card, "sha256": _card_checksum(card)})
+    return card
+
+
+def _card_checksum(card: dict) -> str:
+    body = {k: v for k, v in card.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def load_model(directory: Path):
+    """Read a model directory; returns ``(estimator, card, input_spec)``.
+
+    Raises
+    ------
+    ModelFileError
+        A missing directory or file, a corrupt or tampered file, a newer format.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        what = "is a file, not a model directory" if directory.exists() else "no such directory"
+        raise ModelFileError(f"{directory}: {what}")
+    card = read_card(directory)
+    estimator = load(directory / MODEL_FILE)
+    return estimator, card, card_input(card, directory / CARD_FILE)
+
+
+def read_card(directory: Path) -> dict:
+    """The validated card of a model directory."""
+    path = Path(directory) / CARD_FILE
+    card = read_json(path)
+    if card.get("format") != CARD_FORMAT:
+        raise ModelFileError(f"{path}: not a deepbelief model card")
+    version = card.get("format_version")
+    if not isinstance(version, int):
+        raise ModelFileError(f"{path}: the model card has no valid format version")
+    if version > CARD_VERSION:
+        raise ModelFileError(
+            f"{path}: written in model-directory format {version} by deepbelief "
+            f"{card.get('package_version', '?')}; this deepbelief ({__version__}) reads up to "
+            f"format {CARD_VERSION}: upgrade deepbelief"
+        )
+    if card.get("sha256") != _card_checksum(card):
+        raise ModelFileError(f"{path}: the model card is corrupt or was edited (checksum mismatch)")
+    if card.get("task") not in ("classification", "regression", "unsupervised"):
+        raise ModelFileError(f"{path}: unknown task {card.get('task')!r} in the model card")
+    return card
+
+
+def card_input(card: dict, path) -> InputSpec:
+    """The card's :class:`InputSpec`, checked."""
+    try:
+        spec = InputSpec(**card["input"])
+        spec.preprocessing.n_features  # noqa: B018 (validates)
+    except Exception as exc:  # a hand-edited card: any shape of nonsense
+        raise ModelFileError(f"{path}: the model card's input section is invalid ({exc})") from exc
+    if spec.kind not in ("table", "array", "images"):
+        raise ModelFileError(f"{path}: unknown input kind {spec.kind!r} in the model card")
+    return spec
+
+
+def spec_to_card(spec: InputSpec) -> dict:
+    """The card's ``input`` section."""
+    return asdict(spec)

@@ -1,0 +1,218 @@
+"""The ``deepbelief`` command, in process through ``main(argv)``: the CSV workflows, every
+subcommand, configuration files."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import deepbelief
+from deepbelief.cli import main
+
+FAST = ["--layers", "16", "--pretrain-epochs", "3", "--epochs", "30", "--quiet"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture(scope="module")
+def binary_csv(tmp_path_factory):
+    """The tutorial's CSV: numeric features, last column a yes/no label (60 % 'no')."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 6))
+    score = X[:, 0] + 0.8 * X[:, 1] * X[:, 2] - 0.5 * X[:, 3] + 0.3
+    label = np.where(score > np.quantile(score, 0.6), "yes", "no")
+    frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(6)])
+    frame["label"] = label
+    folder = tmp_path_factory.mktemp("binary")
+    frame.iloc[:400].to_csv(folder / "train.csv", index=False)
+    frame.iloc[400:].to_csv(folder / "test.csv", index=False)
+    frame.iloc[400:].drop(columns="label").to_csv(folder / "unlabelled.csv", index=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def binary_model(binary_csv):
+    model = binary_csv / "model"
+    code = main(["train", str(binary_csv / "train.csv"), "-o", str(model), *FAST])
+    assert code == 0
+    return model
+
+
+def test_tutorial_csv_trains_and_predicts_above_the_majority_class(
+    binary_model, binary_csv, capsys
+):
+    code, out, _ = run(capsys, "evaluate", binary_model, binary_csv / "test.csv", "--json")
+    assert code == 0
+    metrics = json.loads(out)
+    truth = pd.read_csv(binary_csv / "test.csv")["label"]
+    majority = truth.value_counts(normalize=True).max()
+    assert metrics["accuracy"] >= majority + 0.15, (metrics["accuracy"], majority)
+    assert set(metrics) >= {"accuracy", "f1_macro", "log_loss", "confusion_matrix"}
+    assert np.sum(metrics["confusion_matrix"]) == len(truth)
+
+
+def test_predict_with_or_without_the_target_column_and_after_reloading(
+    binary_model, binary_csv, tmp_path, capsys
+):
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    assert run(capsys, "predict", binary_model, binary_csv / "test.csv", "-o", first)[0] == 0
+    assert run(capsys, "predict", binary_model, binary_csv / "unlabelled.csv", "-o", second)[0] == 0
+    a, b = pd.read_csv(first), pd.read_csv(second)
+    assert list(a.columns) == ["label"] and len(a) == 100
+    pd.testing.assert_frame_equal(a, b)
+    assert set(a["label"]) <= {"yes", "no"}
+    code, out, _ = run(capsys, "predict", binary_model, binary_csv / "unlabelled.csv", "--proba")
+    assert code == 0
+    printed = pd.read_csv(__import__("io").StringIO(out))
+    pd.testing.assert_series_equal(printed["label"], a["label"])
+    np.testing.assert_allclose(printed[["p(no)", "p(yes)"]].sum(axis=1), 1.0, rtol=1e-6)
+    # the same model loaded in Python predicts the same
+    estimator = deepbelief.load(binary_model / "model.safetensors")
+    assert type(estimator).__name__ == "DBNClassifier"
+
+
+def test_regression_csv_reaches_r2(tmp_path, capsys):
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-2, 2, size=(600, 3))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] ** 2 - X[:, 2]
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    frame["y"] = y
+    frame.to_csv(tmp_path / "reg.csv", index=False)
+    model = tmp_path / "model"
+    argv = ["train", tmp_path / "reg.csv", "-o", model, "--layers", "32", "--pretrain-epochs",
+            "5", "--epochs", "150", "--quiet", "--json"]  # fmt: skip
+    code, out, _ = run(capsys, *argv)
+    assert code == 0
+    card = json.loads(out)
+    assert card["task"] == "regression" and card["model"] == "regressor"
+    assert card["metrics"]["r2"] >= 0.85, card["metrics"]
+    code, out, _ = run(capsys, "evaluate", model, tmp_path / "reg.csv", "--json")
+    assert json.loads(out)["r2"] >= 0.85
+
+
+def test_categorical_and_missing_values_end_to_end(tmp_path, capsys):
+    rng = np.random.default_rng(2)
+    n = 400
+    colour = rng.choice(["red", "green", "blue"], size=n)
+    size = rng.normal(size=n)
+    label = np.where((colour == "red") | (size > 1.0), "A", "B")
+    frame = pd.DataFrame({"id": [f"row{i}" for i in range(n)], "colour": colour, "size": size})
+    frame["label"] = label
+    frame.loc[rng.choice(n, 30, replace=False), "size"] = np.nan
+    frame.loc[rng.choice(n, 20, replace=False), "colour"] = np.nan
+    frame.to_csv(tmp_path / "mixed.csv", index=False)
+    model = tmp_path / "model"
+    code, out, err = run(capsys, "train", tmp_path / "mixed.csv", "-o", model, "--drop-ids",
+                         *FAST, "--json")  # fmt: skip
+    assert code == 0, err
+    card = json.loads(out)
+    assert card["metrics"]["accuracy"] >= 0.85, card["metrics"]
+    columns = [c["name"] for c in card["input"]["preprocessor"]["columns"]]
+    assert columns == ["colour", "size"]  # the id column was dropped
+    estimator = deepbelief.load(model / "model.safetensors")
+    assert estimator.dbn_.rbms[0].visible.name == "mixed"
+    code, out, _ = run(capsys, "predict", model, tmp_path / "mixed.csv")
+    assert code == 0 and len(pd.read_csv(__import__("io").StringIO(out))) == n
+
+
+def test_unsupervised_model_transforms_samples_and_scores(tmp_path, capsys):
+    rng = np.random.default_rng(3)
+    X = (rng.random((300, 12)) < np.linspace(0.1, 0.9, 12)).astype(float)
+    np.save(tmp_path / "x.npy", X)
+    model = tmp_path / "model"
+    code, out, err = run(capsys, "train", tmp_path / "x.npy", "-o", model, "--layers", "8", "4",
+                         "--pretrain-epochs", "3", "--quiet", "--json")  # fmt: skip
+    assert code == 0, err
+    card = json.loads(out)
+    assert card["model"] == "unsupervised" and "reconstruction_error" in card["metrics"]
+    assert run(capsys, "transform", model, tmp_path / "x.npy", "-o", tmp_path / "f.npy")[0] == 0
+    assert np.load(tmp_path / "f.npy").shape == (300, 4)
+    assert run(capsys, "sample", model, "-n", "5", "--gibbs-steps", "10", "-o",
+               tmp_path / "s.csv")[0] == 0  # fmt: skip
+    samples = pd.read_csv(tmp_path / "s.csv")
+    assert samples.shape == (5, 12)
+    code, out, _ = run(capsys, "evaluate", model, tmp_path / "x.npy", "--json", "--log-likelihood")
+    scores = json.loads(out)
+    assert code == 0 and scores["log_likelihood_bound"] < 0
+
+
+def test_generative_model_samples_by_class_as_png_and_reports(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    np.savez(tmp_path / "digits.npz", X=X[:500].reshape(-1, 8, 8), y=y[:500])
+    model = tmp_path / "model"
+    argv = ["train", tmp_path / "digits.npz", "-o", model, "--model", "generative",
+            "--layers", "32", "64", "--pretrain-epochs", "3", "--quiet"]  # fmt: skip
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    png = tmp_path / "samples.png"
+    assert run(capsys, "sample", model, "-n", "4", "--gibbs-steps", "20", "-o", png)[0] == 0
+    image = __import__("matplotlib.image").image.imread(png)
+    assert image.std() > 0.01
+    assert run(capsys, "sample", model, "-n", "3", "--label", "7", "-o", tmp_path / "7.npy")[0] == 0
+    assert np.load(tmp_path / "7.npy").shape == (3, 64)
+    code, _, err = run(capsys, "report", model, "-o", tmp_path / "report")
+    assert code == 0, err
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "filters" in html.lower()
+    code, out, _ = run(capsys, "info", model, "--json")
+    summary = json.loads(out)
+    assert summary["model"] == "generative" and summary["classes"][:3] == ["0", "1", "2"]
+    assert [layer["hidden"] for layer in summary["layers"]] == [32, 64]
+
+
+def test_info_prints_architecture_and_format(binary_model, capsys):
+    code, out, _ = run(capsys, "info", binary_model)
+    assert code == 0
+    assert "6-16" in out and "format 1" in out and "classifier" in out
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".yaml"])
+def test_config_file_sets_options_and_the_command_line_wins(binary_csv, tmp_path, suffix, capsys):
+    if suffix == ".yaml":
+        pytest.importorskip("yaml")
+        text = "layers: [12]\npretrain-epochs: 2\nepochs: 5\nseed: 4\n"
+    else:
+        text = "layers = [12]\npretrain_epochs = 2\nepochs = 5\nseed = 4\n"
+    config = tmp_path / f"c{suffix}"
+    config.write_text(text)
+    model = tmp_path / "m"
+    code, out, err = run(capsys, "train", binary_csv / "train.csv", "-o", model, "--config",
+                         config, "--epochs", "3", "--quiet", "--json")  # fmt: skip
+    assert code == 0, err
+    settings = json.loads((model / "run.json").read_text())
+    assert settings["layers"] == [12] and settings["pretrain_epochs"] == 2
+    assert settings["epochs"] == 3 and settings["seed"] == 4
+    estimator = deepbelief.load(model / "model.safetensors")
+    assert len(estimator.history_) == 3
+
+
+def test_same_seed_same_model(binary_csv, tmp_path, capsys):
+    paths = []
+    for name in ("one", "two"):
+        model = tmp_path / name
+        assert main(["train", str(binary_csv / "train.csv"), "-o", str(model), "--layers", "8",
+                     "--pretrain-epochs", "2", "--epochs", "3", "--quiet"]) == 0  # fmt: skip
+        paths.append(model / "model.safetensors")
+    one, two = (deepbelief.load(p) for p in paths)
+    for a, b in zip(one.network_.parameters(), two.network_.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_demo_writes_model_plots_and_report(tmp_path, capsys):
+    code, out, err = run(capsys, "demo", "-o", tmp_path, "--epochs", "3", "--quiet", "--json")
+    assert code == 0, err
+    results = json.loads(out)
+    assert results["test_accuracy"] > 0.8
+    for key in ("filters", "samples", "report"):
+        assert (tmp_path / results[key].split("/")[-1]).stat().st_size > 1000
+    assert (tmp_path / "model" / "model.safetensors").exists()

@@ -1,0 +1,319 @@
+"""Malformed input through the command line: each case exits with code 2 and one line on
+stderr that names the problem (file, column, row or value); never a traceback."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import struct
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from deepbelief.cli import main
+
+TINY = ["--layers", "4", "--pretrain-epochs", "1", "--epochs", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def ws(tmp_path_factory):
+    """A folder with a good CSV and a model trained on it (numeric + categorical columns)."""
+    folder = tmp_path_factory.mktemp("errors")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "x": rng.normal(size=60),
+        "colour": rng.choice(["red", "blue"], size=60),
+        "label": rng.choice(["a", "b"], size=60),
+    })  # fmt: skip
+    frame.to_csv(folder / "good.csv", index=False)
+    assert main(["train", str(folder / "good.csv"), "-o", str(folder / "model"), *TINY]) == 0
+    np.save(folder / "x.npy", rng.random((40, 5)))
+    assert main(["train", str(folder / "x.npy"), "-o", str(folder / "arraymodel"), *TINY]) == 0
+    return folder
+
+
+def write(path, text):
+    path.write_text(text)
+    return path
+
+
+def copy_model(ws, tmp_path):
+    import shutil
+
+    return shutil.copytree(ws / "model", tmp_path / "model")
+
+
+def tamper(model):
+    data = bytearray((model / "model.safetensors").read_bytes())
+    data[-5] ^= 0xFF
+    (model / "model.safetensors").write_bytes(bytes(data))
+    return model
+
+
+def truncate(model):
+    path = model / "model.safetensors"
+    path.write_bytes(path.read_bytes()[:200])
+    return model
+
+
+def newer_card(model):
+    card = json.loads((model / "deepbelief.json").read_text())
+    card["format_version"] = 99
+    (model / "deepbelief.json").write_text(json.dumps(card))
+    return model
+
+
+def edited_card(model):
+    card = json.loads((model / "deepbelief.json").read_text())
+    card["input"]["preprocessor"]["columns"][0]["scale"] *= 2
+    (model / "deepbelief.json").write_text(json.dumps(card))
+    return model
+
+
+def truncated_idx(tmp_path):
+    payload = struct.pack(">BBBBIII", 0, 0, 8, 3, 10, 28, 28) + bytes(100)
+    path = tmp_path / "images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(payload))
+    return path
+
+
+def bad_image_folder(tmp_path):
+    for name in ("cats", "dogs"):
+        (tmp_path / "img" / name).mkdir(parents=True)
+    (tmp_path / "img" / "cats" / "ok.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    (tmp_path / "img" / "dogs" / "d.png").write_bytes(b"garbage")
+    return tmp_path / "img"
+
+
+def interrupted(ws, tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.safetensors").write_bytes(b"x")
+    return tmp_path / "run"
+
+
+# (name, argv builder (ws, tmp_path) -> list, words the message must contain)
+CASES = [
+    (
+        "ragged rows",
+        lambda ws, t: ["train", write(t / "r.csv", "a,b,c\n1,2,3\n4,5,6,7\n"), "-o", t / "m"],
+        ["r.csv"],
+    ),  # fmt: skip
+    (
+        "empty file",
+        lambda ws, t: ["train", write(t / "e.csv", ""), "-o", t / "m"],
+        ["e.csv", "empty"],
+    ),
+    (
+        "header only",
+        lambda ws, t: ["train", write(t / "h.csv", "a,b,label\n"), "-o", t / "m"],
+        ["h.csv", "no data rows"],
+    ),
+    (
+        "unknown target name",
+        lambda ws, t: ["train", ws / "good.csv", "--target", "nope", "-o", t / "m"],
+        ["nope"],
+    ),
+    (
+        "one class only",
+        lambda ws, t: [
+            "train",
+            write(t / "one.csv", "x,label\n1,a\n2,a\n3,a\n"),
+            "-o",
+            t / "m",
+            "--task",
+            "classification",
+        ],
+        ["single class"],
+    ),  # fmt: skip
+    (
+        "NaN target",
+        lambda ws, t: ["train", write(t / "nan.csv", "x,y\n1,0\n2,\n3,1\n4,0\n"), "-o", t / "m"],
+        ["nan.csv", "y"],
+    ),  # fmt: skip
+    (
+        "text in a numeric column at predict",
+        lambda ws, t: [
+            "predict",
+            ws / "model",
+            write(t / "p.csv", "x,colour\n0.5,red\nabc,blue\n"),
+        ],
+        ["x", "abc"],
+    ),
+    (
+        "unseen category at predict",
+        lambda ws, t: [
+            "predict",
+            ws / "model",
+            write(t / "p.csv", "x,colour\n0.5,red\n0.1,green\n"),
+        ],
+        ["colour", "green"],
+    ),
+    (
+        "missing column at predict",
+        lambda ws, t: ["predict", ws / "model", write(t / "p.csv", "x\n0.5\n")],
+        ["colour"],
+    ),
+    (
+        "wrong feature count at predict",
+        lambda ws, t: [
+            "predict",
+            ws / "arraymodel",
+            (np.save(t / "w.npy", np.zeros((3, 7))), t / "w.npy")[1],
+        ],
+        ["7", "5"],
+    ),
+    (
+        "unsupervised model has nothing to predict",
+        lambda ws, t: ["predict", ws / "arraymodel", ws / "x.npy"],
+        ["unsupervised"],
+    ),
+    ("unreadable image", lambda ws, t: ["train", bad_image_folder(t), "-o", t / "m"], ["png"]),
+    (
+        "truncated IDX",
+        lambda ws, t: ["train", truncated_idx(t), "-o", t / "m", "--no-target"],
+        ["images-idx3-ubyte.gz"],
+    ),
+    ("missing data file", lambda ws, t: ["train", t / "absent.csv", "-o", t / "m"], ["absent.csv"]),
+    (
+        "unknown data kind",
+        lambda ws, t: ["train", write(t / "data.xyz", "1"), "-o", t / "m"],
+        ["data.xyz"],
+    ),
+    ("missing model directory", lambda ws, t: ["info", t / "nowhere"], ["nowhere"]),
+    ("tampered model file", lambda ws, t: ["info", tamper(copy_model(ws, t))], ["checksum"]),
+    (
+        "truncated model file",
+        lambda ws, t: ["info", truncate(copy_model(ws, t))],
+        ["model.safetensors"],
+    ),
+    ("model of a newer format", lambda ws, t: ["info", newer_card(copy_model(ws, t))], ["upgrade"]),
+    ("edited model card", lambda ws, t: ["info", edited_card(copy_model(ws, t))], ["checksum"]),
+    (
+        "negative epoch count",
+        lambda ws, t: ["train", ws / "good.csv", "-o", t / "m", "--epochs", "-3"],
+        ["--epochs", "-3"],
+    ),
+    (
+        "zero epoch count",
+        lambda ws, t: ["train", ws / "good.csv", "-o", t / "m", "--pretrain-epochs", "0"],
+        ["--pretrain-epochs", "0"],
+    ),  # fmt: skip
+    (
+        "unknown unit type",
+        lambda ws, t: ["train", ws / "good.csv", "-o", t / "m", "--hidden", "sigmoidal"],
+        ["sigmoidal"],
+    ),  # fmt: skip
+    (
+        "not a number",
+        lambda ws, t: ["train", ws / "good.csv", "-o", t / "m", "--lr", "fast"],
+        ["fast"],
+    ),
+    (
+        "fraction out of range",
+        lambda ws, t: ["train", ws / "good.csv", "-o", t / "m", "--validation-split", "1.5"],
+        ["1.5"],
+    ),  # fmt: skip
+    (
+        "bad image size",
+        lambda ws, t: ["train", ws / "good.csv", "-o", t / "m", "--image-size", "28"],
+        ["28"],
+    ),
+    (
+        "unwritable output path",
+        lambda ws, t: [
+            "predict",
+            ws / "model",
+            ws / "good.csv",
+            "-o",
+            write(t / "f", "x") / "out.csv",
+        ],
+        ["out.csv"],
+    ),
+    (
+        "output model path is a file",
+        lambda ws, t: ["train", ws / "good.csv", "-o", write(t / "f", "")],
+        ["not a folder"],
+    ),
+    (
+        "unknown config option",
+        lambda ws, t: [
+            "train",
+            ws / "good.csv",
+            "-o",
+            t / "m",
+            "--config",
+            write(t / "c.toml", "colour = 3\n"),
+        ],
+        ["c.toml", "colour"],
+    ),
+    (
+        "invalid TOML",
+        lambda ws, t: [
+            "train",
+            ws / "good.csv",
+            "-o",
+            t / "m",
+            "--config",
+            write(t / "c.toml", "layers = [\n"),
+        ],
+        ["c.toml", "TOML"],
+    ),
+    (
+        "bad value in config",
+        lambda ws, t: [
+            "train",
+            ws / "good.csv",
+            "-o",
+            t / "m",
+            "--config",
+            write(t / "c.toml", "epochs = 0\n"),
+        ],
+        ["c.toml", "epochs"],
+    ),
+    ("resume without a run", lambda ws, t: ["train", "--resume", t], ["run.json"]),
+    (
+        "interrupted run in the way",
+        lambda ws, t: ["train", ws / "good.csv", "-o", interrupted(ws, t)],
+        ["--resume"],
+    ),
+    (
+        "sampling a classifier",
+        lambda ws, t: ["sample", ws / "model", "-o", t / "s.csv"],
+        ["does not sample"],
+    ),
+    (
+        "PNG samples of a table",
+        lambda ws, t: ["sample", ws / "arraymodel", "-o", t / "s.png"],
+        ["PNG"],
+    ),
+    (
+        "evaluate without the target",
+        lambda ws, t: ["evaluate", ws / "model", write(t / "p.csv", "x,colour\n0.5,red\n")],
+        ["label"],
+    ),
+    ("no command", lambda ws, t: [], ["command"]),
+    ("train without data", lambda ws, t: ["train", "-o", t / "m"], ["DATA"]),
+]
+
+
+@pytest.mark.parametrize("name, build, words", CASES, ids=[c[0] for c in CASES])
+def test_malformed_input_exits_2_with_one_line(ws, tmp_path, capsys, name, build, words):
+    argv = [str(a) for a in build(ws, tmp_path)]
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert code == 2, (name, code, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for word in words:
+        assert word.lower() in lines[0].lower(), (word, lines[0])
+
+
+def test_there_are_at_least_25_cases():
+    assert len(CASES) >= 25
+
+
+def test_debug_shows_the_traceback(ws, tmp_path):
+    with pytest.raises(Exception, match="absent"):
+        main(["train", str(tmp_path / "absent.csv"), "-o", str(tmp_path / "m"), "--debug"])

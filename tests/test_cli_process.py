@@ -1,0 +1,117 @@
+"""The installed ``deepbelief`` command as a real process: a run end to end, and ``kill -9``
+during training followed by ``train --resume``, which must end with the same model as an
+uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import deepbelief
+from deepbelief.errors import ModelFileError
+from deepbelief.io import read_file
+
+
+def command() -> list[str]:
+    script = Path(sys.executable).with_name("deepbelief")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("deepbelief")
+    if found is None:
+        pytest.skip("the deepbelief command is not installed (pip install -e .)")
+    return [found]
+
+
+def environment():
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+
+
+@pytest.fixture(scope="module")
+def csv_file(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    frame = pd.DataFrame(X, columns=list("abcde"))
+    frame["label"] = np.where(X[:, 0] + X[:, 1] > 0, "up", "down")
+    path = tmp_path_factory.mktemp("proc") / "data.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_installed_command_trains_predicts_and_fails_cleanly(csv_file, tmp_path):
+    model = tmp_path / "model"
+    done = subprocess.run(
+        [*command(), "train", str(csv_file), "-o", str(model), "--layers", "8",
+         "--pretrain-epochs", "2", "--epochs", "5", "--quiet"],
+        capture_output=True, text=True, env=environment(), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    predicted = subprocess.run(
+        [*command(), "predict", str(model), str(csv_file)],
+        capture_output=True, text=True, env=environment(), timeout=300,
+    )  # fmt: skip
+    assert predicted.returncode == 0
+    assert predicted.stdout.splitlines()[0] == "label" and len(predicted.stdout.splitlines()) == 301
+    bad = subprocess.run(
+        [*command(), "predict", str(tmp_path / "missing"), str(csv_file)],
+        capture_output=True, text=True, env=environment(), timeout=300,
+    )  # fmt: skip
+    assert bad.returncode == 2
+    assert len(bad.stderr.strip().splitlines()) == 1 and "missing" in bad.stderr
+
+
+RUN = ["--layers", "32", "32", "--pretrain-epochs", "6", "--epochs", "200", "--batch-size", "16",
+       "--dropout", "0.2", "--quiet", "--seed", "3"]  # fmt: skip
+
+
+def fine_tuning_epoch(checkpoint: Path) -> int:
+    """The fine-tuning epochs a checkpoint holds (-1 before fine-tuning or if unreadable)."""
+    try:
+        _, tree = read_file(checkpoint)
+    except ModelFileError:
+        return -1
+    return tree["finetune"]["epoch"] if tree["phase"] == "finetune" else -1
+
+
+def test_kill_9_then_resume_equals_an_uninterrupted_run(csv_file, tmp_path):
+    reference = tmp_path / "reference"
+    subprocess.run(
+        [*command(), "train", str(csv_file), "-o", str(reference), *RUN],
+        check=True, env=environment(), timeout=600, capture_output=True,
+    )  # fmt: skip
+    model = tmp_path / "killed"
+    process = subprocess.Popen(
+        [*command(), "train", str(csv_file), "-o", str(model), *RUN],
+        env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    checkpoint = model / "checkpoint.safetensors"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if checkpoint.exists() and fine_tuning_epoch(checkpoint) >= 20:
+            break
+        time.sleep(0.01)
+    if process.poll() is not None:
+        pytest.fail("training ended before it could be killed; lengthen RUN")
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (model / "model.safetensors").exists()
+    resumed = subprocess.run(
+        [*command(), "train", "--resume", str(model)],
+        capture_output=True, text=True, env=environment(), timeout=600,
+    )  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert not checkpoint.exists()
+    one = deepbelief.load(reference / "model.safetensors")
+    two = deepbelief.load(model / "model.safetensors")
+    for a, b in zip(one.network_.parameters(), two.network_.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert len(one.history_) == len(two.history_) == 200
