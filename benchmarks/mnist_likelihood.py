@@ -43,7 +43,13 @@ from tqdm.auto import tqdm
 from deepbelief.data import load_mnist
 from deepbelief.evaluation import ais_log_partition, dbn_lower_bound, log_likelihood
 from deepbelief.nn import DBN, RBM
-from deepbelief.training import Callback, ProgressBar, RBMTrainer, make_generator
+from deepbelief.training import (
+    Callback,
+    ProgressBar,
+    RBMTrainer,
+    make_generator,
+    native_bfloat16,
+)
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
 TRAIN_BUDGET_S = 60 * 60
@@ -105,6 +111,7 @@ def train(args, name, X, n_hidden, sampler, k, epochs, learning_rate, seed):
         learning_rate=learning_rate,
         weight_decay=args.weight_decay,
         monitor_rows=0,
+        mixed_precision=args.mixed_precision,
         generator=generator,
         callbacks=[
             EpochLog(name, args.log_every, X[:1000]),
@@ -176,12 +183,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--n-test", type=int, default=10000, help="first N test images")
     p.add_argument("--log-every", type=int, default=25, help="epochs between log lines")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "float32", "bfloat16"],
+        default="auto",
+        help="training products in bfloat16 (float32 parameters and sampling); auto: where "
+        "the CPU or GPU has native bfloat16",
+    )
     g = p.add_argument_group("main RBM (784-500)")
     g.add_argument("--hidden", type=int, default=500)
     g.add_argument("--sampler", choices=["pcd", "pt", "cd"], default="pcd")
     g.add_argument("--k", type=int, default=1, help="Gibbs steps per update")
     g.add_argument("--epochs", type=int, default=1500)
-    g.add_argument("--lr", type=float, default=0.05, help="decays linearly to 0 (PCD, PT)")
+    g.add_argument("--lr", type=float, default=0.01, help="decays linearly to 0 (PCD, PT)")
     g.add_argument("--batch-size", type=int, default=100)
     g.add_argument("--n-chains", type=int, default=100, help="persistent chains (PCD, PT)")
     g.add_argument("--weight-decay", type=float, default=2e-4)
@@ -204,6 +218,8 @@ def parse_args(argv=None):
     if args.fast:
         parser.set_defaults(**FAST)
         args = parser.parse_args(argv)
+    native = native_bfloat16("cpu")
+    args.mixed_precision = args.precision == "bfloat16" or (args.precision == "auto" and native)
     return args
 
 
