@@ -12,6 +12,8 @@ import torch
 
 import deepbelief
 from deepbelief.cli import main
+from deepbelief.data import load_dataset
+from deepbelief.model_dir import load_model
 
 FAST = ["--layers", "16", "--pretrain-epochs", "3", "--epochs", "30", "--quiet"]
 
@@ -74,9 +76,12 @@ def test_predict_with_or_without_the_target_column_and_after_reloading(
     printed = pd.read_csv(__import__("io").StringIO(out))
     pd.testing.assert_series_equal(printed["label"], a["label"])
     np.testing.assert_allclose(printed[["p(no)", "p(yes)"]].sum(axis=1), 1.0, rtol=1e-6)
-    # the same model loaded in Python predicts the same
-    estimator = deepbelief.load(binary_model / "model.safetensors")
+    # the model directory loaded in Python (estimator + saved preprocessing) predicts the same
+    estimator, _, spec = load_model(binary_model)
     assert type(estimator).__name__ == "DBNClassifier"
+    X, target = spec.features(load_dataset(binary_csv / "test.csv", no_target=True))
+    assert target.name == "label"
+    assert list(estimator.predict(X)) == list(a["label"])
 
 
 def test_regression_csv_reaches_r2(tmp_path, capsys):
