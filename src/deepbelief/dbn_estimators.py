@@ -84,7 +84,7 @@ def _check_finite_targets(y) -> None:
     if bad.any():
         row = int(np.argwhere(bad)[0][0])
         kind = "NaN" if np.isnan(values.flat[np.flatnonzero(bad)[0]]) else "infinity"
-        raise DataError(f"y contains {kind} at row {row}; remove or impute it")
+        raise DataError(f"y contains {kind} at row {row} (counting from 0); remove or impute it")
 
 
 def _target_kind(y) -> str:
@@ -103,7 +103,8 @@ def _class_labels(y) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"y is not a set of class labels: {exc}") from exc
     y = np.asarray(y)
     if y.dtype.kind == "f" and np.isnan(y).any():
-        raise DataError(f"y contains NaN at row {int(np.flatnonzero(np.isnan(y))[0])}")
+        row = int(np.flatnonzero(np.isnan(y))[0])
+        raise DataError(f"y contains NaN at row {row} (counting from 0)")
     classes, index = np.unique(y, return_inverse=True)
     if len(classes) < 2:
         raise DataError(f"y has only one class ({classes[0]!r}); a classifier needs at least two")
@@ -779,7 +780,7 @@ class DBNRegressor(RegressorMixin, _SupervisedDBN):
         y = np.asarray(y, dtype=np.float64)
         if not np.isfinite(y).all():
             row = int(np.argwhere(~np.isfinite(y))[0][0])
-            raise DataError(f"y contains NaN or infinity at row {row}")
+            raise DataError(f"y contains NaN or infinity at row {row} (counting from 0)")
         self._y_was_1d = y.ndim == 1
         y2 = y.reshape(len(y), -1)
         if reset:

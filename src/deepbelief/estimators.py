@@ -42,7 +42,7 @@ def check_X(estimator, X, reset: bool) -> np.ndarray:
         kind = "NaN" if np.isnan(X[row, col]) else "infinity (inf)"
         raise DataError(
             f"X contains {kind} at row {row}, column {col} "
-            f"({int(bad.sum())} non-finite value(s) in all); remove or impute them"
+            f"(counting from 0; {int(bad.sum())} non-finite value(s) in all); remove or impute them"
         )
     return X
 
