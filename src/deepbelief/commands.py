@@ -66,19 +66,25 @@ def train(args) -> int:
     if len(held_out):
         y_held = None if y is None else y[held_out]
         metrics = score(estimator, task, X[held_out], y_held)
-    card = {
-        "task": task,
-        "model": estimator_kind(estimator),
-        "input": spec_to_card(spec),
-        "data": str(settings.data),
-        "rows": {"train": int(len(train_rows)), "held_out": int(len(held_out))},
-        "train_seconds": round(seconds, 3),
-        "metrics": metrics,
-    }
+    card = _card(task, estimator, spec, settings.data, len(train_rows), len(held_out), seconds,
+                 metrics)  # fmt: skip
     save_model(directory, estimator, card)
     (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
     _report_training(args, directory, card)
     return 0
+
+
+def _card(task, estimator, spec, data, n_train, n_held_out, seconds, metrics) -> dict:
+    """The model card's body (:func:`deepbelief.model_dir.save_model` adds the header)."""
+    return {
+        "task": task,
+        "model": estimator_kind(estimator),
+        "input": spec_to_card(spec),
+        "data": str(data),
+        "rows": {"train": int(n_train), "held_out": int(n_held_out)},
+        "train_seconds": round(seconds, 3),
+        "metrics": metrics,
+    }
 
 
 def _run_settings(args):
@@ -272,7 +278,7 @@ def score(estimator, task: str, X: np.ndarray, y) -> dict:
             raise DataError("scoring a classifier needs the target values")
         classes = list(estimator.classes_)
         proba = np.clip(estimator.predict_proba(X), 1e-15, 1.0)
-        predicted = np.asarray(classes, dtype=object)[proba.argmax(1)]
+        predicted = proba.argmax(1)
         truth = np.asarray(y, dtype=object)
         unknown = sorted({str(v) for v in truth} - {str(c) for c in classes})
         if unknown:
@@ -280,12 +286,12 @@ def score(estimator, task: str, X: np.ndarray, y) -> dict:
         index = {str(c): i for i, c in enumerate(classes)}
         codes = np.array([index[str(v)] for v in truth])
         return {
-            "accuracy": float(np.mean(proba.argmax(1) == codes)),
-            "f1_macro": float(metrics.f1_score(codes, proba.argmax(1), average="macro")),
+            "accuracy": float(np.mean(predicted == codes)),
+            "f1_macro": float(metrics.f1_score(codes, predicted, average="macro")),
             "log_loss": float(metrics.log_loss(codes, proba, labels=range(len(classes)))),
             "classes": [str(c) for c in classes],
             "confusion_matrix": metrics.confusion_matrix(
-                codes, proba.argmax(1), labels=range(len(classes))
+                codes, predicted, labels=range(len(classes))
             ).tolist(),
             "rows": int(len(predicted)),
         }
@@ -473,11 +479,10 @@ def transform(args) -> int:
         features = estimator.transform(X)
     import pandas as pd
 
-    table = pd.DataFrame(features, columns=[f"h{i}" for i in range(features.shape[1])])
-    if args.output.suffix.lower() == ".npy":
-        _write_rows(np.asarray(features, dtype=np.float64), args.output, None)
-    else:
-        _write_table(table, args.output)
+    names = [f"h{i}" for i in range(features.shape[1])]
+    _write_rows(
+        pd.DataFrame(np.asarray(features, dtype=np.float64), columns=names), args.output, None
+    )
     return 0
 
 
@@ -631,9 +636,7 @@ def demo(args) -> int:
     clf.fit(Xt, y_train)
     seconds = time.perf_counter() - start
     metrics = score(clf, "classification", X_held, y_test)
-    card = {"task": "classification", "model": "classifier", "input": spec_to_card(spec),
-            "data": source, "rows": {"train": len(Xt), "held_out": len(X_held)},
-            "train_seconds": round(seconds, 3), "metrics": metrics}  # fmt: skip
+    card = _card("classification", clf, spec, source, len(Xt), len(X_held), seconds, metrics)
     card = save_model(out / "model", clf, card)
     filters = plot_filters(clf.dbn_.rbms[0].weight, (8, 8), out / "filters.png",
                            title="first-layer filters after fine-tuning")  # fmt: skip
