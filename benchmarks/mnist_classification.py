@@ -128,17 +128,41 @@ class TestCurve:
     :func:`deepbelief.finetune.evaluate` puts the network in eval mode (dropout off) and puts
     it back in the mode it found (train), and :func:`finetune` calls ``network.train()`` at the
     start of every epoch anyway, so the next epoch trains with dropout on.
+
+    With weight averaging (``state.averaged``), the running average is scored too (swapped in
+    and out), and the last update's weights are scored just before the average replaces them
+    at the end, so one run shows what the average buys.
+
+    With ``budget`` (seconds for the whole run, pretraining ``spent`` included), the planned
+    epochs are re-planned at every scoring before the last ``replan_until`` fraction of the
+    run, to the number the measured seconds per epoch (scoring included) fit into it; the
+    learning-rate schedule follows the new plan from the next update.
     """
 
-    def __init__(self, name: str, X, y, every: int, spent: float | None = None):
+    def __init__(self, name, X, y, every, spent=None, budget=None, averaging=False):
         self.name, self.X, self.y, self.every = name, X, y, max(1, int(every))
+        self.averaging, self.replan_until = averaging, 0.7
         self.spent = spent  # seconds of pretraining, for the budget projection
+        self.budget = budget
         self.curve: list[dict] = []
         self.start = 0.0
         self.eval_seconds = 0.0
+        self.last_iterate_error = None
 
     def on_train_begin(self, state):
         self.start, self.eval_seconds = time.perf_counter(), 0.0
+
+    def error(self, network) -> float:
+        scores = evaluate(network, self.X, self.y, "classification")
+        return 100.0 * (1.0 - scores["val_accuracy"])
+
+    def on_batch_end(self, state, batch, n_batches):
+        # the last update of the run: score its weights before an average replaces them
+        last = state.epoch == state.epochs - 1 and batch == n_batches - 1
+        if last and self.averaging:
+            now = time.perf_counter()
+            self.last_iterate_error = self.error(state.network)
+            self.eval_seconds += time.perf_counter() - now
 
     def on_epoch_end(self, state, metrics):
         if state.epoch == 1:
@@ -153,17 +177,42 @@ class TestCurve:
             return
         now = time.perf_counter()
         elapsed = now - self.start - self.eval_seconds  # training time so far
-        scores = evaluate(state.network, self.X, self.y, "classification")
-        assert state.network.training, "evaluate() must leave the network in train mode"
-        error = 100.0 * (1.0 - scores["val_accuracy"])
-        self.eval_seconds += time.perf_counter() - now
-        self.curve.append(
-            dict(epoch=state.epoch, elapsed_s=elapsed, test_error=error, loss=metrics["loss"])
-        )
-        say(
+        error = self.error(state.network)
+        point = dict(epoch=state.epoch, elapsed_s=elapsed, test_error=error, loss=metrics["loss"])
+        line = (
             f"  {self.name} epoch {state.epoch:>4}/{state.epochs}  {elapsed:8.1f} s  "
             f"{error:6.2f} %  (train loss {metrics['loss']:.4f}, lr {metrics['learning_rate']:.3g})"
         )
+        if state.averaged is not None and state.epoch < state.epochs:
+            point["averaged_error"] = self.averaged_error(state)
+            line += f"  average of {state.n_averaged} epochs {point['averaged_error']:.2f} %"
+        if state.epoch == state.epochs and self.last_iterate_error is not None:
+            point["last_iterate_error"] = self.last_iterate_error
+            line += f"  (the average of {state.n_averaged} epochs; the last update's weights: "
+            line += f"{self.last_iterate_error:.2f} %)"
+        self.eval_seconds += time.perf_counter() - now
+        self.curve.append(point)
+        say(line)
+        self.replan(state)
+
+    def averaged_error(self, state) -> float:
+        network = state.network
+        live = {k: v.detach().clone() for k, v in network.state_dict().items()}
+        network.load_state_dict(state.averaged)
+        try:
+            return self.error(network)
+        finally:
+            network.load_state_dict(live)
+
+    def replan(self, state) -> None:
+        if self.budget is None or state.epoch >= self.replan_until * state.epochs:
+            return
+        seconds_per_epoch = (time.perf_counter() - self.start) / state.epoch
+        left = self.budget - (self.spent or 0.0) - (time.perf_counter() - self.start)
+        planned = state.epoch + int(left / seconds_per_epoch)
+        if planned != state.epochs:
+            say(f"  {self.name}: {seconds_per_epoch:.2f} s/epoch: {planned} epochs fit the budget")
+            state.epochs = planned
 
     @property
     def train_seconds(self) -> float:
@@ -210,7 +259,9 @@ def finetune_run(args, name, dbn, generator, data, spent=None):
         input_dropout=args.input_dropout,
         generator=generator,
     )
-    curve = TestCurve(name, X_test, y_test, args.eval_every, spent)
+    budget = args.budget if spent is not None else None  # the baseline runs its planned epochs
+    averaging = args.average_epochs > 0
+    curve = TestCurve(name, X_test, y_test, args.eval_every, spent, budget, averaging)
     finetune(
         network,
         X,
@@ -224,6 +275,7 @@ def finetune_run(args, name, dbn, generator, data, spent=None):
         weight_decay=args.weight_decay,
         max_norm=args.max_norm or None,
         lr_schedule=args.lr_schedule,
+        average_epochs=args.average_epochs,
         mixed_precision=args.mixed_precision,
         generator=generator,
         callbacks=[curve],
@@ -340,6 +392,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="fine-tuning matrix products; bfloat16: torch.autocast (float32 parameters); "
         "auto: bfloat16 where the device has it natively",
     )
+    g.add_argument(
+        "--average-epochs",
+        type=int,
+        default=0,
+        help="end with the average of the weights after each of the last N epochs (SWA)",
+    )
+    g.add_argument(
+        "--budget",
+        type=float,
+        help="seconds for pretraining + fine-tuning: re-plan --epochs to fill them, from the "
+        "measured seconds per epoch, until 70%% of the run (the baseline keeps its epochs)",
+    )
     g.add_argument("--eval-every", type=int, default=5, help="score the test set every N epochs")
     g.add_argument("--no-baseline", action="store_true", help="skip the random-init baseline")
     g = p.add_argument_group("generative label model (Hinton, Osindero & Teh 2006)")
@@ -428,15 +492,21 @@ def main(argv=None) -> dict:
     curve, network = finetune_run(
         args, "pretrained", dbn, make_generator(args.seed + 1, device), data, pretrain_seconds
     )
-    final = curve.curve[-1]["test_error"]
-    phase = f"fine-tune, pretrained ({args.epochs} ep)"
+    final, epochs_run = curve.curve[-1]["test_error"], curve.curve[-1]["epoch"]
+    phase = f"fine-tune, pretrained ({epochs_run} ep)"
+    if args.average_epochs:
+        phase = f"fine-tune, pretrained ({epochs_run} ep, average of last {args.average_epochs})"
     rows.append(row(phase, curve.train_seconds, final, REFERENCES["finetune"]))
     total = pretrain_seconds + curve.train_seconds
     verdict = "met" if final <= TARGET_ERROR and total <= TIME_BUDGET_S else "not met"
     rows.append(row("pretrain + fine-tune", total, final, f"{REFERENCES['total']}: {verdict}"))
     result["finetune"] = dict(curve=curve.curve, eval_seconds=curve.eval_seconds)
+    if curve.last_iterate_error is not None:
+        last = curve.last_iterate_error
+        rows.append(row("  (the last update's weights, not averaged)", None, last))
 
     if not args.no_baseline:
+        args.epochs = epochs_run  # the same budget in epochs as the pretrained network had
         print(f"\n== baseline: the same fine-tuning from random weights ({args.epochs} epochs)")
         generator = make_generator(args.seed + 3, device)
         baseline = DBN.from_sizes(dims, generator=generator, device=device)

@@ -201,6 +201,32 @@ def test_config_file_sets_options_and_the_command_line_wins(binary_csv, tmp_path
     assert len(estimator.history_) == 3
 
 
+def test_centering_and_weight_averaging_reach_the_estimator(binary_csv, tmp_path, capsys):
+    model = tmp_path / "m"
+    code, _, err = run(capsys, "train", binary_csv / "train.csv", "-o", model, "--layers", "8",
+                       "--pretrain-epochs", "2", "--epochs", "4", "--centering",
+                       "--average-epochs", "2", "--quiet")  # fmt: skip
+    assert code == 0, err
+    estimator = deepbelief.load(model / "model.safetensors")
+    assert estimator.centering is True and estimator.average_epochs == 2
+    settings = json.loads((model / "run.json").read_text())
+    assert settings["centering"] is True and settings["average_epochs"] == 2
+
+
+def test_resume_reads_a_run_file_written_before_the_newer_options(binary_csv, tmp_path, capsys):
+    model = tmp_path / "m"
+    argv = ["--layers", "8", "--pretrain-epochs", "2", "--epochs", "3", "--quiet"]
+    assert run(capsys, "train", binary_csv / "train.csv", "-o", model, *argv)[0] == 0
+    settings = json.loads((model / "run.json").read_text())
+    for key in ("centering", "average_epochs"):  # options added after run.json shipped
+        del settings[key]
+    (model / "run.json").write_text(json.dumps(settings))
+    code, _, err = run(capsys, "train", "--resume", model, "--quiet")
+    assert code == 0, err
+    estimator = deepbelief.load(model / "model.safetensors")
+    assert estimator.centering is False and estimator.average_epochs == 0
+
+
 def test_same_seed_same_model(binary_csv, tmp_path, capsys):
     paths = []
     for name in ("one", "two"):

@@ -292,6 +292,19 @@ CASES = [
         lambda ws, t: ["evaluate", ws / "model", write(t / "p.csv", "x,colour\n0.5,red\n")],
         ["label"],
     ),
+    (
+        "averaging with early stopping",
+        lambda ws, t: [
+            "train",
+            ws / "good.csv",
+            "-o",
+            t / "m",
+            "--early-stopping",
+            "--average-epochs",
+            "2",
+        ],
+        ["--average-epochs", "--early-stopping"],
+    ),  # fmt: skip
     ("no command", lambda ws, t: [], ["command"]),
     ("train without data", lambda ws, t: ["train", "-o", t / "m"], ["DATA"]),
 ]

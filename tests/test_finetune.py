@@ -240,6 +240,67 @@ def test_callback_can_stop_training(digits):
     assert result.best_epoch is None  # no validation data
 
 
+# ---------------------------------------------------------------------- weight averaging
+def test_average_epochs_ends_with_the_mean_of_the_last_epochs(digits):
+    (X, y), (X_test, y_test) = digits
+    ends = []
+
+    class EpochEnds:  # the weights after each epoch's last update, before any averaging
+        def on_batch_end(self, state, batch, n_batches):
+            if batch == n_batches - 1:
+                ends.append(snapshot(state.network))
+
+    net = digits_mlp()
+    objects = list(net.parameters())
+    result = finetune(
+        net, X, y, "classification", epochs=6, learning_rate=0.5, average_epochs=3,
+        validation=(X_test, y_test), callbacks=[EpochEnds()], generator=gen(0),
+    )  # fmt: skip
+    assert len(ends) == 6 and result.n_averaged == 3
+    expected = [torch.stack(epochs).mean(0) for epochs in zip(*ends[-3:])]
+    for p, mean in zip(net.parameters(), expected):
+        torch.testing.assert_close(p.detach(), mean, rtol=0, atol=1e-6)
+    assert not same(snapshot(net), ends[-1])
+    assert all(a is b for a, b in zip(net.parameters(), objects))  # copied in place
+    # the last epoch's validation figures are the returned (averaged) network's
+    assert (
+        result.history[-1]["val_loss"]
+        == evaluate(net, X_test, y_test, "classification")["val_loss"]
+    )
+    # averaging does not change the path: without it the run ends at the last epoch's weights
+    plain = digits_mlp()
+    finetune(plain, X, y, "classification", epochs=6, learning_rate=0.5, generator=gen(0))
+    assert same(snapshot(plain), ends[-1])
+
+
+def test_average_epochs_longer_than_the_run_averages_every_epoch(digits):
+    (X, y), _ = digits
+    ends = []
+
+    class EpochEnds:
+        def on_batch_end(self, state, batch, n_batches):
+            if batch == n_batches - 1:
+                ends.append(snapshot(state.network))
+
+    net = digits_mlp()
+    result = finetune(
+        net, X, y, "classification", epochs=2, average_epochs=10, callbacks=[EpochEnds()],
+        generator=gen(1),
+    )  # fmt: skip
+    assert result.n_averaged == 2
+    for p, a, b in zip(net.parameters(), *ends):
+        torch.testing.assert_close(p.detach(), (a + b) / 2, rtol=0, atol=1e-6)
+
+
+def test_average_epochs_and_early_stopping_exclude_each_other(digits):
+    (X, y), (X_test, y_test) = digits
+    with pytest.raises(ValueError, match="average_epochs and early_stopping"):
+        finetune(
+            digits_mlp(), X, y, "classification", average_epochs=2, early_stopping=3,
+            validation=(X_test, y_test),
+        )  # fmt: skip
+
+
 # ---------------------------------------------------------------------- regularisers
 def row_norms(lin):
     return lin.weight.detach().norm(dim=1)
@@ -420,6 +481,7 @@ def test_divergence_raises_and_keeps_finite_parameters():
         {"head_epochs": -1},
         {"max_norm": 0.0},
         {"early_stopping": 3},  # without validation data
+        {"average_epochs": -1},
     ],
     ids=lambda d: next(iter(d)),
 )

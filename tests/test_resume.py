@@ -26,7 +26,8 @@ COMMON = dict(
 SETTINGS = {
     "classifier": dict(
         COMMON,
-        layer_params=[{}, {"sampler": "pcd", "n_chains": 10}],  # persistent chains to restore
+        # persistent chains and centering offsets to restore
+        layer_params=[{}, {"sampler": "pcd", "n_chains": 10, "centering": True}],
         epochs=FINETUNE_EPOCHS,
         batch_size=BATCH,
         dropout=0.2,
@@ -34,7 +35,10 @@ SETTINGS = {
         validation_fraction=0.2,
         n_iter_no_change=FINETUNE_EPOCHS,
     ),
-    "regressor": dict(COMMON, epochs=FINETUNE_EPOCHS, batch_size=BATCH, head_epochs=2),
+    # average_epochs: the running average (from epoch 2 on) is part of the state to restore
+    "regressor": dict(
+        COMMON, epochs=FINETUNE_EPOCHS, batch_size=BATCH, head_epochs=2, average_epochs=5
+    ),
     "dbn": dict(COMMON, up_down_epochs=UP_DOWN_EPOCHS),
 }
 MAKERS = {"classifier": DBNClassifier, "regressor": DBNRegressor, "dbn": DBN}

@@ -140,6 +140,9 @@ def _add_train(p) -> None:
     g.add_argument("--pretrain-batch-size", type=positive_int, default=20)
     g.add_argument("--sampler", choices=("cd", "pcd", "pt"), default="cd")
     g.add_argument("-k", "--k", type=positive_int, default=1, help="Gibbs steps per update")
+    g.add_argument(
+        "--centering", action="store_true", help="centered gradients (Melchior et al. 2016)"
+    )
     f = p.add_argument_group("fine-tuning")
     f.add_argument("--epochs", type=positive_int, default=50)
     f.add_argument("--batch-size", type=positive_int, default=32)
@@ -152,6 +155,12 @@ def _add_train(p) -> None:
     f.add_argument("--max-norm", type=positive_float)
     f.add_argument("--lr-schedule", choices=("constant", "linear", "cosine"), default="constant")
     f.add_argument("--early-stopping", action="store_true", help="on an inner validation split")
+    f.add_argument(
+        "--average-epochs",
+        type=nonnegative_int,
+        default=0,
+        help="end with the average weights of the last N epochs (not with --early-stopping)",
+    )
     f.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="off")
     f.add_argument("--up-down-epochs", type=nonnegative_int, default=0, help="generative model")
     r = p.add_argument_group("run")

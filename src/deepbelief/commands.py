@@ -36,11 +36,13 @@ log = logging.getLogger("deepbelief")
 RUN_KEYS = (  # the train options that define a run (what --resume reads back)
     "data", "target", "no_target", "no_header", "labels", "image_size", "task", "missing",
     "drop_ids", "model", "layers", "visible", "hidden", "device", "seed", "pretrain_epochs",
-    "pretrain_lr", "pretrain_batch_size", "sampler", "k", "epochs", "batch_size", "optimizer",
-    "lr", "momentum", "weight_decay", "dropout", "input_dropout", "max_norm", "lr_schedule",
-    "early_stopping", "mixed_precision", "up_down_epochs", "validation_split",
-    "checkpoint_every",
+    "pretrain_lr", "pretrain_batch_size", "sampler", "k", "centering", "epochs", "batch_size",
+    "optimizer", "lr", "momentum", "weight_decay", "dropout", "input_dropout", "max_norm",
+    "lr_schedule", "early_stopping", "average_epochs", "mixed_precision", "up_down_epochs",
+    "validation_split", "checkpoint_every",
 )  # fmt: skip
+# settings added after run.json first shipped: an older file ran with these values
+RUN_ADDED = {"average_epochs": 0, "centering": False}
 
 
 # ====================================================================== train
@@ -94,7 +96,7 @@ def _run_settings(args):
         directory = args.resume
         if not directory.is_dir():
             raise ModelFileError(f"{directory}: no such model directory to resume")
-        stored = read_json(directory / RUN_FILE)
+        stored = {**RUN_ADDED, **read_json(directory / RUN_FILE)}
         missing = [k for k in RUN_KEYS if k not in stored]
         if missing:
             raise ModelFileError(f"{directory / RUN_FILE}: missing setting(s) {missing}")
@@ -199,6 +201,7 @@ def _estimator(settings, task: str, spec: InputSpec, quiet: bool):
         pretrain_batch_size=settings.pretrain_batch_size,
         sampler=settings.sampler,
         k=settings.k,
+        centering=settings.centering,
         random_state=settings.seed,
         device=settings.device,
         verbose=0 if quiet else 1,
@@ -207,6 +210,8 @@ def _estimator(settings, task: str, spec: InputSpec, quiet: bool):
         if settings.model == "generative" and len(settings.layers) < 2:
             raise UsageError("--model generative needs at least two --layers")
         return DBN(**common, up_down_epochs=settings.up_down_epochs)
+    if settings.early_stopping and settings.average_epochs:
+        raise UsageError("--average-epochs and --early-stopping exclude each other")
     cls = DBNClassifier if task == "classification" else DBNRegressor
     precision = {"auto": "auto", "on": True, "off": False}[settings.mixed_precision]
     return cls(
@@ -222,6 +227,7 @@ def _estimator(settings, task: str, spec: InputSpec, quiet: bool):
         max_norm=settings.max_norm,
         lr_schedule=settings.lr_schedule,
         early_stopping=settings.early_stopping,
+        average_epochs=settings.average_epochs,
         mixed_precision=precision,
     )
 

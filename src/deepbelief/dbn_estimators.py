@@ -267,6 +267,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             base = dict(
                 sampler=self.sampler,
                 k=self.k,
+                centering=self.centering,
                 epochs=self.pretrain_epochs,
                 batch_size=self.pretrain_batch_size,
                 learning_rate=lr,
@@ -400,6 +401,7 @@ class _SupervisedDBN(_DBNBase):
         pretrain_batch_size=20,
         sampler="cd",
         k=1,
+        centering=False,
         layer_params=None,
         sample_inputs=False,
         weight_std=0.1,
@@ -416,6 +418,7 @@ class _SupervisedDBN(_DBNBase):
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
+        average_epochs=0,
         head_epochs=0,
         warm_start=False,
         mixed_precision=False,
@@ -433,6 +436,7 @@ class _SupervisedDBN(_DBNBase):
         self.pretrain_batch_size = pretrain_batch_size
         self.sampler = sampler
         self.k = k
+        self.centering = centering
         self.layer_params = layer_params
         self.sample_inputs = sample_inputs
         self.weight_std = weight_std
@@ -449,6 +453,7 @@ class _SupervisedDBN(_DBNBase):
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.average_epochs = average_epochs
         self.head_epochs = head_epochs
         self.warm_start = warm_start
         self.mixed_precision = mixed_precision
@@ -584,6 +589,7 @@ class _SupervisedDBN(_DBNBase):
             head_epochs=self.head_epochs,
             validation=validation,
             early_stopping=self.n_iter_no_change if self.early_stopping else None,
+            average_epochs=self.average_epochs,
             mixed_precision=self._mixed_precision(X.device),
             generator=self.generator_,
             callbacks=[_EpochEnd(lambda r: ckpt.keep(r.epoch, lambda: state(r)))],
@@ -684,6 +690,9 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
     pretrain_epochs, pretrain_learning_rate, pretrain_batch_size, sampler, k :
         Settings of every layer's RBM training ("auto" learning rate: 0.1 for binary inputs,
         0.01 for Gaussian ones).
+    centering : bool, default False
+        Centered gradients in every layer's RBM training (Melchior et al. 2016; see
+        :class:`deepbelief.training.RBMTrainer`).
     layer_params : list of dict, optional
         Per-layer overrides of any :class:`deepbelief.training.RBMTrainer` setting.
     sample_inputs : bool, default False
@@ -707,6 +716,9 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
     early_stopping : bool, default False
         Hold out ``validation_fraction`` of the rows and stop after ``n_iter_no_change`` epochs
         without a lower validation loss, keeping the best weights.
+    average_epochs : int, default 0
+        End with the average of the weights after each of the last ``average_epochs``
+        fine-tuning epochs (stochastic weight averaging); not with ``early_stopping``.
     head_epochs : int, default 0
         Train only the output layer for the first epochs.
     warm_start : bool, default False
@@ -848,6 +860,7 @@ class DBN(TransformerMixin, _DBNBase):
         pretrain_batch_size=20,
         sampler="cd",
         k=1,
+        centering=False,
         layer_params=None,
         sample_inputs=False,
         weight_std=0.1,
@@ -866,6 +879,7 @@ class DBN(TransformerMixin, _DBNBase):
         self.pretrain_batch_size = pretrain_batch_size
         self.sampler = sampler
         self.k = k
+        self.centering = centering
         self.layer_params = layer_params
         self.sample_inputs = sample_inputs
         self.weight_std = weight_std

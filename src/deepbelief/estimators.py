@@ -165,6 +165,9 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
     sparsity_target : float, optional
     sparsity_cost : float, default 0.1
     max_norm, clip_grad_norm : float, optional
+    centering : bool, default False
+        Centered gradients (Melchior et al. 2016; see :class:`deepbelief.training.RBMTrainer`,
+        also for its caveat on long runs): the same model, learned faster early.
     device : str, default "auto"
         "auto" uses CUDA when available.
     dtype : {"float32", "float64"}, default "float32"
@@ -213,6 +216,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
         sparsity_cost=0.1,
         max_norm=None,
         clip_grad_norm=None,
+        centering=False,
         device="auto",
         dtype="float32",
         checkpoint=None,
@@ -228,6 +232,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
         self.visible = visible
         self.hidden = hidden
         self.sampler = sampler
+        self.centering = centering
         self.k = k
         self.n_chains = n_chains
         self.n_temperatures = n_temperatures
@@ -326,6 +331,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
             sparsity_cost=self.sparsity_cost,
             max_norm=self.max_norm,
             clip_grad_norm=self.clip_grad_norm,
+            centering=self.centering,
             generator=generator,
         )
         return self._prepare(X)

@@ -55,6 +55,11 @@ class FinetuneResult:
         With early stopping, a copy of the network's state at ``best_epoch``.
     epochs_without_improvement : int
         Epochs since ``best_epoch``.
+    averaged : dict or None
+        With ``average_epochs``, the running mean of the network's state over the epochs
+        averaged so far (None before the first).
+    n_averaged : int
+        Epochs in ``averaged``.
     """
 
     network: nn.Module
@@ -70,6 +75,8 @@ class FinetuneResult:
     best_loss: float = math.inf
     best_weights: dict | None = None
     epochs_without_improvement: int = 0
+    averaged: dict | None = None
+    n_averaged: int = 0
 
     def state_dict(self) -> dict:
         """Everything needed to continue the run exactly (``finetune(..., resume=state)``).
@@ -83,8 +90,8 @@ class FinetuneResult:
         dict
             ``network`` (its ``state_dict``, head included), ``optimizer``, ``generator``
             (its state, or None), ``epoch``, ``step``, ``history``, ``best_epoch``,
-            ``best_loss``, ``best_weights``, ``epochs_without_improvement`` and
-            ``stop_training``.
+            ``best_loss``, ``best_weights``, ``epochs_without_improvement``,
+            ``stop_training``, ``averaged`` and ``n_averaged``.
         """
         return {
             "network": dict(self.network.state_dict()),
@@ -98,6 +105,8 @@ class FinetuneResult:
             "best_weights": self.best_weights,
             "epochs_without_improvement": self.epochs_without_improvement,
             "stop_training": self.stop_training,
+            "averaged": self.averaged,
+            "n_averaged": self.n_averaged,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -114,6 +123,8 @@ class FinetuneResult:
         self.best_weights = state["best_weights"]
         self.epochs_without_improvement = int(state["epochs_without_improvement"])
         self.stop_training = bool(state["stop_training"])
+        self.averaged = state.get("averaged")
+        self.n_averaged = int(state.get("n_averaged", 0))
 
 
 def finetune(
@@ -134,6 +145,7 @@ def finetune(
     head: nn.Module | None = None,
     validation: tuple[torch.Tensor, torch.Tensor] | None = None,
     early_stopping: int | None = None,
+    average_epochs: int = 0,
     mixed_precision: bool = False,
     generator: torch.Generator | None = None,
     callbacks: Sequence = (),
@@ -178,6 +190,12 @@ def finetune(
         Patience in epochs on the validation loss. When set, training stops after that many
         epochs without improvement, and at the end the parameters of the best epoch are
         copied back in place.
+    average_epochs : int
+        Stochastic weight averaging (Izmailov et al. 2018): the network's parameters are
+        averaged, with equal weights, over the states after each of the last
+        ``average_epochs`` epochs, and the network ends with that average (copied in place
+        before the last epoch's validation and callbacks). 0: the last epoch's state. Not
+        with ``early_stopping``.
     mixed_precision : bool
         Run the forward and backward passes under ``torch.autocast`` in bfloat16 (the
         Parameters, the optimizer and the loss stay in their own dtype). Several times faster
@@ -214,7 +232,8 @@ def finetune(
         task=task, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
         learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
         max_norm=max_norm, lr_schedule=lr_schedule, head_epochs=head_epochs,
-        early_stopping=early_stopping, mixed_precision=bool(mixed_precision),
+        early_stopping=early_stopping, average_epochs=average_epochs,
+        mixed_precision=bool(mixed_precision),
     )  # fmt: skip
     _check_arguments(settings, validation)
     X, y = _check_data(X, y, task, "X", "y")
@@ -248,6 +267,10 @@ def finetune(
                     metrics = _run_epoch(
                         state, X, y, batch_size, settings, generator, linears, callbacks
                     )
+                if state.epoch > state.epochs - average_epochs:
+                    _update_average(state)
+                    if state.epoch == state.epochs:
+                        _restore(network, state.averaged)
                 if validation is not None:
                     metrics.update(evaluate(network, *validation, task))
                     _track_best(state, metrics["val_loss"], early_stopping)
@@ -256,6 +279,8 @@ def finetune(
                 _call(callbacks, "on_epoch_end", state, metrics)
         if state.best_weights is not None:
             _restore(network, state.best_weights)
+        if state.averaged is not None:  # also when a callback stopped the run early
+            _restore(network, state.averaged)
     finally:
         network.eval()
         _call(callbacks, "on_train_end", state)
@@ -475,6 +500,20 @@ def _restore(network: nn.Module, snapshot: dict) -> None:
         v.copy_(snapshot[k])
 
 
+@torch.no_grad()
+def _update_average(state: FinetuneResult) -> None:
+    """Fold the network's current state into ``state.averaged``, an equal-weight running
+    mean over the epochs averaged so far."""
+    if state.averaged is None:
+        state.averaged, state.n_averaged = _snapshot(state.network), 1
+        return
+    state.n_averaged += 1
+    current = state.network.state_dict()
+    for key, mean in state.averaged.items():
+        if mean.is_floating_point():
+            mean.lerp_(current[key], 1.0 / state.n_averaged)
+
+
 def _track_best(state: FinetuneResult, val_loss: float, patience: int | None) -> None:
     """Note the epoch with the lowest validation loss (and, for early stopping, its values);
     stop after ``patience`` epochs without a lower one."""
@@ -530,12 +569,18 @@ def _check_arguments(s: dict, validation) -> None:
         "head_epochs": (lambda v: int(v) >= 0, ">= 0"),
         "max_norm": (lambda v: v is None or v > 0, "> 0 or None"),
         "early_stopping": (lambda v: v is None or int(v) >= 1, ">= 1 or None"),
+        "average_epochs": (lambda v: int(v) >= 0, ">= 0"),
     }
     for name, (ok, rule) in rules.items():
         if not ok(s[name]):
             raise ValueError(f"{name} must be {rule}, got {s[name]}")
     if s["early_stopping"] is not None and validation is None:
         raise ValueError("early_stopping needs validation data")
+    if s["early_stopping"] is not None and s["average_epochs"]:
+        raise ValueError(
+            "average_epochs and early_stopping exclude each other: the one ends with the "
+            "average of the last epochs, the other with the best epoch"
+        )
 
 
 @torch.no_grad()
