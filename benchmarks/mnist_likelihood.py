@@ -306,8 +306,8 @@ def main(argv=None) -> dict:
     ]  # fmt: skip
     result["main"] = dict(
         epochs=epochs_run, train_seconds=seconds, ais_seconds=ais_seconds, log_z=ais.log_z,
-        ess=ais.ess,
-        log_z_bounds=[ais.log_z_lower, ais.log_z_upper], reverse_log_z=reverse.log_z,
+        ess=ais.ess, log_z_bounds=[ais.log_z_lower, ais.log_z_upper],
+        reverse_log_z=reverse.log_z,
         test=test, test_reverse=pessimistic, train=train_ll,
     )  # fmt: skip
 
