@@ -5,8 +5,10 @@ One run, one process, one machine:
 1. greedy CD-1 pretraining of the three RBMs (timed per layer), from N(0, 0.1^2) weights as in
    Hinton & Salakhutdinov's code (the library's default 0.01 leaves the 500-2000 RBM dead);
 2. backprop fine-tuning of the unfolded network (the Linear layers are the RBMs' own
-   Parameters) with dropout, SGD with momentum, a learning-rate schedule and max-norm; the
-   test error is printed against the elapsed training time every ``--eval-every`` epochs;
+   Parameters) with dropout, SGD with momentum and a learning rate decaying linearly to 0,
+   ending with the average of the weights after each of the last ``--average-epochs``
+   epochs; ``--budget`` re-plans the epochs to fill 1,780 s with pretraining; the test
+   error is printed against the elapsed training time every ``--eval-every`` epochs;
 3. the baseline: the same network and the same fine-tuning (epochs, settings) from random
    weights, PyTorch's default Linear init U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as
    ``DBNClassifier(pretrain=False)`` does (``--no-baseline`` skips it);
@@ -78,6 +80,8 @@ FAST = dict(
     eval_every=2,
     gen_epochs=5,
     gibbs_steps=200,
+    average_epochs=4,
+    budget=None,
 )
 
 
@@ -259,7 +263,7 @@ def finetune_run(args, name, dbn, generator, data, spent=None):
         input_dropout=args.input_dropout,
         generator=generator,
     )
-    budget = args.budget if spent is not None else None  # the baseline runs its planned epochs
+    budget = (args.budget or None) if spent is not None else None  # baseline: planned epochs
     averaging = args.average_epochs > 0
     curve = TestCurve(name, X_test, y_test, args.eval_every, spent, budget, averaging)
     finetune(
@@ -359,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, nargs="+", default=[500, 500, 2000], help="layer sizes")
     g = p.add_argument_group("pretraining (greedy, one RBM per layer)")
     g.add_argument(
-        "--pretrain-epochs", type=int, nargs="+", default=[20, 20, 10], help="bottom first"
+        "--pretrain-epochs", type=int, nargs="+", default=[50, 50, 30], help="bottom first"
     )
     g.add_argument("--pretrain-lr", type=float, default=0.1, help="CD learning rate")
     g.add_argument(
@@ -374,9 +378,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--sampler", choices=["cd", "pcd"], default="cd", help="pretraining sampler")
     g.add_argument("--k", type=int, default=1, help="Gibbs steps per update (CD-k)")
     g = p.add_argument_group("fine-tuning (pretrained network and the random-init baseline)")
-    g.add_argument("--epochs", type=int, default=250, help="fine-tuning epochs (both runs)")
-    g.add_argument("--batch-size", type=int, default=100, help="fine-tuning minibatch")
-    g.add_argument("--lr", type=float, default=0.5, help="initial SGD learning rate")
+    g.add_argument("--epochs", type=int, default=800, help="fine-tuning epochs (both runs)")
+    g.add_argument("--batch-size", type=int, default=250, help="fine-tuning minibatch")
+    g.add_argument("--lr", type=float, default=0.25, help="initial SGD learning rate")
     g.add_argument(
         "--lr-schedule", choices=["constant", "linear", "cosine"], default="linear", help="to 0"
     )
@@ -384,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weight-decay", type=float, default=0.0, help="L2 on the weight matrices")
     g.add_argument("--dropout", type=float, default=0.5, help="on the hidden layers")
     g.add_argument("--input-dropout", type=float, default=0.2, help="on the pixels")
-    g.add_argument("--max-norm", type=float, default=4.0, help="cap on incoming norms (0: none)")
+    g.add_argument("--max-norm", type=float, default=0.0, help="cap on incoming norms (0: none)")
     g.add_argument(
         "--precision",
         choices=["auto", "float32", "bfloat16"],
@@ -395,16 +399,18 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--average-epochs",
         type=int,
-        default=0,
+        default=400,
         help="end with the average of the weights after each of the last N epochs (SWA)",
     )
     g.add_argument(
         "--budget",
         type=float,
+        default=1780.0,
         help="seconds for pretraining + fine-tuning: re-plan --epochs to fill them, from the "
-        "measured seconds per epoch, until 70%% of the run (the baseline keeps its epochs)",
+        "measured seconds per epoch, until 70%% of the run (the baseline runs as many epochs "
+        "as the pretrained network did; 0: the planned --epochs)",
     )
-    g.add_argument("--eval-every", type=int, default=5, help="score the test set every N epochs")
+    g.add_argument("--eval-every", type=int, default=20, help="score the test set every N epochs")
     g.add_argument("--no-baseline", action="store_true", help="skip the random-init baseline")
     g = p.add_argument_group("generative label model (Hinton, Osindero & Teh 2006)")
     g.add_argument("--no-generative", action="store_true", help="skip the label DBN")

@@ -114,15 +114,65 @@ class Budget(Callback):
             trainer.epochs = planned
 
 
+class LikelihoodMonitor(Callback):
+    """Every ``every`` epochs (and at the last), a quick AIS estimate of log Z (``betas``
+    distributions) and the log-likelihoods of ``train_rows`` and ``test_rows`` with it.
+
+    The training rows alone choose: the model with the best training-subset figure is kept,
+    and :meth:`restore_best` reinstates it when the last model fell more than ``margin``
+    nats below it (a run that ran away). The test figure is only printed, for the curve.
+    """
+
+    def __init__(self, name, every, data, train_rows, test_rows, betas, seed, margin=1.0):
+        self.name, self.every, self.data, self.betas = name, every, data, betas
+        self.train_rows, self.test_rows, self.seed = train_rows, test_rows, seed
+        self.margin, self.curve, self.last = margin, [], None
+        self.best, self.best_state, self.kept = None, None, None  # kept: the epoch reinstated
+
+    def on_epoch_end(self, trainer, metrics):
+        epoch = metrics["epoch"]
+        if epoch % self.every and epoch != trainer.epochs:
+            return
+        model, start = trainer.model, time.perf_counter()
+        generator = make_generator(self.seed, self.data.device)
+        ais = ais_log_partition(model, data=self.data, betas=self.betas, generator=generator)
+        train = log_likelihood(model, self.train_rows, log_z=ais.log_z)
+        test = log_likelihood(model, self.test_rows, log_z=ais.log_z)
+        self.curve.append(dict(epoch=epoch, log_z=ais.log_z, train=train, test=test))
+        self.last = train
+        if self.best is None or train > self.best[1]:
+            self.best = (epoch, train)
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        say(
+            f"  {self.name} epoch {epoch:>5}: quick AIS log Z {ais.log_z:.2f} (ESS {ais.ess:.0f}, "
+            f"{ais.n_betas} distributions), training subset {train:.2f}, test subset "
+            f"{test:.2f} nats ({time.perf_counter() - start:.1f} s)"
+        )
+
+    def restore_best(self, model) -> int | None:
+        """Reinstate the best model when the last fell ``margin`` below it; its epoch or None."""
+        if self.best is None or self.last >= self.best[1] - self.margin:
+            return None
+        model.load_state_dict(self.best_state)
+        self.kept = self.best[0]
+        say(
+            f"  {self.name}: the last model ({self.last:.2f} nats on the training subset) fell "
+            f"more than {self.margin} below epoch {self.best[0]}'s ({self.best[1]:.2f}): kept "
+            f"epoch {self.best[0]}"
+        )
+        return self.kept
+
+
 def binarize(images, seed: int) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     return torch.bernoulli(torch.from_numpy(images), generator=generator)
 
 
 def train(args, name, X, n_hidden, sampler, k, epochs, learning_rate, seed, centering=False,
-          budget=None):  # fmt: skip
+          budget=None, monitor=None):  # fmt: skip
     """Train one binary RBM on ``X`` (re-planning its epochs to fill ``budget`` seconds when
-    given); returns (model, trainer, seconds)."""
+    given; with a :class:`LikelihoodMonitor`, keeping its choice); returns (model, trainer,
+    seconds)."""
     generator = make_generator(seed, X.device)
     model = RBM(X.shape[1], n_hidden, generator=generator, device=X.device)
     trainer = RBMTrainer(
@@ -142,10 +192,15 @@ def train(args, name, X, n_hidden, sampler, k, epochs, learning_rate, seed, cent
             EpochLog(name, args.log_every, X[:1000]),
             ProgressBar(desc=name, disable=args.quiet or None),
             *([Budget(name, budget)] if budget else []),
+            *([monitor] if monitor else []),
         ],
+        momentum=min(0.5, args.momentum),
+        final_momentum=args.momentum,
     )
     start = time.perf_counter()
     trainer.fit(X)
+    if monitor:
+        monitor.restore_best(model)
     return model, trainer, time.perf_counter() - start
 
 
@@ -225,18 +280,28 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int, default=100)
     g.add_argument("--n-chains", type=int, default=100, help="persistent chains (PCD, PT)")
     g.add_argument("--weight-decay", type=float, default=2e-4)
+    g.add_argument("--momentum", type=float, default=0.9, help="after 5 epochs at min(0.5, it)")
     g.add_argument(
         "--centering",
         action=argparse.BooleanOptionalAction,
         default=False,
         help="centered gradients (Melchior et al. 2016), also for the DBN's second layer "
-        "(learns faster early, but a 2,657-epoch run degraded: benchmarks/RESULTS.md)",
+        "(learns faster early, not to a better end: benchmarks/RESULTS.md)",
     )
     g.add_argument(
         "--budget",
         type=float,
         help="seconds of training: re-plan --epochs to fill them (until 70%% of the run)",
     )
+    g.add_argument(
+        "--monitor-every",
+        type=int,
+        default=0,
+        help="every N epochs: quick AIS (--monitor-betas) and the log-likelihood of 1,000 "
+        "training and 1,000 test images; the training figure keeps the best model if the "
+        "last fell more than 1 nat below it (0: off)",
+    )
+    g.add_argument("--monitor-betas", type=int, default=3000, help="the quick AIS's distributions")
     g = p.add_argument_group("AIS")
     g.add_argument("--ais-runs", type=int, default=100)
     g.add_argument("--betas", type=int, help="number of distributions (default: 14,501)")
@@ -283,9 +348,15 @@ def main(argv=None) -> dict:
     if args.centering:
         name = "centered " + name
     print(f"\n== {name}, {args.epochs} epochs")
+    monitor = None
+    if args.monitor_every:
+        monitor = LikelihoodMonitor(
+            name, args.monitor_every, X, X[:1000], X_test[:1000], args.monitor_betas,
+            args.seed + 7,
+        )  # fmt: skip
     model, trainer, seconds = train(
         args, name, X, args.hidden, args.sampler, args.k, args.epochs, args.lr, args.seed,
-        centering=args.centering, budget=args.budget,
+        centering=args.centering, budget=args.budget, monitor=monitor,
     )  # fmt: skip
     epochs_run = trainer.epoch
     ais, reverse, ais_seconds = estimate(args, f"AIS, {name}", trainer, X, args.seed + 1)
@@ -304,6 +375,8 @@ def main(argv=None) -> dict:
         row("    with the reverse estimate (pessimistic)", None, pessimistic),
         row("  training log-likelihood (first 10,000)", None, train_ll),
     ]  # fmt: skip
+    if monitor:
+        result["monitor"] = dict(curve=monitor.curve, kept_epoch=monitor.kept)
     result["main"] = dict(
         epochs=epochs_run, train_seconds=seconds, ais_seconds=ais_seconds, log_z=ais.log_z,
         ess=ais.ess, log_z_bounds=[ais.log_z_lower, ais.log_z_upper],

@@ -215,7 +215,8 @@ class RBMTrainer:
         (this is an update rule, not another model). Units without learned variances only.
         On MNIST it learned faster early (60 PCD-1 epochs: -88.2 nats against -92.2), but
         a 2,657-epoch PCD-1 run at learning rate 0.01 degraded after about 1,400 epochs
-        (test -309.7 nats, benchmarks/RESULTS.md): watch long runs.
+        (test -309.7 nats) and an hour at 0.005 ended at -86.97 against -86.19 without
+        (benchmarks/RESULTS.md): watch long runs.
     offset_decay : float, default 0.99
         Decay of the hidden offsets' running mean (Melchior et al.'s sliding factor 0.01).
     mixed_precision : bool, default False
