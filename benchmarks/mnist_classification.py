@@ -14,8 +14,8 @@ One run, one process, one machine:
    ``DBNClassifier(pretrain=False)`` does (``--no-baseline`` skips it);
 4. the generative model of Hinton, Osindero & Teh (2006): the two pretrained bottom RBMs
    (copied before fine-tuning changes them) under a top RBM over the penultimate features
-   joined with 10 label units, trained by CD-5 (after CD-1 its free Gibbs chains collapse to
-   one blob); it classifies by the lowest free energy of each label (float64) and draws a grid
+   joined with 10 label units, trained by PCD-1 (a CD-trained one keeps spurious modes that
+   the free Gibbs chains of generation fall into); it classifies by the lowest free energy of each label (float64) and draws a grid
    of class-conditional samples, one row per digit, into ``--output``, scored by how many of
    them the fine-tuned network recognises as their class (``--no-generative`` skips it).
 
@@ -414,12 +414,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-baseline", action="store_true", help="skip the random-init baseline")
     g = p.add_argument_group("generative label model (Hinton, Osindero & Teh 2006)")
     g.add_argument("--no-generative", action="store_true", help="skip the label DBN")
-    g.add_argument("--gen-epochs", type=int, default=15, help="epochs of the top RBM")
-    g.add_argument("--gen-sampler", choices=["cd", "pcd"], default="cd", help="top RBM sampler")
+    g.add_argument("--gen-epochs", type=int, default=30, help="epochs of the top RBM")
     g.add_argument(
-        "--gen-k", type=int, default=5, help="CD-1 leaves a top RBM whose free chains collapse"
+        "--gen-sampler",
+        choices=["cd", "pcd"],
+        default="pcd",
+        help="top RBM sampler (CD leaves spurious modes that free Gibbs chains fall into)",
     )
-    g.add_argument("--gen-lr", type=float, default=0.1, help="top RBM learning rate")
+    g.add_argument(
+        "--gen-k",
+        type=int,
+        default=1,
+        help="Gibbs steps per update (CD-1 needs 5: its chains collapse)",
+    )
+    g.add_argument("--gen-lr", type=float, default=0.02, help="top RBM learning rate (decays)")
     g.add_argument("--gibbs-steps", type=int, default=1000, help="per sample in the grid")
     g.add_argument("--samples-per-class", type=int, default=10, help="columns of the grid")
     return p
