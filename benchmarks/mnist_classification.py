@@ -15,9 +15,10 @@ One run, one process, one machine:
 4. the generative model of Hinton, Osindero & Teh (2006): the two pretrained bottom RBMs
    (copied before fine-tuning changes them) under a top RBM over the penultimate features
    joined with 10 label units, trained by PCD-1 (a CD-trained one keeps spurious modes that
-   the free Gibbs chains of generation fall into); it classifies by the lowest free energy of each label (float64) and draws a grid
-   of class-conditional samples, one row per digit, into ``--output``, scored by how many of
-   them the fine-tuned network recognises as their class (``--no-generative`` skips it).
+   the free Gibbs chains of generation fall into); it classifies by the lowest free energy
+   of each label (float64) and draws a grid of class-conditional samples, one row per digit,
+   into ``--output``, scored by how many of them the fine-tuned network recognises as their
+   class (``--no-generative`` skips it).
 
 This is the pipeline ``deepbelief.DBNClassifier`` runs (pretrain_dbn, to_feedforward, finetune),
 called one level down so that a fine-tuning callback can score the test set as training goes.

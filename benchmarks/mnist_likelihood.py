@@ -126,7 +126,7 @@ class LikelihoodMonitor(Callback):
     def __init__(self, name, every, data, train_rows, test_rows, betas, seed, margin=1.0):
         self.name, self.every, self.data, self.betas = name, every, data, betas
         self.train_rows, self.test_rows, self.seed = train_rows, test_rows, seed
-        self.margin, self.curve, self.last = margin, [], None
+        self.margin, self.curve = margin, []
         self.best, self.best_state, self.kept = None, None, None  # kept: the epoch reinstated
 
     def on_epoch_end(self, trainer, metrics):
@@ -139,7 +139,6 @@ class LikelihoodMonitor(Callback):
         train = log_likelihood(model, self.train_rows, log_z=ais.log_z)
         test = log_likelihood(model, self.test_rows, log_z=ais.log_z)
         self.curve.append(dict(epoch=epoch, log_z=ais.log_z, train=train, test=test))
-        self.last = train
         if self.best is None or train > self.best[1]:
             self.best = (epoch, train)
             self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -151,12 +150,13 @@ class LikelihoodMonitor(Callback):
 
     def restore_best(self, model) -> int | None:
         """Reinstate the best model when the last fell ``margin`` below it; its epoch or None."""
-        if self.best is None or self.last >= self.best[1] - self.margin:
+        last = self.curve[-1]["train"] if self.curve else None
+        if self.best is None or last >= self.best[1] - self.margin:
             return None
         model.load_state_dict(self.best_state)
         self.kept = self.best[0]
         say(
-            f"  {self.name}: the last model ({self.last:.2f} nats on the training subset) fell "
+            f"  {self.name}: the last model ({last:.2f} nats on the training subset) fell "
             f"more than {self.margin} below epoch {self.best[0]}'s ({self.best[1]:.2f}): kept "
             f"epoch {self.best[0]}"
         )
