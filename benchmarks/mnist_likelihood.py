@@ -3,12 +3,17 @@
 MNIST is binarized stochastically, once, with fixed seeds: each pixel intensity in [0, 1] is
 the probability of a 1, drawn by ``torch.bernoulli`` from ``torch.Generator`` seeds
 ``--binarize-seed`` (training images) and ``--binarize-seed + 1`` (test images), as
-Salakhutdinov & Murray (2008) binarized theirs.
+Salakhutdinov & Murray (2008) binarized theirs. By default (``--sample-data``) the main model
+and the DBN's second layer train on a fresh draw of every batch from the grey levels instead
+(from the run's ``--seed``; the test images keep their one fixed draw): training data
+augmentation that the published models did not have, reported as such;
+``--no-sample-data`` trains on the fixed draw.
 
 Phases, each timed:
 
 1. the main model: a 784-500 binary RBM trained by PCD (or PT, ``--sampler``) with the
-   learning rate decaying linearly to zero;
+   learning rate decaying linearly to zero, its epochs re-planned to fill ``--budget``
+   seconds (default 3,540: the hour less a minute of slack);
 2. its log Z by AIS: ``--ais-runs`` runs over Salakhutdinov & Murray's 14,501 inverse
    temperatures, from a base-rate model fitted to the training images; the AIS speed target
    is 100 runs x 14,500 distributions in <= 30 s on 2 CPU cores;
@@ -16,8 +21,8 @@ Phases, each timed:
    through;
 4. a CD-1 model for comparison (published: -125.53 nats, CD-1, 500 hidden units);
 5. unless ``--no-dbn``: a second RBM (500-``--dbn-hidden``) trained on samples of the main
-   model's hidden units, and the two-layer DBN's variational lower bound on the test set
-   (published: -86.22 nats).
+   model's hidden units, started by default as the main RBM upside down (``--dbn-init``), and
+   the two-layer DBN's variational lower bound on the test set (published: -86.22 nats).
 
 Targets: test log-likelihood >= -85.0 nats with training <= 60 minutes on 2 CPU cores.
 Published: -86.34 (CD-25, 500 hidden units, Salakhutdinov & Murray 2008).
@@ -60,7 +65,9 @@ PUBLISHED = {
     "cd1": "-125.53 (CD-1, Salakhutdinov & Murray 2008)",
     "dbn": "-86.22 (DBN lower bound, Salakhutdinov & Murray 2008)",
 }
-FAST = dict(epochs=3, cd1_epochs=1, dbn_epochs=1, betas=1000, n_test=2000, dbn_samples=5)
+FAST = dict(
+    epochs=3, budget=None, cd1_epochs=1, dbn_epochs=1, betas=1000, n_test=2000, dbn_samples=5
+)
 
 
 def say(line: str) -> None:
@@ -93,24 +100,33 @@ class EpochLog(Callback):
 
 
 class Budget(Callback):
-    """Re-plans ``trainer.epochs`` every ``every`` epochs, until 70% of the run, to the number
-    the measured seconds per epoch fit into ``seconds`` (the linear learning-rate decay
-    follows the new plan from the next update)."""
+    """Re-plans ``trainer.epochs`` every ``every`` epochs to the number the measured seconds
+    per epoch fit into ``seconds`` (the linear learning-rate decay follows the new plan from
+    the next update): either way until 70% of the run, afterwards only fewer epochs (a machine
+    that slows late would otherwise overrun the budget)."""
 
     def __init__(self, name: str, seconds: float, every: int = 50):
         self.name, self.seconds, self.every, self.start = name, seconds, every, 0.0
 
     def on_train_begin(self, trainer):
         self.start = time.perf_counter()
+        self.last = (0, self.start)
 
     def on_epoch_end(self, trainer, metrics):
         epoch = metrics["epoch"]
-        if epoch % self.every or epoch >= 0.7 * trainer.epochs:
+        if epoch % self.every or epoch >= trainer.epochs:
             return
-        elapsed = time.perf_counter() - self.start
-        planned = epoch + int((self.seconds - elapsed) / (elapsed / epoch))
+        now = time.perf_counter()
+        elapsed, (last_epoch, last_time) = now - self.start, self.last
+        per_epoch = elapsed / epoch
+        if epoch >= 0.7 * trainer.epochs:  # the slower of the whole run and the latest epochs
+            per_epoch = max(per_epoch, (now - last_time) / (epoch - last_epoch))
+        self.last = (epoch, now)
+        planned = epoch + int((self.seconds - elapsed) / per_epoch)
+        if epoch >= 0.7 * trainer.epochs:
+            planned = max(min(planned, trainer.epochs), epoch + 1)
         if planned != trainer.epochs:
-            say(f"  {self.name}: {elapsed / epoch:.3f} s/epoch: {planned} epochs fit the budget")
+            say(f"  {self.name}: {per_epoch:.3f} s/epoch: {planned} epochs fit the budget")
             trainer.epochs = planned
 
 
@@ -169,12 +185,13 @@ def binarize(images, seed: int) -> torch.Tensor:
 
 
 def train(args, name, X, n_hidden, sampler, k, epochs, learning_rate, seed, centering=False,
-          budget=None, monitor=None):  # fmt: skip
+          budget=None, monitor=None, sample_data=False, start=None):  # fmt: skip
     """Train one binary RBM on ``X`` (re-planning its epochs to fill ``budget`` seconds when
-    given; with a :class:`LikelihoodMonitor`, keeping its choice); returns (model, trainer,
-    seconds)."""
+    given; with a :class:`LikelihoodMonitor`, keeping its choice; with ``sample_data``, ``X``
+    holds probabilities and every batch is a fresh draw), from the RBM ``start`` when given
+    (its biases kept); returns (model, trainer, seconds)."""
     generator = make_generator(seed, X.device)
-    model = RBM(X.shape[1], n_hidden, generator=generator, device=X.device)
+    model = start if start is not None else RBM(X.shape[1], n_hidden, generator=generator)
     trainer = RBMTrainer(
         model,
         sampler=sampler,
@@ -186,6 +203,8 @@ def train(args, name, X, n_hidden, sampler, k, epochs, learning_rate, seed, cent
         weight_decay=args.weight_decay,
         monitor_rows=0,
         centering=centering,
+        sample_data=sample_data,
+        init_visible_bias=start is None,
         mixed_precision=args.mixed_precision,
         generator=generator,
         callbacks=[
@@ -258,12 +277,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mnist", type=Path, default=DEFAULT_MNIST, help="folder of the IDX files")
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     p.add_argument("--fast", action="store_true", help=f"smoke configuration: {FAST}")
+    p.add_argument("--save", type=Path, help="checkpoint of the trained main RBM (and chains)")
+    p.add_argument(
+        "--load", type=Path, help="evaluate this --save checkpoint instead of training one"
+    )
     p.add_argument("--seed", type=int, default=0, help="seeds every torch.Generator")
     p.add_argument("--binarize-seed", type=int, default=0, help="train; test uses seed + 1")
     p.add_argument("--threads", type=int, help="torch.set_num_threads; unset: torch's choice")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--n-test", type=int, default=10000, help="first N test images")
-    p.add_argument("--log-every", type=int, default=25, help="epochs between log lines")
+    p.add_argument("--log-every", type=int, default=200, help="epochs between log lines")
     p.add_argument(
         "--precision",
         choices=["auto", "float32", "bfloat16"],
@@ -275,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--hidden", type=int, default=500)
     g.add_argument("--sampler", choices=["pcd", "pt", "cd"], default="pcd")
     g.add_argument("--k", type=int, default=1, help="Gibbs steps per update")
-    g.add_argument("--epochs", type=int, default=1500)
+    g.add_argument("--epochs", type=int, default=3000, help="re-planned by --budget")
     g.add_argument("--lr", type=float, default=0.01, help="decays linearly to 0 (PCD, PT)")
     g.add_argument("--batch-size", type=int, default=100)
     g.add_argument("--n-chains", type=int, default=100, help="persistent chains (PCD, PT)")
@@ -289,9 +312,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(learns faster early, not to a better end: benchmarks/RESULTS.md)",
     )
     g.add_argument(
+        "--sample-data",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="train on a fresh binary draw of every batch from the grey levels (dynamic "
+        "binarization; the test images keep their fixed draw); --no-sample-data trains on the "
+        "fixed draw, as the published models did",
+    )
+    g.add_argument(
         "--budget",
         type=float,
-        help="seconds of training: re-plan --epochs to fill them (until 70%% of the run)",
+        default=3540.0,
+        help="seconds of training: re-plan --epochs to fill them (after 70%% of the run only "
+        "downwards)",
     )
     g.add_argument(
         "--monitor-every",
@@ -311,6 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-dbn", action="store_true", help="skip the two-layer DBN")
     g.add_argument("--dbn-hidden", type=int, default=2000, help="second layer's units")
     g.add_argument("--dbn-epochs", type=int, default=100, help="second layer's PCD epochs")
+    g.add_argument(
+        "--dbn-init",
+        choices=["transposed", "random"],
+        default="transposed",
+        help="second layer's start: the main RBM upside down, extra units near zero (the DBN "
+        "starts as the RBM: Hinton et al. 2006), or small random weights",
+    )
     g.add_argument("--dbn-samples", type=int, default=100, help="Monte Carlo samples per row")
     return p
 
@@ -339,7 +379,9 @@ def main(argv=None) -> dict:
     )
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     print("settings: " + " ".join(f"{k}={v}" for k, v in settings.items()))
-    X = binarize(load_mnist(args.mnist, "train")[0], args.binarize_seed)
+    grey = load_mnist(args.mnist, "train")[0]
+    X = binarize(grey, args.binarize_seed)
+    X_fit = torch.from_numpy(grey) if args.sample_data else X
     X_test = binarize(load_mnist(args.mnist, "test")[0], args.binarize_seed + 1)[: args.n_test]
     X_sub = X[:10000]
     rows, result = [], {"command": command, "settings": settings}
@@ -347,6 +389,8 @@ def main(argv=None) -> dict:
     name = f"{args.sampler.upper()}-{args.k} RBM 784-{args.hidden}"
     if args.centering:
         name = "centered " + name
+    if args.sample_data:
+        name += ", fresh draws"
     print(f"\n== {name}, {args.epochs} epochs")
     monitor = None
     if args.monitor_every:
@@ -354,10 +398,19 @@ def main(argv=None) -> dict:
             name, args.monitor_every, X, X[:1000], X_test[:1000], args.monitor_betas,
             args.seed + 7,
         )  # fmt: skip
-    model, trainer, seconds = train(
-        args, name, X, args.hidden, args.sampler, args.k, args.epochs, args.lr, args.seed,
-        centering=args.centering, budget=args.budget, monitor=monitor,
-    )  # fmt: skip
+    if args.load:
+        trainer = RBMTrainer.from_checkpoint(args.load)
+        model, seconds = trainer.model, json.loads(args.load.with_suffix(".json").read_text())
+        say(f"  loaded {args.load}: {trainer.epoch} epochs, trained in {seconds:.1f} s")
+    else:
+        model, trainer, seconds = train(
+            args, name, X_fit, args.hidden, args.sampler, args.k, args.epochs, args.lr,
+            args.seed, centering=args.centering, budget=args.budget, monitor=monitor,
+            sample_data=args.sample_data,
+        )  # fmt: skip
+    if args.save:
+        trainer.save_checkpoint(args.save)
+        args.save.with_suffix(".json").write_text(json.dumps(seconds))
     epochs_run = trainer.epoch
     ais, reverse, ais_seconds = estimate(args, f"AIS, {name}", trainer, X, args.seed + 1)
     test, low, high, train_ll = likelihoods(model, ais, X_test, X_sub)
@@ -373,7 +426,8 @@ def main(argv=None) -> dict:
         row("  test log-likelihood", None, test, f"{PUBLISHED['main']}: {verdict}"),
         row("    with log Z at its upper / lower bound", None, None, f"{low:.2f} / {high:.2f}"),
         row("    with the reverse estimate (pessimistic)", None, pessimistic),
-        row("  training log-likelihood (first 10,000)", None, train_ll),
+        row("  training log-likelihood (first 10,000" + (", seed-0 draw)" if args.sample_data
+            else ")"), None, train_ll),
     ]  # fmt: skip
     if monitor:
         result["monitor"] = dict(curve=monitor.curve, kept_epoch=monitor.kept)
@@ -398,10 +452,17 @@ def main(argv=None) -> dict:
     if not args.no_dbn:
         print(f"\n== two-layer DBN: a {args.hidden}-{args.dbn_hidden} RBM on the main model")
         generator = make_generator(args.seed + 4, X.device)
-        features = model.sample_hidden(X, generator=generator).detach()
+        if args.sample_data:  # the second layer draws its own samples of Q(h | v)
+            features = model.hidden_mean(X).detach()
+        else:
+            features = model.sample_hidden(X, generator=generator).detach()
+        start = None
+        if args.dbn_init == "transposed":
+            start = model.transposed(args.dbn_hidden, generator=generator)
         top, top_trainer, top_seconds = train(
             args, "second-layer RBM", features, args.dbn_hidden, args.sampler, args.k,
             args.dbn_epochs, args.lr, args.seed + 5, centering=args.centering,
+            sample_data=args.sample_data, start=start,
         )  # fmt: skip
         top_ais, _, _ = estimate(
             args, "AIS, second-layer RBM", top_trainer, features, args.seed + 6

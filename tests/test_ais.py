@@ -225,10 +225,7 @@ def test_a_one_layer_dbn_bound_is_the_rbm_log_likelihood():
     assert torch.allclose(bound, exact_log_likelihood(dbn.rbms[0], X, per_row=True))
 
 
-def test_two_layer_dbn_bound_is_at_least_the_bottom_rbm_likelihood_after_greedy_training():
-    """Greedy learning: a second layer initialised as the first RBM's transpose and trained on
-    its posterior raises the bound above the first RBM's own log-likelihood (Hinton et al.
-    2006); here checked exactly on bars and stripes."""
+def test_greedily_pretrained_dbn_bound_stays_below_its_exact_likelihood():
     from deepbelief.training import pretrain_dbn
 
     dbn = DBN.from_sizes([9, 16, 16], generator=gen(0))
@@ -240,6 +237,50 @@ def test_two_layer_dbn_bound_is_at_least_the_bottom_rbm_likelihood_after_greedy_
     exact = dbn_exact_log_likelihood(dbn, BAS)
     assert bound <= exact + 0.02
     assert exact > -4.5  # optimum -2.64, independent pixels -6.24
+
+
+def bas_rbm(seed=0):
+    """A 9-6 RBM after 30 CD-1 epochs on bars and stripes (float64): far from the optimum."""
+    generator = gen(seed)
+    rbm = RBM(9, 6, generator=generator, dtype=torch.float64)
+    trainer = RBMTrainer(rbm, epochs=30, batch_size=14, monitor_rows=0, generator=generator)
+    trainer.fit(BAS.double().repeat(10, 1))
+    return rbm
+
+
+@pytest.mark.parametrize("n_hidden", [9, 12])
+def test_a_transposed_top_layer_keeps_the_rbms_distribution_and_makes_the_bound_tight(n_hidden):
+    """W^T on top of W (Hinton et al. 2006): the DBN's marginal of the data is the RBM's, and
+    the up pass is its exact posterior, so the bound equals the log-likelihood; extra top
+    units with zero weights cancel out of the partition function."""
+    rbm = bas_rbm()
+    dbn = DBN([rbm, rbm.transposed(n_hidden, weight_std=0.0)])
+    X = BAS.double()
+    rbm_ll = exact_log_likelihood(rbm, X, per_row=True)
+    assert torch.allclose(dbn_exact_log_likelihood(dbn, X, per_row=True), rbm_ll, atol=1e-9)
+    assert torch.allclose(dbn_lower_bound(dbn, X, n_samples=None, per_row=True), rbm_ll, atol=1e-9)
+    with pytest.raises(ValueError, match="n_hidden >= 9"):
+        rbm.transposed(8)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_two_layer_dbn_bound_rises_above_the_bottom_rbm_likelihood_by_greedy_training(seed):
+    """The greedy step of Hinton et al. (2006): a second layer started as the first RBM's
+    transpose and trained on posterior samples of the data raises the bound above the first
+    RBM's own log-likelihood (measured: +0.74 to +0.82 nats over seeds 0-2; asserted >= 0.5),
+    and the bound stays below the DBN's exact log-likelihood."""
+    rbm, X = bas_rbm(), BAS.double()
+    generator = gen(seed)
+    top = rbm.transposed(12, weight_std=0.01, generator=generator)
+    posterior_samples = rbm.sample_hidden(X.repeat(50, 1), generator=generator)
+    trainer = RBMTrainer(top, sampler="pcd", epochs=50, batch_size=14, learning_rate=0.05,
+                         n_chains=50, monitor_rows=0, init_visible_bias=False,
+                         generator=generator)  # fmt: skip
+    trainer.fit(posterior_samples)
+    dbn = DBN([rbm, top])
+    bound = dbn_lower_bound(dbn, X, n_samples=None)
+    assert bound - exact_log_likelihood(rbm, X) >= 0.5
+    assert bound <= dbn_exact_log_likelihood(dbn, X) + 1e-9
 
 
 # ---------------------------------------------------------------------- estimators

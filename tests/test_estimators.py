@@ -236,3 +236,14 @@ def test_weight_std_sets_the_initial_weights():
     narrow = RBM(n_components=300, n_iter=0, random_state=0).fit(X)
     assert wide.components_.std() == pytest.approx(0.1, rel=0.05)
     assert narrow.components_.std() == pytest.approx(0.01, rel=0.05)
+
+
+def test_sample_data_reaches_the_trainer_and_needs_bernoulli_units(digits):
+    X_train = digits[0][:200]
+    sampled = RBM(n_components=16, n_iter=2, sample_data=True, random_state=0).fit(X_train)
+    plain = RBM(n_components=16, n_iter=2, random_state=0).fit(X_train)
+    assert sampled.trainer_.settings["sample_data"] is True
+    assert not np.allclose(sampled.components_, plain.components_)
+    real = np.random.default_rng(0).normal(3.0, 2.0, (50, 4))
+    with pytest.raises(ValueError, match="Bernoulli visible units"):
+        RBM(n_components=3, n_iter=1, sample_data=True).fit(real)

@@ -474,3 +474,48 @@ def test_mixed_precision_training_learns_bars_and_stripes():
     assert trainer.settings["mixed_precision"] is True
     final = exact_log_likelihood(model, BAS)
     assert final >= -3.8 and final - start >= 1.9, (start, final)
+
+
+# ---------------------------------------------------------------------- sample_data
+def noisy_prototypes(repeats, seed):
+    """Four random binary prototypes of 10 pixels, each pixel flipped with probability 0.1:
+    the probabilities, ``repeats`` times over."""
+    generator = torch.Generator().manual_seed(0)
+    prototypes = (torch.rand(4, 10, generator=generator) < 0.5).double()
+    probabilities = (0.1 + 0.8 * prototypes).repeat(repeats, 1)
+    return probabilities, torch.bernoulli(
+        probabilities, generator=torch.Generator().manual_seed(seed)
+    )
+
+
+def test_sample_data_draws_fresh_binary_rows_and_does_not_memorise_one_draw():
+    """Twenty rows of probabilities: the model trained on one binary draw of them memorises
+    its noise (high likelihood of that draw, low of new ones); drawing every batch afresh
+    (dynamic binarization) generalises to new draws by at least 0.8 nats (measured: 1.3 to
+    2.1 over model seeds 0-2), all exactly by enumeration."""
+    probabilities, one_draw = noisy_prototypes(5, seed=1)
+    _, new_draws = noisy_prototypes(500, seed=2)
+
+    def fit(X, sample_data):
+        generator = make_generator(0, CPU)
+        model = RBM(10, 8, generator=generator)
+        settings = dict(epochs=400, batch_size=10, learning_rate=0.1, weight_decay=0.0)
+        trainer = RBMTrainer(
+            model, sample_data=sample_data, monitor_rows=0, generator=generator, **settings
+        )
+        trainer.fit(X)
+        return exact_log_likelihood(model, new_draws), exact_log_likelihood(model, one_draw)
+
+    fixed_new, fixed_seen = fit(one_draw, sample_data=False)
+    sampled_new, sampled_seen = fit(probabilities, sample_data=True)
+    assert sampled_new - fixed_new >= 0.8, (fixed_new, sampled_new)
+    assert fixed_seen - sampled_seen >= 1.0, (fixed_seen, sampled_seen)
+
+
+def test_sample_data_refuses_other_units_and_values_outside_the_unit_interval():
+    X = torch.full((4, 3), 0.5)
+    with pytest.raises(ValueError, match="Bernoulli visible units"):
+        RBMTrainer(RBM(3, 2, visible=GaussianUnits()), sample_data=True).fit(X)
+    X[2, 1] = 1.5
+    with pytest.raises(ValueError, match=r"row 2, column 1 holds 1\.5"):
+        RBMTrainer(RBM(3, 2), sample_data=True).fit(X)

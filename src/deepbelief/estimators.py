@@ -168,6 +168,10 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
     centering : bool, default False
         Centered gradients (Melchior et al. 2016; see :class:`deepbelief.training.RBMTrainer`,
         also for its caveat on long runs): the same model, learned faster early.
+    sample_data : bool, default False
+        Bernoulli visible units only: treat each value in [0, 1] as the probability of a 1 and
+        train on a fresh binary draw of every batch ("dynamic binarization" of grey levels),
+        instead of on the values themselves.
     device : str, default "auto"
         "auto" uses CUDA when available.
     dtype : {"float32", "float64"}, default "float32"
@@ -217,6 +221,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
         max_norm=None,
         clip_grad_norm=None,
         centering=False,
+        sample_data=False,
         device="auto",
         dtype="float32",
         checkpoint=None,
@@ -233,6 +238,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
         self.hidden = hidden
         self.sampler = sampler
         self.centering = centering
+        self.sample_data = sample_data
         self.k = k
         self.n_chains = n_chains
         self.n_temperatures = n_temperatures
@@ -332,6 +338,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
             max_norm=self.max_norm,
             clip_grad_norm=self.clip_grad_norm,
             centering=self.centering,
+            sample_data=self.sample_data,
             generator=generator,
         )
         return self._prepare(X)

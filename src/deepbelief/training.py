@@ -219,6 +219,17 @@ class RBMTrainer:
         (benchmarks/RESULTS.md): watch long runs.
     offset_decay : float, default 0.99
         Decay of the hidden offsets' running mean (Melchior et al.'s sliding factor 0.01).
+    init_visible_bias : bool, default True
+        Set the visible biases from the training data's means when training starts (Hinton's
+        guide); False keeps the model's own, for a model started from another
+        (:meth:`deepbelief.nn.RBM.transposed`).
+    sample_data : bool, default False
+        Treat the training rows of Bernoulli visible units as probabilities and draw a fresh
+        binary sample of each batch for every update ("dynamic binarization"): grey levels
+        in [0, 1] become an endless supply of binary images instead of one fixed draw the
+        model can memorise. On MNIST an hour of PCD-1 reached -84.97 nats with it against
+        -86.19 without, the train-test gap shrinking from 3.4 to 1.1 nats
+        (benchmarks/RESULTS.md).
     mixed_precision : bool, default False
         Multiply matrices in bfloat16 (``torch.autocast``), with float32 accumulation, float32
         unit inputs, sampling and parameters (RBMs whose units have no learned variances).
@@ -253,6 +264,8 @@ class RBMTrainer:
         monitor_rows: int = 1000,
         centering: bool = False,
         offset_decay: float = 0.99,
+        init_visible_bias: bool = True,
+        sample_data: bool = False,
         mixed_precision: bool = False,
         callbacks: Sequence[Callback] = (),
         generator: torch.Generator | None = None,
@@ -280,6 +293,8 @@ class RBMTrainer:
             monitor_rows=monitor_rows,
             centering=bool(centering),
             offset_decay=offset_decay,
+            init_visible_bias=bool(init_visible_bias),
+            sample_data=bool(sample_data),
             mixed_precision=bool(mixed_precision),
         )
         _check_settings(self.settings)
@@ -348,9 +363,11 @@ class RBMTrainer:
         X = torch.as_tensor(X, dtype=model.weight.dtype, device=model.weight.device)
         if validation is not None:
             validation = torch.as_tensor(validation, dtype=X.dtype, device=X.device)
+        if self.settings["sample_data"]:
+            _check_probabilities(model, X)
         batch_size = min(int(self.settings["batch_size"]), len(X))
         self.batches_per_epoch = -(-len(X) // batch_size)
-        if self.step == 0 and self.epoch == 0:
+        if self.step == 0 and self.epoch == 0 and self.settings["init_visible_bias"]:
             model.init_visible_bias_from_data(X)
         if self.settings["centering"] and self.visible_offset is None:
             self.visible_offset = _mean_statistic(model.visible, X)
@@ -383,7 +400,10 @@ class RBMTrainer:
             lr = self.learning_rate_at(self.step, total)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
-            loss = self._update(X[rows])
+            batch_rows = X[rows]
+            if self.settings["sample_data"]:
+                batch_rows = torch.bernoulli(batch_rows, generator=self.generator)
+            loss = self._update(batch_rows)
             if not math.isfinite(loss):
                 self._diverged(good, batch, loss)
             self.step += 1
@@ -632,6 +652,19 @@ def _check_settings(s: dict) -> None:
     if target is not None and not 0 < target < 1:
         raise ValueError(f"sparsity_target must lie in (0, 1), got {target}")
     s["epochs"], s["batch_size"] = int(s["epochs"]), int(s["batch_size"])
+
+
+def _check_probabilities(model: RBM, X: torch.Tensor) -> None:
+    """``sample_data`` needs Bernoulli visible units and rows of probabilities."""
+    if not isinstance(model.visible, BernoulliUnits):
+        raise ValueError(f"sample_data needs Bernoulli visible units, not {model.visible.name}")
+    outside = (X < 0) | (X > 1) | torch.isnan(X)
+    if outside.any():
+        row, column = (int(i) for i in outside.nonzero()[0])
+        raise ValueError(
+            f"sample_data needs probabilities in [0, 1]: row {row}, column {column} "
+            f"holds {float(X[row, column])}"
+        )
 
 
 @torch.no_grad()

@@ -100,6 +100,51 @@ class RBM(nn.Module):
     def extra_repr(self) -> str:
         return f"{self.n_visible}x{self.n_hidden}, visible={self.visible}, hidden={self.hidden}"
 
+    @torch.no_grad()
+    def transposed(
+        self,
+        n_hidden: int | None = None,
+        weight_std: float = 0.001,
+        generator: torch.Generator | None = None,
+    ) -> RBM:
+        """The same model read upside down: hidden layer below, visible layer on top.
+
+        Hinton, Osindero & Teh (2006) start each new layer of a DBN so: with ``W^T`` on top of
+        ``W``, the DBN's distribution over the data is exactly this RBM's, and training the
+        new layer on the posterior samples of the data can only raise the variational bound
+        from there. Extra hidden units (``n_hidden`` above this RBM's ``n_visible``; Bernoulli
+        visible units only) start with weights N(0, ``weight_std``^2) and zero biases, so the
+        marginal of the new visible layer is unchanged up to those small weights.
+
+        Parameters
+        ----------
+        n_hidden : int, optional
+            Hidden units of the new RBM; default (and minimum) this RBM's ``n_visible``.
+        weight_std : float, default 0.001
+        generator : torch.Generator, optional
+            For the extra units' weights.
+        """
+        n_hidden = self.n_visible if n_hidden is None else int(n_hidden)
+        extra = n_hidden - self.n_visible
+        if extra < 0 or (extra and not isinstance(self.visible, BernoulliUnits)):
+            raise ValueError(
+                f"transposed needs n_hidden >= {self.n_visible} (more only for Bernoulli "
+                f"visible units), got {n_hidden}"
+            )
+        kw = {"dtype": self.weight.dtype, "device": self.weight.device}
+        top = RBM(self.n_hidden, n_hidden, visible=self.hidden, hidden=self.visible, **kw)
+        weight = torch.randn(self.n_hidden, n_hidden, generator=generator, **kw) * weight_std
+        weight[:, : self.n_visible] = self.weight.t()
+        top.weight.copy_(weight)
+        top.visible_bias.copy_(self.hidden_bias)
+        top.hidden_bias.zero_()
+        top.hidden_bias[: self.n_visible] = self.visible_bias
+        if self.hidden_logvar is not None:
+            top.visible_logvar.copy_(self.hidden_logvar)
+        if self.visible_logvar is not None:
+            top.hidden_logvar.copy_(self.visible_logvar)
+        return top
+
     # ----------------------------------------------------------------- conditionals
     def hidden_field(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
         """``beta * s_v(v) @ W``: what the visible layer sends to the hidden layer."""
