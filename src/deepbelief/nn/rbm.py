@@ -111,10 +111,12 @@ class RBM(nn.Module):
 
         Hinton, Osindero & Teh (2006) start each new layer of a DBN so: with ``W^T`` on top of
         ``W``, the DBN's distribution over the data is exactly this RBM's, and training the
-        new layer on the posterior samples of the data can only raise the variational bound
-        from there. Extra hidden units (``n_hidden`` above this RBM's ``n_visible``; Bernoulli
-        visible units only) start with weights N(0, ``weight_std``^2) and zero biases, so the
-        marginal of the new visible layer is unchanged up to those small weights.
+        new layer on the posterior samples of the data raises the variational bound from there
+        in expectation under exact maximum-likelihood learning; with PCD use a small learning
+        rate (on MNIST, 100 epochs at 0.01 lost 0.86 nats of it). Extra hidden units
+        (``n_hidden`` above this RBM's ``n_visible``; Bernoulli visible units only) start with
+        weights N(0, ``weight_std``^2) and zero biases, so the marginal of the new visible
+        layer is unchanged up to those small weights.
 
         Parameters
         ----------
