@@ -118,12 +118,13 @@ class Budget(Callback):
             return
         now = time.perf_counter()
         elapsed, (last_epoch, last_time) = now - self.start, self.last
+        late = epoch >= 0.7 * trainer.epochs
         per_epoch = elapsed / epoch
-        if epoch >= 0.7 * trainer.epochs:  # the slower of the whole run and the latest epochs
+        if late:  # the slower of the whole run and the latest epochs
             per_epoch = max(per_epoch, (now - last_time) / (epoch - last_epoch))
         self.last = (epoch, now)
         planned = epoch + int((self.seconds - elapsed) / per_epoch)
-        if epoch >= 0.7 * trainer.epochs:
+        if late:
             planned = max(min(planned, trainer.epochs), epoch + 1)
         if planned != trainer.epochs:
             say(f"  {self.name}: {per_epoch:.3f} s/epoch: {planned} epochs fit the budget")
@@ -191,7 +192,8 @@ def train(args, name, X, n_hidden, sampler, k, epochs, learning_rate, seed, cent
     holds probabilities and every batch is a fresh draw), from the RBM ``start`` when given
     (its biases kept); returns (model, trainer, seconds)."""
     generator = make_generator(seed, X.device)
-    model = start if start is not None else RBM(X.shape[1], n_hidden, generator=generator)
+    fresh = start is None
+    model = RBM(X.shape[1], n_hidden, generator=generator, device=X.device) if fresh else start
     trainer = RBMTrainer(
         model,
         sampler=sampler,
@@ -204,7 +206,7 @@ def train(args, name, X, n_hidden, sampler, k, epochs, learning_rate, seed, cent
         monitor_rows=0,
         centering=centering,
         sample_data=sample_data,
-        init_visible_bias=start is None,
+        init_visible_bias=fresh,
         mixed_precision=args.mixed_precision,
         generator=generator,
         callbacks=[
