@@ -1,7 +1,8 @@
-"""Checkpoints and exact resume of the DBN estimators' fit: a fit interrupted (KeyboardInterrupt,
-or a hard crash that leaves only the periodic checkpoint) in pretraining, fine-tuning or up-down
-and fitted again with the same checkpoint ends bit-identical to an uninterrupted fit; foreign,
-corrupt and mismatched checkpoints are refused."""
+"""Checkpoints and exact resume of the DBN estimators' fit: a fit interrupted (KeyboardInterrupt
+in the middle of an epoch, a divergence, or a hard crash that leaves only the periodic
+checkpoint) in pretraining, fine-tuning or up-down and fitted again with the same checkpoint
+ends bit-identical to an uninterrupted fit; foreign, corrupt and mismatched checkpoints are
+refused."""
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from sklearn.datasets import load_digits
 import deepbelief
 from deepbelief import DBN, DBNClassifier, DBNRegressor, training
 from deepbelief import finetune as finetune_module
-from deepbelief.errors import ModelFileError
+from deepbelief import loop as loop_module
+from deepbelief.errors import DivergenceError, ModelFileError
 from deepbelief.io import read_file, write_file
 
 PRETRAIN_EPOCHS, FINETUNE_EPOCHS, UP_DOWN_EPOCHS, BATCH = 4, 6, 4, 25
@@ -64,42 +66,39 @@ def make(kind, **changes):
 
 
 # ------------------------------------------------------------------ simulated crashes
-def crash_in_epoch(monkeypatch, phase, epoch, error):
-    """Raise ``error`` in the middle (after 3 updates) of ``epoch`` (1-based) of ``phase``:
-    pretraining of layer 2, fine-tuning or up-down."""
+def in_phase(loop, phase) -> bool:
+    """Whether the fit loop ``loop`` runs ``phase``: pretraining of layer 2, fine-tuning or
+    up-down."""
     if phase == "pretrain":
-        original = training.RBMTrainer._update
+        return isinstance(loop, training.RBMTrainer) and loop.model.n_hidden == 8
+    if phase == "finetune":
+        return isinstance(loop, finetune_module.FinetuneResult)
+    return isinstance(loop, finetune_module.UpDown)
 
-        def update(trainer, v_data):
-            in_layer_2 = trainer.model.n_hidden == 8
-            if in_layer_2 and trainer.step == (epoch - 1) * trainer.batches_per_epoch + 3:
-                raise error("simulated crash")
-            return original(trainer, v_data)
 
-        monkeypatch.setattr(training.RBMTrainer, "_update", update)
-    elif phase == "finetune":
-        original = finetune_module._call
+def crash_in_epoch(monkeypatch, phase, epoch, error):
+    """Raise ``error`` in the middle (after 3 updates) of ``epoch`` (1-based) of ``phase``;
+    with ``error=DivergenceError``, turn the next update's parameters to NaN instead, so that
+    the fit loop itself finds the divergence."""
+    original = loop_module.call
 
-        def call(callbacks, hook, *args):
-            if hook == "on_batch_end" and args[0].epoch == epoch - 1 and args[1] == 2:
-                raise error("simulated crash")
-            return original(callbacks, hook, *args)
+    def call(callbacks, hook, *args):
+        loop = args[0]
+        if hook == "on_batch_end" and in_phase(loop, phase) and loop.epoch == epoch - 1:
+            if args[1] == 2:
+                if error is DivergenceError:
+                    with torch.no_grad():
+                        next(iter(loop._parameters())).fill_(float("nan"))
+                else:
+                    raise error("simulated crash")
+        return original(callbacks, hook, *args)
 
-        monkeypatch.setattr(finetune_module, "_call", call)
-    else:
-        original, calls = finetune_module._up_down_step, []
-
-        def step(*args):
-            calls.append(1)
-            if len(calls) == (epoch - 1) * (200 // BATCH) + 3:
-                raise error("simulated crash")
-            return original(*args)
-
-        monkeypatch.setattr(finetune_module, "_up_down_step", step)
+    monkeypatch.setattr(loop_module, "call", call)
 
 
 def count_work(monkeypatch):
-    """Count the RBM epochs, fine-tuning epochs and up-down updates that run from now on."""
+    """Count the RBM epochs, fine-tuning epochs (a resumed part of one counts as one) and
+    up-down updates that run from now on."""
     counts = {"rbm": 0, "finetune": 0, "up_down": 0}
 
     def counting(owner, name, key):
@@ -112,31 +111,32 @@ def count_work(monkeypatch):
         monkeypatch.setattr(owner, name, wrapper)
 
     counting(training.RBMTrainer, "_run_epoch", "rbm")
-    counting(finetune_module, "_run_epoch", "finetune")
+    counting(finetune_module.FinetuneResult, "_run_epoch", "finetune")
     counting(finetune_module, "_up_down_step", "up_down")
     return counts
 
 
 def position(path):
-    """(phase, layer, completed epochs of that phase) of a checkpoint file."""
+    """(phase, layer, completed epochs of that phase, completed updates of the next epoch) of
+    a checkpoint file."""
     kind, tree = read_file(path)
     assert kind == "fit-checkpoint"
     if tree["phase"] == "pretrain":
-        return "pretrain", tree["pretrain"]["layer"], tree["pretrain"]["trainer"]["epoch"]
-    if tree["phase"] == "finetune":
-        return "finetune", None, tree["finetune"]["epoch"]
-    return "up_down", None, len(tree["up_down"]["history"])
+        trainer = tree["pretrain"]["trainer"]
+        return "pretrain", tree["pretrain"]["layer"], trainer["epoch"], trainer["batch"]
+    part = tree[tree["phase"]]
+    return tree["phase"], None, part["epoch"], part["batch"]
 
 
 def expected_work(kind, reference, where):
-    phase, layer, done = where
+    phase, layer, done, batches_done = where
     work = {"rbm": 0, "finetune": 0, "up_down": 0}
     if phase == "pretrain":
         above = len(SETTINGS[kind]["hidden_layers"]) - 1 - layer
         work["rbm"] = PRETRAIN_EPOCHS - done + PRETRAIN_EPOCHS * above
     if kind == "dbn":
         left = UP_DOWN_EPOCHS - (done if phase == "up_down" else 0)
-        work["up_down"] = left * (200 // BATCH)
+        work["up_down"] = left * (200 // BATCH) - (batches_done if phase == "up_down" else 0)
     else:
         work["finetune"] = reference.n_iter_ - (done if phase == "finetune" else 0)
     return work
@@ -171,7 +171,9 @@ def assert_same_fit(kind, reference, resumed, X):
     else:
         np.testing.assert_array_equal(reference.transform(X), resumed.transform(X))
         np.testing.assert_array_equal(reference.predict_proba(X), resumed.predict_proba(X))
-        assert reference.up_down_history_ == resumed.up_down_history_
+        assert without_seconds(reference.up_down_history_) == without_seconds(
+            resumed.up_down_history_
+        )
         assert len(resumed.up_down_history_) == UP_DOWN_EPOCHS
     if kind != "dbn":
         assert without_seconds(reference.history_) == without_seconds(resumed.history_)
@@ -184,19 +186,24 @@ def references(data):
     return {kind: make(kind).fit(*data[kind]) for kind in MAKERS}
 
 
-# A KeyboardInterrupt in epoch 3 with checkpoint_every=3: the periodic file would hold the
-# previous phase's end; the interrupt writes epoch 2. A hard crash in epoch 4 with
-# checkpoint_every=2 leaves epoch 2 on disk (epoch 3 was only kept in memory).
+# A KeyboardInterrupt after the third update of epoch 3 (checkpoint_every=3: the periodic
+# file would hold the previous phase's end) writes that update: epoch 2 done, 3 updates of
+# epoch 3. A divergence in epoch 3 writes the start of epoch 3. A hard crash in epoch 4 with
+# checkpoint_every=2 leaves epoch 2 on disk (epoch 3 was not written).
 CRASHES = [
     ("classifier", "pretrain", KeyboardInterrupt),
     ("classifier", "finetune", KeyboardInterrupt),
     ("classifier", "pretrain", HardCrash),
     ("classifier", "finetune", HardCrash),
+    ("classifier", "pretrain", DivergenceError),
+    ("classifier", "finetune", DivergenceError),
     ("regressor", "pretrain", KeyboardInterrupt),
     ("regressor", "finetune", KeyboardInterrupt),
+    ("regressor", "finetune", DivergenceError),
     ("dbn", "pretrain", KeyboardInterrupt),
     ("dbn", "up_down", KeyboardInterrupt),
     ("dbn", "up_down", HardCrash),
+    ("dbn", "up_down", DivergenceError),
 ]
 
 
@@ -206,13 +213,14 @@ def test_a_fit_resumed_after_a_crash_ends_bit_identical(
 ):
     X, y = data[kind]
     path = tmp_path / "fit.ckpt"
-    epoch, every = (3, 3) if error is KeyboardInterrupt else (4, 2)
+    epoch, every = (4, 2) if error is HardCrash else (3, 3)
     crash_in_epoch(monkeypatch, phase, epoch, error)
     with pytest.raises(error):
         make(kind).fit(X, y, checkpoint=path, checkpoint_every=every)
     monkeypatch.undo()
     where = position(path)
-    assert where == (phase, 1 if phase == "pretrain" else None, 2)
+    batches_done = 3 if error is KeyboardInterrupt else 0
+    assert where == (phase, 1 if phase == "pretrain" else None, 2, batches_done)
 
     counts = count_work(monkeypatch)
     resumed = make(kind).fit(X, y, checkpoint=path, checkpoint_every=every)
@@ -229,7 +237,7 @@ def test_a_finished_checkpoint_gives_the_same_model_without_training(
     checkpointed = make(kind).fit(X, y, checkpoint=path, checkpoint_every=2)
     assert_same_fit(kind, references[kind], checkpointed, X)  # checkpoints change nothing
     assert path.exists()
-    phase, _, done = position(path)
+    phase, _, done, _ = position(path)
     assert phase == {"classifier": "finetune", "regressor": "finetune", "dbn": "up_down"}[kind]
     assert done == (UP_DOWN_EPOCHS if kind == "dbn" else references[kind].n_iter_)
     counts = count_work(monkeypatch)

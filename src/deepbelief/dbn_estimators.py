@@ -26,30 +26,43 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import evaluation
-from .errors import DataError, ModelFileError
+from .errors import DataError, DivergenceError, ModelFileError
 from .estimators import (
     _DTYPES,
     ScaledInputMixin,
     _as_array,
     _params_from_state,
     _params_to_state,
+    check_units,
     check_X,
     choose_visible,
     fit_scaling,
 )
-from .finetune import finetune, up_down
+from .finetune import UpDown, finetune
 from .io import pack, read_file, register, save, write_file
-from .nn.dbn import DBN as DBNModule
-from .nn.units import BernoulliUnits
-from .training import (
+from .loop import (
     Callback,
     ProgressBar,
-    clone_state,
+    generator_state,
+    loading_device,
     make_generator,
-    native_bfloat16,
-    pretrain_dbn,
     resolve_device,
+    set_generator_state,
 )
+from .nn.dbn import DBN as DBNModule
+from .nn.units import BernoulliUnits
+from .settings import (
+    FLAG,
+    OPTIMIZERS,
+    PROBABILITY,
+    FinetuneSettings,
+    check,
+    check_trainer_settings,
+    choice,
+    integer,
+    real,
+)
+from .training import native_bfloat16, pretrain_dbn
 
 
 def check_Xy(estimator, X, y, reset: bool, multi_output: bool = False):
@@ -176,14 +189,16 @@ def _fingerprint_mismatch(saved: dict, current: dict) -> str | None:
 class _FitCheckpoint:
     """The checkpoint file of one ``fit`` call (inactive when ``path`` is None).
 
-    Keeps the state of the last completed epoch in memory (a copy, cheap next to an epoch),
-    writes it every ``every`` epochs of a phase, at the end of each phase and on
-    KeyboardInterrupt; checks the fingerprint of a file it resumes from.
+    Each phase names the function that builds its current state (:meth:`track`); the file
+    is written every ``every`` epochs of a phase, at the end of each phase, and on
+    KeyboardInterrupt or divergence, when the fit loop holds its last completed update (a
+    mid-epoch one too), so a resumed fit continues exactly from there. Checks the fingerprint
+    of a file it resumes from.
     """
 
     def __init__(self, path, every: int, fingerprint: dict | None, phases: tuple[str, ...]):
         self.path, self.every, self.fingerprint, self.phases = path, every, fingerprint, phases
-        self.latest, self.saved = None, True
+        self.current = None
 
     def load(self) -> dict | None:
         """The state to resume from; None when there is no file (a fresh start)."""
@@ -203,39 +218,44 @@ class _FitCheckpoint:
             raise ModelFileError(f"{self.path}: fit checkpoint of unknown phase {phase!r}")
         return tree
 
-    def keep(self, epoch: int, state) -> None:
-        """Note the state at the end of ``epoch`` of a phase (``state()`` builds it)."""
-        if self.path is None:
-            return
-        self.latest, self.saved = clone_state(state()), False
+    def track(self, state) -> None:
+        """From now on, ``state()`` builds the state to write."""
+        self.current = state
+
+    def keep(self, epoch: int) -> None:
+        """Write the state at the end of ``epoch`` of a phase, every ``every`` epochs."""
         if epoch % self.every == 0:
             self.save()
 
     def save(self) -> None:
-        """Write the latest state, unless the file already holds it."""
-        if self.path is None or self.latest is None or self.saved:
+        """Write the current state (atomically)."""
+        if self.path is None or self.current is None:
             return
-        write_file(self.path, FIT_CHECKPOINT, {"fingerprint": self.fingerprint, **self.latest})
-        self.saved = True
+        write_file(self.path, FIT_CHECKPOINT, {"fingerprint": self.fingerprint, **self.current()})
 
     @contextlib.contextmanager
     def saved_on_interrupt(self):
-        """On KeyboardInterrupt, write the state of the last completed epoch, then re-raise."""
+        """On KeyboardInterrupt or divergence, write the state of the last completed update,
+        then re-raise."""
         try:
             yield
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, DivergenceError):
             self.save()
             raise
 
 
-class _EpochEnd(Callback):
-    """Calls ``fn(state)`` after every epoch of an RBMTrainer or of fine-tuning."""
+class _Tracked(Callback):
+    """Points a :class:`_FitCheckpoint` at a fit loop's state when the loop starts
+    (``state(loop)`` builds it) and writes it after every ``every`` epochs."""
 
-    def __init__(self, fn):
-        self.fn = fn
+    def __init__(self, ckpt: _FitCheckpoint, state):
+        self.ckpt, self.state = ckpt, state
 
-    def on_epoch_end(self, trainer, metrics):
-        self.fn(trainer)
+    def on_train_begin(self, loop):
+        self.ckpt.track(lambda: self.state(loop))
+
+    def on_epoch_end(self, loop, metrics):
+        self.ckpt.keep(loop.epoch)
 
 
 class _DBNBase(ScaledInputMixin, BaseEstimator):
@@ -251,26 +271,53 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         return [int(n) for n in layers]
 
-    def _layer_settings(self, dbn: DBNModule) -> list[dict]:
+    def _check_base_params(self) -> list[int]:
+        """The checks every DBN estimator shares; returns the hidden layer sizes."""
+        layers = self._check_common_params()
+        check_units(self.visible, "visible", allow_auto=True)
+        check_units(self.hidden, "hidden")
+        if isinstance(self.hidden, (list, tuple)) and len(self.hidden) != len(layers):
+            raise ValueError(f"hidden lists {len(self.hidden)} unit types for {len(layers)} layers")
+        for name in ("pretrain_epochs", "pretrain_batch_size", "k"):
+            check(name, getattr(self, name), integer(0 if name == "pretrain_epochs" else 1))
+        check("weight_std", self.weight_std, real(0, low_open=True))
+        check("verbose", self.verbose, integer(0))
+        check("sample_inputs", self.sample_inputs, FLAG)
+        lr = self.pretrain_learning_rate
+        if not (isinstance(lr, str) and lr == "auto"):
+            check("pretrain_learning_rate", lr, real(0, low_open=True))
         overrides = list(self.layer_params or [])
-        if len(overrides) > len(dbn.rbms):
+        if len(overrides) > len(layers) or not all(isinstance(o, dict) for o in overrides):
             raise ValueError(
-                f"layer_params has {len(overrides)} entries for {len(dbn.rbms)} layers"
+                f"layer_params must be a list of at most {len(layers)} dicts (one per layer), "
+                f"got {self.layer_params!r}"
             )
-        overrides += [{}] * (len(dbn.rbms) - len(overrides))
-        settings = []
-        for rbm, extra in zip(dbn.rbms, overrides):
+        for i, settings in enumerate(self._layer_settings_for([0.1] * len(layers))):
+            check_trainer_settings(settings, f"layer {i + 1}: " if i < len(overrides) else "")
+        resolve_device(self.device)
+        return layers
+
+    def _layer_settings(self, dbn: DBNModule) -> list[dict]:
+        rates = []
+        for rbm in dbn.rbms:
             binary = isinstance(rbm.visible, BernoulliUnits) or rbm.visible.discrete
+            rates.append(0.1 if binary or rbm.visible.name == "mixed" else 0.01)
+        return self._layer_settings_for(rates)
+
+    def _layer_settings_for(self, auto_rates: list[float]) -> list[dict]:
+        """Each layer's RBMTrainer settings; ``auto_rates`` replace the "auto" rate."""
+        overrides = list(self.layer_params or [])
+        overrides += [{}] * (len(auto_rates) - len(overrides))
+        settings = []
+        for auto, extra in zip(auto_rates, overrides):
             lr = self.pretrain_learning_rate
-            if lr == "auto":
-                lr = 0.1 if binary or rbm.visible.name == "mixed" else 0.01
             base = dict(
                 sampler=self.sampler,
                 k=self.k,
                 centering=self.centering,
                 epochs=self.pretrain_epochs,
                 batch_size=self.pretrain_batch_size,
-                learning_rate=lr,
+                learning_rate=auto if isinstance(lr, str) and lr == "auto" else lr,
                 monitor_rows=500,
             )
             base.update(extra)
@@ -320,10 +367,10 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             return [ProgressBar(desc=f"pretrain layer {i + 1}")] if self.verbose else []
 
         def begin(i, trainer, input_states):
-            def state():
-                return self._pretrain_state(i, trainer, input_states, histories)
+            def state(t):
+                return self._pretrain_state(i, t, input_states, histories)
 
-            trainer.callbacks.append(_EpochEnd(lambda t: ckpt.keep(t.epoch, state)))
+            trainer.callbacks.append(_Tracked(ckpt, state))
 
         def end(i, trainer, input_states):
             ckpt.save()
@@ -367,7 +414,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             "input_mean": self.input_mean_,
             "input_scale": self.input_scale_,
             "dbn": self.dbn_._to_state(),
-            "generator": self.generator_.get_state(),
+            "generator": generator_state(self.generator_),
             "pretrain_history": getattr(self, "pretrain_history_", []),
         }
 
@@ -378,9 +425,9 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         self.visible_units_ = fitted["visible_units"]
         self.input_mean_ = _as_array(fitted["input_mean"])
         self.input_scale_ = _as_array(fitted["input_scale"])
-        self.dbn_ = DBNModule._from_state(fitted["dbn"]).to(resolve_device(self.device))
+        self.dbn_ = DBNModule._from_state(fitted["dbn"]).to(loading_device(self.device))
         self.generator_ = make_generator(0, self.dbn_.rbms[0].weight.device)
-        self.generator_.set_state(fitted["generator"])
+        set_generator_state(self.generator_, fitted["generator"])
         self.pretrain_history_ = fitted["pretrain_history"]
 
 
@@ -464,6 +511,40 @@ class _SupervisedDBN(_DBNBase):
 
     _phases = ("pretrain", "finetune")
 
+    def _check_params(self) -> None:
+        """Validate every parameter without touching data (``fit`` does it first; the command
+        line before it reads a file); ValueError names the parameter and the value."""
+        self._check_base_params()
+        for name in ("pretrain", "early_stopping", "warm_start"):
+            check(name, getattr(self, name), FLAG)
+        check("optimizer", self.optimizer, choice("auto", *OPTIMIZERS))
+        lr = self.learning_rate
+        if not (isinstance(lr, str) and lr == "auto"):
+            check("learning_rate", lr, real(0, low_open=True))
+        for name in ("dropout", "input_dropout"):
+            check(name, getattr(self, name), PROBABILITY)
+        check("validation_fraction", self.validation_fraction, real(0, 1, low_open=True, high_open=True))
+        check("n_iter_no_change", self.n_iter_no_change, integer(1))
+        if self.mixed_precision not in (True, False, "auto"):
+            raise ValueError(
+                f"mixed_precision must be True, False or 'auto', got {self.mixed_precision!r}"
+            )
+        optimizer, learning_rate = self._optimizer_settings()
+        FinetuneSettings(
+            task=self._task,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            optimizer=optimizer,
+            learning_rate=learning_rate,
+            momentum=self.momentum,
+            weight_decay=self.weight_decay,
+            max_norm=self.max_norm,
+            lr_schedule=self.lr_schedule,
+            head_epochs=self.head_epochs,
+            early_stopping=self.n_iter_no_change if self.early_stopping else None,
+            average_epochs=self.average_epochs,
+        )
+
     # subclasses: _targets(y, reset) -> (tensor, n_outputs); _head_name
     def fit(self, X, y, *, checkpoint=None, checkpoint_every=1):
         """Pretrain (unless ``pretrain=False`` or a ``warm_start`` refit), then fine-tune.
@@ -496,6 +577,7 @@ class _SupervisedDBN(_DBNBase):
             When ``checkpoint_every < 1``, or a ``checkpoint`` is given to a ``warm_start``
             refit (which continues the fitted model instead).
         """
+        self._check_params()
         every = _check_checkpoint_every(checkpoint_every)
         continuing = self.warm_start and hasattr(self, "network_")
         if continuing and checkpoint is not None:
@@ -522,11 +604,11 @@ class _SupervisedDBN(_DBNBase):
                 self._pretrain(X, None, ckpt, saved["pretrain"] if saved else None)
             else:
                 self._random_init()
-            start = self.generator_.get_state()  # before the head and the validation split
+            start = generator_state(self.generator_)  # before the head and the validation split
         else:
             self.pretrain_history_ = saved["pretrain_history"]
             start = saved["start_generator"]
-            self.generator_.set_state(start)
+            set_generator_state(self.generator_, start)
         self.network_ = self._unfold(n_outputs)
         resume = saved["finetune"] if phase == "finetune" else None
         self._finetune(X, targets, ckpt, start, resume)
@@ -592,7 +674,7 @@ class _SupervisedDBN(_DBNBase):
             average_epochs=self.average_epochs,
             mixed_precision=self._mixed_precision(X.device),
             generator=self.generator_,
-            callbacks=[_EpochEnd(lambda r: ckpt.keep(r.epoch, lambda: state(r)))],
+            callbacks=[_Tracked(ckpt, state)],
             progress=bool(self.verbose),
             resume=resume,
         )
@@ -897,6 +979,13 @@ class DBN(TransformerMixin, _DBNBase):
 
     _phases = ("pretrain", "up_down")
 
+    def _check_params(self) -> None:
+        """Validate every parameter without touching data (``fit`` does it first; the command
+        line before it reads a file); ValueError names the parameter and the value."""
+        self._check_base_params()
+        check("up_down_epochs", self.up_down_epochs, integer(0))
+        check("up_down_learning_rate", self.up_down_learning_rate, real(0, low_open=True))
+
     def fit(self, X, y=None, *, checkpoint=None, checkpoint_every=1):
         """Greedy pretraining; with class labels ``y``, of the generative label model; then
         ``up_down_epochs`` of up-down fine-tuning.
@@ -929,6 +1018,7 @@ class DBN(TransformerMixin, _DBNBase):
         ValueError
             When ``checkpoint_every < 1``.
         """
+        self._check_params()
         every = _check_checkpoint_every(checkpoint_every)
         labels = None
         if y is not None and _target_kind(y) in ("continuous", "continuous-multioutput"):
@@ -967,19 +1057,17 @@ class DBN(TransformerMixin, _DBNBase):
 
     def _up_down(self, X, labels, ckpt, resume) -> None:
         """Up-down fine-tuning, from ``resume`` (a checkpoint's ``"up_down"`` part) when given;
-        ``ckpt`` notes the state after every epoch."""
+        ``ckpt`` follows its state."""
 
-        def state(history):
+        def state(loop):
             return {
                 "phase": "up_down",
                 "dbn": self._dbn_state(),
                 "pretrain_history": self.pretrain_history_,
-                "up_down": {"history": history, "generator": self.generator_.get_state()},
+                "up_down": loop.loop_state(),
             }
 
-        if resume is not None:
-            self.generator_.set_state(resume["generator"])
-        self.up_down_history_ = up_down(
+        loop = UpDown(
             self.dbn_,
             X,
             labels,
@@ -987,9 +1075,20 @@ class DBN(TransformerMixin, _DBNBase):
             batch_size=self.pretrain_batch_size,
             learning_rate=self.up_down_learning_rate,
             generator=self.generator_,
-            history=resume["history"] if resume else (),
-            on_epoch_end=lambda history: ckpt.keep(len(history), lambda: state(history)),
+            callbacks=[_Tracked(ckpt, state)],
         )
+        if resume is not None and "rule" not in resume:  # written before the shared fit loop
+            batches = -(-len(X) // min(loop.batch_size, len(X)))
+            epoch = len(resume["history"])
+            resume = {
+                **resume,
+                "epoch": epoch,
+                "step": epoch * batches,
+                "rule": {"dbn": self.dbn_.state_dict()},
+            }
+        if resume is not None:
+            loop.load_loop_state(resume)
+        self.up_down_history_ = loop.run().history
         ckpt.save()
 
     def transform(self, X):

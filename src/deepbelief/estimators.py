@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 import numpy as np
 import torch
@@ -12,9 +13,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from . import evaluation
 from .errors import DataError
 from .io import register, save
+from .loop import loading_device
 from .nn.rbm import RBM as RBMModule
 from .nn.units import BernoulliUnits, Units, units_from_config, units_from_spec
 from .samplers import Sampler, sampler_from_config
+from .settings import check, check_trainer_settings, integer, real
 from .training import Checkpoint, ProgressBar, RBMTrainer, make_generator, resolve_device
 
 log = logging.getLogger("deepbelief")
@@ -45,6 +48,18 @@ def check_X(estimator, X, reset: bool) -> np.ndarray:
             f"(counting from 0; {int(bad.sum())} non-finite value(s) in all); remove or impute them"
         )
     return X
+
+
+def check_units(spec, name: str, allow_auto: bool = False) -> None:
+    """Refuse a unit specification that names no unit type (ValueError naming ``name``)."""
+    if allow_auto and isinstance(spec, str) and spec == "auto":
+        return
+    specs = spec if isinstance(spec, (list, tuple)) else [spec]
+    for one in specs:
+        try:
+            units_from_spec(one)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise ValueError(f"{name} units: {exc}") from None
 
 
 def choose_visible(spec, X: np.ndarray) -> Units:
@@ -103,6 +118,8 @@ def _params_to_state(params: dict) -> dict:
             return {"__units__": v.config()}
         if isinstance(v, Sampler):
             return {"__sampler__": v.config()}
+        if isinstance(v, os.PathLike):  # a checkpoint path
+            return os.fspath(v)
         return v
 
     return {k: describe(v) for k, v in params.items()}
@@ -278,6 +295,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
         -------
         self
         """
+        self._check_params()
         if resume and hasattr(self, "trainer_"):
             X = self._prepare(check_X(self, X, reset=False))
             self.trainer_.epochs = self.n_iter
@@ -288,6 +306,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
 
     def partial_fit(self, X, y=None):
         """Train for one epoch on ``X`` (one pass in minibatches); returns ``self``."""
+        self._check_params()
         if not hasattr(self, "model_"):
             X = self._setup(check_X(self, X, reset=True), partial=True)
         else:
@@ -297,7 +316,6 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _setup(self, X: np.ndarray, partial: bool) -> torch.Tensor:
-        self._check_params()
         visible = choose_visible(self.visible, X)
         self.visible_units_ = visible.name
         self.input_mean_, self.input_scale_ = fit_scaling(visible, X)
@@ -343,13 +361,41 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
         )
         return self._prepare(X)
 
-    def _check_params(self):
-        if not (isinstance(self.n_components, (int, np.integer)) and self.n_components >= 1):
-            raise ValueError(f"n_components must be a positive integer, got {self.n_components!r}")
-        if not (isinstance(self.n_iter, (int, np.integer)) and self.n_iter >= 0):
-            raise ValueError(f"n_iter must be a non-negative integer, got {self.n_iter!r}")
+    def _check_params(self) -> None:
+        """Validate every parameter without touching data (``fit`` does it first; the command
+        line before it reads a file); ValueError names the parameter and the value."""
+        for name, low in (("n_components", 1), ("n_iter", 0), ("checkpoint_every", 1)):
+            check(name, getattr(self, name), integer(low))
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        check("weight_std", self.weight_std, real(0, low_open=True))
+        check("verbose", self.verbose, integer(0))
+        lr = self.learning_rate
+        check_trainer_settings(
+            dict(
+                sampler=self.sampler,
+                k=self.k,
+                n_chains=self.n_chains,
+                n_temperatures=self.n_temperatures,
+                epochs=self.n_iter,
+                batch_size=self.batch_size,
+                learning_rate=0.1 if isinstance(lr, str) and lr == "auto" else lr,
+                lr_schedule=self.lr_schedule,
+                momentum=self.momentum,
+                final_momentum=self.final_momentum,
+                weight_decay=self.weight_decay,
+                l1=self.l1,
+                sparsity_target=self.sparsity_target,
+                sparsity_cost=self.sparsity_cost,
+                max_norm=self.max_norm,
+                clip_grad_norm=self.clip_grad_norm,
+                centering=self.centering,
+                sample_data=self.sample_data,
+            )
+        )
+        check_units(self.visible, "visible", allow_auto=True)
+        check_units(self.hidden, "hidden")
+        resolve_device(self.device)
 
     def _input_rbm(self):
         return self.model_
@@ -488,7 +534,8 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
             est.input_mean_ = _as_array(fitted["input_mean"])
             est.input_scale_ = _as_array(fitted["input_scale"])
             est.n_iter_ = int(fitted["n_iter"])
-            est.trainer_ = RBMTrainer._from_state(fitted["trainer"])
+            device = loading_device(est.device)
+            est.trainer_ = RBMTrainer._from_state(fitted["trainer"], device=device)
             est.model_ = est.trainer_.model
         return est
 

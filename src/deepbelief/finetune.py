@@ -3,33 +3,40 @@
 The network's Parameters are trained in place: an unfolded DBN shares its Linear weights with
 the pretrained RBMs (some through a transpose parametrization), so nothing here copies or
 re-creates a Parameter. Restoring earlier values (early stopping, the divergence guard) copies
-them back into the same Parameter objects.
+them back into the same Parameter objects. Epochs, batches, schedules, callbacks, the
+divergence guard and exact interruption are the shared fit loop's (:mod:`deepbelief.loop`);
+this module supplies the backprop step.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .errors import DivergenceError
+from .loop import FitLoop, ProgressBar, learning_rate_at, make_generator
 from .nn.layers import Dropout
-from .training import ProgressBar, make_generator
+from .settings import LR_SCHEDULES, OPTIMIZERS, TASKS, FinetuneSettings, LoopSettings
 
-TASKS = ("classification", "regression")
-OPTIMIZERS = ("sgd", "adam")
-LR_SCHEDULES = ("constant", "linear", "cosine")
+__all__ = [
+    "LR_SCHEDULES",
+    "OPTIMIZERS",
+    "TASKS",
+    "FinetuneResult",
+    "apply_max_norm",
+    "evaluate",
+    "finetune",
+    "learning_rate_at",
+    "UpDown",
+    "up_down",
+]
 
 
-@dataclass
-class FinetuneResult:
+class FinetuneResult(FitLoop):
     """The state of a fine-tuning run, passed to callbacks and returned by :func:`finetune`.
 
     Attributes
@@ -43,8 +50,9 @@ class FinetuneResult:
         ``val_loss`` and ``val_accuracy`` (classification) or ``val_r2`` (regression).
     best_epoch : int or None
         The epoch with the lowest validation loss (None without validation data).
-    epochs, epoch, step, batches_per_epoch : int
-        Planned epochs, epochs completed, updates completed, updates per epoch.
+    epochs, epoch, step, batch, batches_per_epoch : int
+        Planned epochs, epochs completed, updates completed, updates completed in the current
+        epoch, updates per epoch.
     stop_training : bool
         A callback sets it to True to stop after the current epoch.
     generator : torch.Generator or None
@@ -62,69 +70,102 @@ class FinetuneResult:
         Epochs in ``averaged``.
     """
 
-    network: nn.Module
-    optimizer: torch.optim.Optimizer
-    epochs: int
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int | None = None
-    epoch: int = 0
-    step: int = 0
-    batches_per_epoch: int = 0
-    stop_training: bool = False
-    generator: torch.Generator | None = None
-    best_loss: float = math.inf
-    best_weights: dict | None = None
-    epochs_without_improvement: int = 0
-    averaged: dict | None = None
-    n_averaged: int = 0
+    what = "fine-tuning"
 
-    def state_dict(self) -> dict:
-        """Everything needed to continue the run exactly (``finetune(..., resume=state)``).
+    def __init__(self, network, optimizer, settings: FinetuneSettings, generator=None, **kw):
+        self.network, self.optimizer, self.settings = network, optimizer, settings
+        self._init_loop(settings.epochs, settings.batch_size, settings.learning_rate, generator, ())
+        self.lr_schedule = settings.lr_schedule
+        self.best_epoch: int | None = None
+        self.best_loss = float("inf")
+        self.best_weights: dict | None = None
+        self.epochs_without_improvement = 0
+        self.averaged: dict | None = None
+        self.n_averaged = 0
+        self.X, self.y = kw.get("X"), kw.get("y")
+        self.validation = kw.get("validation")
+        self.head, self.frozen = kw.get("head", network), list(kw.get("frozen", ()))
 
-        Like ``torch.nn.Module.state_dict``, the tensors are the live ones (the network's and
-        the optimizer's); clone them (:func:`deepbelief.training.clone_state`) to keep a
-        snapshot.
+    # ---------------------------------------------------------------- the rule
+    def _begin_epoch(self) -> None:
+        in_head_phase = self.epoch < self.settings.head_epochs
+        for p in self.frozen:
+            p.requires_grad_(not in_head_phase)
+        trained = self.head if in_head_phase else self.network
+        self._linears = [m for m in trained.modules() if isinstance(m, nn.Linear)]
+        self.network.train()
 
-        Returns
-        -------
-        dict
-            ``network`` (its ``state_dict``, head included), ``optimizer``, ``generator``
-            (its state, or None), ``epoch``, ``step``, ``history``, ``best_epoch``,
-            ``best_loss``, ``best_weights``, ``epochs_without_improvement``,
-            ``stop_training``, ``averaged`` and ``n_averaged``.
-        """
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
+        s, optimizer, X = self.settings, self.optimizer, self.X
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(X.device.type, torch.bfloat16, enabled=s.mixed_precision):
+            out = self.network(X[rows])
+        loss = _loss(out.to(X.dtype), self.y[rows], s.task)
+        loss.backward()
+        value = float(loss.detach())
+        if value == value and abs(value) != float("inf"):  # finite: the loop stops otherwise
+            optimizer.step()
+            if s.max_norm is not None:
+                apply_max_norm(self._linears, s.max_norm)
+        return value
+
+    def _end_epoch(self, metrics: dict) -> None:
+        s = self.settings
+        if self.epoch > self.epochs - s.average_epochs:
+            _update_average(self)
+            if self.epoch == self.epochs:
+                _restore(self.network, self.averaged)
+        if self.validation is not None:
+            metrics.update(evaluate(self.network, *self.validation, s.task))
+            _track_best(self, metrics["val_loss"], s.early_stopping)
+
+    def _parameters(self):
+        return self.network.parameters()
+
+    def _rule_state(self) -> dict:
         return {
             "network": dict(self.network.state_dict()),
             "optimizer": self.optimizer.state_dict(),
-            "generator": None if self.generator is None else self.generator.get_state(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "history": list(self.history),
             "best_epoch": self.best_epoch,
             "best_loss": self.best_loss,
             "best_weights": self.best_weights,
             "epochs_without_improvement": self.epochs_without_improvement,
-            "stop_training": self.stop_training,
             "averaged": self.averaged,
             "n_averaged": self.n_averaged,
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a :meth:`state_dict`: the network's values are copied into its own
-        Parameters (shared ones stay shared), then the optimizer, generator and counters."""
+    def _load_rule_state(self, state: dict) -> None:
         self.network.load_state_dict(state["network"])
         self.optimizer.load_state_dict(state["optimizer"])
-        if self.generator is not None and state["generator"] is not None:
-            self.generator.set_state(state["generator"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.history = list(state["history"])
         self.best_epoch = state["best_epoch"]
         self.best_loss = float(state["best_loss"])
         self.best_weights = state["best_weights"]
         self.epochs_without_improvement = int(state["epochs_without_improvement"])
-        self.stop_training = bool(state["stop_training"])
         self.averaged = state.get("averaged")
         self.n_averaged = int(state.get("n_averaged", 0))
+
+    # ---------------------------------------------------------------- state
+    def state_dict(self) -> dict:
+        """Everything needed to continue the run exactly after its last completed update
+        (``finetune(..., resume=state)``): the fit loop's
+        :meth:`~deepbelief.loop.FitLoop.loop_state`, whose ``"rule"`` holds ``network`` (its
+        ``state_dict``, head included), ``optimizer``, ``best_epoch``, ``best_loss``,
+        ``best_weights``, ``epochs_without_improvement``, ``averaged`` and ``n_averaged``.
+
+        Like ``torch.nn.Module.state_dict``, the tensors are the live ones; clone them
+        (:func:`deepbelief.loop.clone_state`) to keep a snapshot.
+        """
+        return self.loop_state()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` (also one of an earlier version, which kept epoch ends
+        only): the network's values are copied into its own Parameters (shared ones stay
+        shared), then the optimizer, generator and counters."""
+        if "rule" not in state:
+            state = {**state, "rule": state}
+        self.load_loop_state(state)
 
 
 def finetune(
@@ -212,8 +253,9 @@ def finetune(
         Show a tqdm bar over the batches.
     resume : dict, optional
         :meth:`FinetuneResult.state_dict` of an interrupted run with the same settings and
-        data: training continues after its last epoch (network, optimizer, generator,
-        counters, history and early-stopping state restored) and ends exactly as the
+        data: training continues after its last completed update, also in the middle of an
+        epoch (network, optimizer, generator, counters, history and early-stopping state
+        restored) and ends exactly as the
         uninterrupted run would have.
 
     Returns
@@ -225,65 +267,53 @@ def finetune(
     ValueError
         For a bad setting.
     deepbelief.errors.DivergenceError
-        When the loss becomes NaN or inf; the parameters keep the values they had at the start
-        of that epoch.
+        When the loss becomes NaN or inf; the network, optimizer, generator and counters keep
+        the values they had at the start of that epoch (or of the resume point).
     """
-    settings = dict(
+    settings = FinetuneSettings(
         task=task, epochs=epochs, batch_size=batch_size, optimizer=optimizer,
         learning_rate=learning_rate, momentum=momentum, weight_decay=weight_decay,
         max_norm=max_norm, lr_schedule=lr_schedule, head_epochs=head_epochs,
         early_stopping=early_stopping, average_epochs=average_epochs,
-        mixed_precision=bool(mixed_precision),
+        mixed_precision=mixed_precision,
     )  # fmt: skip
-    _check_arguments(settings, validation)
+    if settings.early_stopping is not None and validation is None:
+        raise ValueError("early_stopping needs validation data")
     X, y = _check_data(X, y, task, "X", "y")
     if validation is not None:
         validation = _check_data(*validation, task, "validation X", "validation y")
     params = [p for p in network.parameters() if p.requires_grad]
-    head = _resolve_head(network, head, params) if head_epochs > 0 else network
+    head = _resolve_head(network, head, params) if settings.head_epochs > 0 else network
     head_ids = {id(p) for p in head.parameters()}
-    frozen = [p for p in params if id(p) not in head_ids]  # during the head-only epochs
     if generator is None:
         generator = make_generator(None, X.device)
+    optimizer = _make_optimizer(params, optimizer, learning_rate, momentum, weight_decay)
     state = FinetuneResult(
-        network=network,
-        optimizer=_make_optimizer(params, optimizer, learning_rate, momentum, weight_decay),
-        epochs=int(epochs),
-        generator=generator,
+        network,
+        optimizer,
+        settings,
+        generator,
+        X=X,
+        y=y,
+        validation=validation,
+        head=head,
+        frozen=[p for p in params if id(p) not in head_ids],  # during the head-only epochs
     )
     if resume is not None:
         state.load_state_dict(resume)
-    batch_size = min(int(batch_size), len(X))
-    state.batches_per_epoch = -(-len(X) // batch_size)
-    callbacks = list(callbacks) + ([ProgressBar(desc="fine-tune")] if progress else [])
-    _call(callbacks, "on_train_begin", state)
+    state.callbacks = list(callbacks) + ([ProgressBar(desc="fine-tune")] if progress else [])
     try:
         with _dropout_generator(network, generator):
-            while state.epoch < state.epochs and not state.stop_training:
-                in_head_phase = state.epoch < head_epochs
-                with _frozen(frozen if in_head_phase else []):
-                    trained = head if in_head_phase else network
-                    linears = [m for m in trained.modules() if isinstance(m, nn.Linear)]
-                    metrics = _run_epoch(
-                        state, X, y, batch_size, settings, generator, linears, callbacks
-                    )
-                if state.epoch > state.epochs - average_epochs:
-                    _update_average(state)
-                    if state.epoch == state.epochs:
-                        _restore(network, state.averaged)
-                if validation is not None:
-                    metrics.update(evaluate(network, *validation, task))
-                    _track_best(state, metrics["val_loss"], early_stopping)
-                metrics["seconds"] = time.perf_counter() - metrics["seconds"]
-                state.history.append(metrics)
-                _call(callbacks, "on_epoch_end", state, metrics)
+            state.run_loop(len(X))
         if state.best_weights is not None:
             _restore(network, state.best_weights)
         if state.averaged is not None:  # also when a callback stopped the run early
             _restore(network, state.averaged)
     finally:
+        for p in state.frozen:
+            p.requires_grad_(True)
         network.eval()
-        _call(callbacks, "on_train_end", state)
+        state.X = state.y = state.validation = None
     return state
 
 
@@ -325,42 +355,6 @@ def evaluate(
     return metrics
 
 
-# ---------------------------------------------------------------------- one epoch
-def _run_epoch(state, X, y, batch_size, settings, generator, linears, callbacks) -> dict:
-    """One pass over the shuffled data; returns the epoch's metrics (``seconds``: start time)."""
-    start = time.perf_counter()
-    network, optimizer, task = state.network, state.optimizer, settings["task"]
-    base_lr, max_norm = settings["learning_rate"], settings["max_norm"]
-    good = _snapshot(network)
-    total = state.epochs * state.batches_per_epoch
-    network.train()
-    losses, lr = [], base_lr
-    order = torch.randperm(len(X), generator=generator, device=X.device)
-    for batch, rows in enumerate(torch.split(order, batch_size)):
-        lr = learning_rate_at(base_lr, settings["lr_schedule"], state.step, total)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast(X.device.type, torch.bfloat16, enabled=settings["mixed_precision"]):
-            out = network(X[rows])
-        loss = _loss(out.to(X.dtype), y[rows], task)
-        loss.backward()
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            _diverged(network, good, state.epoch, batch, value, base_lr)
-        optimizer.step()
-        if max_norm is not None:
-            apply_max_norm(linears, max_norm)
-        losses.append(value)
-        state.step += 1
-        _call(callbacks, "on_batch_end", state, batch, state.batches_per_epoch)
-    if not all(torch.isfinite(p).all() for p in network.parameters()):
-        _diverged(network, good, state.epoch, len(losses) - 1, math.nan, base_lr)
-    state.epoch += 1
-    mean_loss = sum(losses) / len(losses) if losses else math.nan
-    return {"epoch": state.epoch, "loss": mean_loss, "learning_rate": lr, "seconds": start}
-
-
 def _loss(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
     if task == "classification":
         return F.cross_entropy(out, y)
@@ -370,37 +364,6 @@ def _loss(out: torch.Tensor, y: torch.Tensor, task: str) -> torch.Tensor:
             f"{tuple(y.shape)}"
         )
     return F.mse_loss(out, y)
-
-
-def _diverged(network, good, epoch, batch, loss, learning_rate):
-    _restore(network, good)
-    raise DivergenceError(
-        f"fine-tuning diverged at epoch {epoch + 1}, batch {batch + 1} (loss {loss}); the "
-        f"parameters from the start of that epoch were restored; lower the learning rate "
-        f"(now {learning_rate:g})"
-    )
-
-
-def learning_rate_at(learning_rate: float, schedule: str, step: int, total: int) -> float:
-    """The learning rate of update ``step`` out of ``total`` under ``schedule``.
-
-    Parameters
-    ----------
-    learning_rate : float
-        The initial rate.
-    schedule : {"constant", "linear", "cosine"}
-    step, total : int
-
-    Returns
-    -------
-    float
-    """
-    progress = min(step / max(total, 1), 1.0)
-    if schedule == "linear":
-        return learning_rate * (1.0 - progress)
-    if schedule == "cosine":
-        return learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return learning_rate
 
 
 # ---------------------------------------------------------------------- parameters
@@ -464,18 +427,6 @@ def _resolve_head(network, head, params) -> nn.Module:
 
 
 @contextlib.contextmanager
-def _frozen(params):
-    """Turn off ``requires_grad`` of ``params`` for the duration."""
-    for p in params:
-        p.requires_grad_(False)
-    try:
-        yield
-    finally:
-        for p in params:
-            p.requires_grad_(True)
-
-
-@contextlib.contextmanager
 def _dropout_generator(network, generator):
     """Point every :class:`Dropout` in ``network`` at ``generator`` for the duration."""
     layers = [m for m in network.modules() if isinstance(m, Dropout)]
@@ -529,13 +480,6 @@ def _track_best(state: FinetuneResult, val_loss: float, patience: int | None) ->
 
 
 # ---------------------------------------------------------------------- checks
-def _call(callbacks, hook, *args):
-    for callback in callbacks:
-        method = getattr(callback, hook, None)
-        if method is not None:
-            method(*args)
-
-
 def _check_data(X, y, task, x_name, y_name):
     if X.ndim != 2:
         raise ValueError(
@@ -552,38 +496,55 @@ def _check_data(X, y, task, x_name, y_name):
     return X, (y.reshape(-1, 1) if y.ndim == 1 else y).to(X.dtype)
 
 
-def _check_arguments(s: dict, validation) -> None:
-    for name, allowed in (
-        ("task", TASKS),
-        ("optimizer", OPTIMIZERS),
-        ("lr_schedule", LR_SCHEDULES),
-    ):
-        if s[name] not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}; got {s[name]!r}")
-    rules = {
-        "epochs": (lambda v: int(v) >= 0, ">= 0"),
-        "batch_size": (lambda v: int(v) >= 1, ">= 1"),
-        "learning_rate": (lambda v: v > 0, "> 0"),
-        "momentum": (lambda v: 0 <= v < 1, "in [0, 1)"),
-        "weight_decay": (lambda v: v >= 0, ">= 0"),
-        "head_epochs": (lambda v: int(v) >= 0, ">= 0"),
-        "max_norm": (lambda v: v is None or v > 0, "> 0 or None"),
-        "early_stopping": (lambda v: v is None or int(v) >= 1, ">= 1 or None"),
-        "average_epochs": (lambda v: int(v) >= 0, ">= 0"),
-    }
-    for name, (ok, rule) in rules.items():
-        if not ok(s[name]):
-            raise ValueError(f"{name} must be {rule}, got {s[name]}")
-    if s["early_stopping"] is not None and validation is None:
-        raise ValueError("early_stopping needs validation data")
-    if s["early_stopping"] is not None and s["average_epochs"]:
-        raise ValueError(
-            "average_epochs and early_stopping exclude each other: the one ends with the "
-            "average of the last epochs, the other with the best epoch"
-        )
+class UpDown(FitLoop):
+    """Up-down fine-tuning as a fit loop (see :func:`up_down`); ``run()`` trains.
+
+    The loop's ``loss`` of an update is the generative error of its batch; each epoch's
+    metrics hold its mean as ``generative_error``.
+    """
+
+    what = "up-down fine-tuning"
+
+    def __init__(
+        self, dbn, X, labels=None, *, epochs=10, batch_size=100, learning_rate=0.01, k=3,
+        generator=None, callbacks=(),
+    ):  # fmt: skip
+        if dbn.n_labels and labels is None:
+            raise ValueError("this DBN has label units: pass the labels")
+        if any(r.visible.has_logvar or r.hidden.has_logvar for r in dbn.rbms):
+            raise TypeError("up-down is implemented for units without learned variances")
+        settings = LoopSettings(epochs, batch_size, learning_rate, "constant")
+        if int(k) < 1:
+            raise ValueError(f"k must be an integer >= 1, got {k!r}")
+        generator = generator if generator is not None else make_generator(None, X.device)
+        self._init_loop(settings.epochs, settings.batch_size, settings.learning_rate, generator,
+                        callbacks)  # fmt: skip
+        self.dbn, self.X, self.labels, self.k = dbn, X, labels, int(k)
+        dbn.untie()
+
+    def run(self) -> UpDown:
+        """Train until ``epochs`` epochs are complete (continuing a resumed run)."""
+        with torch.no_grad():
+            self.run_loop(len(self.X))
+        return self
+
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
+        labels = None if self.labels is None else self.labels[rows]
+        return _up_down_step(self.dbn, self.X[rows], labels, learning_rate, self.k, self.generator)
+
+    def _end_epoch(self, metrics: dict) -> None:
+        metrics["generative_error"] = metrics.pop("loss")
+
+    def _parameters(self):
+        return self.dbn.parameters()
+
+    def _rule_state(self) -> dict:
+        return {"dbn": dict(self.dbn.state_dict())}
+
+    def _load_rule_state(self, state: dict) -> None:
+        self.dbn.load_state_dict(state["dbn"])
 
 
-@torch.no_grad()
 def up_down(
     dbn,
     X: torch.Tensor,
@@ -632,27 +593,25 @@ def up_down(
         squared error of the data predicted top-down from the wake states of the first hidden
         layer.
     """
-    if dbn.n_labels and labels is None:
-        raise ValueError("this DBN has label units: pass the labels")
-    if any(r.visible.has_logvar or r.hidden.has_logvar for r in dbn.rbms):
-        raise TypeError("up-down is implemented for units without learned variances")
-    if int(epochs) < 0 or int(batch_size) < 1 or not learning_rate > 0 or int(k) < 1:
-        raise ValueError("up_down needs epochs >= 0, batch_size >= 1, learning_rate > 0, k >= 1")
-    dbn.untie()
-    generator = generator if generator is not None else make_generator(None, X.device)
-    history = list(history)
-    for epoch in range(len(history), int(epochs)):
-        order = torch.randperm(len(X), generator=generator, device=X.device)
-        errors = []
-        for rows in torch.split(order, int(batch_size)):
-            batch_labels = None if labels is None else labels[rows]
-            errors.append(_up_down_step(dbn, X[rows], batch_labels, learning_rate, k, generator))
-        history.append({"epoch": epoch + 1, "generative_error": float(sum(errors) / len(errors))})
-        if on_epoch_end is not None:
-            on_epoch_end(history)
-    return history
+    loop = UpDown(
+        dbn, X, labels, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, k=k,
+        generator=generator, callbacks=[_EachEpoch(on_epoch_end)] if on_epoch_end else [],
+    )  # fmt: skip
+    if history:  # the DBN holds that epoch's weights and the generator that epoch's state
+        batches = -(-len(X) // min(loop.batch_size, len(X)))
+        loop.epoch, loop.step, loop.history = len(history), len(history) * batches, list(history)
+    return loop.run().history
 
 
+class _EachEpoch:
+    def __init__(self, fn):
+        self.fn = fn
+
+    def on_epoch_end(self, loop, metrics):
+        self.fn(loop.history)
+
+
+@torch.no_grad()
 def _up_down_step(dbn, data, labels, lr, k, generator) -> float:
     lower, top = dbn.rbms[:-1], dbn.rbms[-1]
     n, n_features = len(data), top.n_visible - dbn.n_labels

@@ -288,8 +288,10 @@ class PT(PCD):
         self.reset()
         if "chains" in state:
             self.chains = state["chains"]
-            self.swap_attempts = state["swap_attempts"].to(torch.float64).clone()
-            self.swap_accepts = state["swap_accepts"].to(torch.float64).clone()
+            # the counters stay on the CPU whatever device wrote them (the chains follow the
+            # model: the trainer moves them)
+            self.swap_attempts = state["swap_attempts"].to("cpu", torch.float64).clone()
+            self.swap_accepts = state["swap_accepts"].to("cpu", torch.float64).clone()
             self.parity = int(state["parity"])
 
 

@@ -1,43 +1,60 @@
-"""The fit loop for one RBM: minibatches, schedules, regularisers, monitors, callbacks,
-checkpoints and a divergence guard.
+"""Training one RBM (contrastive divergence and its relatives) and greedy pretraining of a
+stack.
 
 Gradients come from autograd on the contrastive free-energy difference
 ``mean F(v_data) - mean F(v_model)``, whose gradient is the usual CD/PCD statistic
 ``<s_v s_h>_data - <s_v s_h>_model`` for every parameter of every unit type. The negative
-particles come from a :mod:`deepbelief.samplers` sampler.
+particles come from a :mod:`deepbelief.samplers` sampler. Epochs, batches, schedules,
+callbacks, the divergence guard and exact interruption are the shared fit loop's
+(:mod:`deepbelief.loop`); this module supplies the RBM's update rule.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
-import time
 from collections.abc import Sequence
 
 import torch
 
 from . import evaluation
-from .errors import DivergenceError
 from .io import read_file, register, write_file
+from .loop import (
+    Callback,
+    FitLoop,
+    ProgressBar,
+    clone_state,
+    loading_device,
+    make_generator,
+    resolve_device,
+)
 from .nn.dbn import DBN
 from .nn.rbm import RBM
 from .nn.units import BernoulliUnits
 from .samplers import Sampler, make_sampler, sampler_from_config
+from .settings import LR_SCHEDULES, RBMSettings, SamplerSettings
+
+__all__ = [
+    "LR_SCHEDULES",
+    "Callback",
+    "Checkpoint",
+    "EarlyStopping",
+    "History",
+    "ProgressBar",
+    "RBMTrainer",
+    "clone_state",
+    "fit_rbm",
+    "make_generator",
+    "native_bfloat16",
+    "pretrain_dbn",
+    "propagate",
+    "resolve_device",
+]
 
 log = logging.getLogger("deepbelief")
 
-LR_SCHEDULES = ("constant", "linear", "cosine")
 #: Wider Bernoulli visible layers have their monitored pseudo-log-likelihood estimated from
 #: this many features (the exact one costs visible x hidden x rows per epoch).
 MONITOR_PLL_FEATURES = 64
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``"auto"`` (or None) picks CUDA when available, else the CPU."""
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def native_bfloat16(device: str | torch.device) -> bool:
@@ -56,32 +73,6 @@ def _mkldnn_bf16_supported() -> bool:
     return bool(check()) if check is not None else False
 
 
-def make_generator(random_state, device: torch.device) -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded from ``random_state`` (None: a fresh seed)."""
-    generator = torch.Generator(device=device)
-    if random_state is None:
-        generator.seed()
-    else:
-        generator.manual_seed(int(random_state) % 2**63)
-    return generator
-
-
-class Callback:
-    """Hooks called by :class:`RBMTrainer`. Set ``trainer.stop_training = True`` to stop."""
-
-    def on_train_begin(self, trainer: RBMTrainer) -> None:
-        """Called before the first epoch of a :meth:`RBMTrainer.fit` call."""
-
-    def on_batch_end(self, trainer: RBMTrainer, batch: int, n_batches: int) -> None:
-        """Called after every parameter update."""
-
-    def on_epoch_end(self, trainer: RBMTrainer, metrics: dict) -> None:
-        """Called after each epoch with that epoch's monitors."""
-
-    def on_train_end(self, trainer: RBMTrainer) -> None:
-        """Called when a :meth:`RBMTrainer.fit` call ends (also after early stopping)."""
-
-
 class History(Callback):
     """Keeps every epoch's metrics in ``self.epochs`` (the trainer keeps its own copy too)."""
 
@@ -90,30 +81,6 @@ class History(Callback):
 
     def on_epoch_end(self, trainer, metrics):
         self.epochs.append(dict(metrics))
-
-
-class ProgressBar(Callback):
-    """A tqdm bar over the batches of the whole run, with the latest monitors as postfix."""
-
-    def __init__(self, desc: str = "RBM", disable: bool | None = None):
-        self.desc, self.disable, self.bar = desc, disable, None
-
-    def on_train_begin(self, trainer):
-        from tqdm.auto import tqdm
-
-        remaining = (trainer.epochs - trainer.epoch) * trainer.batches_per_epoch
-        self.bar = tqdm(total=remaining, desc=self.desc, unit="batch", disable=self.disable)
-
-    def on_batch_end(self, trainer, batch, n_batches):
-        self.bar.update(1)
-
-    def on_epoch_end(self, trainer, metrics):
-        shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "seconds"}
-        self.bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
-
-    def on_train_end(self, trainer):
-        if self.bar is not None:
-            self.bar.close()
 
 
 class EarlyStopping(Callback):
@@ -170,7 +137,7 @@ class Checkpoint(Callback):
 
 
 @register("checkpoint")
-class RBMTrainer:
+class RBMTrainer(FitLoop):
     """Trains one :class:`deepbelief.nn.RBM` by contrastive divergence and its relatives.
 
     Defaults follow Hinton's *A Practical Guide to Training RBMs* (2010): learning rate 0.1,
@@ -270,12 +237,7 @@ class RBMTrainer:
         callbacks: Sequence[Callback] = (),
         generator: torch.Generator | None = None,
     ):
-        if isinstance(sampler, str) and sampler == "pt":
-            self.sampler = make_sampler(sampler, k, n_chains, n_temperatures=n_temperatures)
-        else:
-            self.sampler = make_sampler(sampler, k, n_chains)
-        self.model = model
-        self.settings = dict(
+        config = RBMSettings(
             epochs=epochs,
             batch_size=batch_size,
             learning_rate=learning_rate,
@@ -291,36 +253,33 @@ class RBMTrainer:
             max_norm=max_norm,
             clip_grad_norm=clip_grad_norm,
             monitor_rows=monitor_rows,
-            centering=bool(centering),
+            centering=centering,
             offset_decay=offset_decay,
-            init_visible_bias=bool(init_visible_bias),
-            sample_data=bool(sample_data),
-            mixed_precision=bool(mixed_precision),
+            init_visible_bias=init_visible_bias,
+            sample_data=sample_data,
+            mixed_precision=mixed_precision,
         )
-        _check_settings(self.settings)
-        if centering and (model.visible.has_logvar or model.hidden.has_logvar):
+        if isinstance(sampler, str):
+            named = SamplerSettings(sampler, k, n_chains, n_temperatures)
+            extra = {"n_temperatures": named.n_temperatures} if sampler == "pt" else {}
+            sampler = make_sampler(named.sampler, named.k, named.n_chains, **extra)
+        self.sampler = make_sampler(sampler)
+        if config.centering and (model.visible.has_logvar or model.hidden.has_logvar):
             raise ValueError("centering needs units without learned variances")
-        self.callbacks = list(callbacks)
+        self.model = model
+        self.settings = config.as_dict()
         device = model.weight.device
-        self.generator = generator if generator is not None else make_generator(None, device)
+        generator = generator if generator is not None else make_generator(None, device)
+        self._init_loop(
+            config.epochs, config.batch_size, config.learning_rate, generator, callbacks
+        )
         self.optimizer = self._make_optimizer()
-        self.epoch = 0  # epochs completed
-        self.step = 0  # updates completed
-        self.history: list[dict] = []
         self.sparsity_estimate: torch.Tensor | None = None
         self.visible_offset: torch.Tensor | None = None  # centering: the data's mean statistic
         self.hidden_offset: torch.Tensor | None = None  # centering: running mean activation
-        self.batches_per_epoch = 0
-        self.stop_training = False
+        self._data = self._monitor = self._validation = None
 
-    # ------------------------------------------------------------------ settings
-    @property
-    def epochs(self) -> int:
-        return self.settings["epochs"]
-
-    @epochs.setter
-    def epochs(self, value: int) -> None:
-        self.settings["epochs"] = int(value)
+    records_loss = False  # the contrastive difference is no learning curve
 
     @property
     def lr_schedule(self) -> str:
@@ -330,27 +289,17 @@ class RBMTrainer:
         return schedule
 
     def _make_optimizer(self) -> torch.optim.SGD:
-        m = self.model
-        # weight decay is added to the weight gradient by _update (weights only, never biases)
+        # weight decay is added to the weight gradient by _apply (weights only, never biases)
         return torch.optim.SGD(
-            list(m.parameters()),
+            list(self.model.parameters()),
             lr=self.settings["learning_rate"],
             momentum=self.settings["momentum"],
         )
 
-    def learning_rate_at(self, step: int, total: int) -> float:
-        """The learning rate of update ``step`` out of ``total``."""
-        lr = self.settings["learning_rate"]
-        progress = min(step / max(total, 1), 1.0)
-        if self.lr_schedule == "linear":
-            return lr * (1.0 - progress)
-        if self.lr_schedule == "cosine":
-            return lr * 0.5 * (1.0 + math.cos(math.pi * progress))
-        return lr
-
     # ------------------------------------------------------------------ training
     def fit(self, X: torch.Tensor, validation: torch.Tensor | None = None) -> RBMTrainer:
-        """Train until ``epochs`` epochs are complete (continuing a resumed run).
+        """Train until ``epochs`` epochs are complete (continuing a resumed run, also from the
+        middle of an epoch).
 
         Parameters
         ----------
@@ -365,61 +314,48 @@ class RBMTrainer:
             validation = torch.as_tensor(validation, dtype=X.dtype, device=X.device)
         if self.settings["sample_data"]:
             _check_probabilities(model, X)
-        batch_size = min(int(self.settings["batch_size"]), len(X))
-        self.batches_per_epoch = -(-len(X) // batch_size)
-        if self.step == 0 and self.epoch == 0 and self.settings["init_visible_bias"]:
+        fresh = self.step == 0 and self.epoch == 0
+        if fresh and self.settings["init_visible_bias"]:
             model.init_visible_bias_from_data(X)
         if self.settings["centering"] and self.visible_offset is None:
             self.visible_offset = _mean_statistic(model.visible, X)
-        monitor = X[: self.settings["monitor_rows"]]
-        self.stop_training = False
-        for callback in self.callbacks:
-            callback.on_train_begin(self)
+        self._data, self._validation = X, validation
+        self._monitor = X[: self.settings["monitor_rows"]]
         try:
-            while self.epoch < self.epochs and not self.stop_training:
-                metrics = self._run_epoch(X, batch_size, monitor, validation)
-                self.history.append(metrics)
-                for callback in self.callbacks:
-                    callback.on_epoch_end(self, metrics)
+            self.run_loop(len(X))
         finally:
-            for callback in self.callbacks:
-                callback.on_train_end(self)
+            self._data = self._monitor = self._validation = None
         return self
 
-    def _run_epoch(self, X, batch_size, monitor, validation) -> dict:
-        start = time.perf_counter()
-        good = copy.deepcopy(self.model.state_dict())
-        total = self.epochs * self.batches_per_epoch
-        momentum_key = (
-            "momentum" if self.epoch < self.settings["momentum_epochs"] else "final_momentum"
-        )
+    def _begin_epoch(self) -> None:
+        s = self.settings
+        momentum = s["momentum"] if self.epoch < s["momentum_epochs"] else s["final_momentum"]
         for group in self.optimizer.param_groups:
-            group["momentum"] = self.settings[momentum_key]
-        order = torch.randperm(len(X), generator=self.generator, device=X.device)
-        for batch, rows in enumerate(torch.split(order, batch_size)):
-            lr = self.learning_rate_at(self.step, total)
-            for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            batch_rows = X[rows]
-            if self.settings["sample_data"]:
-                batch_rows = torch.bernoulli(batch_rows, generator=self.generator)
-            loss = self._update(batch_rows)
-            if not math.isfinite(loss):
-                self._diverged(good, batch, loss)
-            self.step += 1
-            for callback in self.callbacks:
-                callback.on_batch_end(self, batch, self.batches_per_epoch)
-        if not all(torch.isfinite(p).all() for p in self.model.parameters()):
-            self._diverged(good, self.batches_per_epoch - 1, float("nan"))
-        self.epoch += 1
-        metrics = {"epoch": self.epoch, "learning_rate": lr}
-        if len(monitor):
-            metrics.update(self.monitors(monitor, validation))
-        metrics["seconds"] = time.perf_counter() - start
-        log.info("epoch %d: %s", self.epoch, _format_metrics(metrics))
-        return metrics
+            group["momentum"] = momentum
 
-    def _update(self, v_data: torch.Tensor) -> float:
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate
+        batch_rows = self._data[rows]
+        if self.settings["sample_data"]:
+            batch_rows = torch.bernoulli(batch_rows, generator=self.generator)
+        return self._apply(batch_rows)
+
+    def _end_epoch(self, metrics: dict) -> None:
+        if len(self._monitor):
+            metrics.update(self.monitors(self._monitor, self._validation))
+        log.info("epoch %d: %s", self.epoch, _format_metrics(metrics))
+
+    def _parameters(self):
+        return self.model.parameters()
+
+    def _divergence_hint(self) -> str:
+        return (
+            f"lower the learning rate (now {self.settings['learning_rate']:g}) or set "
+            "clip_grad_norm"
+        )
+
+    def _apply(self, v_data: torch.Tensor) -> float:
         """One parameter update; returns a number that is NaN or inf when training diverged."""
         model = self.model
         if model.visible.has_logvar or model.hidden.has_logvar:
@@ -527,14 +463,6 @@ class RBMTrainer:
         """Surrogate whose gradient is :meth:`_sparsity_push` on each hidden unit's input."""
         return (self._sparsity_push(hidden_input) * hidden_input.mean(0)).sum()
 
-    def _diverged(self, good_state, batch, loss):
-        self.model.load_state_dict(good_state)
-        raise DivergenceError(
-            f"training diverged at epoch {self.epoch + 1}, batch {batch + 1} (loss {loss}); "
-            f"the weights of epoch {self.epoch} were kept; lower the learning rate "
-            f"(now {self.settings['learning_rate']:g}) or set clip_grad_norm"
-        )
-
     @torch.no_grad()
     def monitors(self, X: torch.Tensor, validation: torch.Tensor | None = None) -> dict:
         """Reconstruction error, mean hidden activation (a warning when binary hidden units
@@ -568,52 +496,57 @@ class RBMTrainer:
         return out
 
     # ------------------------------------------------------------------ checkpoints
-    def state_dict(self) -> dict:
-        """Everything needed to continue training exactly: weights, optimizer, chains, RNG."""
+    def _rule_state(self) -> dict:
         return {
             "model": dict(self.model.state_dict()),
             "optimizer": self.optimizer.state_dict(),
             "sampler": self.sampler.state_dict(),
-            "generator": self.generator.get_state(),
-            "epoch": self.epoch,
-            "step": self.step,
-            "history": self.history,
             "sparsity_estimate": self.sparsity_estimate,
             "visible_offset": self.visible_offset,
             "hidden_offset": self.hidden_offset,
         }
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a :meth:`state_dict`."""
+    def _load_rule_state(self, state: dict) -> None:
         device = self.model.weight.device
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.sampler.load_state_dict({k: v.to(device) for k, v in state["sampler"].items()})
-        self.generator.set_state(state["generator"])
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
-        self.history = list(state["history"])
-        estimate = state["sparsity_estimate"]
-        self.sparsity_estimate = None if estimate is None else estimate.to(device)
-        offsets = [state.get(k) for k in ("visible_offset", "hidden_offset")]
-        self.visible_offset, self.hidden_offset = (
-            None if t is None else t.to(device) for t in offsets
+        self.sparsity_estimate, self.visible_offset, self.hidden_offset = (
+            None if state.get(k) is None else state[k].to(device)
+            for k in ("sparsity_estimate", "visible_offset", "hidden_offset")
         )
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training exactly after the last completed update:
+        weights, optimizer, chains, generator, the position in the epoch (the fit loop's
+        :meth:`~deepbelief.loop.FitLoop.loop_state`)."""
+        return self.loop_state()
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore a :meth:`state_dict` (also one written on another device type, or by an
+        earlier version that kept epoch ends only)."""
+        if "rule" not in state:  # before the shared fit loop: the rule's parts at the top
+            parts = ("model", "optimizer", "sampler")
+            parts += ("sparsity_estimate", "visible_offset", "hidden_offset")
+            state = {**state, "rule": {k: state.get(k) for k in parts}}
+        self.load_loop_state(state)
 
     def _to_state(self) -> dict:
         return {
             "model_config": self.model.config(),
             "sampler_config": self.sampler.config(),
-            "settings": self.settings,
+            "settings": {**self.settings, "epochs": self.epochs},
             "device": str(self.model.weight.device),
             "trainer": self.state_dict(),
         }
 
     @classmethod
-    def _from_state(cls, state: dict) -> RBMTrainer:
-        device = torch.device(state["device"])
-        if device.type == "cuda" and not torch.cuda.is_available():
-            device = torch.device("cpu")
-        dtype = state["trainer"]["model"]["weight"].dtype
+    def _from_state(cls, state: dict, device=None) -> RBMTrainer:
+        """Rebuild from :meth:`_to_state` on ``device`` (default: the device that wrote it, or
+        the CPU when that one is not available here)."""
+        device = loading_device(state["device"] if device is None else device)
+        saved = state["trainer"]
+        dtype = (saved.get("rule") or saved)["model"]["weight"].dtype
         model = RBM.from_config(state["model_config"], dtype=dtype, device=device)
         trainer = cls(
             model,
@@ -625,33 +558,18 @@ class RBMTrainer:
         return trainer
 
     def save_checkpoint(self, path) -> None:
-        """Write the model, optimizer, sampler chains and RNG state to ``path`` (atomically)."""
+        """Write the whole training state to ``path`` (atomically): after an interruption it
+        holds the last completed update, and :meth:`from_checkpoint` continues exactly."""
         write_file(path, "checkpoint", self._to_state())
 
     @classmethod
-    def from_checkpoint(cls, path, callbacks: Sequence[Callback] = ()) -> RBMTrainer:
-        """Rebuild a trainer (and its model) from :meth:`save_checkpoint`; ``fit`` continues."""
+    def from_checkpoint(cls, path, callbacks: Sequence[Callback] = (), device=None) -> RBMTrainer:
+        """Rebuild a trainer (and its model) from :meth:`save_checkpoint`, on ``device``
+        (default: the writer's, or the CPU); ``fit`` continues."""
         _, tree = read_file(path)
-        trainer = cls._from_state(tree)
+        trainer = cls._from_state(tree, device=device)
         trainer.callbacks = list(callbacks)
         return trainer
-
-
-def _check_settings(s: dict) -> None:
-    if int(s["epochs"]) < 0:
-        raise ValueError(f"epochs must be >= 0, got {s['epochs']}")
-    if int(s["batch_size"]) < 1:
-        raise ValueError(f"batch_size must be >= 1, got {s['batch_size']}")
-    if not s["learning_rate"] > 0:
-        raise ValueError(f"learning_rate must be > 0, got {s['learning_rate']}")
-    if s["lr_schedule"] not in ("auto", *LR_SCHEDULES):
-        raise ValueError(f"lr_schedule must be one of auto, {', '.join(LR_SCHEDULES)}")
-    if not 0 <= s["offset_decay"] < 1:
-        raise ValueError(f"offset_decay must lie in [0, 1), got {s['offset_decay']}")
-    target = s["sparsity_target"]
-    if target is not None and not 0 < target < 1:
-        raise ValueError(f"sparsity_target must lie in (0, 1), got {target}")
-    s["epochs"], s["batch_size"] = int(s["epochs"]), int(s["batch_size"])
 
 
 def _check_probabilities(model: RBM, X: torch.Tensor) -> None:
@@ -804,25 +722,3 @@ def _replay_inputs(dbn, X, labels, sample_inputs, generator, input_states) -> to
             generator.set_state(state)
         data = _layer_input(dbn, i, data, labels, sample_inputs, generator)
     return data
-
-
-def clone_state(tree):
-    """A deep copy of a state tree (nested dicts, lists and tuples) whose tensors are detached
-    clones: a snapshot that later training does not change.
-
-    Parameters
-    ----------
-    tree : object
-        Tensors, dicts, lists, tuples and plain values (kept as they are).
-
-    Returns
-    -------
-    object
-    """
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().clone()
-    if isinstance(tree, dict):
-        return {k: clone_state(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(clone_state(v) for v in tree)
-    return tree

@@ -1,0 +1,432 @@
+"""The one fit loop: epochs of shuffled minibatches, the learning-rate schedule, callbacks, the
+divergence guard and "last completed step" interruption semantics.
+
+RBM training (:class:`deepbelief.training.RBMTrainer`) and backprop fine-tuning
+(:func:`deepbelief.finetune.finetune`) both run :meth:`FitLoop.run_loop`; each supplies only
+its update rule (the split torch.optim makes between an ``Optimizer`` and each algorithm's
+kernel): ``_update(rows, learning_rate) -> loss``, plus optional ``_begin_epoch``,
+``_end_epoch`` and the state of the rule (``_rule_state``/``_load_rule_state``).
+
+Interruptions are exact. The loop's state (:meth:`FitLoop.loop_state`) names the last
+completed update: epoch, update count, the position in the epoch and the epoch's order of
+rows, the generator, and the rule's own state. Ctrl-C is deferred to the end of the update in
+progress; any other exception in the middle of an update, and a divergence, restore the state
+of the start of the epoch (or of the resume point), so a checkpoint written then always
+describes a step that was really completed and a resumed run ends exactly as an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import signal
+import threading
+import time
+
+import torch
+
+from .errors import DivergenceError
+
+log = logging.getLogger("deepbelief")
+
+#: Size in bytes of a CPU generator's state (a Mersenne twister); CUDA's is 16.
+_CPU_STATE_BYTES = 5056
+
+
+# ---------------------------------------------------------------------- generators
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``"auto"`` (or None) picks CUDA when available, else the CPU; any other name must be a
+    device this machine has (ValueError naming it otherwise)."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}"
+        ) from None
+    problem = _unavailable(resolved)
+    if problem:
+        raise ValueError(f"device {str(device)!r} is not available: {problem}")
+    return resolved
+
+
+def _unavailable(device: torch.device) -> str | None:
+    """Why this machine cannot use ``device`` (None when it can)."""
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return "this machine (or this build of torch) has no CUDA GPU; use 'cpu' or 'auto'"
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        return "this machine has no Apple MPS device; use 'cpu' or 'auto'"
+    elif device.type not in ("cpu", "cuda", "mps"):
+        return "deepbelief runs on 'cpu', 'cuda' and 'mps' devices"
+    return None
+
+
+def loading_device(device) -> torch.device:
+    """The device to load a saved model on: ``device`` when this machine has it, else the CPU
+    (a model written on a GPU machine loads anywhere)."""
+    try:
+        return resolve_device(device)
+    except ValueError:
+        return torch.device("cpu")
+
+
+def make_generator(random_state, device: torch.device) -> torch.Generator:
+    """A ``torch.Generator`` on ``device`` seeded from ``random_state`` (None: a fresh seed)."""
+    generator = torch.Generator(device=device)
+    if random_state is None:
+        generator.seed()
+    else:
+        generator.manual_seed(int(random_state) % 2**63)
+    return generator
+
+
+def generator_state(generator: torch.Generator) -> dict:
+    """The generator's state with the device type that wrote it: ``{"device_type", "state"}``.
+
+    Each device type keeps its own kind of state (a Mersenne twister on the CPU, a Philox
+    seed and offset on CUDA); :func:`set_generator_state` restores it on any device.
+    """
+    return {"device_type": generator.device.type, "state": generator.get_state()}
+
+
+def set_generator_state(generator: torch.Generator, saved) -> None:
+    """Restore :func:`generator_state` (or a bare ``get_state()`` tensor of older files).
+
+    A state written by the same device type continues its stream exactly. A state written by
+    another device type cannot be replayed there; the generator is then seeded
+    deterministically from the saved state's bytes (SHA-256), so the same file always continues
+    the same way on that device type, but not as the writing device would have continued.
+    """
+    if isinstance(saved, torch.Tensor):  # files written before the device type was stored
+        saved = {"device_type": _guess_device_type(saved), "state": saved}
+    state = saved["state"].detach().to("cpu", torch.uint8)
+    if saved["device_type"] == generator.device.type:
+        generator.set_state(state)
+        return
+    digest = hashlib.sha256(bytes(state.numpy().tobytes())).digest()
+    generator.manual_seed(int.from_bytes(digest[:8], "little") % 2**63)
+
+
+def _guess_device_type(state: torch.Tensor) -> str:
+    return "cpu" if state.numel() == _CPU_STATE_BYTES else "cuda"
+
+
+def clone_state(tree):
+    """A deep copy of a state tree (nested dicts, lists and tuples) whose tensors are detached
+    clones: a snapshot that later training does not change.
+
+    Parameters
+    ----------
+    tree : object
+        Tensors, dicts, lists, tuples and plain values (kept as they are).
+
+    Returns
+    -------
+    object
+    """
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {k: clone_state(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(clone_state(v) for v in tree)
+    return tree
+
+
+def to_device(tree, device: torch.device):
+    """A state tree with every tensor moved to ``device`` (generator states stay on the CPU)."""
+    if isinstance(tree, torch.Tensor):
+        return tree if tree.dtype == torch.uint8 else tree.to(device)
+    if isinstance(tree, dict):
+        return {k: to_device(v, device) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(to_device(v, device) for v in tree)
+    return tree
+
+
+# ---------------------------------------------------------------------- schedules
+def learning_rate_at(learning_rate: float, schedule: str, step: int, total: int) -> float:
+    """The learning rate of update ``step`` out of ``total`` under ``schedule``.
+
+    Parameters
+    ----------
+    learning_rate : float
+        The initial rate.
+    schedule : {"constant", "linear", "cosine"}
+        "linear" and "cosine" end at zero.
+    step, total : int
+
+    Returns
+    -------
+    float
+    """
+    progress = min(step / max(total, 1), 1.0)
+    if schedule == "linear":
+        return learning_rate * (1.0 - progress)
+    if schedule == "cosine":
+        return learning_rate * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return learning_rate
+
+
+# ---------------------------------------------------------------------- callbacks
+class Callback:
+    """Hooks called by the fit loop. Set ``loop.stop_training = True`` to stop."""
+
+    def on_train_begin(self, loop) -> None:
+        """Called before the first epoch of a fit call."""
+
+    def on_batch_end(self, loop, batch: int, n_batches: int) -> None:
+        """Called after every completed update (``batch`` counts from 0 within the epoch)."""
+
+    def on_epoch_end(self, loop, metrics: dict) -> None:
+        """Called after each epoch with that epoch's metrics."""
+
+    def on_train_end(self, loop) -> None:
+        """Called when a fit call ends: finished, stopped early, interrupted or diverged (the
+        loop then holds the state of its last completed step)."""
+
+
+def call(callbacks, hook: str, *args) -> None:
+    """Call ``hook`` on every callback that has it."""
+    for callback in callbacks:
+        method = getattr(callback, hook, None)
+        if method is not None:
+            method(*args)
+
+
+class ProgressBar(Callback):
+    """A tqdm bar over the batches of the whole run, with the latest monitors as postfix."""
+
+    def __init__(self, desc: str = "RBM", disable: bool | None = None):
+        self.desc, self.disable, self.bar = desc, disable, None
+
+    def on_train_begin(self, loop):
+        from tqdm.auto import tqdm
+
+        remaining = (loop.epochs - loop.epoch) * loop.batches_per_epoch - loop.batch
+        self.bar = tqdm(total=remaining, desc=self.desc, unit="batch", disable=self.disable)
+
+    def on_batch_end(self, loop, batch, n_batches):
+        self.bar.update(1)
+
+    def on_epoch_end(self, loop, metrics):
+        shown = {k: v for k, v in metrics.items() if isinstance(v, float) and k != "seconds"}
+        self.bar.set_postfix({k: f"{v:.4g}" for k, v in shown.items()}, refresh=False)
+
+    def on_train_end(self, loop):
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------------- interruption
+@contextlib.contextmanager
+def deferred_interrupt(loop: FitLoop):
+    """Within the block, Ctrl-C (SIGINT) only sets ``loop.interrupted``; the loop raises
+    KeyboardInterrupt at the end of the update in progress. A second Ctrl-C interrupts at
+    once. Only in the main thread, and only while Python's default handler is installed."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+
+    def handler(signum, frame):
+        if loop.interrupted:
+            raise KeyboardInterrupt
+        loop.interrupted = True
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# ---------------------------------------------------------------------- the loop
+class FitLoop:
+    """Base class of the training algorithms: the counters and the loop.
+
+    A subclass sets ``epochs``, ``batch_size``, ``learning_rate``, ``generator`` and
+    ``callbacks`` (or calls :meth:`_init_loop`) and implements ``_update``; it may override
+    ``_begin_epoch``, ``_end_epoch``, ``_parameters``, ``_rule_state``, ``_load_rule_state``,
+    ``lr_schedule`` and ``_divergence_hint``.
+
+    Attributes
+    ----------
+    epoch : int
+        Epochs completed.
+    step : int
+        Updates completed.
+    batch : int
+        Updates completed in the current epoch (0 between epochs).
+    batches_per_epoch : int
+    history : list of dict
+        One dict of metrics per completed epoch.
+    stop_training : bool
+        A callback sets it to stop after the current epoch.
+    """
+
+    what = "training"
+    #: Whether the mean of the updates' losses is a metric worth keeping (``"loss"``).
+    records_loss = True
+
+    def _init_loop(self, epochs, batch_size, learning_rate, generator, callbacks) -> None:
+        self.epochs, self.batch_size = int(epochs), int(batch_size)
+        self.learning_rate = learning_rate
+        self.generator = generator
+        self.callbacks = list(callbacks)
+        self.epoch = self.step = self.batch = self.batches_per_epoch = 0
+        self.order: torch.Tensor | None = None
+        self.epoch_losses: list[float] = []
+        self.history: list[dict] = []
+        self.stop_training = self.interrupted = False
+        self._consistent, self._good = True, None
+
+    # ---------------------------------------------------------------- the rule's hooks
+    lr_schedule = "constant"
+
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
+        """One update on the training rows ``rows`` (indices); returns the loss, which is NaN
+        or infinite when training diverged."""
+        raise NotImplementedError
+
+    def _begin_epoch(self) -> None:
+        """Called before each epoch's first update (also when resuming mid-epoch)."""
+
+    def _end_epoch(self, metrics: dict) -> None:
+        """Add the epoch's monitors to ``metrics``; may change the rule's state."""
+
+    def _parameters(self):
+        """The tensors that must stay finite."""
+        return ()
+
+    def _rule_state(self) -> dict:
+        return {}
+
+    def _load_rule_state(self, state: dict) -> None:
+        pass
+
+    def _divergence_hint(self) -> str:
+        return f"lower the learning rate (now {self.learning_rate:g})"
+
+    # ---------------------------------------------------------------- state
+    def loop_state(self) -> dict:
+        """Everything needed to continue exactly after the last completed update (live
+        tensors: clone them to keep a snapshot)."""
+        return {
+            "epoch": self.epoch,
+            "step": self.step,
+            "batch": self.batch,
+            "order": self.order,
+            "epoch_losses": list(self.epoch_losses),
+            "history": list(self.history),
+            "generator": None if self.generator is None else generator_state(self.generator),
+            "stop_training": self.stop_training,
+            "rule": self._rule_state(),
+        }
+
+    def load_loop_state(self, state: dict) -> None:
+        """Restore :meth:`loop_state` (a state written on another device type continues too:
+        see :func:`set_generator_state`)."""
+        self._load_rule_state(state["rule"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.batch = int(state.get("batch", 0))
+        order = state.get("order")
+        self.order = None if order is None else order.to(self._device()).long()
+        self.epoch_losses = [float(v) for v in state.get("epoch_losses", [])]
+        self.history = list(state["history"])
+        self.stop_training = bool(state.get("stop_training", False))
+        if self.generator is not None and state.get("generator") is not None:
+            set_generator_state(self.generator, state["generator"])
+
+    def _device(self) -> torch.device:
+        return self.generator.device if self.generator is not None else torch.device("cpu")
+
+    def learning_rate_at(self, step: int, total: int) -> float:
+        """The learning rate of update ``step`` out of ``total``."""
+        return learning_rate_at(self.learning_rate, self.lr_schedule, step, total)
+
+    # ---------------------------------------------------------------- the loop
+    def run_loop(self, n_rows: int) -> None:
+        """Train until ``epochs`` epochs are complete, from wherever the counters stand."""
+        if n_rows < 1:
+            raise ValueError("no rows to train on")
+        batch_size = min(self.batch_size, n_rows)
+        self.batches_per_epoch = -(-n_rows // batch_size)
+        if self.order is not None and (
+            len(self.order) != n_rows or self.batch >= self.batches_per_epoch
+        ):
+            raise ValueError(
+                f"cannot resume at batch {self.batch + 1} of an epoch over {len(self.order)} "
+                f"rows with {n_rows} rows in batches of {batch_size}"
+            )
+        self.stop_training = self.interrupted = False
+        self._consistent = True
+        call(self.callbacks, "on_train_begin", self)
+        try:
+            with deferred_interrupt(self):
+                while self.epoch < self.epochs and not self.stop_training:
+                    self._run_epoch(n_rows, batch_size)
+        except BaseException:
+            if not self._consistent:  # cut short inside an update: back to a completed step
+                self.load_loop_state(self._good)
+                self._consistent = True
+            raise
+        finally:
+            call(self.callbacks, "on_train_end", self)
+
+    def _run_epoch(self, n_rows: int, batch_size: int) -> None:
+        start = time.perf_counter()
+        if self.order is None:
+            self.order = torch.randperm(n_rows, generator=self.generator, device=self._device())
+            self.epoch_losses = []
+        self._good = clone_state(self.loop_state())
+        self._begin_epoch()
+        total = self.epochs * self.batches_per_epoch
+        chunks = torch.split(self.order, batch_size)
+        lr = self.learning_rate_at(self.step, total)
+        for rows in chunks[self.batch :]:
+            lr = self.learning_rate_at(self.step, total)
+            self._consistent = False
+            loss = self._update(rows, lr)
+            if not math.isfinite(loss):
+                self._diverged(loss)
+            self.epoch_losses.append(loss)
+            self.step, self.batch = self.step + 1, self.batch + 1
+            self._consistent = True
+            call(self.callbacks, "on_batch_end", self, self.batch - 1, self.batches_per_epoch)
+            if self.interrupted:
+                raise KeyboardInterrupt
+        if not all(torch.isfinite(p).all() for p in self._parameters()):
+            self._diverged(math.nan)
+        self._consistent = False  # until the epoch's bookkeeping is done
+        self.epoch, self.batch, self.order = self.epoch + 1, 0, None
+        losses, self.epoch_losses = self.epoch_losses, []
+        metrics = {"epoch": self.epoch, "learning_rate": lr}
+        if self.records_loss:
+            metrics["loss"] = sum(losses) / len(losses)
+        self._end_epoch(metrics)
+        metrics["seconds"] = time.perf_counter() - start
+        self.history.append(metrics)
+        self._consistent = True
+        call(self.callbacks, "on_epoch_end", self, metrics)
+        if self.interrupted:
+            raise KeyboardInterrupt
+
+    def _diverged(self, loss: float):
+        epoch, batch = self.epoch + 1, self.batch + 1
+        self.load_loop_state(self._good)
+        self._consistent = True
+        kept = "the resume point" if self._good["batch"] else f"epoch {self.epoch}"
+        raise DivergenceError(
+            f"{self.what} diverged at epoch {epoch}, batch {batch} (loss {loss}); the state of "
+            f"{kept} was kept; {self._divergence_hint()}"
+        )
