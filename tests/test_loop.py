@@ -145,7 +145,12 @@ def test_an_exception_inside_an_update_restores_the_start_of_the_epoch(monkeypat
     assert_same(straight, resumed.fit(BARS))
 
 
-def test_rbm_estimator_resumes_exactly_after_a_mid_epoch_interruption(monkeypatch, tmp_path):
+@pytest.mark.parametrize(
+    ("error", "position"), [(KeyboardInterrupt, (2, 2)), (DivergenceError, (2, 0))]
+)
+def test_rbm_estimator_resumes_exactly_after_a_mid_epoch_interruption_or_a_divergence(
+    error, position, monkeypatch, tmp_path
+):
     X = BARS.numpy().astype(np.float64)
     settings = dict(n_components=8, n_iter=6, batch_size=10, sampler="pcd", random_state=0)
     straight = RBMEstimator(**settings).fit(X)
@@ -154,15 +159,17 @@ def test_rbm_estimator_resumes_exactly_after_a_mid_epoch_interruption(monkeypatc
 
     def call(callbacks, hook, *args):
         if hook == "on_batch_end" and args[0].epoch == 2 and args[1] == 1:
-            raise KeyboardInterrupt
+            if error is KeyboardInterrupt:
+                raise KeyboardInterrupt
+            poison(args[0])
         return original(callbacks, hook, *args)
 
     monkeypatch.setattr(loop_module, "call", call)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(error):
         RBMEstimator(**settings, checkpoint=path, checkpoint_every=100).fit(X)
     monkeypatch.undo()
     loaded = deepbelief.load(path)
-    assert (loaded.trainer_.epoch, loaded.trainer_.batch) == (2, 2)
+    assert (loaded.trainer_.epoch, loaded.trainer_.batch) == position
     resumed = loaded.fit(X, resume=True)
     assert_same(straight.trainer_, resumed.trainer_)
     np.testing.assert_array_equal(straight.transform(X), resumed.transform(X))

@@ -1,11 +1,11 @@
 """Plots checked by content: sizes, tiles, and a title that stays clear of the images."""
 
+import matplotlib.image as plt_image
 import numpy as np
 import pytest
+import torch
 
 from deepbelief.plots import plot_filters, save_image_grid, tile_images
-
-plt_image = pytest.importorskip("matplotlib.image")
 
 
 def test_tile_images_places_each_image_scaled_to_unit_range():
@@ -65,30 +65,29 @@ def test_learning_curves_one_axes_per_metric_one_line_per_phase(tmp_path):
     from deepbelief.plots import _learning_curves_figure
 
     fig = _learning_curves_figure(_histories(), title="digits")
-    try:
-        titles = {ax.get_title(): ax for ax in fig.axes}
-        # five metrics: epoch, seconds and learning_rate are not curves
-        assert set(titles) == {
-            "Reconstruction error",
-            "Pseudo-log-likelihood",
-            "Training loss",
-            "Validation loss",
-            "Validation accuracy",
-        }
-        recon = titles["Reconstruction error"]
-        assert [line.get_label() for line in recon.get_lines()] == [
-            "pretrain layer 1",
-            "pretrain layer 2",
-        ]
-        assert recon.get_legend() is not None
-        np.testing.assert_allclose(recon.get_lines()[1].get_xdata(), [1, 2, 3])
-        (val_loss,) = titles["Validation loss"].get_lines()
-        np.testing.assert_allclose(val_loss.get_ydata(), [1.3])  # the NaN is skipped
-        assert fig._suptitle.get_text() == "digits"
-    finally:
-        import matplotlib.pyplot as plt
+    titles = {ax.get_title(): ax for ax in fig.axes}
+    # five metrics: epoch, seconds and learning_rate are not curves
+    assert set(titles) == {
+        "Reconstruction error",
+        "Pseudo-log-likelihood",
+        "Training loss",
+        "Validation loss",
+        "Validation accuracy",
+    }
+    recon = titles["Reconstruction error"]
+    assert [line.get_label() for line in recon.get_lines()] == [
+        "pretrain layer 1",
+        "pretrain layer 2",
+    ]
+    assert recon.get_legend() is not None
+    np.testing.assert_allclose(recon.get_lines()[1].get_xdata(), [1, 2, 3])
+    (val_loss,) = titles["Validation loss"].get_lines()
+    np.testing.assert_allclose(val_loss.get_ydata(), [1.3])  # the NaN is skipped
+    assert fig._suptitle.get_text() == "digits"
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-        plt.close(fig)
+    assert isinstance(fig.canvas, FigureCanvasAgg)  # its own Agg canvas, not pyplot's backend
+    assert fig.canvas.get_width_height() == (1000, 3 * 340 + 40)  # 3x2 subplots, title band
 
 
 def test_learning_curves_png_grows_with_the_number_of_metrics(tmp_path):
@@ -140,8 +139,6 @@ def test_confusion_matrix_png_is_annotated_and_not_constant(tmp_path):
 
 
 def test_confusion_matrix_text_cells_and_labels(tmp_path, monkeypatch):
-    import matplotlib.pyplot as plt
-
     from deepbelief import plots
 
     saved = {}
@@ -154,7 +151,6 @@ def test_confusion_matrix_text_cells_and_labels(tmp_path, monkeypatch):
     assert [t.get_text() for t in ax.get_yticklabels()] == ["cat", "dog"]
     assert ax.get_xlabel() == "predicted" and ax.get_ylabel() == "true"
     assert "80.0%" in ax.get_title()  # accuracy 12 / 15
-    plt.close(fig)
 
 
 @pytest.mark.parametrize(
@@ -206,7 +202,6 @@ def test_class_samples_grid_has_one_row_per_class(tmp_path, title):
 
 
 def test_class_samples_scales_each_image_and_accepts_tensors(tmp_path):
-    torch = pytest.importorskip("torch")
     from deepbelief.plots import plot_class_samples
 
     # two classes of one 2x2 image each, with very different value ranges

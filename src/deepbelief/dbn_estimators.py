@@ -523,7 +523,8 @@ class _SupervisedDBN(_DBNBase):
             check("learning_rate", lr, real(0, low_open=True))
         for name in ("dropout", "input_dropout"):
             check(name, getattr(self, name), PROBABILITY)
-        check("validation_fraction", self.validation_fraction, real(0, 1, low_open=True, high_open=True))
+        fraction = real(0, 1, low_open=True, high_open=True)
+        check("validation_fraction", self.validation_fraction, fraction)
         check("n_iter_no_change", self.n_iter_no_change, integer(1))
         if self.mixed_precision not in (True, False, "auto"):
             raise ValueError(

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 from .nn.dbn import DBN
 from .nn.rbm import RBM
-from .nn.units import BernoulliUnits
+from .nn.units import BernoulliUnits, MixedUnits, SoftmaxUnits
 
 #: Largest number of joint states :func:`exact_log_partition` enumerates by default (2^24).
 MAX_EXACT_STATES = 2**24
@@ -161,15 +161,31 @@ def tv_distance(p: torch.Tensor, q: torch.Tensor) -> float:
 class AISResult:
     """An annealed-importance-sampling estimate of ``log Z``.
 
+    ``log_z_lower`` and ``log_z_upper`` are a confidence interval, not bounds: the mean of the
+    importance weights -/+ 3 standard errors (Salakhutdinov & Murray 2008). The true ``log Z``
+    lies outside it when the weights' spread is underestimated, which is common when AIS
+    misses modes of the model (few betas or runs, a sharp model; a low ``ess`` warns of it).
+    Forward AIS also underestimates ``log Z`` on average (Jensen's inequality).
+
+    The only true bound here is ``log_z_floor``: ``log Z >= -F(v)`` for every ``v`` in the
+    convex hull of the visible states, so ``max -F(v)`` over the ``data`` rows inside it is a
+    hard lower bound (see :func:`ais_log_partition`). For a DBN, what bounds the
+    log-likelihood is the variational bound of :func:`dbn_lower_bound`, computed with an
+    exact or estimated top-level ``log Z``.
+
+    ``log_z_lower <= log_z <= log_z_upper`` always holds, and ``log_z_floor <= log_z_lower``
+    whenever the floor is finite.
+
     Attributes
     ----------
     log_z : float
-        The estimate: ``log Z_base + log mean(w)`` over the runs' importance weights ``w``.
+        The estimate: ``log Z_base + log mean(w)`` over the runs' importance weights ``w``,
+        raised to ``log_z_floor`` if it fell below that hard bound (with a warning).
     log_z_lower, log_z_upper : float
-        ``log Z_base + log(mean(w) -/+ 3 std(w) / sqrt(runs))``, computed in log space
-        (Salakhutdinov & Murray 2008); ``-inf`` when the lower one is not positive. The lower
-        bound is raised to ``max -F(v)`` over the ``data`` of discrete models (every state's
-        unnormalised probability is at most ``Z``).
+        ``log Z_base + log(mean(w) -/+ 3 std(w) / sqrt(runs))``, computed in log space: an
+        approximate 3-standard-error confidence interval, not a bound. ``log_z_lower`` is
+        ``-inf`` when ``mean(w) <= 3 std(w) / sqrt(runs)``, and is raised to ``log_z_floor``
+        when it falls below it.
     ess : float
         Effective sample size ``(sum w)^2 / sum w^2`` (between 1 and ``n_runs``).
     log_weights : torch.Tensor
@@ -178,6 +194,10 @@ class AISResult:
         ``log Z`` of the base-rate model the runs start from.
     n_betas : int
         Number of distributions, the base (beta = 0) and the model (beta = 1) included.
+    log_z_floor : float
+        The hard lower bound ``max -F(v)`` over the data rows inside the hull of the visible
+        states, computed in float64; ``-inf`` without such rows (no data, continuous visible
+        units, or every row outside, like a DBN's top-level data with an all-zero label block).
     """
 
     log_z: float
@@ -187,6 +207,7 @@ class AISResult:
     log_weights: torch.Tensor
     log_z_base: float
     n_betas: int
+    log_z_floor: float = -math.inf
 
     def __float__(self) -> float:
         return self.log_z
@@ -255,7 +276,11 @@ def ais_log_partition(
         Any visible units with a tractable base model (Bernoulli, Gaussian, softmax, mixed).
     data : tensor, optional
         Rows the base-rate model is fitted to (:func:`base_rate_bias`); a base close to the
-        data makes the estimate much tighter. Without it, the base is uniform.
+        data makes the estimate much tighter. Without it, the base is uniform. For discrete
+        visible units the rows also give the hard lower bound ``log_z_floor``
+        (:func:`log_partition_floor`): ``max -F(v)`` over the rows inside the convex hull of
+        the visible states (Bernoulli values in [0, 1], softmax groups that sum to 1); rows
+        outside it, such as a label block of all zeros, are ignored for the floor.
     n_runs : int, default 100
         Independent annealing runs.
     betas : int or 1-D tensor, optional
@@ -272,6 +297,10 @@ def ais_log_partition(
     Returns
     -------
     AISResult
+        ``log_z_lower``/``log_z_upper`` are a 3-standard-error confidence interval of the
+        weights, not bounds; ``log_z_floor`` is a true lower bound (or ``-inf``). When the
+        estimate falls below the floor, it is raised to it (with a RuntimeWarning), and
+        ``log_z_lower <= log_z <= log_z_upper`` always holds.
     """
     betas = _check_betas(betas)
     if int(n_runs) < 2:
@@ -306,9 +335,9 @@ def ais_log_partition(
 
 
 def _checked(result: AISResult, model: RBM, data) -> AISResult:
-    """Warn when the weights are degenerate, or when the estimate falls below ``max -F(v)``
-    over the data (``log Z >= -F(v)`` for every discrete ``v``: a hard lower bound, which
-    also raises ``log_z_lower``)."""
+    """Warn when the weights are degenerate; apply the hard floor of
+    :func:`log_partition_floor` over ``data``: an estimate below it is impossible (it is raised
+    to the floor, with a warning), and the interval's lower end is raised to it."""
     runs = len(result.log_weights)
     if result.ess < max(2.0, 0.1 * runs):
         warnings.warn(
@@ -317,21 +346,88 @@ def _checked(result: AISResult, model: RBM, data) -> AISResult:
             RuntimeWarning,
             stacklevel=3,
         )
-    if data is None or not model.visible.discrete or not len(data):
-        return result
-    data = torch.as_tensor(data, dtype=model.weight.dtype, device=model.weight.device)
-    floor = float(torch.cat([-model.free_energy(rows) for rows in torch.split(data, 4096)]).max())
+    floor = log_partition_floor(model, data)
     if result.log_z < floor:
         warnings.warn(
             f"the AIS estimate log Z = {result.log_z:.3f} is below max -F(v) = {floor:.3f} over "
-            "the data, a hard lower bound: AIS has missed most of the model's mass; add "
-            "distributions (betas) or runs",
+            "the data, a hard lower bound: AIS has missed most of the model's mass; the "
+            "estimate is raised to the bound; add distributions (betas) or runs",
             RuntimeWarning,
             stacklevel=3,
         )
-    if result.log_z_lower >= floor:
-        return result
-    return dataclasses.replace(result, log_z_lower=floor)
+    log_z = max(result.log_z, floor)
+    return dataclasses.replace(
+        result,
+        log_z=log_z,
+        log_z_lower=min(max(result.log_z_lower, floor), log_z),
+        log_z_upper=max(result.log_z_upper, log_z),
+        log_z_floor=floor,
+    )
+
+
+@torch.no_grad()
+def log_partition_floor(model: RBM, data: torch.Tensor | None) -> float:
+    """A hard lower bound on ``log Z``: ``max -F(v)`` over the rows of ``data`` inside the
+    convex hull of the visible states, in float64; ``-inf`` when there is no such row.
+
+    ``Z = sum_v exp(-F(v))`` over the visible states, so ``log Z >= -F(v)`` for every state
+    ``v``. For Bernoulli and softmax visible units ``-F(v) = v . b + log_partition_h(c + v W)``
+    is a convex function of ``v`` (a linear term plus the hidden layer's log-partition function,
+    convex in its input, of a linear map of ``v``), so on the convex hull of the states its
+    largest value is reached at a state: the bound also holds for mean-field data, Bernoulli
+    probabilities in [0, 1] and softmax groups that are probability vectors.
+
+    Rows outside the hull are ignored (a tolerance of 1e-5 is allowed, and such rows are
+    clipped into the hull before ``F`` is computed): values outside [0, 1], NaN, or a softmax
+    group that does not sum to 1, such as the all-zero label block of a DBN's top-level data
+    (``DBN.top_visible(features)`` without labels), where ``-F`` can exceed ``log Z``. Visible
+    units that are not all Bernoulli or softmax (Gaussian, ReLU, mixed with them) give
+    ``-inf``: a density can exceed ``Z`` anywhere.
+    """
+    if data is None or not model.visible.discrete:
+        return -math.inf
+    data = torch.as_tensor(data, dtype=torch.float64, device=model.weight.device)
+    if data.dim() != 2 or data.shape[1] != model.n_visible or not len(data):
+        return -math.inf
+    inside, projected = _into_state_hull(model.visible, data)
+    if inside is None or not bool(inside.any()):
+        return -math.inf
+    exact = copy.deepcopy(model).to(dtype=torch.float64)
+    rows = projected[inside]
+    return float(torch.cat([-exact.free_energy(chunk) for chunk in torch.split(rows, 4096)]).max())
+
+
+_HULL_TOLERANCE = 1e-5
+
+
+def _into_state_hull(units, x: torch.Tensor):
+    """``(inside, projected)``: which rows of ``x`` lie (within a tolerance) in the convex hull
+    of the states of ``units``, and ``x`` clipped into it; ``(None, x)`` for unit types whose
+    states have no such hull here (continuous units)."""
+    tol = _HULL_TOLERANCE
+    if isinstance(units, BernoulliUnits):
+        inside = ((x >= -tol) & (x <= 1 + tol)).all(1)
+        return inside, x.clamp(0.0, 1.0)
+    if isinstance(units, SoftmaxUnits):
+        inside = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        groups = []
+        for group in units._groups(x):
+            total = group.sum(1)
+            inside &= (group >= -tol).all(1) & ((total - 1).abs() <= tol)
+            clipped = group.clamp(min=0.0)
+            groups.append(clipped / clipped.sum(1, keepdim=True).clamp(min=tol))
+        return inside, torch.cat(groups, 1)
+    if isinstance(units, MixedUnits):
+        inside = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        blocks = []
+        for (part, _), block in zip(units.parts, units._split(x)):
+            part_inside, projected = _into_state_hull(part, block)
+            if part_inside is None:
+                return None, x
+            inside &= part_inside
+            blocks.append(projected)
+        return inside, torch.cat(blocks, 1)
+    return None, x
 
 
 def _anneal(model: RBM, v: torch.Tensor, schedule, b_base, generator) -> torch.Tensor:
@@ -480,7 +576,7 @@ def dbn_lower_bound(
     exact = copy.deepcopy(dbn).to(dtype=torch.float64)
     X = torch.as_tensor(X, dtype=torch.float64, device=exact.rbms[0].weight.device)
     if log_z is None:
-        top_data = exact.top_visible(exact.transform(X, layer=len(exact.rbms) - 1))
+        top_data = _top_level_data(exact, exact.transform(X, layer=len(exact.rbms) - 1))
         top_data = top_data.to(dbn.rbms[-1].weight.dtype)
         log_z = _log_partition(dbn.rbms[-1], top_data, **{"generator": generator, **ais_kw})
     if n_samples is None:
@@ -492,6 +588,27 @@ def dbn_lower_bound(
         values = values / int(n_samples)
     values = values - float(log_z)
     return values if per_row else float(values.mean())
+
+
+def _top_level_data(dbn: DBN, features: torch.Tensor) -> torch.Tensor:
+    """The top RBM's visible rows for the up-pass ``features``: with label units, each row
+    joined with its most probable label (one-hot, the label of lowest free energy), so the rows
+    lie in the model's support and bound ``log Z`` from below (:func:`log_partition_floor`).
+    ``top_visible(features)`` alone leaves the label block all zeros: outside the support."""
+    if not dbn.n_labels:
+        return features
+    top, n = dbn.rbms[-1], len(features)
+    best, best_label = None, torch.zeros(n, dtype=torch.long, device=features.device)
+    for c in range(dbn.n_labels):
+        labels = torch.full((n,), c, dtype=torch.long, device=features.device)
+        value = -top.free_energy(dbn.top_visible(features, labels))
+        if best is None:
+            best = value
+        else:
+            better = value > best
+            best = torch.where(better, value, best)
+            best_label[better] = c
+    return dbn.top_visible(features, best_label)
 
 
 def _sampled_bound(dbn: DBN, x: torch.Tensor, generator) -> torch.Tensor:

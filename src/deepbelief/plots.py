@@ -31,15 +31,21 @@ _METRIC_TITLES = {
 }
 
 
-def _pyplot():
+def _figure(**kwargs):
+    """A new :class:`matplotlib.figure.Figure` drawn by its own Agg canvas.
+
+    No pyplot: the process's matplotlib backend, pyplot's list of open figures and its
+    interactive state are left as they are (the caller may be running a GUI or a notebook
+    with another backend). The figure is freed with its last reference.
+    """
     try:
-        import matplotlib
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("plots need matplotlib: pip install 'deepbelief[plot]'") from exc
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+    return fig
 
 
 def _inches(pixels: float, dpi: int = _DPI) -> float:
@@ -48,8 +54,7 @@ def _inches(pixels: float, dpi: int = _DPI) -> float:
 
 
 def _save_figure(fig, path: str | os.PathLike, dpi: int = _DPI) -> Path:
-    """Save ``fig`` as a PNG at ``path`` atomically and close it; return the path."""
-    plt = _pyplot()
+    """Save ``fig`` as a PNG at ``path`` atomically; return the path."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
     try:
@@ -61,8 +66,6 @@ def _save_figure(fig, path: str | os.PathLike, dpi: int = _DPI) -> Path:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -127,11 +130,10 @@ def save_image_grid(grid: np.ndarray, path: str | os.PathLike, title: str | None
         The file written, ``width * scale`` pixels wide and ``height * scale`` (+ 30 with a
         title) pixels high.
     """
-    plt = _pyplot()
     height, width = grid.shape
     band = 30 if title else 0  # pixels of title band above the image
     image_height = height * scale
-    fig = plt.figure(figsize=(_inches(width * scale), _inches(image_height + band)))
+    fig = _figure(figsize=(_inches(width * scale), _inches(image_height + band)))
     ax = fig.add_axes((0, 0, 1, image_height / (image_height + band)))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
@@ -217,20 +219,16 @@ def _learning_curves_figure(histories, title=None):
             "nothing to plot: no phase has a finite numeric metric other than "
             f"{', '.join(sorted(_NOT_CURVES))} (phases: {list(map(str, histories))})"
         )
-    plt = _pyplot()
     from matplotlib.ticker import MaxNLocator
 
     n = len(curves)
     columns = min(n, 2)
     rows = math.ceil(n / columns)
     band = 40 if title else 0  # pixels for the figure title
-    fig, axes = plt.subplots(
-        rows,
-        columns,
-        figsize=(_inches(500 * columns), _inches(340 * rows + band)),
-        squeeze=False,
-        layout="constrained",
+    fig = _figure(
+        figsize=(_inches(500 * columns), _inches(340 * rows + band)), layout="constrained"
     )
+    axes = fig.subplots(rows, columns, squeeze=False)
     axes = axes.ravel()
     for ax in axes[n:]:  # the empty cell of an odd count
         fig.delaxes(ax)
@@ -328,12 +326,12 @@ def plot_confusion_matrix(matrix, labels, path, title=None):
         if total > 0:
             title += f" (accuracy {np.trace(matrix) / total:.1%})"
 
-    plt = _pyplot()
     cell = 0.5 if n > 12 else 0.7  # inches per class
     longest = max(len(label) for label in labels)
     margin = 1.2 + 0.07 * min(longest, 20)  # room for the tick labels
     side = max(4.0, cell * n + margin)
-    fig, ax = plt.subplots(figsize=(side + 1.0, side), layout="constrained")
+    fig = _figure(figsize=(side + 1.0, side), layout="constrained")
+    ax = fig.subplots()
     image = ax.imshow(matrix, cmap="Blues", vmin=0, interpolation="nearest")
     fig.colorbar(image, ax=ax, shrink=0.8)
     fontsize = max(6.0, min(10.0, 220.0 / n))
@@ -412,21 +410,19 @@ def plot_class_samples(images, labels_per_row, image_shape, path, title=None, *,
     per_row = len(images) // n_rows
     grid = tile_images(images, (h, w), columns=per_row)
 
-    plt = _pyplot()
     row_px = (h + 1) * scale
     fontsize = max(4.0, min(9.0, 0.7 * row_px * 72 / _DPI))  # points, fits in one row
-    probe = plt.figure(dpi=_DPI)  # measure the widest label as it will be drawn
+    probe = _figure(dpi=_DPI)  # measure the widest label as it will be drawn
     renderer = probe.canvas.get_renderer()
     widest = max(
         probe.text(0, 0, name, fontsize=fontsize).get_window_extent(renderer).width
         for name in names
     )
-    plt.close(probe)
     label_px = math.ceil(widest) + 12
     grid_h, grid_w = grid.shape[0] * scale, grid.shape[1] * scale
     band = 30 if title else 0
     fig_w, fig_h = label_px + grid_w, grid_h + band
-    fig = plt.figure(figsize=(_inches(fig_w), _inches(fig_h)))
+    fig = _figure(figsize=(_inches(fig_w), _inches(fig_h)))
     ax = fig.add_axes((label_px / fig_w, 0, grid_w / fig_w, grid_h / fig_h))
     ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()

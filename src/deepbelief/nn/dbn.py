@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 import torch.nn.utils.parametrize as parametrize
 from torch import nn
+from torch.nn.utils import skip_init
 
 from ..io import register
 from .layers import Dropout
@@ -37,8 +38,9 @@ class _VarianceScale(nn.Module):
 def tied_linear(rbm: RBM) -> nn.Linear:
     """An ``nn.Linear`` whose weight and bias ARE the RBM's ``weight`` (transposed view) and
     ``hidden_bias``: training it trains the RBM, nothing is copied."""
-    linear = nn.Linear(
-        rbm.n_visible, rbm.n_hidden, device=rbm.weight.device, dtype=rbm.weight.dtype
+    # skip_init: nn.Linear's own initialisation would draw from torch's global random stream
+    linear = skip_init(
+        nn.Linear, rbm.n_visible, rbm.n_hidden, device=rbm.weight.device, dtype=rbm.weight.dtype
     )
     del linear.weight, linear.bias
     linear.weight = rbm.weight
@@ -370,8 +372,12 @@ class DBN(nn.Module):
                     f"head must be 'classification', 'regression' or a module, not {head!r}"
                 )
             top = self.rbms[-1]
-            linear = nn.Linear(
-                top.n_hidden, int(n_outputs), dtype=top.weight.dtype, device=top.weight.device
+            linear = skip_init(
+                nn.Linear,
+                top.n_hidden,
+                int(n_outputs),
+                dtype=top.weight.dtype,
+                device=top.weight.device,
             )
             with torch.no_grad():
                 w = torch.randn(
