@@ -330,3 +330,76 @@ def test_there_are_at_least_25_cases():
 def test_debug_shows_the_traceback(ws, tmp_path):
     with pytest.raises(Exception, match="absent"):
         main(["train", str(tmp_path / "absent.csv"), "-o", str(tmp_path / "m"), "--debug"])
+
+
+# ---------------------------------------------------------------------- column typing (#13.6)
+def typing_csv(tmp_path, name, x=lambda i: f"{i * 0.37:.2f}", label=lambda i: "ab"[i % 2]):
+    """40 rows: x (numbers), colour, label; ``x(i)`` and ``label(i)`` give row i's cells."""
+    rows = [f"{x(i)},{['red', 'blue'][i % 2]},{label(i)}" for i in range(40)]
+    return write(tmp_path / name, "x,colour,label\n" + "\n".join(rows) + "\n")
+
+
+def abc(i):
+    return "abc"[i % 3]
+
+
+def train_typing(t, name, *options, **cells):
+    return ["train", typing_csv(t, name, **cells), "-o", t / "m", *options, *TINY]
+
+
+def wide_csv(t):
+    rows = "".join(f"n{i % 1100},{i},{i % 2}\n" for i in range(1200))
+    return write(t / "w.csv", "note,x,label\n" + rows)
+
+
+TYPING_CASES = [
+    (
+        "stray token in a numeric column",
+        lambda ws, t: train_typing(t, "s.csv", x=lambda i: "abc" if i == 6 else i),
+        ["s.csv", "column 'x'", "row 7", "'abc'", "--non-numeric missing"],
+    ),
+    (
+        "decimal comma",
+        lambda ws, t: train_typing(t, "c.csv", x=lambda i: '"6,7"' if i == 9 else i),
+        ["c.csv", "column 'x'", "row 10", "'6,7'", "not a number"],
+    ),
+    (
+        "stray token read as missing but missing values refused",
+        lambda ws, t: train_typing(
+            t, "r.csv", "--non-numeric", "missing", "--missing", "error", x=lambda i: i or "?"
+        ),
+        ["r.csv", "row 1", "'?'", "--missing impute"],
+    ),
+    (
+        "stray token in the target",
+        lambda ws, t: train_typing(t, "t.csv", label=lambda i: "x" if i == 5 else i % 2),
+        ["t.csv", "target column 'label'", "row 6", "'x'", "--non-numeric text"],
+    ),
+    (
+        "text column too wide to one-hot encode",
+        lambda ws, t: ["train", wide_csv(t), "-o", t / "m", *TINY],
+        ["w.csv", "'note'", "1100 distinct values", "1100 columns wide", "5.3 MB", "--drop-ids"],
+    ),
+    (
+        "unknown label at evaluation",
+        lambda ws, t: ["evaluate", ws / "model", typing_csv(t, "u.csv", label=abc)],
+        ["u.csv", "never saw: c", "classes are a, b"],
+    ),
+    (
+        "bad --non-numeric",
+        lambda ws, t: ["train", ws / "good.csv", "-o", t / "m", "--non-numeric", "drop"],
+        ["--non-numeric", "drop"],
+    ),
+]
+
+
+@pytest.mark.parametrize("name, build, words", TYPING_CASES, ids=[c[0] for c in TYPING_CASES])
+def test_column_typing_errors_exit_2_with_one_line(ws, tmp_path, capsys, name, build, words):
+    code = main([str(a) for a in build(ws, tmp_path)])
+    out, err = capsys.readouterr()
+    assert code == 2, (name, code, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for word in words:
+        assert word.lower() in lines[0].lower(), (word, lines[0])
+    assert not (tmp_path / "m" / "model.safetensors").exists()

@@ -4,11 +4,10 @@ import gzip
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from deepbelief.data import load_dataset, read_array, read_idx, read_image_folder
 from deepbelief.errors import DataError
-
-Image = pytest.importorskip("PIL.Image")
 
 
 def test_npy_and_npz_load_as_rows(tmp_path, monkeypatch):

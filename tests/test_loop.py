@@ -332,5 +332,5 @@ def test_estimators_refuse_a_bad_parameter_before_reading_any_data(maker, bad):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 def test_an_unavailable_device_is_a_clear_error():
-    with pytest.raises(ValueError, match="'cuda' is not available"):
+    with pytest.raises(ValueError, match="'cuda': not available"):
         DBNClassifier(device="cuda").fit(None, None)

@@ -4,12 +4,11 @@ that name the column and row, and a fitted state that is plain data."""
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from deepbelief.data import TablePreprocessor, prepare_target, read_table
 from deepbelief.errors import DataError
-
-pd = pytest.importorskip("pandas")
 
 
 def table():

@@ -13,17 +13,13 @@ import sys
 from pathlib import Path
 
 from ._version import __version__
-from .errors import DeepBeliefError
+from .errors import DeepBeliefError, UsageError
 
 log = logging.getLogger("deepbelief")
 
 UNITS_VISIBLE = ("auto", "bernoulli", "gaussian")
 UNITS_HIDDEN = ("bernoulli", "relu", "gaussian")
 MODELS = ("auto", "classifier", "regressor", "generative", "unsupervised")
-
-
-class UsageError(DeepBeliefError):
-    """A bad command line (unknown option, bad value, missing argument)."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", type=Path, default=Path("deepbelief-demo"))
     demo.add_argument("--epochs", type=positive_int, default=30, help="fine-tuning epochs")
     demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo's files")
     return parser
 
 
@@ -119,6 +116,13 @@ def _add_data_options(p, training: bool) -> None:
         p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
         p.add_argument("--missing", choices=("impute", "error"), default="impute")
         p.add_argument("--drop-ids", action="store_true", help="drop identifier-like columns")
+        p.add_argument(
+            "--non-numeric",
+            choices=("error", "missing", "text"),
+            default="error",
+            help="non-numeric cells in a mostly numeric column: refuse them (error), read them "
+            "as missing values (missing) or keep the column as categories (text)",
+        )
 
 
 def _add_train(p) -> None:
@@ -126,6 +130,11 @@ def _add_train(p) -> None:
     p.add_argument("-o", "--output", type=Path, help="model directory to write")
     p.add_argument("--config", type=Path, help="TOML or YAML file with the options below")
     p.add_argument("--resume", type=Path, metavar="MODEL_DIR", help="continue an interrupted run")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the model (or interrupted run) in MODEL_DIR; other files are kept",
+    )
     _add_data_options(p, training=True)
     m = p.add_argument_group("model")
     m.add_argument("--model", choices=MODELS, default="auto", help="auto: from the target")
@@ -148,7 +157,7 @@ def _add_train(p) -> None:
     f.add_argument("--batch-size", type=positive_int, default=32)
     f.add_argument("--optimizer", choices=("auto", "sgd", "adam"), default="auto")
     f.add_argument("--lr", type=positive_float, help="default: by optimizer and task")
-    f.add_argument("--momentum", type=nonnegative_float, default=0.9)
+    f.add_argument("--momentum", type=fraction, default=0.9)
     f.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
     f.add_argument("--dropout", type=fraction, default=0.0)
     f.add_argument("--input-dropout", type=fraction, default=0.0)
@@ -171,7 +180,7 @@ def _add_train(p) -> None:
 def _add_predict(p) -> None:
     p.add_argument("model", type=Path, help="model directory")
     p.add_argument("data", type=Path, help="rows to predict (with or without the target)")
-    p.add_argument("-o", "--output", type=Path, help="CSV file (default: standard output)")
+    p.add_argument("-o", "--output", type=Path, help="CSV file (default or -: standard output)")
     p.add_argument("--proba", action="store_true", help="add class probabilities")
     _add_data_options(p, training=False)
 
@@ -188,13 +197,13 @@ def _add_sample(p) -> None:
     p.add_argument("-n", type=positive_int, default=16, help="number of samples")
     p.add_argument("--label", help="class to sample (generative models)")
     p.add_argument("--gibbs-steps", type=positive_int, default=1000)
-    p.add_argument("-o", "--output", type=Path, required=True, help=".png, .csv or .npy")
+    p.add_argument("-o", "--output", type=Path, required=True, help=".png, .csv, .npy or - (CSV)")
 
 
 def _add_transform(p) -> None:
     p.add_argument("model", type=Path, help="model directory")
     p.add_argument("data", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True, help=".csv or .npy")
+    p.add_argument("-o", "--output", type=Path, required=True, help=".csv, .npy or - (CSV)")
     _add_data_options(p, training=False)
 
 
@@ -242,7 +251,7 @@ def _parse_yaml(text: str, path: Path):
         raise UsageError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from exc
 
 
-CONFIG_EXCLUDED = {"config", "resume", "debug", "quiet", "json", "verbose", "help"}
+CONFIG_EXCLUDED = {"config", "resume", "overwrite", "debug", "quiet", "json", "verbose", "help"}
 
 
 def apply_config(parser: argparse.ArgumentParser, argv: list[str], config: dict, path: Path):
@@ -292,6 +301,16 @@ def _subparser(parser, name):
 def main(argv: list[str] | None = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    saved = (log.handlers[:], log.level, log.propagate)
+    try:
+        return _main(argv)
+    finally:  # the library logger as the caller had it (main() may be called from Python)
+        log.handlers[:] = saved[0]
+        log.setLevel(saved[1])
+        log.propagate = saved[2]
+
+
+def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
     try:
         args = _parse(argv)

@@ -10,15 +10,17 @@ from __future__ import annotations
 import argparse
 import io
 import logging
+import re
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .cli import UsageError, print_json
-from .data import Dataset, load_dataset, prepare_target
-from .errors import DataError, ModelFileError
+from .cli import print_json
+from .data import Dataset, label_codes, load_dataset, prepare_target
+from .errors import DataError, ModelFileError, UsageError
+from .folders import ModelFolder, check_input_path, output_file, output_folder
 from .io import atomic_write_bytes
 from .model_dir import (
     CHECKPOINT_FILE,
@@ -28,50 +30,72 @@ from .model_dir import (
     read_json,
     save_model,
     spec_to_card,
-    write_json,
 )
+from .resources import check_device, check_memory, check_training_memory, sampling_memory
 
 log = logging.getLogger("deepbelief")
 
 RUN_KEYS = (  # the train options that define a run (what --resume reads back)
     "data", "target", "no_target", "no_header", "labels", "image_size", "task", "missing",
-    "drop_ids", "model", "layers", "visible", "hidden", "device", "seed", "pretrain_epochs",
+    "drop_ids", "non_numeric", "model", "layers", "visible", "hidden", "device", "seed",
+    "pretrain_epochs",
     "pretrain_lr", "pretrain_batch_size", "sampler", "k", "centering", "epochs", "batch_size",
     "optimizer", "lr", "momentum", "weight_decay", "dropout", "input_dropout", "max_norm",
     "lr_schedule", "early_stopping", "average_epochs", "mixed_precision", "up_down_epochs",
     "validation_split", "checkpoint_every",
 )  # fmt: skip
 # settings added after run.json first shipped: an older file ran with these values
-RUN_ADDED = {"average_epochs": 0, "centering": False}
+RUN_ADDED = {"average_epochs": 0, "centering": False, "non_numeric": "error"}
 
 
 # ====================================================================== train
 def train(args) -> int:
-    """``deepbelief train DATA -o MODEL_DIR`` (or ``--resume MODEL_DIR``)."""
+    """``deepbelief train DATA -o MODEL_DIR`` (or ``--resume MODEL_DIR``).
+
+    Everything is checked before any work: the options (against the estimator's own checks),
+    the device, the memory the layer sizes need, the input paths and the model folder. The
+    folder is locked while training; a failed run leaves an existing folder as it was and
+    removes a folder it created; an interrupted run keeps ``run.json`` and the checkpoint for
+    ``--resume``.
+    """
     directory, settings = _run_settings(args)
-    dataset = _load(settings, Path(settings.data))
-    task, y = _target(dataset, settings)
-    scaling = "standard" if settings.visible == "gaussian" else "minmax"
-    spec, X = InputSpec.fit(dataset, scaling, settings.missing, settings.drop_ids)
-    train_rows, held_out = _split(len(X), y, task, settings)
-    estimator = _estimator(settings, task, spec, quiet=args.quiet)
-    start = time.perf_counter()
-    fit_y = None if y is None else y[train_rows]
-    estimator.fit(
-        X[train_rows],
-        fit_y,
-        checkpoint=directory / CHECKPOINT_FILE,
-        checkpoint_every=settings.checkpoint_every,
-    )
-    seconds = time.perf_counter() - start
-    metrics = {}
-    if len(held_out):
-        y_held = None if y is None else y[held_out]
-        metrics = score(estimator, task, X[held_out], y_held)
-    card = _card(task, estimator, spec, settings.data, len(train_rows), len(held_out), seconds,
-                 metrics)  # fmt: skip
-    save_model(directory, estimator, card)
-    (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
+    _validate_settings(settings)
+    check_input_path(settings.data, "DATA")
+    if settings.labels is not None:
+        check_input_path(settings.labels, "--labels")
+    with ModelFolder(directory, resume=args.resume is not None,
+                     overwrite=getattr(args, "overwrite", False)) as folder:  # fmt: skip
+        if args.resume is not None and not args.quiet:
+            print(f"resuming the interrupted run in {directory}", file=sys.stderr)
+        dataset = _load(settings, Path(settings.data))
+        task, y = _target(dataset, settings)
+        scaling = "standard" if settings.visible == "gaussian" else "minmax"
+        spec, X = InputSpec.fit(dataset, scaling, settings.missing, settings.drop_ids,
+                                settings.non_numeric)  # fmt: skip
+        train_rows, held_out = _split(len(X), y, task, settings)
+        estimator = _estimator(settings, task, spec, quiet=args.quiet)
+        _check_estimator(estimator)
+        check_training_memory(settings.layers, X.shape[1], len(train_rows))
+        if args.resume is None:
+            folder.write_run(_stored_settings(settings))
+        start = time.perf_counter()
+        fit_y = None if y is None else y[train_rows]
+        estimator.fit(
+            X[train_rows],
+            fit_y,
+            checkpoint=directory / CHECKPOINT_FILE,
+            checkpoint_every=settings.checkpoint_every,
+        )
+        seconds = time.perf_counter() - start
+        metrics = {}
+        if len(held_out):
+            y_held = None if y is None else y[held_out]
+            metrics = score(estimator, task, X[held_out], y_held)
+        card = _card(task, estimator, spec, settings.data, len(train_rows), len(held_out),
+                     seconds, metrics)  # fmt: skip
+        save_model(directory, estimator, card)
+        (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
+        folder.done()
     _report_training(args, directory, card)
     return 0
 
@@ -90,36 +114,84 @@ def _card(task, estimator, spec, data, n_train, n_held_out, seconds, metrics) ->
 
 
 def _run_settings(args):
-    """The model directory and the run's settings: from the command line (written to
-    ``run.json``) or, with ``--resume``, read back from it."""
+    """The model directory and the run's settings: from the command line or, with
+    ``--resume``, read back from ``run.json``. Writes nothing."""
     if args.resume is not None:
         directory = args.resume
+        check_input_path(directory, "--resume")
         if not directory.is_dir():
             raise ModelFileError(f"{directory}: no such model directory to resume")
         stored = {**RUN_ADDED, **read_json(directory / RUN_FILE)}
         missing = [k for k in RUN_KEYS if k not in stored]
         if missing:
             raise ModelFileError(f"{directory / RUN_FILE}: missing setting(s) {missing}")
-        settings = argparse.Namespace(**{k: stored[k] for k in RUN_KEYS})
-        if not args.quiet:
-            print(f"resuming the interrupted run in {directory}", file=sys.stderr)
-        return directory, settings
+        return directory, argparse.Namespace(**{k: stored[k] for k in RUN_KEYS})
     if args.data is None or args.output is None:
         raise UsageError("deepbelief train: give DATA and -o MODEL_DIR (or --resume MODEL_DIR)")
-    directory = args.output
-    if directory.exists() and not directory.is_dir():
-        raise UsageError(f"{directory}: exists and is not a folder")
-    if (directory / CHECKPOINT_FILE).exists():
-        raise UsageError(
-            f"{directory}: holds an interrupted run; continue it with "
-            f"'deepbelief train --resume {directory}' or delete {CHECKPOINT_FILE}"
-        )
-    directory.mkdir(parents=True, exist_ok=True)
+    check_input_path(args.data, "DATA")
     stored = {k: getattr(args, k) for k in RUN_KEYS}
     stored["data"] = str(Path(args.data).resolve())
     stored["labels"] = None if args.labels is None else str(Path(args.labels).resolve())
-    write_json(directory / RUN_FILE, stored)
-    return directory, argparse.Namespace(**stored)
+    return args.output, argparse.Namespace(**stored)
+
+
+def _stored_settings(settings) -> dict:
+    return {k: getattr(settings, k) for k in RUN_KEYS}
+
+
+# ---------------------------------------------------------------------- checks before work
+# estimator parameter -> the option that sets it, for messages
+OPTION_OF = {
+    "hidden_layers": "--layers", "visible": "--visible", "hidden": "--hidden",
+    "pretrain_epochs": "--pretrain-epochs", "pretrain_learning_rate": "--pretrain-lr",
+    "pretrain_batch_size": "--pretrain-batch-size", "sampler": "--sampler", "k": "--k",
+    "centering": "--centering", "random_state": "--seed", "device": "--device",
+    "epochs": "--epochs", "batch_size": "--batch-size", "optimizer": "--optimizer",
+    "learning_rate": "--lr", "momentum": "--momentum", "weight_decay": "--weight-decay",
+    "dropout": "--dropout", "input_dropout": "--input-dropout", "max_norm": "--max-norm",
+    "lr_schedule": "--lr-schedule", "early_stopping": "--early-stopping",
+    "average_epochs": "--average-epochs", "mixed_precision": "--mixed-precision",
+    "up_down_epochs": "--up-down-epochs", "checkpoint_every": "--checkpoint-every",
+}  # fmt: skip
+_PARAMETER = re.compile(
+    r"(?<![\w-])(" + "|".join(sorted(OPTION_OF, key=len, reverse=True)) + r")(?!\w)"
+)
+
+
+def cli_message(message: str) -> str:
+    """An estimator's message with its parameter names as the command's option names
+    (``momentum must lie in [0, 1)`` -> ``--momentum must lie in [0, 1)``): the leading
+    word and quoted names are translated, prose is left alone."""
+    message = re.sub(r"(['`])(\w+)\1", lambda m: OPTION_OF.get(m[2], m[0]), message)
+    match = _PARAMETER.match(message)
+    if match:
+        message = OPTION_OF[match[1]] + message[match.end() :]
+    return message
+
+
+def _check_estimator(estimator) -> None:
+    """The estimator's own parameter checks (without data), in the command's words."""
+    check = getattr(estimator, "_check_params", None)
+    if check is None:
+        return
+    try:
+        check()
+    except (TypeError, ValueError) as exc:
+        raise UsageError(cli_message(str(exc))) from None
+
+
+def _validate_settings(settings) -> None:
+    """Every training option, before any data is read: combinations, the device, the
+    estimator's parameter checks (with placeholder visible units) and the memory the layers
+    need at the least."""
+    if settings.early_stopping and settings.average_epochs:
+        raise UsageError("--average-epochs and --early-stopping exclude each other")
+    if settings.model == "generative" and len(settings.layers) < 2:
+        raise UsageError("--model generative needs at least two --layers")
+    check_device(settings.device)
+    for task in ("classification", "regression", "unsupervised"):
+        _check_estimator(_estimator(settings, task, None, quiet=True))
+    check_training_memory(settings.layers, None, None)
 
 
 def _load(settings, path: Path) -> Dataset:
@@ -156,7 +228,7 @@ def _target(dataset: Dataset, settings):
     target = dataset.target
     if not isinstance(target, pd.Series):
         target = pd.Series(np.asarray(target).ravel(), name=None)
-    y, task = prepare_target(target, settings.task, dataset.source)
+    y, task = prepare_target(target, settings.task, dataset.source, settings.non_numeric)
     wanted = {"classifier": "classification", "generative": "classification"}
     wanted["regressor"] = "regression"
     if settings.model in wanted and wanted[settings.model] != task:
@@ -194,7 +266,9 @@ def _estimator(settings, task: str, spec: InputSpec, quiet: bool):
 
     common = dict(
         hidden_layers=tuple(settings.layers),
-        visible=_visible_units(settings.visible, spec),
+        visible=_visible_units(settings.visible, spec)
+        if spec is not None
+        else ("gaussian" if settings.visible == "gaussian" else "bernoulli"),  # a placeholder
         hidden=settings.hidden,
         pretrain_epochs=settings.pretrain_epochs,
         pretrain_learning_rate=settings.pretrain_lr or "auto",
@@ -272,7 +346,7 @@ def _report_training(args, directory: Path, card: dict) -> None:
 
 
 # ====================================================================== scoring
-def score(estimator, task: str, X: np.ndarray, y) -> dict:
+def score(estimator, task: str, X: np.ndarray, y, source: str = "data") -> dict:
     """Metrics of ``estimator`` on ``(X, y)``: accuracy, f1_macro, log_loss and the confusion
     matrix for classes; r2 and rmse for targets; reconstruction error and free energies for
     unsupervised models."""
@@ -283,14 +357,9 @@ def score(estimator, task: str, X: np.ndarray, y) -> dict:
         if y is None:
             raise DataError("scoring a classifier needs the target values")
         classes = list(estimator.classes_)
+        codes = label_codes(y, estimator.classes_, source)  # by value: 2.0 is the label 2
         proba = np.clip(estimator.predict_proba(X), 1e-15, 1.0)
         predicted = proba.argmax(1)
-        truth = np.asarray(y, dtype=object)
-        unknown = sorted({str(v) for v in truth} - {str(c) for c in classes})
-        if unknown:
-            raise DataError(f"target values the model never saw: {', '.join(unknown[:5])}")
-        index = {str(c): i for i, c in enumerate(classes)}
-        codes = np.array([index[str(v)] for v in truth])
         return {
             "accuracy": float(np.mean(predicted == codes)),
             "f1_macro": float(metrics.f1_score(codes, predicted, average="macro")),
@@ -331,6 +400,8 @@ def _unsupervised_scores(estimator, X: np.ndarray) -> dict:
 
 # ====================================================================== predict / evaluate
 def _model_and_rows(args, need_target: bool = False):
+    check_input_path(args.model, "MODEL")
+    check_input_path(args.data, "DATA")
     estimator, card, spec = load_model(args.model)
     settings = argparse.Namespace(  # a table's target column is found by its name
         no_header=args.no_header,
@@ -350,6 +421,7 @@ def predict(args) -> int:
     """``deepbelief predict MODEL DATA [-o OUT] [--proba]``."""
     import pandas as pd
 
+    args.output = output_file(args.output)
     estimator, card, spec, X, _ = _model_and_rows(args)
     kind = estimator_kind(estimator)
     if kind == "unsupervised":
@@ -372,7 +444,7 @@ def _plain(values):
 
 
 def _write_table(table, path: Path | None) -> None:
-    if path is None:
+    if path is None or str(path) == "-":
         print(table.to_csv(index=False), end="")
         return
     buffer = io.StringIO()
@@ -385,7 +457,7 @@ def evaluate(args) -> int:
     estimator, card, _, X, target = _model_and_rows(args, need_target=True)
     task = card["task"]
     y = None if target is None else np.asarray(target)
-    results = score(estimator, task, X, y)
+    results = score(estimator, task, X, y, str(args.data))
     if args.log_likelihood:
         if estimator_kind(estimator) not in ("generative", "unsupervised"):
             raise UsageError(
@@ -409,6 +481,11 @@ def evaluate(args) -> int:
 # ====================================================================== sample / transform
 def sample(args) -> int:
     """``deepbelief sample MODEL -n N [--label C] [--gibbs-steps K] -o OUT``."""
+    stdout = output_file(args.output) is None
+    suffix = ".csv" if stdout else args.output.suffix.lower()
+    if suffix not in (".png", ".csv", ".npy"):
+        raise UsageError(f"{args.output}: sample output must be .png, .csv, .npy or -")
+    check_input_path(args.model, "MODEL")
     estimator, _, spec = load_model(args.model)
     kind = estimator_kind(estimator)
     if kind not in ("generative", "unsupervised"):
@@ -416,12 +493,11 @@ def sample(args) -> int:
             f"{args.model}: a {kind} does not sample; train with --model generative (by class) "
             "or --model unsupervised"
         )
-    suffix = args.output.suffix.lower()
-    if suffix not in (".png", ".csv", ".npy"):
-        raise UsageError(f"{args.output}: sample output must be .png, .csv or .npy")
     if suffix == ".png" and not spec.image_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
     by_class = kind == "generative" and args.label is None and suffix == ".png"
+    draws = args.n * (len(estimator.classes_) if by_class else 1)
+    check_memory(sampling_memory(estimator, draws), f"-n {args.n} samples")
     if by_class:
         labels = list(estimator.classes_)
         rows = [estimator.sample(args.n, label=c, gibbs_steps=args.gibbs_steps) for c in labels]
@@ -449,7 +525,7 @@ def _label(estimator, text: str):
 def _write_rows(rows, path: Path, spec: InputSpec) -> None:
     import pandas as pd
 
-    suffix = path.suffix.lower()
+    suffix = ".csv" if str(path) == "-" else path.suffix.lower()
     if suffix == ".png":
         from .plots import save_image_grid, tile_images
 
@@ -473,9 +549,9 @@ def _is_frame(value) -> bool:
 
 def transform(args) -> int:
     """``deepbelief transform MODEL DATA -o OUT``: the top layer's features."""
+    if output_file(args.output) is not None and args.output.suffix.lower() not in (".csv", ".npy"):
+        raise UsageError(f"{args.output}: features go to a .csv or .npy file (or - for CSV)")
     estimator, _, _, X, _ = _model_and_rows(args)
-    if args.output.suffix.lower() not in (".csv", ".npy"):
-        raise UsageError(f"{args.output}: features go to a .csv or .npy file")
     if estimator_kind(estimator) in ("classifier", "regressor"):
         import torch
 
@@ -558,10 +634,15 @@ def info(args) -> int:
 
 def report(args) -> int:
     """``deepbelief report MODEL -o DIR``: report.html and its PNG plots."""
+    output_folder(args.output, REPORT_FILES)
+    check_input_path(args.model, "MODEL")
     estimator, card, spec = load_model(args.model)
     path = write_model_report(estimator, card, spec, args.output, title=f"deepbelief: {args.model}")
     print(f"wrote {path}")
     return 0
+
+
+REPORT_FILES = ("report.html", "learning_curves.png", "confusion_matrix.png", "filters.png")
 
 
 def write_model_report(estimator, card, spec, folder: Path, title: str, extra=()) -> Path:
@@ -618,6 +699,24 @@ def _model_facts(summary: dict) -> dict:
 
 
 # ====================================================================== demo
+DEMO_FILES = (*REPORT_FILES, "samples.png")
+
+
+def _check_demo_folder(out: Path, overwrite: bool) -> None:
+    """The demo's folder: new, empty, or (with ``--overwrite``) an earlier demo's; its files
+    and its ``model`` folder are checked like every output."""
+    output_folder(out, DEMO_FILES)
+    if not out.is_dir():
+        return
+    ModelFolder(out / "model", overwrite=overwrite)  # checks only
+    names = {p.name for p in out.iterdir()}
+    if names and not overwrite:
+        raise UsageError(
+            f"{out}: is not empty; use a new folder, or --overwrite to replace an earlier "
+            "demo's files (other files are kept)"
+        )
+
+
 def demo(args) -> int:
     """``deepbelief demo``: a DBN classifier on scikit-learn's digits, end to end."""
     from sklearn.datasets import load_digits
@@ -626,6 +725,7 @@ def demo(args) -> int:
     from .dbn_estimators import DBN, DBNClassifier
     from .plots import plot_class_samples, plot_filters
 
+    _check_demo_folder(args.output, args.overwrite)
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, random_state=args.seed, stratify=y

@@ -164,6 +164,9 @@ def bars_and_stripes(side: int = 3) -> np.ndarray:
 # ---------------------------------------------------------------------- tables
 #: A numeric target with at most this many distinct integer values is taken as class labels.
 MAX_CLASSES_AUTO = 20
+#: A text column with more distinct values than this is refused rather than one-hot encoded.
+MAX_CATEGORIES = 1000
+NON_NUMERIC = ("error", "missing", "text")
 
 
 class TablePreprocessor:
@@ -177,6 +180,23 @@ class TablePreprocessor:
     distinct (row identifiers) are dropped. The fitted state is plain data
     (:meth:`to_config`), saved with the model and applied again at predict time.
 
+    Column typing never guesses silently:
+
+    - A text column in which most cells are numbers (more than half of its non-missing cells
+      parse as numbers) but a few are not (``abc``, a decimal comma ``6,7``, ``n.a.``) is a
+      numeric column with stray tokens. ``non_numeric="error"`` (the default) refuses it,
+      naming the column, the row and the value; ``"missing"`` reads those cells as missing
+      values (then imputed or refused according to ``missing``), in ``fit`` and again in
+      ``transform``; ``"text"`` keeps the column as categories (the old behaviour). A column of
+      text that holds only numbers (possible in a DataFrame built by hand, never from
+      :func:`read_table`) and a column of pandas' ``category`` dtype stay categorical.
+    - A categorical column with more than ``max_categories`` distinct values (default
+      :data:`MAX_CATEGORIES`, 1000) is refused with its figures (distinct values, the width of
+      its one-hot block and that block's size as float32: rows x width x 4 bytes): free text
+      or row identifiers would make the one-hot matrix explode. Drop the column, use
+      ``drop_ids=True`` when its values are all distinct, or raise ``max_categories``
+      (``None``: no limit).
+
     Parameters
     ----------
     scaling : {"minmax", "standard"}
@@ -185,18 +205,43 @@ class TablePreprocessor:
         What happens to missing values.
     drop_ids : bool
         Drop identifier-like columns.
+    non_numeric : {"error", "missing", "text"}
+        What happens to non-numeric cells of a mostly numeric column (see above).
+    max_categories : int or None
+        The most distinct values a categorical column may have.
 
     Notes
     -----
     Error messages count rows from 1 (the first row of the frame is row 1).
     """
 
-    def __init__(self, scaling: str = "minmax", missing: str = "impute", drop_ids: bool = False):
+    def __init__(
+        self,
+        scaling: str = "minmax",
+        missing: str = "impute",
+        drop_ids: bool = False,
+        non_numeric: str = "error",
+        max_categories: int | None = MAX_CATEGORIES,
+    ):
         if scaling not in ("minmax", "standard"):
             raise ValueError(f"scaling must be 'minmax' or 'standard', got {scaling!r}")
         if missing not in ("impute", "error"):
             raise ValueError(f"missing must be 'impute' or 'error', got {missing!r}")
+        if non_numeric not in NON_NUMERIC:
+            raise ValueError(
+                f"non_numeric must be 'error', 'missing' or 'text', got {non_numeric!r}"
+            )
+        if max_categories is not None and (
+            isinstance(max_categories, bool)
+            or not isinstance(max_categories, (int, np.integer))
+            or max_categories < 1
+        ):
+            raise ValueError(
+                f"max_categories must be a positive integer or None, got {max_categories!r}"
+            )
         self.scaling, self.missing, self.drop_ids = scaling, missing, bool(drop_ids)
+        self.non_numeric = non_numeric
+        self.max_categories = None if max_categories is None else int(max_categories)
         self.columns: list[dict] = []
 
     # ------------------------------------------------------------------ fitting
@@ -219,7 +264,9 @@ class TablePreprocessor:
         ------
         DataError
             No rows or columns, a column without values, a missing value with
-            ``missing="error"``, a non-finite number, a numeric range too wide to scale.
+            ``missing="error"``, a non-finite number, a numeric range too wide to scale, a
+            non-numeric cell in a mostly numeric column with ``non_numeric="error"``, a
+            categorical column with more than ``max_categories`` values.
         """
         if frame.shape[1] == 0:
             raise DataError(f"{source}: no feature columns")
@@ -236,8 +283,12 @@ class TablePreprocessor:
         return self
 
     def _fit_column(self, name: str, column, source: str) -> dict:
+        original = column
+        column, coerced = self._stray_tokens(name, column, source)
         missing = column.isna()
         if missing.any() and self.missing == "error":
+            if coerced is not None and coerced.any():
+                raise DataError(_coerced_message(source, name, original, coerced))
             raise DataError(_missing_message(source, name, missing))
         present = column[~missing]
         if len(present) == 0:
@@ -269,9 +320,43 @@ class TablePreprocessor:
                 fill = float(np.quantile(values, 0.5, method="lower"))
             return dict(name=name, kind="numeric", offset=offset, scale=scale, fill=fill)
         text = _as_text(present)
-        categories = sorted(set(text), key=_natural_key)
+        distinct = set(text)
+        if self.max_categories is not None and len(distinct) > self.max_categories:
+            raise DataError(_too_many_categories(source, name, len(distinct), len(column),
+                                                 self.max_categories))  # fmt: skip
+        categories = sorted(distinct, key=_natural_key)
         fill = Counter(text).most_common(1)[0][0]  # ties: the first seen
         return dict(name=name, kind="categorical", categories=categories, fill=fill)
+
+    def _stray_tokens(self, name: str, column, source: str):
+        """``(column, coerced)``: a mostly numeric text column with a few non-numeric cells is
+        refused (``non_numeric="error"``) or becomes float64 with those cells missing
+        (``"missing"``; ``coerced`` marks them); other columns come back as they are."""
+        import pandas as pd
+
+        if (
+            self.non_numeric == "text"
+            or isinstance(column.dtype, pd.CategoricalDtype)  # declared categories
+            or _kind(column) != "text"
+        ):
+            return column, None
+        numbers = _parse_numbers(column)
+        present = ~column.isna().to_numpy()
+        stray = present & np.isnan(numbers)
+        n_stray, n_present = int(stray.sum()), int(present.sum())
+        if n_stray == 0 or 2 * (n_present - n_stray) <= n_present:
+            return column, None  # all numbers (typed as text by the caller) or mostly text
+        if self.non_numeric == "error":
+            row = int(np.flatnonzero(stray)[0])
+            raise DataError(
+                f"{source}: column {name!r}, row {row + 1}: {_show(column.iloc[row])} is not a "
+                f"number, but {n_present - n_stray} of the column's {n_present} values are "
+                f"({n_stray} {'is' if n_stray == 1 else 'are'} not); correct the file, or read "
+                "such cells as missing values with --non-numeric missing "
+                "(non_numeric='missing'), or keep the column as text categories with "
+                "--non-numeric text"
+            )
+        return pd.Series(numbers, index=column.index, name=column.name), stray
 
     # ------------------------------------------------------------------ transforming
     def transform(self, frame, source: str = "data") -> np.ndarray:
@@ -304,10 +389,13 @@ class TablePreprocessor:
 
     def _transform_column(self, spec: dict, column, source: str) -> np.ndarray:
         name, missing = spec["name"], column.isna().to_numpy()
-        if missing.any() and self.missing == "error":
-            raise DataError(_missing_message(source, name, column.isna()))
         if spec["kind"] == "numeric":
-            values = _numeric_values(column, source, name)
+            values, coerced = _numeric_values(column, source, name, self.non_numeric)
+            if coerced.any() and self.missing == "error":
+                raise DataError(_coerced_message(source, name, column, coerced))
+            if missing.any() and self.missing == "error":
+                raise DataError(_missing_message(source, name, column.isna()))
+            missing = missing | coerced
             values = np.where(missing, spec["fill"], values)
             with np.errstate(over="ignore", invalid="ignore"):
                 scaled = (values - spec["offset"]) / spec["scale"]
@@ -320,6 +408,8 @@ class TablePreprocessor:
                     + ("" if what != "value" else " is too far outside the range seen in fit")
                 )
             return scaled[:, None]
+        if missing.any() and self.missing == "error":
+            raise DataError(_missing_message(source, name, column.isna()))
         values = _as_text(column)
         values[missing] = spec["fill"]  # not np.where: NumPy text would drop trailing NULs
         index = {c: i for i, c in enumerate(spec["categories"])}
@@ -402,6 +492,7 @@ class TablePreprocessor:
         dict
         """
         return dict(scaling=self.scaling, missing=self.missing, drop_ids=self.drop_ids,
+                    non_numeric=self.non_numeric, max_categories=self.max_categories,
                     columns=[dict(c) for c in self.columns])  # fmt: skip
 
     @classmethod
@@ -417,7 +508,13 @@ class TablePreprocessor:
         -------
         TablePreprocessor
         """
-        pre = cls(config["scaling"], config["missing"], config["drop_ids"])
+        pre = cls(
+            config["scaling"],
+            config["missing"],
+            config["drop_ids"],
+            config.get("non_numeric", "error"),  # cards written before the option existed
+            config.get("max_categories", MAX_CATEGORIES),
+        )
         pre.columns = [dict(c) for c in config["columns"]]
         return pre
 
@@ -428,18 +525,64 @@ def _is_numeric(column) -> bool:
     return pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
 
 
-def _numeric_values(column, source: str, name: str) -> np.ndarray:
-    """Float values of a column fitted as numeric; text that is not a number is an error."""
-    import pandas as pd
-
-    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+def _numeric_values(column, source: str, name: str, non_numeric: str = "error"):
+    """``(values, coerced)``: float values of a column fitted as numeric, and where text that
+    is not a number was read as a missing value (``non_numeric="missing"``; otherwise such
+    text is an error)."""
+    values = _parse_numbers(column)
     bad = np.isnan(values) & ~column.isna().to_numpy()
-    if bad.any():
+    if bad.any() and non_numeric != "missing":
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
-            f"{source}: column {name!r}, row {row + 1}: {_show(column.iloc[row])} is not a number"
+            f"{source}: column {name!r}, row {row + 1}: {_show(column.iloc[row])} is not a number "
+            f"({int(bad.sum())} such cells); correct the file, or train with --non-numeric "
+            "missing (non_numeric='missing') to read such cells as missing values"
         )
-    return values
+    return values, bad
+
+
+def _parse_numbers(column) -> np.ndarray:
+    """float64 values of ``column``: NaN where a cell is missing or not a number."""
+    import pandas as pd
+
+    try:
+        numbers = pd.to_numeric(column, errors="coerce")
+        return np.asarray(numbers.to_numpy(dtype=np.float64, na_value=np.nan), dtype=np.float64)
+    except (TypeError, ValueError, OverflowError):  # odd Python objects: one by one
+        out = np.full(len(column), np.nan)
+        for i, value in enumerate(column.to_numpy(dtype=object)):
+            try:
+                out[i] = float(value)
+            except (TypeError, ValueError, OverflowError):
+                pass
+        return out
+
+
+def _coerced_message(source: str, name: str, column, coerced: np.ndarray) -> str:
+    row = int(np.flatnonzero(coerced)[0])
+    return (
+        f"{source}: column {name!r}, row {row + 1}: {_show(column.iloc[row])} is not a number; "
+        f"read as a missing value ({int(coerced.sum())} such cells in the column), it is refused "
+        "by --missing error; use --missing impute (missing='impute') to fill them"
+    )
+
+
+def _too_many_categories(source: str, name: str, n_values: int, n_rows: int, limit: int) -> str:
+    size = n_values * n_rows * 4
+    return (
+        f"{source}: column {name!r} has {n_values} distinct values in {n_rows} rows; one-hot "
+        f"encoding would make it {n_values} columns wide ({n_rows} x {n_values} x 4 bytes = "
+        f"{_bytes(size)}), over the limit of {limit} categories; drop the column from the file "
+        "(or use --drop-ids if it identifies the rows), or raise max_categories"
+    )
+
+
+def _bytes(n: int) -> str:
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"  # pragma: no cover
 
 
 def _as_text(column) -> np.ndarray:
@@ -881,11 +1024,14 @@ def _target_name(frame, target, path) -> str:
     return target
 
 
-def prepare_target(target, task: str = "auto", source: str = "data"):
+def prepare_target(target, task: str = "auto", source: str = "data", non_numeric: str = "error"):
     """Check a target column and pick the task.
 
     ``task="auto"``: classification for text labels or at most ``MAX_CLASSES_AUTO`` distinct
-    integer values, else regression.
+    integer values, else regression. A text target in which most values are numbers but a few
+    are not (see :class:`TablePreprocessor`) is refused, naming the row and the value, unless
+    ``non_numeric="text"`` takes every value as a text label (a target value is never read
+    as missing).
 
     Parameters
     ----------
@@ -895,6 +1041,9 @@ def prepare_target(target, task: str = "auto", source: str = "data"):
         The task, or "auto" to decide from the values.
     source : str
         Where the data came from, for error messages.
+    non_numeric : {"error", "missing", "text"}
+        ``"text"`` accepts a mostly numeric target with a few non-numeric values as text
+        labels; the others refuse it.
 
     Returns
     -------
@@ -905,12 +1054,14 @@ def prepare_target(target, task: str = "auto", source: str = "data"):
     ------
     DataError
         A missing target value (naming the row, counted from 1), text or a non-finite number in
-        a regression target, a single class.
+        a regression target, a single class, a few non-numeric values among numbers.
     """
     import pandas as pd
 
     if task not in ("auto", "classification", "regression"):
         raise ValueError(f"task must be auto, classification or regression, got {task!r}")
+    if non_numeric not in NON_NUMERIC:
+        raise ValueError(f"non_numeric must be 'error', 'missing' or 'text', got {non_numeric!r}")
     name = f"target column {target.name!r}" if target.name is not None else "the target"
     missing = target.isna().to_numpy()
     if missing.any():
@@ -918,6 +1069,15 @@ def prepare_target(target, task: str = "auto", source: str = "data"):
         raise DataError(
             f"{source}: {name} has a missing value at row {row + 1} ({int(missing.sum())} in all)"
         )
+    if non_numeric != "text" and task != "regression" and _kind(target) == "text":
+        stray = np.isnan(_parse_numbers(target))
+        if stray.any() and 2 * int(stray.sum()) < len(target):
+            row = int(np.flatnonzero(stray)[0])
+            raise DataError(
+                f"{source}: {name}, row {row + 1}: {_show(target.iloc[row])} is not a number, but "
+                f"{len(target) - int(stray.sum())} of its {len(target)} values are; correct the "
+                "file, or take every value as a text label with --non-numeric text"
+            )
     numeric = _is_numeric(target)
     if task == "auto":
         with np.errstate(invalid="ignore"):
@@ -939,6 +1099,78 @@ def prepare_target(target, task: str = "auto", source: str = "data"):
             f"{source}: {name} has a single class ({_show(values[0])}); classification needs two"
         )
     return values, task
+
+
+def label_codes(values, classes, source: str = "data") -> np.ndarray:
+    """The index in ``classes`` of each of ``values``, matching labels by value.
+
+    When every class is a number (the training labels were numeric), labels compare as
+    numbers: ``2``, ``2.0``, ``np.int64(2)`` and the text ``"2"`` are the same label. Otherwise
+    labels compare as text, exactly (``"a"`` and ``"A"`` differ).
+
+    Parameters
+    ----------
+    values : array-like
+        The labels to look up (for example an evaluation file's target column).
+    classes : array-like
+        The labels a model was trained on (its ``classes_``).
+    source : str
+        Where ``values`` came from, for error messages.
+
+    Returns
+    -------
+    ndarray of int
+        One index per value.
+
+    Raises
+    ------
+    DataError
+        A value that is none of the classes (the first few are named).
+    """
+    classes = np.asarray(classes)
+    numeric = classes.dtype.kind in "iuf" or (
+        classes.dtype.kind == "O"
+        and all(
+            isinstance(c, (int, float, np.integer, np.floating))
+            and not isinstance(c, (bool, np.bool_))
+            for c in classes
+        )
+    )
+    key = _number_key if numeric else str
+    index = {key(c): i for i, c in enumerate(classes.tolist())}
+    codes, unknown = [], {}
+    for value in np.asarray(values, dtype=object).ravel():
+        if isinstance(value, np.generic):
+            value = value.item()
+        code = index.get(key(value), -1)
+        if code < 0:
+            unknown.setdefault(str(value), None)
+        codes.append(code)
+    if unknown:
+        shown = sorted(unknown)
+        raise DataError(
+            f"{source}: target values the model never saw: {', '.join(shown[:5])}"
+            + (f" (and {len(shown) - 5} more)" if len(shown) > 5 else "")
+            + f"; its classes are {', '.join(str(c) for c in classes.tolist()[:10])}"
+            + (", ..." if len(classes) > 10 else "")
+        )
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _number_key(value):
+    """A label as a Python number (``2``, ``2.0`` and ``"2"`` give equal keys: Python's ints
+    and floats of equal value are equal dictionary keys); text that is no number stays text."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return value.item() if isinstance(value, np.generic) else value
+    text = str(value).strip()
+    for parse in (int, float):
+        try:
+            return parse(text)
+        except ValueError:
+            pass
+    return str(value)
 
 
 # ---------------------------------------------------------------------- arrays and images

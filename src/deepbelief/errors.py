@@ -19,3 +19,8 @@ class ModelFileError(DeepBeliefError):
 
 class DivergenceError(DeepBeliefError, FloatingPointError):
     """Training produced NaN or inf; the model keeps its last good weights."""
+
+
+class UsageError(DeepBeliefError):
+    """A bad command line (unknown option, bad value, missing argument), or a request this
+    machine cannot meet (an unavailable device, more memory than it has)."""

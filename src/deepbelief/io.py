@@ -17,8 +17,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import struct
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ._version import __version__
-from .errors import ModelFileError
+from .errors import DeepBeliefError, ModelFileError
 
 FORMAT = "deepbelief"
 FORMAT_VERSION = 2  # 2: the checksum also covers the kind and the tensor layout
@@ -149,8 +151,79 @@ def _checksum(kind: str, version: int, layout: str, config_json: str, data: byte
     return hashlib.sha256(described + data).hexdigest()
 
 
+class OutputPathError(DeepBeliefError, OSError):
+    """An output path that deepbelief refuses to replace (a device, FIFO, socket, folder or
+    symbolic link): atomic writes rename a temporary file over the path, which would swap a
+    device such as ``/dev/null`` for a regular file."""
+
+
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISLNK, "a symbolic link"),
+)
+_UMASK_LOCK = threading.Lock()
+
+
+def file_kind(mode: int) -> str:
+    """``"a character device"``, ``"a FIFO"``, ... for an ``st_mode`` (``"a regular file"``)."""
+    for test, name in _KINDS:
+        if test(mode):
+            return name
+    return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
+
+
+def check_output_path(path: str | os.PathLike) -> os.stat_result | None:
+    """Refuse an output path that is not a regular file (or absent); returns its ``lstat``
+    (None when absent). Symbolic links are refused, not followed.
+
+    Raises
+    ------
+    OutputPathError
+        ``path`` is a device, FIFO, socket, folder or symbolic link.
+    OSError
+        ``path`` cannot be examined (a missing folder, no permission), naming ``path``.
+    """
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, os.fspath(path)) from None
+    if not stat.S_ISREG(info.st_mode):
+        raise OutputPathError(
+            f"{os.fspath(path)}: is {file_kind(info.st_mode)}; deepbelief writes only regular "
+            "files and will not replace it (choose another output path)"
+        )
+    return info
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the system allows
+    (``/proc/self/status``), else by setting and restoring it under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """Write ``payload`` to ``path`` atomically (temporary file, fsync, rename).
+
+    Only a regular file (or nothing) is replaced: a device, FIFO, socket, folder or symbolic
+    link at ``path`` raises :class:`OutputPathError` and is left alone. A new file gets the
+    mode ``0o666`` less the umask, as ``open()`` would give it; a replaced file keeps its
+    permission bits. Errors name ``path``, never the temporary file.
 
     Parameters
     ----------
@@ -161,15 +234,24 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    before = check_output_path(path)
+    mode = stat.S_IMODE(before.st_mode) if before else 0o666 & ~current_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(payload)
             f.flush()
+            os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())
+        check_output_path(path)  # it may have changed while we wrote
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and not isinstance(exc, OutputPathError):
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 

@@ -42,29 +42,32 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     device this machine has (ValueError naming it otherwise)."""
     if device in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps', got {device!r}"
-        ) from None
-    problem = _unavailable(resolved)
+    problem = device_problem(device)
     if problem:
-        raise ValueError(f"device {str(device)!r} is not available: {problem}")
-    return resolved
+        raise ValueError(f"device {str(device)!r}: {problem}")
+    return torch.device(device)
 
 
-def _unavailable(device: torch.device) -> str | None:
+def device_problem(device) -> str | None:
     """Why this machine cannot use ``device`` (None when it can)."""
+    if device in (None, "auto"):
+        return None
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        return "not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
     if device.type == "cuda":
         if not torch.cuda.is_available():
-            return "this machine (or this build of torch) has no CUDA GPU; use 'cpu' or 'auto'"
+            return (
+                f"not available: this machine (or this build of torch, {torch.__version__}) "
+                "has no CUDA GPU; use 'cpu' or 'auto'"
+            )
         if device.index is not None and device.index >= torch.cuda.device_count():
-            return f"this machine has {torch.cuda.device_count()} CUDA device(s)"
+            return f"not available: this machine has {torch.cuda.device_count()} CUDA device(s)"
     elif device.type == "mps" and not torch.backends.mps.is_available():
-        return "this machine has no Apple MPS device; use 'cpu' or 'auto'"
+        return "not available: this machine has no Apple MPS device; use 'cpu' or 'auto'"
     elif device.type not in ("cpu", "cuda", "mps"):
-        return "deepbelief runs on 'cpu', 'cuda' and 'mps' devices"
+        return "not supported; deepbelief runs on 'cpu', 'cuda' and 'mps' devices"
     return None
 
 

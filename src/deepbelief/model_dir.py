@@ -7,7 +7,11 @@ A model directory holds
 - ``deepbelief.json``: the model card (format version, task, how raw data becomes the model's
   input: the fitted preprocessing, the target column, the image shape; the held-out metrics);
 - ``run.json``: the training settings, which ``train --resume`` reads;
-- ``checkpoint.safetensors``: the training state while training runs (removed at the end).
+- ``checkpoint.safetensors``: the training state while training runs (removed at the end);
+- ``.deepbelief.lock``: held (``flock``) by the training that writes the folder.
+
+The card records the SHA-256 of ``model.safetensors`` (``model_sha256``), so a card beside
+another model's tensors is refused; cards written before that field are read unchecked.
 
 Every file is written atomically (a temporary file, then a rename).
 """
@@ -32,6 +36,7 @@ MODEL_FILE = "model.safetensors"
 CARD_FILE = "deepbelief.json"
 RUN_FILE = "run.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
+MODEL_CHECKSUM = "model_sha256"  # the card's record of model.safetensors' SHA-256
 
 
 @dataclass
@@ -55,10 +60,11 @@ class InputSpec:
     image_shape: list[int] | None = None
 
     @classmethod
-    def fit(cls, dataset, scaling: str, missing: str, drop_ids: bool):
+    def fit(cls, dataset, scaling: str, missing: str, drop_ids: bool, non_numeric: str = "error"):
         """Fit the preprocessing to ``dataset`` (a :class:`deepbelief.data.Dataset`); returns
         the spec and the model-ready float matrix."""
-        pre = TablePreprocessor(scaling, missing, drop_ids and dataset.kind == "table")
+        pre = TablePreprocessor(scaling, missing, drop_ids and dataset.kind == "table",
+                                non_numeric)  # fmt: skip
         frame = _as_frame(dataset)
         X = pre.fit(frame, dataset.source).transform(frame, dataset.source)
         target = getattr(dataset.target, "name", None) if dataset.kind == "table" else None
@@ -146,9 +152,41 @@ def save_model(directory: Path, estimator, card: dict) -> dict:
     directory.mkdir(parents=True, exist_ok=True)
     save(estimator, directory / MODEL_FILE)
     header = {"format": CARD_FORMAT, "format_version": CARD_VERSION, "package_version": __version__}
-    card = json.loads(json.dumps({**header, **card}, default=_plain))  # plain JSON types
+    card = {**header, **card, MODEL_CHECKSUM: file_sha256(directory / MODEL_FILE)}
+    card = json.loads(json.dumps(card, default=_plain))  # plain JSON types
     write_json(directory / CARD_FILE, {**card, "sha256": _card_checksum(card)})
     return card
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+    except IsADirectoryError as exc:
+        raise ModelFileError(f"{path}: is a folder, not a model file") from exc
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read model file ({exc.strerror or exc})") from exc
+    return digest.hexdigest()
+
+
+def check_model_file(directory: Path, card: dict) -> None:
+    """Refuse a card paired with another model's tensors: the card records the SHA-256 of
+    the ``model.safetensors`` it was written with (cards written before that field existed
+    are not checked)."""
+    expected = card.get(MODEL_CHECKSUM)
+    if expected is None:
+        return
+    model = Path(directory) / MODEL_FILE
+    if not model.exists():
+        raise ModelFileError(f"{model}: no such file (the model card {CARD_FILE} needs it)")
+    if file_sha256(model) != expected:
+        raise ModelFileError(
+            f"{model} does not match the model card {Path(directory) / CARD_FILE} (checksum "
+            f"mismatch): the card belongs to another model, or the file was changed"
+        )
 
 
 def _card_checksum(card: dict) -> str:
@@ -169,6 +207,7 @@ def load_model(directory: Path):
         what = "is a file, not a model directory" if directory.exists() else "no such directory"
         raise ModelFileError(f"{directory}: {what}")
     card = read_card(directory)
+    check_model_file(directory, card)
     estimator = load(directory / MODEL_FILE)
     return estimator, card, card_input(card, directory / CARD_FILE)
 

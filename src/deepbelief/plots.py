@@ -6,14 +6,16 @@ Every function writes its PNG atomically (a temporary file in the same folder, t
 
 from __future__ import annotations
 
+import io
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+
+from .io import atomic_write_bytes
 
 _DPI = 100
 #: History keys that are bookkeeping, not learning curves.
@@ -54,18 +56,13 @@ def _inches(pixels: float, dpi: int = _DPI) -> float:
 
 
 def _save_figure(fig, path: str | os.PathLike, dpi: int = _DPI) -> Path:
-    """Save ``fig`` as a PNG at ``path`` atomically; return the path."""
+    """Save ``fig`` as a PNG at ``path`` atomically (:func:`deepbelief.io.atomic_write_bytes`:
+    never over a device, FIFO, folder or symlink; the mode follows the umask); return the
+    path."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=dpi, format="png")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp.png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            fig.savefig(handle, dpi=dpi, format="png")
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a plot is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, buffer.getvalue())
     return path
 
 

@@ -12,12 +12,12 @@ import html
 import math
 import numbers
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ._version import __version__
 from .errors import DeepBeliefError
+from .io import atomic_write_bytes
 
 _SECTION_KEYS = frozenset({"heading", "text", "metrics", "table", "images"})
 _IMAGE_TYPES = (  # (signature, MIME type)
@@ -226,14 +226,5 @@ def write_report(path, title: str, sections: Sequence[Mapping]):
     """
     page = render_report(title, sections)  # fails before anything is written
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(page)
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a report is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(path, page.encode("utf-8"))  # the mode follows the umask
     return path

@@ -1,0 +1,72 @@
+"""What the machine can give, checked before any work: the device and the memory a request
+needs (the command refuses with the figures instead of failing after allocating)."""
+
+from __future__ import annotations
+
+import os
+
+from .errors import UsageError
+
+
+def check_device(text: str) -> None:
+    """``--device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and available here
+    (:func:`deepbelief.loop.resolve_device`'s rule, in the command's words)."""
+    from .loop import device_problem
+
+    problem = device_problem(text)
+    if problem:
+        raise UsageError(f"--device {text}: {problem}")
+
+
+def available_memory() -> int:
+    """Bytes of memory this machine can still give (``MemAvailable``, else free pages)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62  # unknown: do not refuse
+
+
+def gb(n: float) -> str:
+    return f"{n / 1e9:.1f} GB"
+
+
+def check_memory(needed: float, what: str) -> None:
+    available = available_memory()
+    if needed > available:
+        raise UsageError(
+            f"{what} need about {gb(needed)} of memory; this machine has {gb(available)} available"
+        )
+
+
+def training_memory(layers, n_visible: int | None, rows: int | None) -> int:
+    """Bytes (float32) that training ``layers`` needs at the least: each weight matrix and
+    bias with its gradient and two optimiser states, plus the cached input of the widest
+    layer for every row. Unknown ``n_visible``/``rows`` count as nothing."""
+    widths = ([n_visible] if n_visible else []) + [int(w) for w in layers]
+    params = sum(a * b + a + b for a, b in zip(widths, widths[1:]))
+    cached = 2 * (rows or 0) * max(widths)
+    return 4 * (4 * params + cached)
+
+
+def check_training_memory(layers, n_visible, rows) -> None:
+    what = "--layers " + " ".join(map(str, layers))
+    if rows:
+        what += f" on {rows} rows of {n_visible} inputs"
+    check_memory(training_memory(layers, n_visible, rows), what)
+
+
+def sampling_memory(estimator, n: int) -> int:
+    """Bytes that drawing ``n`` samples needs at the least: a few float32 copies of every
+    layer's states for each sample, and the float64 rows written back."""
+    rbms = getattr(getattr(estimator, "dbn_", None), "rbms", None) or []
+    if not rbms:
+        return 0
+    widths = [rbms[0].n_visible] + [rbm.n_hidden for rbm in rbms]
+    return n * (16 * sum(widths) + 24 * widths[0])
