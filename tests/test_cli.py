@@ -184,7 +184,6 @@ def test_info_prints_architecture_and_format(binary_model, capsys):
 @pytest.mark.parametrize("suffix", [".toml", ".yaml"])
 def test_config_file_sets_options_and_the_command_line_wins(binary_csv, tmp_path, suffix, capsys):
     if suffix == ".yaml":
-        pytest.importorskip("yaml")
         text = "layers: [12]\npretrain-epochs: 2\nepochs: 5\nseed: 4\n"
     else:
         text = "layers = [12]\npretrain_epochs = 2\nepochs = 5\nseed = 4\n"
@@ -247,3 +246,15 @@ def test_demo_writes_model_plots_and_report(tmp_path, capsys):
     for key in ("filters", "samples", "report"):
         assert (tmp_path / results[key].split("/")[-1]).stat().st_size > 1000
     assert (tmp_path / "model" / "model.safetensors").exists()
+    # running the demo again replaces its own earlier output (the README's command twice);
+    # a file of the user's beside it makes it refuse, unless --overwrite (which keeps it)
+    before = (tmp_path / "model" / "model.safetensors").stat().st_ino
+    code, _, err = run(capsys, "demo", "-o", tmp_path, "--epochs", "1", "--quiet")
+    assert code == 0, err
+    assert (tmp_path / "model" / "model.safetensors").stat().st_ino != before
+    (tmp_path / "notes.txt").write_text("mine")
+    code, _, err = run(capsys, "demo", "-o", tmp_path, "--epochs", "1", "--quiet")
+    assert code == 2 and "--overwrite" in err
+    code, _, err = run(capsys, "demo", "-o", tmp_path, "--epochs", "1", "--quiet", "--overwrite")
+    assert code == 0, err
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -23,7 +23,9 @@ from .errors import DataError, ModelFileError, UsageError
 from .folders import ModelFolder, check_input_path, output_file, output_folder
 from .io import atomic_write_bytes
 from .model_dir import (
+    CARD_FILE,
     CHECKPOINT_FILE,
+    MODEL_FILE,
     RUN_FILE,
     InputSpec,
     load_model,
@@ -702,12 +704,17 @@ def _model_facts(summary: dict) -> dict:
 DEMO_FILES = (*REPORT_FILES, "samples.png")
 
 
+DEMO_SOURCE = "scikit-learn digits"
+
+
 def _check_demo_folder(out: Path, overwrite: bool) -> None:
-    """The demo's folder: new, empty, or (with ``--overwrite``) an earlier demo's; its files
-    and its ``model`` folder are checked like every output."""
+    """The demo's folder: new, empty, an earlier demo's (replaced: running the demo again just
+    works) or, with ``--overwrite``, one with other files too (kept); its files and its
+    ``model`` folder are checked like every output."""
     output_folder(out, DEMO_FILES)
     if not out.is_dir():
         return
+    overwrite = overwrite or _earlier_demo(out)
     ModelFolder(out / "model", overwrite=overwrite)  # checks only
     names = {p.name for p in out.iterdir()}
     if names and not overwrite:
@@ -715,6 +722,19 @@ def _check_demo_folder(out: Path, overwrite: bool) -> None:
             f"{out}: is not empty; use a new folder, or --overwrite to replace an earlier "
             "demo's files (other files are kept)"
         )
+
+
+def _earlier_demo(out: Path) -> bool:
+    """Whether ``out`` holds nothing but the files of an earlier ``deepbelief demo``."""
+    model = out / "model"
+    if not {p.name for p in out.iterdir()} <= {*DEMO_FILES, "model"} or not model.is_dir():
+        return False
+    if model.is_symlink() or {p.name for p in model.iterdir()} != {MODEL_FILE, CARD_FILE}:
+        return False
+    try:
+        return read_json(model / CARD_FILE).get("data") == DEMO_SOURCE
+    except ModelFileError:
+        return False
 
 
 def demo(args) -> int:
@@ -730,7 +750,7 @@ def demo(args) -> int:
     X_train, X_test, y_train, y_test = train_test_split(
         X, y, test_size=0.25, random_state=args.seed, stratify=y
     )
-    source = "scikit-learn digits"
+    source = DEMO_SOURCE
     spec, Xt = InputSpec.fit(Dataset(X_train, y_train, "images", (8, 8), source), "minmax",
                              "impute", False)  # fmt: skip
     X_held, _ = spec.features(Dataset(X_test, y_test, "images", (8, 8), source))
