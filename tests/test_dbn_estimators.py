@@ -1,5 +1,10 @@
 """DBNClassifier, DBNRegressor and DBN as scikit-learn estimators: checks, learning by stated
-margins, fine-tuning from the pretrained weights, generation by class, bad labels, files."""
+margins, fine-tuning from the pretrained weights, generation by class, bad labels, files.
+
+Seeds: the stochastic tests (``@pytest.mark.stochastic``) train for seconds to minutes, so
+they run with one seed, ``one_seed`` = ``DEEPBELIEF_TEST_SEED`` (default 0; the CI's second
+pass uses 1); their margins were measured with seeds 0, 1 and 2 (tests/conftest.py).
+"""
 
 import pickle
 
@@ -27,26 +32,32 @@ def digits():
 
 
 @pytest.fixture(scope="module")
-def default_classifier(digits):
+def default_classifier(digits, one_seed):
     X_train, _, y_train, _ = digits
-    return DBNClassifier(random_state=0).fit(X_train, y_train)
+    return DBNClassifier(random_state=one_seed).fit(X_train, y_train)
 
 
+@pytest.mark.stochastic
 def test_classifier_defaults_reach_97_percent_on_held_out_digits(default_classifier, digits):
     _, X_test, _, y_test = digits
-    assert default_classifier.score(X_test, y_test) >= 0.97
+    score = default_classifier.score(X_test, y_test)
+    # measured: 0.9815 (seeds 0, 1; native, 1 or 2 threads, and ATEN default), 0.9778 (seed 2,
+    # native and avx2): 4 of 540 test digits above the margin at worst
+    print(f"measured: default classifier {score:.4f}")
+    assert score >= 0.97, score
     proba = default_classifier.predict_proba(X_test)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
     assert proba.shape == (len(X_test), 10)
 
 
-def test_pretraining_beats_random_initialisation_under_the_same_budget(digits):
+@pytest.mark.stochastic
+def test_pretraining_beats_random_initialisation_under_the_same_budget(digits, one_seed):
     """One fine-tuning epoch, three seeds: the pretrained stack beats Glorot's initialisation
     (the fair feed-forward baseline for sigmoid units) by 10 points on average (measured:
     0.89 against 0.69)."""
     X_train, X_test, y_train, y_test = digits
     gains = []
-    for seed in range(3):
+    for seed in range(3 * one_seed, 3 * one_seed + 3):
         budget = dict(epochs=1, random_state=seed)
         pretrained = DBNClassifier(**budget).fit(X_train, y_train).score(X_test, y_test)
         random_init = (
@@ -54,16 +65,23 @@ def test_pretraining_beats_random_initialisation_under_the_same_budget(digits):
         )
         assert pretrained >= 0.85, (seed, pretrained)
         gains.append(pretrained - random_init)
+    # measured mean gain: 0.20 (seeds 0-2, 2 threads), 0.20 (seeds 3-5, native and ATEN
+    # default), 0.18 (seeds 6-8, native and avx2); single gains 0.09 .. 0.30
+    print(f"measured: pretraining gains {gains}")
     assert np.mean(gains) >= 0.10, gains
 
 
-def test_a_stack_pretrained_on_few_rows_still_fine_tunes(digits):
+@pytest.mark.stochastic
+def test_a_stack_pretrained_on_few_rows_still_fine_tunes(digits, one_seed):
     """100 rows: with the old default initial weights (std 0.01) the second layer's features
     stayed near-constant and fine-tuning ended at chance (8-25% over three seeds)."""
     X_train, X_test, y_train, y_test = digits
     few = np.concatenate([np.flatnonzero(y_train == c)[:10] for c in range(10)])
-    small = DBNClassifier(epochs=50, random_state=0).fit(X_train[few], y_train[few])
-    assert small.score(X_test, y_test) >= 0.75
+    small = DBNClassifier(epochs=50, random_state=one_seed).fit(X_train[few], y_train[few])
+    score = small.score(X_test, y_test)
+    # measured: 0.848 (seed 0), 0.865 (seed 1, native and ATEN default), 0.806 (seed 2)
+    print(f"measured: few rows {score:.4f}")
+    assert score >= 0.75, score
 
 
 def test_fine_tuning_starts_from_the_pretrained_weights(digits):
@@ -85,37 +103,62 @@ def test_fine_tuning_starts_from_the_pretrained_weights(digits):
         assert not torch.equal(rbm.weight, reference.weight)  # fine-tuning moved the RBMs' own
 
 
-def test_regressor_fits_a_nonlinear_function_and_multiple_outputs():
+@pytest.mark.stochastic
+def test_regressor_fits_a_nonlinear_function_and_multiple_outputs(one_seed):
     rng = np.random.default_rng(0)
     X = rng.uniform(-1, 1, (500, 2))
     y = np.sin(3 * X[:, 0]) + X[:, 1] ** 2
-    reg = DBNRegressor(random_state=0).fit(X[:400], y[:400])
+    reg = DBNRegressor(random_state=one_seed).fit(X[:400], y[:400])
     assert reg.predict(X[400:]).shape == (100,)
-    assert reg.score(X[400:], y[400:]) >= 0.9
+    r2 = reg.score(X[400:], y[400:])
+    # The best linear fit scores R2 0.63 here (0.62 on the two outputs below): the margins
+    # say "nonlinear". Measured R2 (seeds 0-4): ATEN_CPU_CAPABILITY=default 0.967, 0.866,
+    # 0.977, 0.947, 0.980; native 0.966 (seed 0, 2 threads), 0.958, 0.983. The old margin
+    # 0.9 failed for seed 1 on the default kernel (0.866); 0.8 holds with room and still
+    # sits 0.17 above the linear model. Two outputs: 0.979 .. 0.996 against 0.85.
+    print(f"measured: regressor R2 {r2:.4f}")
+    assert r2 >= 0.8, r2
     Y = np.column_stack([y, np.cos(2 * X[:, 1]) - X[:, 0]])
-    multi = DBNRegressor(random_state=0).fit(X[:400], Y[:400])
+    multi = DBNRegressor(random_state=one_seed).fit(X[:400], Y[:400])
     assert multi.predict(X[400:]).shape == (100, 2)
-    assert multi.score(X[400:], Y[400:]) >= 0.85
+    r2 = multi.score(X[400:], Y[400:])
+    print(f"measured: multi-output R2 {r2:.4f}")
+    assert r2 >= 0.85, r2
 
 
-def test_class_conditional_samples_are_recognised_as_their_class(digits):
+@pytest.mark.stochastic
+def test_class_conditional_samples_are_recognised_as_their_class(digits, one_seed):
     X_train, _, y_train, _ = digits
     judge = LogisticRegression(max_iter=3000).fit(X_train, y_train)
-    gen = DBN(hidden_layers=(100, 200), pretrain_epochs=20, random_state=0).fit(X_train, y_train)
+    gen = DBN(hidden_layers=(100, 200), pretrain_epochs=20, random_state=one_seed)
+    gen.fit(X_train, y_train)
     rates = []
     for c in range(10):
-        samples = gen.sample(20, label=c, gibbs_steps=200)
-        assert samples.shape == (20, 64) and samples.min() >= 0 and samples.max() <= 1
+        samples = gen.sample(50, label=c, gibbs_steps=200)
+        assert samples.shape == (50, 64) and samples.min() >= 0 and samples.max() <= 1
         rates.append(float(np.mean(judge.predict(samples) == c)))
-    assert np.mean(rates) >= 0.75, rates
-    assert min(rates) >= 0.4, rates
+    # Was 20 samples a class, mean >= 0.75 and min >= 0.4: measured means 0.765 .. 0.830 over
+    # seeds 0-2 and kernels, 0.015 above the margin, whose own sampling sd was 0.028 (200
+    # draws). Now 50 a class (sd 0.018 on the mean, 0.07 on one class's rate). Measured
+    # mean / worst class, native and ATEN_CPU_CAPABILITY=default: seed 0 0.860 / 0.74 and
+    # 0.856 / 0.70, seed 1 0.812 / 0.70 and 0.820 / 0.62, seed 2 0.796 / 0.58 and 0.848 / 0.62;
+    # chance is 0.1. Margins 0.7 (5 sd below the lowest mean) and 0.3 (4 sd below
+    # the worst class).
+    print(f"measured: class rates mean {np.mean(rates):.3f} min {min(rates):.3f}")
+    assert np.mean(rates) >= 0.7, rates
+    assert min(rates) >= 0.3, rates
 
 
-def test_generative_label_model_classifies_by_free_energy(digits):
+@pytest.mark.stochastic
+def test_generative_label_model_classifies_by_free_energy(digits, one_seed):
     X_train, X_test, y_train, y_test = digits
-    gen = DBN(hidden_layers=(100, 200), pretrain_epochs=20, random_state=0).fit(X_train, y_train)
+    gen = DBN(hidden_layers=(100, 200), pretrain_epochs=20, random_state=one_seed)
+    gen.fit(X_train, y_train)
     assert gen.score_samples(X_test).shape == (len(X_test),)
-    assert np.mean(gen.predict(X_test) == y_test) >= 0.85
+    accuracy = np.mean(gen.predict(X_test) == y_test)
+    # measured: 0.952 (seed 0), 0.954-0.957 (seed 1), 0.952-0.959 (seed 2)
+    print(f"measured: generative accuracy {accuracy:.4f}")
+    assert accuracy >= 0.85, accuracy
     np.testing.assert_allclose(gen.predict_proba(X_test).sum(1), 1.0)
 
 
@@ -221,7 +264,8 @@ def test_warm_start_continues_fine_tuning_without_pretraining_again(digits):
         est.fit(X, np.where(y == 1, 42, y))
 
 
-def test_early_stopping_holds_out_validation_rows(digits):
+@pytest.mark.stochastic
+def test_early_stopping_holds_out_validation_rows(digits, one_seed):
     X, y = digits[0][:400], digits[2][:400]
     est = DBNClassifier(
         hidden_layers=(16,),
@@ -229,9 +273,11 @@ def test_early_stopping_holds_out_validation_rows(digits):
         epochs=200,
         early_stopping=True,
         n_iter_no_change=3,
-        random_state=0,
+        random_state=one_seed,
     ).fit(X, y)
     assert "val_loss" in est.history_[0] and "val_accuracy" in est.history_[0]
+    # measured: stops after 37 (seed 0), 78 (seed 1), 52 (seed 2) of 200 epochs
+    print(f"measured: early stopping after {est.n_iter_}")
     assert est.n_iter_ < 200
 
 

@@ -1,4 +1,10 @@
-"""deepbelief.RBM as a scikit-learn estimator: checks, pipelines, errors, files, resume."""
+"""deepbelief.RBM as a scikit-learn estimator: checks, pipelines, errors, files, resume.
+
+Seeds: the stochastic tests (``@pytest.mark.stochastic``) take the ``seed`` fixture and run
+once for each of ``SEEDS = (0, 1, 2)`` (tests/conftest.py); the slower trainings take
+``one_seed`` = ``DEEPBELIEF_TEST_SEED`` (default 0, 1 in the CI's second pass), with margins
+measured with seeds 0, 1 and 2.
+"""
 
 import numpy as np
 import pytest
@@ -32,31 +38,45 @@ def digits():
     return train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
 
 
-def test_pipeline_with_logistic_regression_classifies_digits(digits):
+@pytest.mark.stochastic
+def test_pipeline_with_logistic_regression_classifies_digits(digits, one_seed):
     X_train, X_test, y_train, y_test = digits
     pipe = Pipeline(
         [
             (
                 "rbm",
-                RBM(n_components=100, learning_rate=0.05, batch_size=20, n_iter=15, random_state=0),
+                RBM(
+                    n_components=100,
+                    learning_rate=0.05,
+                    batch_size=20,
+                    n_iter=15,
+                    random_state=one_seed,
+                ),
             ),
             ("logistic", LogisticRegression(max_iter=3000)),
         ]
     )
     pipe.fit(X_train, y_train)
-    assert pipe.score(X_test, y_test) >= 0.90
+    score = pipe.score(X_test, y_test)
+    # measured: 0.950 (seed 0), 0.965 (seeds 1 and 2, native, avx2 and ATEN default)
+    print(f"measured: pipeline accuracy {score:.4f}")
+    assert score >= 0.90, score
 
 
-def test_grid_search_over_rbm_parameters(digits):
+@pytest.mark.stochastic
+def test_grid_search_over_rbm_parameters(digits, one_seed):
     X_train, _, y_train, _ = digits
     pipe = Pipeline(
-        [("rbm", RBM(n_iter=3, random_state=0)), ("lr", LogisticRegression(max_iter=500))]
+        [("rbm", RBM(n_iter=3, random_state=one_seed)), ("lr", LogisticRegression(max_iter=500))]
     )
     search = GridSearchCV(pipe, {"rbm__n_components": [8, 32], "rbm__sampler": ["cd", "pcd"]}, cv=2)
     search.fit(X_train[:400], y_train[:400])
     assert set(search.best_params_) == {"rbm__n_components", "rbm__sampler"}
     assert len(search.cv_results_["mean_test_score"]) == 4
     # more features classify better than 8 on digits
+    # measured mean test scores (8-cd, 8-pcd, 32-cd, 32-pcd): seed 0 .17 .15 .35 .14,
+    # seed 1 .15 .14 .34 .14, seed 2 .16 .14 .29 .14: 32 components win by 0.12 at least
+    print(f"measured: grid scores {search.cv_results_['mean_test_score']}")
     assert search.best_params_["rbm__n_components"] == 32
 
 
@@ -70,17 +90,21 @@ def test_same_seed_same_weights_and_predictions(digits):
     assert not np.array_equal(a.components_, c.components_)
 
 
-def test_visible_auto_chooses_units_from_the_data():
+@pytest.mark.stochastic
+def test_visible_auto_chooses_units_from_the_data(seed):
     rng = np.random.default_rng(0)
     unit_interval = rng.random((50, 4))
     real = rng.normal(3.0, 2.0, (50, 4))
     assert RBM(n_components=3, n_iter=1).fit(unit_interval).visible_units_ == "bernoulli"
-    est = RBM(n_components=3, n_iter=1).fit(real)
+    est = RBM(n_components=3, n_iter=1, random_state=seed).fit(real)
     assert est.visible_units_ == "gaussian"
     np.testing.assert_allclose(est.input_mean_, real.mean(0))
     assert est.model_.visible.name == "gaussian"
     # samples and reconstructions come back in the data's own scale
-    assert abs(est.sample(200, n_steps=20).mean() - 3.0) < 1.0
+    mean = est.sample(200, n_steps=20).mean()
+    # measured: 2.78, 2.87, 2.69 (seeds 0-2, every kernel and thread count)
+    print(f"measured: sample mean {mean:.4f}")
+    assert abs(mean - 3.0) < 1.0, mean
 
 
 BAD_INPUTS = [
@@ -134,15 +158,19 @@ def test_score_samples_is_the_exact_pseudo_log_likelihood_and_deterministic(digi
     assert est.score(X) == est.log_likelihood(X)  # the mean log-likelihood, seeded AIS
 
 
-def test_training_improves_pseudo_likelihood_and_partial_fit_returns_self(digits):
+@pytest.mark.stochastic
+def test_training_improves_pseudo_likelihood_and_partial_fit_returns_self(digits, seed):
     X = digits[0]
-    est = RBM(n_components=32, batch_size=20, random_state=0)
+    est = RBM(n_components=32, batch_size=20, random_state=seed)
     assert est.partial_fit(X) is est
     first = est.score_samples(X).mean()
     for _ in range(4):
         est.partial_fit(X)
     assert est.n_iter_ == 5
-    assert est.score_samples(X).mean() > first + 2.0
+    last = est.score_samples(X).mean()
+    # measured: -27.08 -> -22.01, -27.13 -> -22.09, -27.14 -> -22.01 (seeds 0-2, every kernel)
+    print(f"measured: pseudo-likelihood {first:.3f} -> {last:.3f}")
+    assert last > first + 2.0, (first, last)
 
 
 def test_gibbs_sample_and_reconstruct_shapes_and_ranges(digits):

@@ -14,6 +14,10 @@ from deepbelief.errors import DivergenceError
 from deepbelief.finetune import apply_max_norm, evaluate, finetune, learning_rate_at
 from deepbelief.nn.layers import Dropout, keep_mask
 
+# The tests train: their margins must hold across seeds, threads and CPU kernels (CI runs them
+# again with ATEN_CPU_CAPABILITY=default and one thread; tests/conftest.py).
+pytestmark = pytest.mark.stochastic
+
 
 class Transpose(nn.Module):
     def forward(self, w):

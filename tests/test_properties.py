@@ -14,25 +14,22 @@ import os
 import struct
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-hypothesis = pytest.importorskip("hypothesis")
-pd = pytest.importorskip("pandas")
-
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
-import deepbelief  # noqa: E402
-from deepbelief import data as data_module  # noqa: E402
-from deepbelief import io  # noqa: E402
-from deepbelief.data import (  # noqa: E402
+import deepbelief
+from deepbelief import data as data_module
+from deepbelief import io
+from deepbelief.data import (
     TablePreprocessor,
     load_dataset,
     prepare_target,
     read_table,
 )
-from deepbelief.errors import DataError, ModelFileError  # noqa: E402
+from deepbelief.errors import DataError, ModelFileError
 
 # DEEPBELIEF_EXAMPLES=5000 searches harder (minutes); the default keeps the file near 10 s.
 EXAMPLES = int(os.environ.get("DEEPBELIEF_EXAMPLES", "150"))

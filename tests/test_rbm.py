@@ -3,6 +3,10 @@
 The reference energy ``E(v, h) = E_v(v) + E_h(h) - s_v(v) W s_h(h)`` is written out here for
 each unit type, states are enumerated with ``itertools`` and continuous layers are integrated
 on a fine grid, so nothing is computed by the code under test twice.
+
+Seeds: the stochastic tests (``@pytest.mark.stochastic``) take the ``seed`` fixture and run
+once for each of ``SEEDS = (0, 1, 2)`` (tests/conftest.py), each seed offsetting every
+generator they draw from by ``1000 * seed``.
 """
 
 from __future__ import annotations
@@ -203,7 +207,8 @@ def test_tempered_free_energy_and_means(discrete_case, beta):
     np.testing.assert_allclose(e, -neg_energy[0], rtol=1e-13, atol=1e-13)
 
 
-def test_conditional_samples_follow_the_brute_force_conditionals(discrete_case):
+@pytest.mark.stochastic
+def test_conditional_samples_follow_the_brute_force_conditionals(discrete_case, seed):
     model, V, H, neg_energy = discrete_case
     n = 60_000
     iv, ih = len(V) // 3, len(H) // 2
@@ -211,8 +216,8 @@ def test_conditional_samples_follow_the_brute_force_conditionals(discrete_case):
     p_v = np.exp(neg_energy[:, ih] - _logsumexp(neg_energy[:, ih]))
     v = torch.tensor(V[iv]).expand(n, -1)
     h = torch.tensor(H[ih]).expand(n, -1)
-    hs = model.sample_hidden(v, generator=_gen(11))
-    vs = model.sample_visible(h, generator=_gen(12))
+    hs = model.sample_hidden(v, generator=_gen(1000 * seed + 11))
+    vs = model.sample_visible(h, generator=_gen(1000 * seed + 12))
     assert 0.5 * np.abs(_histogram(hs, H) - p_h).sum() < _tv_tolerance(p_h, n)
     assert 0.5 * np.abs(_histogram(vs, V) - p_v).sum() < _tv_tolerance(p_v, n)
 
@@ -283,14 +288,17 @@ def test_gaussian_free_energy_hidden_and_conditional_by_quadrature(gaussian_mode
         assert free[k] == pytest.approx(-log_z, rel=1e-10, abs=1e-10)
 
 
-def test_gaussian_visible_samples_match_quadrature_moments(gaussian_model):
+@pytest.mark.stochastic
+def test_gaussian_visible_samples_match_quadrature_moments(gaussian_model, seed):
     model = gaussian_model
     W, b, _, logvar, _ = _params(model)
     var = np.ones(3) if logvar is None else np.exp(logvar)
     n = 100_000
     for k, h in enumerate([[0.0, 0.0, 0.0], [1.0, 0.0, 1.0], [1.0, 1.0, 1.0]]):
         h_np = np.array(h)
-        s = model.sample_visible(torch.tensor([h], dtype=F64).expand(n, -1), generator=_gen(30 + k))
+        s = model.sample_visible(
+            torch.tensor([h], dtype=F64).expand(n, -1), generator=_gen(1000 * seed + 30 + k)
+        )
         s = s.detach().numpy()
         for i in range(3):
             log_density = -((_GRID - b[i]) ** 2) / (2 * var[i]) + _GRID / var[i] * (W[i] @ h_np)
@@ -400,9 +408,10 @@ def test_config_round_trip():
     assert "5x4" in repr(model)
 
 
-def test_parameters_and_initialisation():
-    model = RBM(200, 100, weight_std=0.1, generator=_gen(40), dtype=F64)
-    again = RBM(200, 100, weight_std=0.1, generator=_gen(40), dtype=F64)
+@pytest.mark.stochastic
+def test_parameters_and_initialisation(seed):
+    model = RBM(200, 100, weight_std=0.1, generator=_gen(1000 * seed + 40), dtype=F64)
+    again = RBM(200, 100, weight_std=0.1, generator=_gen(1000 * seed + 40), dtype=F64)
     assert torch.equal(model.weight, again.weight)
     # sample std of 20000 N(0, 0.01) draws: relative sd sqrt(1/(2*20000)) = 0.005
     assert float(model.weight.detach().std()) == pytest.approx(0.1, rel=5.5 * 0.005)

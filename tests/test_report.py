@@ -15,7 +15,6 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture
 def pngs(tmp_path):
     """Two real PNG files written by the plotting module."""
-    pytest.importorskip("matplotlib")
     from deepbelief.plots import save_image_grid, tile_images
 
     rng = np.random.RandomState(0)

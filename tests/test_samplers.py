@@ -5,6 +5,10 @@ With 64 visible and 16 hidden states everything is enumerable: the model distrib
 and so the exact distribution of a chain after any number of steps from any start. Histograms
 of sampler output are compared with these by total-variation distance, under a bound that a
 correct sampler exceeds with probability below 1e-6 per comparison.
+
+Seeds: the stochastic tests (``@pytest.mark.stochastic``) take the ``seed`` fixture and run
+once for each of ``SEEDS = (0, 1, 2)`` (tests/conftest.py), each seed offsetting every
+generator they draw from by ``1000 * seed``.
 """
 
 from __future__ import annotations
@@ -150,12 +154,13 @@ def test_expected_cd_gradient_approaches_the_exact_gradient(mixing):
 
 
 @pytest.mark.parametrize("k", [1, 2, 3])
-def test_cd_negative_statistics_match_the_expected_cd_gradient(mixing, k):
+@pytest.mark.stochastic
+def test_cd_negative_statistics_match_the_expected_cd_gradient(mixing, k, seed):
     """The sampler's negative-phase statistics average to sum_v T^k[v0, v] stats(v)."""
     model, exact, data = mixing
     repeats = 50_000
     batch = data.repeat(repeats, 1)
-    negative = CD(k, "sample").negative(model, batch, generator=_gen(100 + k))
+    negative = CD(k, "sample").negative(model, batch, generator=_gen(1000 * seed + 100 + k))
     assert negative.shape == batch.shape
     codes = _codes(negative)
     empirical = exact.stats[codes].mean(0)
@@ -175,12 +180,13 @@ def test_cd_negative_statistics_match_the_expected_cd_gradient(mixing, k):
 
 
 @pytest.mark.parametrize("k", [1, 3])
-def test_cd_particles_from_one_start_follow_row_of_t_power_k(mixing, k):
+@pytest.mark.stochastic
+def test_cd_particles_from_one_start_follow_row_of_t_power_k(mixing, k, seed):
     model, exact, data = mixing
     n = 200_000
     start = data[:1].expand(n, -1).clone()
     row = exact.after(np.eye(len(V))[_codes(data[:1])[0]], k)
-    negative = CD(k, "sample").negative(model, start, generator=_gen(k))
+    negative = CD(k, "sample").negative(model, start, generator=_gen(1000 * seed + k))
     tolerance = _tv_tolerance(row, n)
     assert _tv(_histogram(negative), row) < tolerance
     # the test can tell k steps from k - 1 or k + 1 steps
@@ -188,7 +194,7 @@ def test_cd_particles_from_one_start_follow_row_of_t_power_k(mixing, k):
         assert _tv(exact.after(np.eye(len(V))[_codes(data[:1])[0]], other), row) > 1.5 * tolerance
     # a precomputed hidden field gives the same chain
     again = CD(k, "sample").negative(
-        model, start, generator=_gen(k), hidden_input=model.hidden_input(start)
+        model, start, generator=_gen(1000 * seed + k), hidden_input=model.hidden_input(start)
     )
     assert torch.equal(again, negative)
 
@@ -196,13 +202,14 @@ def test_cd_particles_from_one_start_follow_row_of_t_power_k(mixing, k):
 # ---------------------------------------------------------------------------------- PCD
 
 
-def test_pcd_chains_persist_and_reach_the_model_distribution(mixing):
+@pytest.mark.stochastic
+def test_pcd_chains_persist_and_reach_the_model_distribution(mixing, seed):
     model, exact, data = mixing
     n = 50_000
     sampler = PCD(k=1, n_chains=n)
     p_start = np.zeros(len(V))
     np.add.at(p_start, _codes(data), 1 / len(data))  # chains start at uniformly drawn data rows
-    g = _gen(7)
+    g = _gen(1000 * seed + 7)
     tolerance = _tv_tolerance(np.full(len(V), 1 / len(V)), n)  # the largest for 64 states
     steps = 0
     for target in (1, 2, 30):
@@ -219,11 +226,12 @@ def test_pcd_chains_persist_and_reach_the_model_distribution(mixing):
     assert _tv(_histogram(sampler.chains), exact.p_v) < tolerance + 1e-6
 
 
-def test_pcd_with_k_steps_per_call(mixing):
+@pytest.mark.stochastic
+def test_pcd_with_k_steps_per_call(mixing, seed):
     model, exact, data = mixing
     n = 100_000
     sampler = PCD(k=3, n_chains=n)
-    negative = sampler.negative(model, data, generator=_gen(8))
+    negative = sampler.negative(model, data, generator=_gen(1000 * seed + 8))
     p_start = np.zeros(len(V))
     np.add.at(p_start, _codes(data), 1 / len(data))
     expected = exact.after(p_start, 3)
@@ -243,16 +251,17 @@ def test_pcd_defaults_to_the_minibatch_size_and_reset(mixing):
     assert sampler.negative(model, bigger, generator=_gen(9)).shape == bigger.shape
 
 
-def test_gibbs_sample_from_a_random_start(mixing):
+@pytest.mark.stochastic
+def test_gibbs_sample_from_a_random_start(mixing, seed):
     """Sampler.sample starts at the visible biases alone and runs `steps` Gibbs steps."""
     model, exact, _ = mixing
     n = 50_000
     b = model.visible_bias.detach().numpy()
     p_start = np.prod(np.where(V == 1, _sigmoid(b), 1 - _sigmoid(b)), axis=1)
-    start = random_visible(model, n, generator=_gen(10))
+    start = random_visible(model, n, generator=_gen(1000 * seed + 10))
     assert _tv(_histogram(start), p_start) < _tv_tolerance(p_start, n)
     for steps in (2, 40):
-        samples = CD(1).sample(model, n, steps=steps, generator=_gen(11))
+        samples = CD(1).sample(model, n, steps=steps, generator=_gen(1000 * seed + 11))
         expected = exact.after(p_start, steps)
         assert _tv(_histogram(samples), expected) < _tv_tolerance(expected, n)
     assert _tv(expected, exact.p_v) < 1e-9
@@ -270,13 +279,14 @@ def test_bimodal_model_defeats_plain_gibbs(bimodal):
     assert _tv(exact.after(start, 200), exact.p_v) > 0.3  # Gibbs is still stuck after 200 steps
 
 
-def test_pt_chains_reach_the_tempered_distributions(bimodal):
+@pytest.mark.stochastic
+def test_pt_chains_reach_the_tempered_distributions(bimodal, seed):
     model, W, b, c = bimodal
     n, rounds = 20_000, 100
     sampler = PT(k=1, n_chains=n, n_temperatures=5)
     assert sampler.betas == [1.0, 0.75, 0.5, 0.25, 0.0]
     data = torch.tensor([[1.0, 1, 1, 0, 0, 0]], dtype=F64)  # every chain starts in one mode
-    g = _gen(12)
+    g = _gen(1000 * seed + 12)
     for _ in range(rounds):
         negative = sampler.negative(model, data, generator=g)
     assert negative.shape == (n, NV)
@@ -293,7 +303,8 @@ def test_pt_chains_reach_the_tempered_distributions(bimodal):
     assert sampler.swap_attempts.tolist() == [rounds // 2 * n] * 4
 
 
-def test_pt_swap_rates_equal_the_exact_acceptance(bimodal):
+@pytest.mark.stochastic
+def test_pt_swap_rates_equal_the_exact_acceptance(bimodal, seed):
     """At equilibrium, pair (i, i+1) accepts E[min(1, exp(F_i(v_i) + F_j(v_j) - F_i(v_j) -
     F_j(v_i)))] with v_i ~ p_beta_i and v_j ~ p_beta_j independent."""
     model, W, b, c = bimodal
@@ -301,7 +312,7 @@ def test_pt_swap_rates_equal_the_exact_acceptance(bimodal):
     n = 10_000
     sampler = PT(k=1, n_chains=n, betas=betas)
     data = torch.tensor([[1.0, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]], dtype=F64)
-    g = _gen(13)
+    g = _gen(1000 * seed + 13)
     for _ in range(60):  # burn in
         sampler.negative(model, data, generator=g)
     state = sampler.state_dict()
@@ -320,12 +331,13 @@ def test_pt_swap_rates_equal_the_exact_acceptance(bimodal):
         assert abs(float(sampler.swap_rates[i]) - rate) < 5.5 * 0.5 / math.sqrt(n) + 0.005, i
 
 
-def test_pt_sample_matches_the_model_distribution(bimodal):
+@pytest.mark.stochastic
+def test_pt_sample_matches_the_model_distribution(bimodal, seed):
     model, W, b, c = bimodal
     exact = Exact(W, b, c)
     n = 20_000
     sampler = PT(k=2, betas=[1.0, 0.75, 0.5, 0.25, 0.0])
-    samples = sampler.sample(model, n, steps=200, generator=_gen(14))
+    samples = sampler.sample(model, n, steps=200, generator=_gen(1000 * seed + 14))
     assert samples.shape == (n, NV)
     assert _tv(_histogram(samples), exact.p_v) < _tv_tolerance(exact.p_v, n) + 0.01
     # sampling leaves the training chains and swap statistics alone

@@ -20,6 +20,12 @@ from deepbelief.training import (
     make_generator,
 )
 
+# Every test here trains or samples: margins must hold across seeds, threads and CPU kernels
+# (tests/conftest.py; CI runs them again with ATEN_CPU_CAPABILITY=default and one thread).
+# The learning tests run once per seed of SEEDS (the ``seed`` fixture); the values measured
+# with seeds 0, 1, 2 on the avx512, avx2 and default kernels are beside each margin.
+pytestmark = pytest.mark.stochastic
+
 CPU = torch.device("cpu")
 BAS = torch.tensor(bars_and_stripes(3))  # 14 patterns, optimum -log(14) = -2.64 nats
 
@@ -39,11 +45,12 @@ def initial_log_likelihood():
     return exact_log_likelihood(model, BAS)
 
 
-@pytest.mark.parametrize(("sampler", "at_least"), [("cd", -4.3), ("pcd", -3.8), ("pt", -3.8)])
-def test_training_raises_exact_log_likelihood_on_bars_and_stripes(sampler, at_least):
+# measured (seeds 0-2, three kernels): CD -2.86 to -3.00, PCD -3.05 to -3.59, PT -2.93 to -3.38
+@pytest.mark.parametrize(("sampler", "at_least"), [("cd", -4.0), ("pcd", -4.0), ("pt", -4.0)])
+def test_training_raises_exact_log_likelihood_on_bars_and_stripes(sampler, at_least, seed):
     start = initial_log_likelihood()
     assert start < -6.0  # independent pixels: about 9 log 2
-    model, trainer = train_bas(sampler)
+    model, trainer = train_bas(sampler, seed=seed)
     final = exact_log_likelihood(model, BAS)
     assert final >= at_least, f"{sampler}: {start:.3f} -> {final:.3f} nats"
     assert final - start >= 1.9
@@ -53,11 +60,18 @@ def test_training_raises_exact_log_likelihood_on_bars_and_stripes(sampler, at_le
 
 
 def test_pcd_with_decaying_learning_rate_beats_a_fixed_one():
-    """Tieleman (2008): PCD needs its learning rate to decay; a fixed one ends far worse."""
-    decaying, trainer = train_bas("pcd")
-    assert trainer.lr_schedule == "linear"
-    fixed, _ = train_bas("pcd", lr_schedule="constant")
-    assert exact_log_likelihood(decaying, BAS) - exact_log_likelihood(fixed, BAS) >= 1.5
+    """Tieleman (2008): PCD needs its learning rate to decay; a fixed one ends far worse.
+
+    A fixed rate makes PCD end anywhere in a wide range, so the gap is averaged over three
+    seeds. Measured gaps per seed 0, 1, 2: 3.94, 3.64, 2.38 (avx512, avx2), 1.35, 3.96, 2.47
+    (default kernel): means 3.32 and 2.59 against the margin 1.5."""
+    gaps = []
+    for seed in (0, 1, 2):
+        decaying, trainer = train_bas("pcd", seed=seed)
+        assert trainer.lr_schedule == "linear"
+        fixed, _ = train_bas("pcd", seed=seed, lr_schedule="constant")
+        gaps.append(exact_log_likelihood(decaying, BAS) - exact_log_likelihood(fixed, BAS))
+    assert sum(gaps) / len(gaps) >= 1.5, gaps
 
 
 def gaussian_mixture(spread, n=600, seed=0):

@@ -3,6 +3,10 @@
 Every reference value here is computed independently of ``deepbelief`` (explicit sums over
 states with ``itertools``, ``math`` and ``scipy`` quadrature), never by calling the code under
 test a second time.
+
+Seeds: the stochastic tests (``@pytest.mark.stochastic``) take the ``seed`` fixture and run
+once for each of ``SEEDS = (0, 1, 2)`` (tests/conftest.py), each seed offsetting every
+generator they draw from by ``1000 * seed``.
 """
 
 from __future__ import annotations
@@ -145,10 +149,11 @@ def test_bernoulli_log_partition_and_mean_match_enumeration():
     assert units.energy(state, bias).item() == pytest.approx(-(bias[0] + bias[2] + bias[3]).item())
 
 
-def test_bernoulli_sample_frequencies():
+@pytest.mark.stochastic
+def test_bernoulli_sample_frequencies(seed):
     x = torch.tensor([-3.0, -0.7, 0.0, 1.2, 4.0], dtype=F64)
     n = 200_000
-    samples = BernoulliUnits().sample(x.expand(n, -1), generator=_gen(1))
+    samples = BernoulliUnits().sample(x.expand(n, -1), generator=_gen(1000 * seed + 1))
     assert set(samples.unique().tolist()) <= {0.0, 1.0}
     p = 1 / (1 + np.exp(-x.numpy()))
     freq = samples.mean(0).numpy()
@@ -160,7 +165,8 @@ def test_bernoulli_sample_frequencies():
 
 
 @pytest.mark.parametrize("sizes", [None, [2, 3, 1]])
-def test_softmax_log_partition_mean_and_sample_match_enumeration(sizes):
+@pytest.mark.stochastic
+def test_softmax_log_partition_mean_and_sample_match_enumeration(sizes, seed):
     n = 6
     groups = [n] if sizes is None else sizes
     units = SoftmaxUnits(sizes)
@@ -189,7 +195,7 @@ def test_softmax_log_partition_mean_and_sample_match_enumeration(sizes):
     w = np.array([math.exp(sum(ui * xi for ui, xi in zip(u, x))) for u in onehots])
     p = w / w.sum()
     n_draws = 100_000
-    samples = units.sample((field[0] + bias).expand(n_draws, -1), generator=_gen(3))
+    samples = units.sample((field[0] + bias).expand(n_draws, -1), generator=_gen(1000 * seed + 3))
     index = {tuple(u): i for i, u in enumerate(onehots)}
     counts = np.zeros(len(onehots))
     for row, c in zip(*np.unique(samples.numpy(), axis=0, return_counts=True)):
@@ -260,11 +266,16 @@ def test_gaussian_energy_and_statistic():
 
 
 @pytest.mark.parametrize("learn", [False, True])
-def test_gaussian_sample_moments(learn):
+@pytest.mark.stochastic
+def test_gaussian_sample_moments(learn, seed):
     x = torch.tensor([-2.0, 0.3, 4.0], dtype=F64)
     logvar = torch.tensor([-1.0, 0.5, 1.2], dtype=F64) if learn else None
     n = 200_000
-    s = GaussianUnits(learn).sample(x.expand(n, -1), logvar, generator=_gen(5)).numpy()
+    s = (
+        GaussianUnits(learn)
+        .sample(x.expand(n, -1), logvar, generator=_gen(1000 * seed + 5))
+        .numpy()
+    )
     var = np.ones(3) if logvar is None else np.exp(logvar.numpy())
     # mean: sd sqrt(var / n); variance of a normal sample: sd var * sqrt(2 / n)
     assert np.all(np.abs(s.mean(0) - x.numpy()) < 5.5 * np.sqrt(var / n))
@@ -363,11 +374,12 @@ def test_relu_mean_is_finite_for_extreme_inputs():
     assert got[3].item() == pytest.approx(50.0) and got[4].item() == pytest.approx(1000.0)
 
 
-def test_relu_sample_moments():
+@pytest.mark.stochastic
+def test_relu_sample_moments(seed):
     xs = [-2.0, 0.0, 1.5, 4.0]
     n = 200_000
     x = torch.tensor(xs, dtype=F64)
-    s = ReLUUnits().sample(x.expand(n, -1), generator=_gen(6)).numpy()
+    s = ReLUUnits().sample(x.expand(n, -1), generator=_gen(1000 * seed + 6)).numpy()
     assert (s >= 0).all()
     for j, xj in enumerate(xs):
         m1, m2, m4 = _relu_moments(xj)
