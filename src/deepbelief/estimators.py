@@ -337,16 +337,21 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
         schedule = self.lr_schedule
         if partial and schedule == "auto":
             schedule = "constant"
-        self.trainer_ = RBMTrainer(
-            self.model_,
+        settings = self._trainer_settings(lr, schedule)
+        self.trainer_ = RBMTrainer(self.model_, generator=generator, **settings)
+        return self._prepare(X)
+
+    def _trainer_settings(self, learning_rate, lr_schedule=None) -> dict:
+        """The :class:`RBMTrainer` settings the parameters give."""
+        return dict(
             sampler=self.sampler,
             k=self.k,
             n_chains=self.n_chains,
             n_temperatures=self.n_temperatures,
             epochs=self.n_iter,
             batch_size=self.batch_size,
-            learning_rate=lr,
-            lr_schedule=schedule,
+            learning_rate=learning_rate,
+            lr_schedule=self.lr_schedule if lr_schedule is None else lr_schedule,
             momentum=self.momentum,
             final_momentum=self.final_momentum,
             weight_decay=self.weight_decay,
@@ -357,9 +362,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
             clip_grad_norm=self.clip_grad_norm,
             centering=self.centering,
             sample_data=self.sample_data,
-            generator=generator,
         )
-        return self._prepare(X)
 
     def _check_params(self) -> None:
         """Validate every parameter without touching data (``fit`` does it first; the command
@@ -371,28 +374,7 @@ class RBM(ScaledInputMixin, TransformerMixin, BaseEstimator):
         check("weight_std", self.weight_std, real(0, low_open=True))
         check("verbose", self.verbose, integer(0))
         lr = self.learning_rate
-        check_trainer_settings(
-            dict(
-                sampler=self.sampler,
-                k=self.k,
-                n_chains=self.n_chains,
-                n_temperatures=self.n_temperatures,
-                epochs=self.n_iter,
-                batch_size=self.batch_size,
-                learning_rate=0.1 if isinstance(lr, str) and lr == "auto" else lr,
-                lr_schedule=self.lr_schedule,
-                momentum=self.momentum,
-                final_momentum=self.final_momentum,
-                weight_decay=self.weight_decay,
-                l1=self.l1,
-                sparsity_target=self.sparsity_target,
-                sparsity_cost=self.sparsity_cost,
-                max_norm=self.max_norm,
-                clip_grad_norm=self.clip_grad_norm,
-                centering=self.centering,
-                sample_data=self.sample_data,
-            )
-        )
+        check_trainer_settings(self._trainer_settings(0.1 if lr == "auto" else lr))
         check_units(self.visible, "visible", allow_auto=True)
         check_units(self.hidden, "hidden")
         resolve_device(self.device)

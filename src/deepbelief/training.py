@@ -237,28 +237,8 @@ class RBMTrainer(FitLoop):
         callbacks: Sequence[Callback] = (),
         generator: torch.Generator | None = None,
     ):
-        config = RBMSettings(
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            lr_schedule=lr_schedule,
-            momentum=momentum,
-            final_momentum=final_momentum,
-            momentum_epochs=momentum_epochs,
-            weight_decay=weight_decay,
-            l1=l1,
-            sparsity_target=sparsity_target,
-            sparsity_cost=sparsity_cost,
-            sparsity_decay=sparsity_decay,
-            max_norm=max_norm,
-            clip_grad_norm=clip_grad_norm,
-            monitor_rows=monitor_rows,
-            centering=centering,
-            offset_decay=offset_decay,
-            init_visible_bias=init_visible_bias,
-            sample_data=sample_data,
-            mixed_precision=mixed_precision,
-        )
+        given = locals()  # the settings, validated once by their dataclass
+        config = RBMSettings(**{name: given[name] for name in RBMSettings.names()})
         if isinstance(sampler, str):
             named = SamplerSettings(sampler, k, n_chains, n_temperatures)
             extra = {"n_temperatures": named.n_temperatures} if sampler == "pt" else {}
