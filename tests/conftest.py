@@ -27,6 +27,8 @@ thread is fastest and least sensitive to load) is passed to ``torch.set_num_thre
 
 import os
 import random
+import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +83,15 @@ def mnist_dir():
     if not (MNIST / "train-images-idx3-ubyte.gz").exists():
         pytest.skip(f"real MNIST not found in {MNIST} (set DEEPBELIEF_MNIST)")
     return MNIST
+
+
+def command() -> list[str]:
+    """The installed ``deepbelief`` command (beside this Python, else on PATH), for the tests
+    that run it in a child process; skips when it is not installed."""
+    script = Path(sys.executable).with_name("deepbelief")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("deepbelief")
+    if found is None:
+        pytest.skip("the deepbelief command is not installed (pip install -e .)")
+    return [found]

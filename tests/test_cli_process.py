@@ -5,10 +5,8 @@ uninterrupted run."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,20 +14,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import command
 
 import deepbelief
 from deepbelief.errors import ModelFileError
 from deepbelief.io import read_file
-
-
-def command() -> list[str]:
-    script = Path(sys.executable).with_name("deepbelief")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("deepbelief")
-    if found is None:
-        pytest.skip("the deepbelief command is not installed (pip install -e .)")
-    return [found]
 
 
 def environment():

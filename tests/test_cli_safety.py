@@ -13,13 +13,13 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import command
 
 from deepbelief import commands, resources
 from deepbelief.cli import main
@@ -343,16 +343,6 @@ def test_an_interrupted_run_can_be_resumed_or_discarded(ws, tmp_path, capsys, mo
 
 
 # ------------------------------------------------------------------ 4. the lock
-def command() -> list[str]:
-    script = Path(sys.executable).with_name("deepbelief")
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("deepbelief")
-    if found is None:
-        pytest.skip("the deepbelief command is not installed (pip install -e .)")
-    return [found]
-
-
 def test_a_second_training_into_a_locked_folder_fails_at_once(ws, tmp_path, capsys):
     model = tmp_path / "m"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

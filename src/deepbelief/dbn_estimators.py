@@ -530,9 +530,12 @@ class _SupervisedDBN(_DBNBase):
             raise ValueError(
                 f"mixed_precision must be True, False or 'auto', got {self.mixed_precision!r}"
             )
+        FinetuneSettings(task=self._task, **self._finetune_settings())
+
+    def _finetune_settings(self) -> dict:
+        """The :func:`deepbelief.finetune.finetune` settings the parameters give."""
         optimizer, learning_rate = self._optimizer_settings()
-        FinetuneSettings(
-            task=self._task,
+        return dict(
             epochs=self.epochs,
             batch_size=self.batch_size,
             optimizer=optimizer,
@@ -655,24 +658,13 @@ class _SupervisedDBN(_DBNBase):
             valid, train = order[:n_valid], order[n_valid:]
             validation = (X[valid], targets[valid])
             X, targets = X[train], targets[train]
-        optimizer, learning_rate = self._optimizer_settings()
         result = finetune(
             self.network_,
             X,
             targets,
             self._task,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            optimizer=optimizer,
-            learning_rate=learning_rate,
-            momentum=self.momentum,
-            weight_decay=self.weight_decay,
-            max_norm=self.max_norm,
-            lr_schedule=self.lr_schedule,
-            head_epochs=self.head_epochs,
+            **self._finetune_settings(),
             validation=validation,
-            early_stopping=self.n_iter_no_change if self.early_stopping else None,
-            average_epochs=self.average_epochs,
             mixed_precision=self._mixed_precision(X.device),
             generator=self.generator_,
             callbacks=[_Tracked(ckpt, state)],

@@ -196,7 +196,8 @@ def check_output_path(path: str | os.PathLike) -> os.stat_result | None:
     if not stat.S_ISREG(info.st_mode):
         raise OutputPathError(
             f"{os.fspath(path)}: is {file_kind(info.st_mode)}; deepbelief writes only regular "
-            "files and will not replace it (choose another output path)"
+            "files and will not replace it (choose another output path; the commands take "
+            "-o - for standard output)"
         )
     return info
 
