@@ -11,6 +11,7 @@ this module supplies the backprop step.
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Sequence
 
 import torch
@@ -105,7 +106,7 @@ class FinetuneResult(FitLoop):
         loss = _loss(out.to(X.dtype), self.y[rows], s.task)
         loss.backward()
         value = float(loss.detach())
-        if value == value and abs(value) != float("inf"):  # finite: the loop stops otherwise
+        if math.isfinite(value):  # the loop stops on a non-finite loss
             optimizer.step()
             if s.max_norm is not None:
                 apply_max_norm(self._linears, s.max_norm)

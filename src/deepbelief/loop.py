@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import math
 import signal
 import threading
@@ -29,8 +28,6 @@ import time
 import torch
 
 from .errors import DivergenceError
-
-log = logging.getLogger("deepbelief")
 
 #: Size in bytes of a CPU generator's state (a Mersenne twister); CUDA's is 16.
 _CPU_STATE_BYTES = 5056
@@ -113,7 +110,7 @@ def set_generator_state(generator: torch.Generator, saved) -> None:
     if saved["device_type"] == generator.device.type:
         generator.set_state(state)
         return
-    digest = hashlib.sha256(bytes(state.numpy().tobytes())).digest()
+    digest = hashlib.sha256(state.numpy().tobytes()).digest()
     generator.manual_seed(int.from_bytes(digest[:8], "little") % 2**63)
 
 
@@ -140,17 +137,6 @@ def clone_state(tree):
         return {k: clone_state(v) for k, v in tree.items()}
     if isinstance(tree, (list, tuple)):
         return type(tree)(clone_state(v) for v in tree)
-    return tree
-
-
-def to_device(tree, device: torch.device):
-    """A state tree with every tensor moved to ``device`` (generator states stay on the CPU)."""
-    if isinstance(tree, torch.Tensor):
-        return tree if tree.dtype == torch.uint8 else tree.to(device)
-    if isinstance(tree, dict):
-        return {k: to_device(v, device) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(to_device(v, device) for v in tree)
     return tree
 
 
@@ -350,6 +336,14 @@ class FitLoop:
         if self.generator is not None and state.get("generator") is not None:
             set_generator_state(self.generator, state["generator"])
 
+    def _snapshot(self) -> dict:
+        """A copy of :meth:`loop_state` that later updates do not change. The history's
+        entries are never changed once appended, so only its list is copied (cloning every
+        entry at every epoch would cost time quadratic in the epochs)."""
+        state = self.loop_state()
+        history = state.pop("history")  # already a new list
+        return {**clone_state(state), "history": history}
+
     def _device(self) -> torch.device:
         return self.generator.device if self.generator is not None else torch.device("cpu")
 
@@ -391,7 +385,7 @@ class FitLoop:
         if self.order is None:
             self.order = torch.randperm(n_rows, generator=self.generator, device=self._device())
             self.epoch_losses = []
-        self._good = clone_state(self.loop_state())
+        self._good = self._snapshot()
         self._begin_epoch()
         total = self.epochs * self.batches_per_epoch
         chunks = torch.split(self.order, batch_size)
