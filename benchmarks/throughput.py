@@ -1,17 +1,19 @@
 """Seconds per epoch of CD-1 on full MNIST, 784-500 binary RBM, float32, CPU.
 
-Compares, in one process: deepbelief's RBM trainer, scikit-learn's BernoulliRBM of the same
-size and batch, and the machine's ceiling: the five matrix products one CD-1 update needs
-(v0 W, h0 W^T, v1 W, v0^T p0, v1^T p1) timed alone at the same batch size.
+Compares, in one process: deepbelief's RBM trainer (no monitors), the scikit-learn estimator
+``deepbelief.RBM(...).fit`` as a user calls it (NumPy input, its default per-epoch monitors),
+scikit-learn's BernoulliRBM of the same size and batch, and the machine's ceiling: the five
+matrix products one CD-1 update needs (v0 W, h0 W^T, v1 W, v0^T p0, v1^T p1) timed alone at
+the same batch size.
 
     python benchmarks/throughput.py [--mnist ../shared/datasets/mnist] [--batch-sizes 10 100 1000]
 
 Targets at batch 100: deepbelief within 1.25x of the ceiling, at least 1.6x faster than
-scikit-learn.
+scikit-learn; the estimator within 1.1x of the trainer.
 
 Each epoch is timed in a fresh worker process (this script with --worker), one after the
 other, so that no library's idle threads (OpenBLAS spins after scikit-learn's calls) slow the
-next measurement; the three methods are interleaved so drifts in machine load hit all three.
+next measurement; the methods are interleaved so drifts in machine load hit them all.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 from sklearn.neural_network import BernoulliRBM
 
+import deepbelief
 from deepbelief.data import load_mnist
 from deepbelief.nn import RBM
 from deepbelief.samplers import CD
@@ -47,6 +50,15 @@ def time_deepbelief(X: torch.Tensor, batch: int, reconstruction: str = "mean") -
     )
     start = time.perf_counter()
     trainer.fit(X)
+    return time.perf_counter() - start
+
+
+def time_estimator(X: np.ndarray, batch: int) -> float:
+    """The scikit-learn estimator with its defaults (CD-1, the same rate and momentum as the
+    trainer, per-epoch monitors on 1000 rows), on the NumPy array."""
+    rbm = deepbelief.RBM(N_HIDDEN, batch_size=batch, n_iter=1, random_state=0, device="cpu")
+    start = time.perf_counter()
+    rbm.fit(X)
     return time.perf_counter() - start
 
 
@@ -79,13 +91,15 @@ TIMERS = {
     "deepbelief": time_deepbelief,
     "sklearn": time_sklearn,
     "deepbelief-sampled": time_deepbelief_sampled,
+    "estimator": time_estimator,
 }
+NUMPY_INPUT = ("sklearn", "estimator")
 
 
 def worker(method: str, batch: int, mnist: Path) -> None:
     images, _ = load_mnist(mnist, "train")
     X = images.astype(np.float32)
-    print(TIMERS[method](X if method == "sklearn" else torch.from_numpy(X), batch))
+    print(TIMERS[method](X if method in NUMPY_INPUT else torch.from_numpy(X), batch))
 
 
 def measure(method: str, batch: int, mnist: Path) -> float:
@@ -117,19 +131,23 @@ def main() -> None:
         "deepbelief-sampled: v1 sampled too (the textbook Gibbs step, as scikit-learn does)"
     )
     print(
+        "estimator: deepbelief.RBM(500, batch_size=batch, n_iter=1).fit(X) on the NumPy array, "
+        "with its per-epoch monitors (1000 rows)"
+    )
+    print(
         f"{'batch':>6} {'ceiling s':>10} {'deepbelief s':>13} {'sklearn s':>10} "
-        f"{'sampled s':>10} {'db/ceiling':>11} {'sklearn/db':>11} {'sampled/ceil':>13} "
-        f"{'sklearn/sampled':>16}"
+        f"{'sampled s':>10} {'estimator s':>12} {'db/ceiling':>11} {'sklearn/db':>11} "
+        f"{'sampled/ceil':>13} {'sklearn/sampled':>16} {'est/ceiling':>12} {'est/db':>7}"
     )
     for batch in args.batch_sizes:
         times = {m: [] for m in TIMERS}
         for _ in range(args.repeats):
             for method in TIMERS:
                 times[method].append(measure(method, batch, args.mnist))
-        c, d, s, d2 = (statistics.median(times[m]) for m in TIMERS)
+        c, d, s, d2, e = (statistics.median(times[m]) for m in TIMERS)
         print(
-            f"{batch:>6} {c:>10.2f} {d:>13.2f} {s:>10.2f} {d2:>10.2f} {d / c:>11.2f} "
-            f"{s / d:>11.2f} {d2 / c:>13.2f} {s / d2:>16.2f}",
+            f"{batch:>6} {c:>10.2f} {d:>13.2f} {s:>10.2f} {d2:>10.2f} {e:>12.2f} {d / c:>11.2f} "
+            f"{s / d:>11.2f} {d2 / c:>13.2f} {s / d2:>16.2f} {e / c:>12.2f} {e / d:>7.2f}",
             flush=True,
         )
 

@@ -93,7 +93,8 @@ def test_regression_csv_reaches_r2(tmp_path, capsys):
     frame.to_csv(tmp_path / "reg.csv", index=False)
     model = tmp_path / "model"
     argv = ["train", tmp_path / "reg.csv", "-o", model, "--layers", "32", "--pretrain-epochs",
-            "5", "--epochs", "150", "--quiet", "--json"]  # fmt: skip
+            "5", "--epochs", "150", "--dropout", "0", "--validation-split", "0.2", "--quiet",
+            "--json"]  # fmt: skip
     code, out, _ = run(capsys, *argv)
     assert code == 0
     card = json.loads(out)
@@ -116,7 +117,7 @@ def test_categorical_and_missing_values_end_to_end(tmp_path, capsys):
     frame.to_csv(tmp_path / "mixed.csv", index=False)
     model = tmp_path / "model"
     code, out, err = run(capsys, "train", tmp_path / "mixed.csv", "-o", model, "--drop-ids",
-                         *FAST, "--json")  # fmt: skip
+                         *FAST, "--validation-split", "0.2", "--json")  # fmt: skip
     assert code == 0, err
     card = json.loads(out)
     assert card["metrics"]["accuracy"] >= 0.85, card["metrics"]
@@ -134,7 +135,8 @@ def test_unsupervised_model_transforms_samples_and_scores(tmp_path, capsys):
     np.save(tmp_path / "x.npy", X)
     model = tmp_path / "model"
     code, out, err = run(capsys, "train", tmp_path / "x.npy", "-o", model, "--layers", "8", "4",
-                         "--pretrain-epochs", "3", "--quiet", "--json")  # fmt: skip
+                         "--pretrain-epochs", "3", "--validation-split", "0.2", "--quiet",
+                         "--json")  # fmt: skip
     assert code == 0, err
     card = json.loads(out)
     assert card["model"] == "unsupervised" and "reconstruction_error" in card["metrics"]
@@ -191,7 +193,8 @@ def test_config_file_sets_options_and_the_command_line_wins(binary_csv, tmp_path
     config.write_text(text)
     model = tmp_path / "m"
     code, out, err = run(capsys, "train", binary_csv / "train.csv", "-o", model, "--config",
-                         config, "--epochs", "3", "--quiet", "--json")  # fmt: skip
+                         config, "--epochs", "3", "--no-early-stopping", "--quiet",
+                         "--json")  # fmt: skip
     assert code == 0, err
     settings = json.loads((model / "run.json").read_text())
     assert settings["layers"] == [12] and settings["pretrain_epochs"] == 2

@@ -275,10 +275,15 @@ def test_early_stopping_holds_out_validation_rows(digits, one_seed):
         n_iter_no_change=3,
         random_state=one_seed,
     ).fit(X, y)
-    assert "val_loss" in est.history_[0] and "val_accuracy" in est.history_[0]
+    search = est.validation_history_
+    assert "val_loss" in search[0] and "val_accuracy" in search[0]
     # measured: stops after 37 (seed 0), 78 (seed 1), 52 (seed 2) of 200 epochs
-    print(f"measured: early stopping after {est.n_iter_}")
-    assert est.n_iter_ < 200
+    print(f"measured: early stopping after {len(search)}, best epoch {est.best_epoch_}")
+    assert len(search) < 200
+    best = min(range(len(search)), key=lambda i: search[i]["val_loss"]) + 1
+    assert est.best_epoch_ == best
+    # then the refit: that many epochs on all rows, the validation rows included
+    assert est.n_iter_ == best and "val_loss" not in est.history_[0]
 
 
 def test_layer_params_override_each_layer(digits):

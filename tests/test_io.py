@@ -2,8 +2,11 @@
 
 import hashlib
 import json
+import os
 import re
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +134,44 @@ def test_an_unknown_kind_is_refused(tmp_path):
     assert io.read_file(path)[0] == "Mystery"
     with pytest.raises(ModelFileError, match="unknown object kind"):
         deepbelief.load(path)
+
+
+LOAD_IN_A_FRESH_PROCESS = """
+import sys
+from deepbelief.io import load
+before = sorted(m for m in sys.modules if m.startswith("deepbelief."))
+names = [type(load(path)).__name__ for path in sys.argv[1:]]
+print(" ".join(names))
+print(" ".join(before))
+"""
+
+
+@pytest.mark.filterwarnings("ignore::deepbelief.errors.UndertrainedWarning")
+def test_load_in_a_fresh_process_knows_every_saved_kind(tmp_path):
+    # deepbelief imports its estimators lazily: io.load must import the modules that register
+    # the kinds (not only ``deepbelief.load``, which does it in deepbelief/__init__.py)
+    X = np.random.default_rng(0).random((20, 4))
+    y = np.arange(20) % 2
+    rbm, dbn, module = (tmp_path / f"{n}.safetensors" for n in ("rbm", "dbn", "module"))
+    deepbelief.RBM(n_components=3, n_iter=1, random_state=0).fit(X).save(rbm)
+    tiny = dict(pretrain_epochs=1, pretrain_batch_size=10, epochs=1, batch_size=10)
+    deepbelief.DBNClassifier((3,), **tiny, early_stopping=False, random_state=0).fit(X, y).save(dbn)
+    deepbelief.save(small_rbm(), module)
+    done = subprocess.run(
+        [sys.executable, "-c", LOAD_IN_A_FRESH_PROCESS, str(rbm), str(dbn), str(module)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded, imported_before = done.stdout.splitlines()
+    assert loaded.split() == ["RBM", "DBNClassifier", "RBM"]
+    # ``import deepbelief.io`` alone stays cheap: no estimators until a file needs them
+    assert "deepbelief.estimators" not in imported_before.split()
+    assert "deepbelief.dbn_estimators" not in imported_before.split()
 
 
 def test_write_is_atomic_a_failed_save_keeps_the_old_file(tmp_path):

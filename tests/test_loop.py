@@ -98,6 +98,35 @@ def test_rbm_trainer_resumes_exactly_after_a_mid_epoch_interruption_or_a_diverge
     assert_same(straight, resumed)
 
 
+def poison_and_interrupt(loop):
+    poison(loop)
+    raise KeyboardInterrupt
+
+
+def test_an_interruption_after_an_unnoticed_divergence_keeps_the_start_of_the_epoch(tmp_path):
+    """The parameters are checked every check_every updates, not at each: an interruption
+    between two checks, after the weights turned NaN, still leaves a finite, completed step
+    (the start of the epoch) in the checkpoint, and the resumed run is exact."""
+    straight = make_trainer("pcd").fit(BARS)
+    path = tmp_path / "ckpt.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer("pcd", [Checkpoint(path, every=100), At(poison_and_interrupt)]).fit(BARS)
+    resumed = RBMTrainer.from_checkpoint(path)
+    assert (resumed.epoch, resumed.batch) == (STOP_EPOCH - 1, 0)
+    assert all(torch.isfinite(p).all() for p in resumed.model.parameters())
+    assert_same(straight, resumed.fit(BARS))
+
+
+@pytest.mark.parametrize("check_every", [1, 2, 64])
+def test_a_divergence_is_found_between_checks_and_keeps_the_start_of_the_epoch(check_every):
+    trainer = make_trainer("cd", [At(poison)])
+    trainer.check_every = check_every
+    with pytest.raises(DivergenceError, match=f"diverged at epoch {STOP_EPOCH}, non-finite"):
+        trainer.fit(BARS)
+    assert (trainer.epoch, trainer.batch, trainer.step) == (STOP_EPOCH - 1, 0, 10)
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
 def test_a_ctrl_c_during_an_update_is_deferred_to_its_end(monkeypatch, tmp_path):
     """SIGINT in the middle of an update: the update completes, then KeyboardInterrupt; the
     checkpoint holds it and the resumed run is exact."""

@@ -7,9 +7,9 @@ ends as one line on stderr and exit code 2 (``--debug`` shows the traceback).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 from ._version import __version__
@@ -20,9 +20,38 @@ log = logging.getLogger("deepbelief")
 UNITS_VISIBLE = ("auto", "bernoulli", "gaussian")
 UNITS_HIDDEN = ("bernoulli", "relu", "gaussian")
 MODELS = ("auto", "classifier", "regressor", "generative", "unsupervised")
+PRESETS = ("hinton2006", "srivastava2014")  # deepbelief.recipes.PRESETS, without importing torch
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default as "(default: 20)"; an option whose default is
+    None or a flag says in its own help what happens without it, and a help text that
+    already names its default (``default:``) is left as it is."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        default = action.default
+        if (
+            not action.option_strings
+            or default is None
+            or default is argparse.SUPPRESS
+            or isinstance(default, bool)
+            or "default:" in text
+            or "%(default)" in text
+        ):
+            return text
+        if isinstance(default, (list, tuple)):
+            shown = " ".join(map(str, default))
+        else:
+            shown = str(default)
+        return f"{text} (default: {shown.replace('%', '%%')})"
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
     def error(self, message):
         raise UsageError(f"{self.prog}: {message}")
 
@@ -78,44 +107,115 @@ def _number(text, kind):
 
 
 # ------------------------------------------------------------------ the parser
+JSON_HELP = {
+    "train": "print the model card (settings, held-out metrics, model directory) as JSON on "
+    "standard output instead of the summary line",
+    "predict": 'write the predictions as one JSON object instead of CSV: {"target": COLUMN, '
+    '"rows": N, "classes": [...], "predictions": [...], "probabilities": [{CLASS: P, ...}, '
+    "...]} (classes for classifiers, probabilities with --proba; one entry per row, in order; "
+    "e.g. jq '.predictions[]')",
+    "evaluate": "print the metrics as JSON on standard output",
+    "sample": "print what was written (file, rows, columns) as JSON on standard output "
+    "instead of the summary line (when -o is a file)",
+    "transform": "print what was written (file, rows, features) as JSON on standard output "
+    "instead of the summary line (when -o is a file)",
+    "info": "print the description as JSON on standard output",
+    "report": "print the report's path as JSON on standard output instead of the summary line",
+    "demo": "print the results as JSON on standard output",
+}
+
+
+def _common(command: str) -> argparse.ArgumentParser:
+    """The options every subcommand takes (``--json`` says what it prints)."""
+    common = _Parser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    trains = command in ("train", "demo")
+    quiet = "nothing on standard error but errors: no warnings or summary line"
+    if trains:
+        quiet = quiet.replace("no ", "no progress bars, epoch lines, ", 1)
+    common.add_argument("--quiet", action="store_true", help=quiet)
+    common.add_argument("--json", action="store_true", help=JSON_HELP[command])
+    verbose = "informational messages on standard error"
+    if trains:
+        verbose = (
+            "one line per epoch even on a terminal (instead of progress bars), and "
+            "informational messages; without it, progress bars on a terminal and one line "
+            "per epoch elsewhere (a pipe, a log file)"
+        )
+    common.add_argument("-v", "--verbose", action="store_true", help=verbose)
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``deepbelief`` argument parser with every subcommand."""
-    common = _Parser(add_help=False)
-    common.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    common.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
-    common.add_argument("--json", action="store_true", help="print the results as JSON")
-    common.add_argument("-v", "--verbose", action="store_true", help="log every epoch")
-    parser = _Parser(prog="deepbelief", description="Deep Belief Networks and RBMs.")
+    parser = _Parser(
+        prog="deepbelief",
+        description="Deep Belief Networks and RBMs. Data and JSON go to standard output; "
+        "progress, warnings and a one-line summary go to standard error.",
+    )
     parser.add_argument("--version", action="version", version=f"deepbelief {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    _add_train(commands.add_parser("train", parents=[common], help="train a model on a file"))
-    _add_predict(commands.add_parser("predict", parents=[common], help="predict targets"))
-    _add_evaluate(commands.add_parser("evaluate", parents=[common], help="score a model"))
-    _add_sample(commands.add_parser("sample", parents=[common], help="draw new samples"))
-    _add_transform(commands.add_parser("transform", parents=[common], help="learned features"))
-    info = commands.add_parser("info", parents=[common], help="describe a model")
+
+    def add(name, help):
+        return commands.add_parser(name, parents=[_common(name)], help=help, description=help)
+
+    _add_train(add("train", "train a model on a file"))
+    _add_predict(add("predict", "predict the target of new rows"))
+    _add_evaluate(add("evaluate", "score a model on rows with their target"))
+    _add_sample(add("sample", "draw new samples from a generative or unsupervised model"))
+    _add_transform(add("transform", "the learned features of the top hidden layer"))
+    info = add("info", "describe a model: layers, units, training, metrics, file format")
     info.add_argument("model", type=Path, help="model directory")
-    report = commands.add_parser("report", parents=[common], help="HTML report of a model")
+    report = add("report", "HTML report of a model, with its plots")
     report.add_argument("model", type=Path, help="model directory")
-    report.add_argument("-o", "--output", type=Path, required=True, help="output folder")
-    demo = commands.add_parser("demo", parents=[common], help="end-to-end run on digits")
-    demo.add_argument("-o", "--output", type=Path, default=Path("deepbelief-demo"))
+    report.add_argument(
+        "-o", "--output", type=Path, required=True, help="output folder (report.html, PNGs)"
+    )
+    demo = add("demo", "end-to-end run on the digits bundled with scikit-learn")
+    demo.add_argument(
+        "-o", "--output", type=Path, default=Path("deepbelief-demo"), help="output folder"
+    )
     demo.add_argument("--epochs", type=positive_int, default=30, help="fine-tuning epochs")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=int, default=0, help="random seed")
     demo.add_argument("--overwrite", action="store_true", help="replace an earlier demo's files")
     return parser
 
 
 def _add_data_options(p, training: bool) -> None:
     p.add_argument("--no-header", action="store_true", help="the CSV has no header line")
-    p.add_argument("--labels", type=Path, help="IDX file of labels for IDX images")
-    p.add_argument("--image-size", type=image_size, help="resize folder images to HxW")
+    p.add_argument(
+        "--labels", type=Path, help="IDX file of labels for IDX images (default: no labels)"
+    )
+    p.add_argument(
+        "--image-size",
+        type=image_size,
+        help="resize folder images to HEIGHTxWIDTH (default: keep their size, which must be "
+        "the same for all)",
+    )
     if training:
-        p.add_argument("--target", help="target column: name or position (default: the last)")
+        p.add_argument(
+            "--target", help="target column: name or position such as 0 or -1 (default: the last)"
+        )
         p.add_argument("--no-target", action="store_true", help="unsupervised: no target column")
-        p.add_argument("--task", choices=("auto", "classification", "regression"), default="auto")
-        p.add_argument("--missing", choices=("impute", "error"), default="impute")
-        p.add_argument("--drop-ids", action="store_true", help="drop identifier-like columns")
+        p.add_argument(
+            "--task",
+            choices=("auto", "classification", "regression"),
+            default="auto",
+            help="auto: classification for text labels or at most 20 distinct integers, else "
+            "regression",
+        )
+        p.add_argument(
+            "--missing",
+            choices=("impute", "error"),
+            default="impute",
+            help="missing values: fill them (the column's median, or most frequent category) "
+            "or refuse them",
+        )
+        p.add_argument(
+            "--drop-ids",
+            action="store_true",
+            help="drop identifier-like columns (text or integers, all distinct)",
+        )
         p.add_argument(
             "--non-numeric",
             choices=("error", "missing", "text"),
@@ -128,7 +228,11 @@ def _add_data_options(p, training: bool) -> None:
 def _add_train(p) -> None:
     p.add_argument("data", nargs="?", type=Path, help="CSV, NPY/NPZ, IDX or image folder")
     p.add_argument("-o", "--output", type=Path, help="model directory to write")
-    p.add_argument("--config", type=Path, help="TOML or YAML file with the options below")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="TOML or YAML file with the options below (the command line wins)",
+    )
     p.add_argument("--resume", type=Path, metavar="MODEL_DIR", help="continue an interrupted run")
     p.add_argument(
         "--overwrite",
@@ -137,50 +241,175 @@ def _add_train(p) -> None:
     )
     _add_data_options(p, training=True)
     m = p.add_argument_group("model")
-    m.add_argument("--model", choices=MODELS, default="auto", help="auto: from the target")
-    m.add_argument("--layers", type=positive_int, nargs="+", default=[256, 256])
-    m.add_argument("--visible", choices=UNITS_VISIBLE, default="auto")
-    m.add_argument("--hidden", choices=UNITS_HIDDEN, default="bernoulli")
-    m.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument(
+        "--model",
+        choices=MODELS,
+        default="auto",
+        help="auto: a classifier or regressor by the target, unsupervised without one; "
+        "generative: a DBN with label units that samples by class",
+    )
+    m.add_argument(
+        "--layers",
+        type=positive_int,
+        nargs="+",
+        help="hidden layer sizes (default: 256 256, or the --preset's)",
+    )
+    m.add_argument(
+        "--visible",
+        choices=UNITS_VISIBLE,
+        default="auto",
+        help="input units: bernoulli (inputs min-max scaled to [0, 1]) or gaussian "
+        "(standardised); categorical columns get softmax units either way; auto: bernoulli",
+    )
+    m.add_argument("--hidden", choices=UNITS_HIDDEN, default="bernoulli", help="hidden units")
+    m.add_argument(
+        "--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, "
+        "cuda:1, mps"
+    )  # fmt: skip
+    m.add_argument(
+        "--seed", type=int, default=0, help="random seed; the same seed gives the same model"
+    )
     g = p.add_argument_group("pretraining")
-    g.add_argument("--pretrain-epochs", type=positive_int, default=10)
-    g.add_argument("--pretrain-lr", type=positive_float, help="default: by unit type")
-    g.add_argument("--pretrain-batch-size", type=positive_int, default=20)
-    g.add_argument("--sampler", choices=("cd", "pcd", "pt"), default="cd")
+    g.add_argument(
+        "--pretrain-epochs",
+        type=positive_int,
+        help="epochs per layer (default: auto: more for fewer rows, 11 to 50; a generative or "
+        "unsupervised model: 10)",
+    )
+    g.add_argument(
+        "--pretrain-lr",
+        type=positive_float,
+        help="RBM learning rate (default: by unit type: 0.1 for binary inputs, 0.01 for "
+        "real-valued ones)",
+    )
+    g.add_argument(
+        "--pretrain-batch-size",
+        type=positive_int,
+        help="rows per update (default: auto: 20, 100 from 20,000 rows; a generative or "
+        "unsupervised model: 20)",
+    )
+    g.add_argument(
+        "--sampler",
+        choices=("cd", "pcd", "pt"),
+        default="cd",
+        help="contrastive divergence, persistent CD or parallel tempering",
+    )
     g.add_argument("-k", "--k", type=positive_int, default=1, help="Gibbs steps per update")
     g.add_argument(
         "--centering", action="store_true", help="centered gradients (Melchior et al. 2016)"
     )
     f = p.add_argument_group("fine-tuning")
-    f.add_argument("--epochs", type=positive_int, default=50)
-    f.add_argument("--batch-size", type=positive_int, default=32)
-    f.add_argument("--optimizer", choices=("auto", "sgd", "adam"), default="auto")
-    f.add_argument("--lr", type=positive_float, help="default: by optimizer and task")
-    f.add_argument("--momentum", type=fraction, default=0.9)
-    f.add_argument("--weight-decay", type=nonnegative_float, default=0.0)
-    f.add_argument("--dropout", type=fraction, default=0.0)
-    f.add_argument("--input-dropout", type=fraction, default=0.0)
-    f.add_argument("--max-norm", type=positive_float)
-    f.add_argument("--lr-schedule", choices=("constant", "linear", "cosine"), default="constant")
-    f.add_argument("--early-stopping", action="store_true", help="on an inner validation split")
+    f.add_argument(
+        "--epochs",
+        type=positive_int,
+        help="backprop epochs of a classifier or regressor; with early stopping the most "
+        "(default: auto: 50 + 30,000 / rows, at most 300)",
+    )
+    f.add_argument(
+        "--batch-size",
+        type=positive_int,
+        help="rows per update (default: auto: 32, 50 from 20,000 rows)",
+    )
+    f.add_argument(
+        "--optimizer",
+        choices=("auto", "sgd", "adam"),
+        default="auto",
+        help="auto: sgd for classification, adam for regression",
+    )
+    f.add_argument(
+        "--lr",
+        type=positive_float,
+        help="learning rate (default: by optimizer and task: 0.1 for sgd, 0.01 for adam on "
+        "regression, 0.001 for adam on classification)",
+    )
+    f.add_argument("--momentum", type=fraction, default=0.9, help="SGD momentum")
+    f.add_argument(
+        "--weight-decay", type=nonnegative_float, default=0.0, help="L2 penalty on the weights"
+    )
+    f.add_argument(
+        "--dropout",
+        type=fraction,
+        help="dropout rate of hidden units (default: auto: 0.2 for classification, 0.3 for "
+        "regression)",
+    )
+    f.add_argument(
+        "--input-dropout",
+        type=fraction,
+        help="dropout rate of inputs (default: auto: 0, or the --preset's)",
+    )
+    f.add_argument(
+        "--max-norm",
+        type=positive_float,
+        help="cap on the L2 norm of each unit's incoming weights (default: no cap)",
+    )
+    f.add_argument(
+        "--lr-schedule",
+        choices=("constant", "linear", "cosine"),
+        help="learning rate over the run; linear and cosine end at zero (default: auto: "
+        "constant, linear from 20,000 rows)",
+    )
+    f.add_argument(
+        "--early-stopping",
+        action=argparse.BooleanOptionalAction,
+        help="stop when the loss on an inner validation split (20%% below 1,000 rows, else "
+        "10%%) has not improved for a third of the epochs, then refit on all rows for the "
+        "best number of epochs (default: auto: from 100 to 20,000 rows)",
+    )
     f.add_argument(
         "--average-epochs",
         type=nonnegative_int,
         default=0,
-        help="end with the average weights of the last N epochs (not with --early-stopping)",
+        help="end with the average weights of the last N epochs; 0: the last epoch's weights; "
+        "not with --early-stopping",
     )
-    f.add_argument("--mixed-precision", choices=("auto", "on", "off"), default="off")
-    f.add_argument("--up-down-epochs", type=nonnegative_int, default=0, help="generative model")
+    f.add_argument(
+        "--mixed-precision",
+        choices=("auto", "on", "off"),
+        help="bfloat16 forward and backward passes; auto: where the device has native "
+        "bfloat16 (default: off, or the --preset's)",
+    )
+    f.add_argument(
+        "--up-down-epochs",
+        type=nonnegative_int,
+        default=0,
+        help="up-down fine-tuning epochs of a generative or unsupervised model",
+    )
     r = p.add_argument_group("run")
-    r.add_argument("--validation-split", type=fraction, default=0.2, help="held-out rows scored")
-    r.add_argument("--checkpoint-every", type=positive_int, default=1, help="epochs")
+    r.add_argument(
+        "--preset",
+        choices=PRESETS,
+        help="a published setup: hinton2006 (784-500-500-2000, 50 CD-1 epochs a layer, "
+        "backprop), srivastava2014 (the same net fine-tuned with dropout in a 30-minute "
+        "budget); options given explicitly win (default: none)",
+    )
+    r.add_argument(
+        "--time-budget",
+        type=positive_float,
+        metavar="SECONDS",
+        help="plan the epochs of pretraining (15%%) and fine-tuning to end within this time "
+        "(default: none, or the --preset's)",
+    )
+    r.add_argument(
+        "--validation-split",
+        type=fraction,
+        default=0.0,
+        help="fraction of the rows held out, never trained on, and scored after training "
+        "(early stopping uses its own split and then trains on every row)",
+    )
+    r.add_argument(
+        "--checkpoint-every",
+        type=positive_int,
+        help="epochs between checkpoints for --resume (default: every 30 seconds; an "
+        "interruption, even Ctrl-C, keeps the last completed update)",
+    )
 
 
 def _add_predict(p) -> None:
     p.add_argument("model", type=Path, help="model directory")
     p.add_argument("data", type=Path, help="rows to predict (with or without the target)")
-    p.add_argument("-o", "--output", type=Path, help="CSV file (default or -: standard output)")
+    p.add_argument(
+        "-o", "--output", type=Path, help="file to write (default, or -: standard output)"
+    )
     p.add_argument("--proba", action="store_true", help="add class probabilities")
     _add_data_options(p, training=False)
 
@@ -188,22 +417,49 @@ def _add_predict(p) -> None:
 def _add_evaluate(p) -> None:
     p.add_argument("model", type=Path, help="model directory")
     p.add_argument("data", type=Path, help="rows with their target")
-    p.add_argument("--log-likelihood", action="store_true", help="AIS bound (generative models)")
+    p.add_argument(
+        "--log-likelihood",
+        action="store_true",
+        help="add an AIS estimate of the log-likelihood (generative and unsupervised models)",
+    )
     _add_data_options(p, training=False)
 
 
 def _add_sample(p) -> None:
     p.add_argument("model", type=Path, help="model directory")
-    p.add_argument("-n", type=positive_int, default=16, help="number of samples")
-    p.add_argument("--label", help="class to sample (generative models)")
-    p.add_argument("--gibbs-steps", type=positive_int, default=1000)
-    p.add_argument("-o", "--output", type=Path, required=True, help=".png, .csv, .npy or - (CSV)")
+    p.add_argument(
+        "-n",
+        type=positive_int,
+        default=16,
+        help="number of samples (of each class, for a PNG of a generative model without --label)",
+    )
+    p.add_argument(
+        "--label",
+        help="class to sample (generative models; default: a PNG shows n of every class, "
+        "other outputs draw the classes as the model does)",
+    )
+    p.add_argument(
+        "--gibbs-steps", type=positive_int, default=1000, help="Gibbs steps in the top RBM"
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help=".png (image data), .csv, .npy, or - for CSV on standard output",
+    )
 
 
 def _add_transform(p) -> None:
     p.add_argument("model", type=Path, help="model directory")
-    p.add_argument("data", type=Path)
-    p.add_argument("-o", "--output", type=Path, required=True, help=".csv, .npy or - (CSV)")
+    p.add_argument("data", type=Path, help="rows to transform")
+    p.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        required=True,
+        help=".csv, .npy, or - for CSV on standard output",
+    )
     _add_data_options(p, training=False)
 
 
@@ -303,7 +559,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     saved = (log.handlers[:], log.level, log.propagate)
     try:
-        return _main(argv)
+        with warnings.catch_warnings():  # the filters and showwarning as the caller had them
+            return _main(argv)
     finally:  # the library logger as the caller had it (main() may be called from Python)
         log.handlers[:] = saved[0]
         log.setLevel(saved[1])
@@ -315,6 +572,7 @@ def _main(argv: list[str]) -> int:
     try:
         args = _parse(argv)
         _configure_logging(args.quiet, args.verbose)
+        _configure_warnings(args.quiet, debug)
         from . import commands
 
         return getattr(commands, args.command)(args)
@@ -350,11 +608,35 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 
 def _configure_logging(quiet: bool, verbose: bool) -> None:
+    """The library's messages on stderr: errors only with ``--quiet``, informational ones with
+    ``-v``, else warnings. Epoch lines and the summary line are written by the commands."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.addFilter(_not_epoch_records)
     log.handlers[:] = [handler]
     log.setLevel(logging.ERROR if quiet else logging.INFO if verbose else logging.WARNING)
     log.propagate = False
+
+
+def _not_epoch_records(record: logging.LogRecord) -> bool:
+    """Leave out the RBM trainer's own per-epoch record (``epoch 3: loss=...``): with ``-v``
+    the epoch lines of :mod:`deepbelief.progress` already say it, with the layer's name."""
+    return not (record.msg == "epoch %d: %s" and record.module == "training")
+
+
+def _configure_warnings(quiet: bool, debug: bool) -> None:
+    """Python warnings (an undertrained model, a library's deprecation) as one line each on
+    stderr, ``deepbelief: warning: ...``; none with ``--quiet``; Python's own format, with
+    the file and line, with ``--debug``."""
+    if quiet:
+        warnings.simplefilter("ignore")
+    elif not debug:
+        warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    text = " ".join(str(message).split())
+    print(f"deepbelief: warning: {text}", file=sys.stderr, flush=True)
 
 
 def _fail(message: str, debug: bool) -> int:
@@ -366,10 +648,9 @@ def _fail(message: str, debug: bool) -> int:
     return 2
 
 
-def print_json(payload: dict) -> None:
-    """Write ``payload`` to standard output as one JSON document."""
-    print(json.dumps(payload, indent=2, default=str))
-
-
 def run() -> None:  # console-script entry point
     sys.exit(main())
+
+
+if __name__ == "__main__":  # python -m deepbelief.cli
+    run()

@@ -16,33 +16,44 @@ import copy
 import hashlib
 import json
 import os
+import time
 import warnings
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.base import (
+    BaseEstimator,
+    ClassifierMixin,
+    ClassNamePrefixFeaturesOutMixin,
+    RegressorMixin,
+    TransformerMixin,
+)
+from sklearn.utils import ClassifierTags
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from . import evaluation
-from .errors import DataError, DivergenceError, ModelFileError
+from .errors import DataError, DivergenceError, ModelFileError, UndertrainedWarning
 from .estimators import (
     _DTYPES,
     ScaledInputMixin,
     _as_array,
+    _dense,
     _params_from_state,
     _params_to_state,
+    _row_blocks,
     check_units,
     check_X,
     choose_visible,
+    clip_unit_interval,
     fit_scaling,
 )
-from .finetune import UpDown, finetune
+from .finetune import UpDown, evaluate, finetune
 from .io import pack, read_file, register, save, write_file
 from .loop import (
     Callback,
-    ProgressBar,
+    clone_state,
     generator_state,
     loading_device,
     make_generator,
@@ -51,6 +62,8 @@ from .loop import (
 )
 from .nn.dbn import DBN as DBNModule
 from .nn.units import BernoulliUnits
+from .progress import pretrain_desc, progress_callbacks
+from .recipes import PRESETS, PRETRAIN_SHARE, Deadline, TimeBudget, check_preset, resolve
 from .settings import (
     FLAG,
     OPTIMIZERS,
@@ -66,7 +79,8 @@ from .training import native_bfloat16, pretrain_dbn
 
 
 def check_Xy(estimator, X, y, reset: bool, multi_output: bool = False):
-    """Validate ``X`` and ``y`` together; bad labels raise :class:`DataError`."""
+    """Validate ``X`` and ``y`` together; bad labels raise :class:`DataError`. A sparse ``X``
+    is accepted and returned densified (training needs every value)."""
     _check_finite_targets(y)
     try:
         _, y = validate_data(
@@ -78,10 +92,11 @@ def check_Xy(estimator, X, y, reset: bool, multi_output: bool = False):
             multi_output=multi_output,
             y_numeric=False,
             dtype=None,
+            accept_sparse=True,
         )
     except ValueError as exc:
         raise DataError(f"bad X or y: {exc}") from exc
-    X = check_X(estimator, X, reset=False)
+    X = _dense(check_X(estimator, X, reset=False, accept_sparse=True))
     return X, y
 
 
@@ -124,12 +139,25 @@ def _class_labels(y) -> tuple[np.ndarray, np.ndarray]:
     return classes, index
 
 
+#: With ``checkpoint_every="auto"``, the least seconds between periodic checkpoint writes.
+CHECKPOINT_SECONDS = 30.0
+#: Rows for which the parameters are checked before any data is seen.
+_NOMINAL_ROWS = 1000
+#: How many times the size rule's epochs a time budget may plan for an "auto" setting.
+BUDGET_GROWTH = 10
+#: Fine-tuning that ends with the training loss above this fraction of its start warns.
+BARELY_TRAINED = 0.9
+
 FIT_CHECKPOINT = "fit-checkpoint"
 
 
-def _check_checkpoint_every(every) -> int:
+def _check_checkpoint_every(every) -> int | str:
+    if isinstance(every, str) and every == "auto":
+        return every
     if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
-        raise ValueError(f"checkpoint_every must be an integer >= 1 (epochs), got {every!r}")
+        raise ValueError(
+            f"checkpoint_every must be an integer >= 1 (epochs) or 'auto', got {every!r}"
+        )
     return int(every)
 
 
@@ -199,6 +227,7 @@ class _FitCheckpoint:
     def __init__(self, path, every: int, fingerprint: dict | None, phases: tuple[str, ...]):
         self.path, self.every, self.fingerprint, self.phases = path, every, fingerprint, phases
         self.current = None
+        self.written = time.perf_counter()
 
     def load(self) -> dict | None:
         """The state to resume from; None when there is no file (a fresh start)."""
@@ -223,8 +252,13 @@ class _FitCheckpoint:
         self.current = state
 
     def keep(self, epoch: int) -> None:
-        """Write the state at the end of ``epoch`` of a phase, every ``every`` epochs."""
-        if epoch % self.every == 0:
+        """Write the state at the end of ``epoch`` of a phase: every ``every`` epochs, or with
+        ``every="auto"`` when :data:`CHECKPOINT_SECONDS` have passed since the last write."""
+        if self.every == "auto":
+            due = time.perf_counter() - self.written >= CHECKPOINT_SECONDS
+        else:
+            due = epoch % self.every == 0
+        if due:
             self.save()
 
     def save(self) -> None:
@@ -232,6 +266,7 @@ class _FitCheckpoint:
         if self.path is None or self.current is None:
             return
         write_file(self.path, FIT_CHECKPOINT, {"fingerprint": self.fingerprint, **self.current()})
+        self.written = time.perf_counter()
 
     @contextlib.contextmanager
     def saved_on_interrupt(self):
@@ -261,12 +296,43 @@ class _Tracked(Callback):
 class _DBNBase(ScaledInputMixin, BaseEstimator):
     """Shared machinery: preprocessing, building and greedy pretraining of ``dbn_``."""
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # densified for training, in row blocks afterwards
+        return tags
+
+    def _check_input(self, X):
+        """``X`` validated at predict, transform or score time: dense or CSR, and for Bernoulli
+        visible units clipped into [0, 1] (with one :class:`ClippedInputWarning`; ``fit``
+        refuses such values instead)."""
+        check_is_fitted(self)
+        X = check_X(self, X, reset=False, accept_sparse=True)
+        if isinstance(self.dbn_.rbms[0].visible, BernoulliUnits):
+            X = clip_unit_interval(X)
+        return X
+
+    def _blocks(self, X):
+        """The prepared tensors of consecutive blocks of rows of ``X`` (a sparse ``X`` is
+        densified one block at a time)."""
+        for block in _row_blocks(X):
+            yield self._prepare(block)
+
+    def _values(self, n_rows: int) -> dict:
+        """The parameters training uses for ``n_rows`` rows (subclasses resolve "auto")."""
+        return self.get_params(deep=False)
+
+    def _s(self, name: str):
+        """The value of parameter ``name`` that training uses: the resolved one from the start
+        of ``fit`` on (see ``settings_``), else the parameter as given."""
+        active = self.__dict__.get("_active")
+        return getattr(self, name) if active is None else active[name]
+
     def _check_common_params(self):
-        layers = self.hidden_layers
+        layers = given = self._s("hidden_layers")
         if isinstance(layers, (int, np.integer)):
             layers = (layers,)
         if not layers or any(not isinstance(n, (int, np.integer)) or n < 1 for n in layers):
-            raise ValueError(f"hidden_layers must be positive integers, got {self.hidden_layers!r}")
+            raise ValueError(f"hidden_layers must be positive integers, got {given!r}")
         if self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         return [int(n) for n in layers]
@@ -278,8 +344,15 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         check_units(self.hidden, "hidden")
         if isinstance(self.hidden, (list, tuple)) and len(self.hidden) != len(layers):
             raise ValueError(f"hidden lists {len(self.hidden)} unit types for {len(layers)} layers")
-        for name in ("pretrain_epochs", "pretrain_batch_size", "k"):
-            check(name, getattr(self, name), integer(0 if name == "pretrain_epochs" else 1))
+        epochs = self._s("pretrain_epochs")
+        for value in epochs if isinstance(epochs, (list, tuple)) else [epochs]:
+            check("pretrain_epochs", value, integer(0))
+        if isinstance(epochs, (list, tuple)) and len(epochs) != len(layers):
+            raise ValueError(
+                f"pretrain_epochs lists {len(epochs)} epoch counts for {len(layers)} layers"
+            )
+        check("pretrain_batch_size", self._s("pretrain_batch_size"), integer(1))
+        check("k", self.k, integer(1))
         check("weight_std", self.weight_std, real(0, low_open=True))
         check("verbose", self.verbose, integer(0))
         check("sample_inputs", self.sample_inputs, FLAG)
@@ -309,14 +382,17 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         overrides = list(self.layer_params or [])
         overrides += [{}] * (len(auto_rates) - len(overrides))
         settings = []
-        for auto, extra in zip(auto_rates, overrides):
+        epochs = self._s("pretrain_epochs")
+        if not isinstance(epochs, (list, tuple)):
+            epochs = [epochs] * len(auto_rates)
+        for auto, extra, layer_epochs in zip(auto_rates, overrides, epochs):
             lr = self.pretrain_learning_rate
             base = dict(
                 sampler=self.sampler,
                 k=self.k,
                 centering=self.centering,
-                epochs=self.pretrain_epochs,
-                batch_size=self.pretrain_batch_size,
+                epochs=layer_epochs,
+                batch_size=self._s("pretrain_batch_size"),
                 learning_rate=auto if isinstance(lr, str) and lr == "auto" else lr,
                 monitor_rows=500,
             )
@@ -364,7 +440,8 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         histories = list(resume["histories"]) if resume else []  # of the finished layers
 
         def callbacks(i):
-            return [ProgressBar(desc=f"pretrain layer {i + 1}")] if self.verbose else []
+            budget = self._pretrain_budget(i)
+            return budget + progress_callbacks(pretrain_desc(self.dbn_, i), self.verbose)
 
         def begin(i, trainer, input_states):
             def state(t):
@@ -389,6 +466,10 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             on_layer_end=end,
         )
         self.pretrain_history_ = histories
+
+    def _pretrain_budget(self, layer: int) -> list:
+        """Callbacks that keep the pretraining of ``layer`` within its time (none here)."""
+        return []
 
     def _pretrain_state(self, layer, trainer, input_states, histories) -> dict:
         pretrain = {
@@ -438,37 +519,39 @@ class _SupervisedDBN(_DBNBase):
 
     def __init__(
         self,
-        hidden_layers=(256, 256),
+        hidden_layers="auto",
         *,
         visible="auto",
         hidden="bernoulli",
         pretrain=True,
-        pretrain_epochs=10,
+        pretrain_epochs="auto",
         pretrain_learning_rate="auto",
-        pretrain_batch_size=20,
+        pretrain_batch_size="auto",
         sampler="cd",
         k=1,
         centering=False,
         layer_params=None,
         sample_inputs=False,
         weight_std=0.1,
-        epochs=50,
-        batch_size=32,
+        epochs="auto",
+        batch_size="auto",
         optimizer="auto",
         learning_rate="auto",
         momentum=0.9,
         weight_decay=0.0,
-        dropout=0.0,
-        input_dropout=0.0,
+        dropout="auto",
+        input_dropout="auto",
         max_norm=None,
-        lr_schedule="constant",
-        early_stopping=False,
-        validation_fraction=0.1,
-        n_iter_no_change=10,
+        lr_schedule="auto",
+        early_stopping="auto",
+        validation_fraction="auto",
+        n_iter_no_change="auto",
         average_epochs=0,
         head_epochs=0,
         warm_start=False,
-        mixed_precision=False,
+        mixed_precision=None,
+        preset=None,
+        time_budget=None,
         random_state=None,
         device="auto",
         dtype="float32",
@@ -504,48 +587,59 @@ class _SupervisedDBN(_DBNBase):
         self.head_epochs = head_epochs
         self.warm_start = warm_start
         self.mixed_precision = mixed_precision
+        self.preset = preset
+        self.time_budget = time_budget
         self.random_state = random_state
         self.device = device
         self.dtype = dtype
         self.verbose = verbose
 
-    _phases = ("pretrain", "finetune")
+    _phases = ("pretrain", "finetune", "refit")
 
     def _check_params(self) -> None:
         """Validate every parameter without touching data (``fit`` does it first; the command
         line before it reads a file); ValueError names the parameter and the value."""
+        check_preset(self.preset)
+        if self.time_budget is not None:
+            check("time_budget", self.time_budget, real(0, low_open=True))
+        self._active = self._values(_NOMINAL_ROWS)  # fit resolves "auto" for its data
         self._check_base_params()
         for name in ("pretrain", "early_stopping", "warm_start"):
-            check(name, getattr(self, name), FLAG)
-        check("optimizer", self.optimizer, choice("auto", *OPTIMIZERS))
-        lr = self.learning_rate
+            check(name, self._s(name), FLAG)
+        check("optimizer", self._s("optimizer"), choice("auto", *OPTIMIZERS))
+        lr = self._s("learning_rate")
         if not (isinstance(lr, str) and lr == "auto"):
             check("learning_rate", lr, real(0, low_open=True))
         for name in ("dropout", "input_dropout"):
-            check(name, getattr(self, name), PROBABILITY)
+            check(name, self._s(name), PROBABILITY)
         fraction = real(0, 1, low_open=True, high_open=True)
-        check("validation_fraction", self.validation_fraction, fraction)
-        check("n_iter_no_change", self.n_iter_no_change, integer(1))
-        if self.mixed_precision not in (True, False, "auto"):
+        check("validation_fraction", self._s("validation_fraction"), fraction)
+        check("n_iter_no_change", self._s("n_iter_no_change"), integer(1))
+        if self._s("mixed_precision") not in (None, True, False, "auto"):
             raise ValueError(
-                f"mixed_precision must be True, False or 'auto', got {self.mixed_precision!r}"
+                f"mixed_precision must be None, True, False or 'auto', got {self.mixed_precision!r}"
             )
         FinetuneSettings(task=self._task, **self._finetune_settings())
+
+    def _values(self, n_rows: int) -> dict:
+        """The parameters with every "auto" resolved for ``n_rows`` training rows: the
+        preset's value, else :func:`deepbelief.recipes.size_settings`'."""
+        return resolve(self.get_params(deep=False), self._task, n_rows)
 
     def _finetune_settings(self) -> dict:
         """The :func:`deepbelief.finetune.finetune` settings the parameters give."""
         optimizer, learning_rate = self._optimizer_settings()
         return dict(
-            epochs=self.epochs,
-            batch_size=self.batch_size,
+            epochs=self._s("epochs"),
+            batch_size=self._s("batch_size"),
             optimizer=optimizer,
             learning_rate=learning_rate,
             momentum=self.momentum,
             weight_decay=self.weight_decay,
             max_norm=self.max_norm,
-            lr_schedule=self.lr_schedule,
+            lr_schedule=self._s("lr_schedule"),
             head_epochs=self.head_epochs,
-            early_stopping=self.n_iter_no_change if self.early_stopping else None,
+            early_stopping=self._s("n_iter_no_change") if self._s("early_stopping") else None,
             average_epochs=self.average_epochs,
         )
 
@@ -566,8 +660,10 @@ class _SupervisedDBN(_DBNBase):
             the same ``random_state`` gives. A file made with other parameters or other data is
             refused. The file stays on disk after the fit (a later fit with it returns the
             same model at once); the caller may delete it.
-        checkpoint_every : int, default 1
-            Epochs between periodic writes.
+        checkpoint_every : int or "auto", default 1
+            Epochs between periodic writes; "auto": at the end of the first epoch after
+            ``CHECKPOINT_SECONDS`` (30 s) since the last write (the phases' ends and
+            interruptions are always written).
 
         Returns
         -------
@@ -590,6 +686,10 @@ class _SupervisedDBN(_DBNBase):
             )
         X, y = check_Xy(self, X, y, reset=not continuing, multi_output=self._task == "regression")
         targets, n_outputs = self._targets(y, reset=not continuing)
+        if not continuing:
+            self.settings_ = self._values(len(X))
+        self._active = self.settings_  # a warm start continues with the first fit's settings
+        self._deadline = Deadline(self._s("time_budget"))
         if continuing:
             Xt = self._prepare(X)
             self._finetune(Xt, targets.to(Xt.device), _FitCheckpoint(None, every, None, ()))
@@ -601,7 +701,8 @@ class _SupervisedDBN(_DBNBase):
         return self
 
     def _fit_fresh(self, X, targets, n_outputs, ckpt, saved) -> None:
-        """Pretraining (or random initialisation) and fine-tuning, resuming ``saved``."""
+        """Pretraining (or random initialisation), fine-tuning and, after early stopping, the
+        refit on all rows; resuming ``saved``."""
         phase = saved["phase"] if saved else "pretrain"
         if phase == "pretrain":
             if self.pretrain:
@@ -609,13 +710,41 @@ class _SupervisedDBN(_DBNBase):
             else:
                 self._random_init()
             start = generator_state(self.generator_)  # before the head and the validation split
+            pretrained = clone_state(self._dbn_state()) if self._refits() else None
         else:
             self.pretrain_history_ = saved["pretrain_history"]
-            start = saved["start_generator"]
+            start, pretrained = saved["start_generator"], saved.get("pretrained")
             set_generator_state(self.generator_, start)
+        search = saved.get("search") if phase == "refit" else None
+        if phase != "refit":
+            self.network_ = self._unfold(n_outputs)
+            resume = saved["finetune"] if phase == "finetune" else None
+            extra = {"pretrained": pretrained}
+            self._finetune(X, targets, ckpt, start, resume, extra=extra, search=self._refits())
+            if not self._refits():
+                return
+            search = {"best_epoch": self.best_epoch_, "history": self.validation_history_}
+            self.dbn_.load_state_dict(pretrained["state_dict"])
+            set_generator_state(self.generator_, start)
+        self.best_epoch_, self.validation_history_ = search["best_epoch"], search["history"]
         self.network_ = self._unfold(n_outputs)
-        resume = saved["finetune"] if phase == "finetune" else None
-        self._finetune(X, targets, ckpt, start, resume)
+        resume = saved["finetune"] if phase == "refit" else None
+        self._finetune(X, targets, ckpt, start, resume, extra={"search": search}, phase="refit")
+
+    def _pretrain_budget(self, layer: int) -> list:
+        """A :class:`TimeBudget` giving ``layer`` its share of ``PRETRAIN_SHARE`` of the time
+        budget, in proportion to its weights' size."""
+        budget = self._s("time_budget")
+        if budget is None:
+            return []
+        costs = [rbm.n_visible * rbm.n_hidden for rbm in self.dbn_.rbms]
+        seconds = budget * PRETRAIN_SHARE * costs[layer] / sum(costs)
+        planned = self._layer_settings(self.dbn_)[layer]["epochs"]
+        return [TimeBudget(seconds, self._budget_epochs("pretrain_epochs", planned))]
+
+    def _refits(self) -> bool:
+        """Whether fine-tuning ends with a refit on all rows (after early stopping)."""
+        return bool(self._s("early_stopping"))
 
     @torch.no_grad()
     def _random_init(self) -> None:
@@ -628,72 +757,113 @@ class _SupervisedDBN(_DBNBase):
         return self.dbn_.to_feedforward(
             self._task,
             n_outputs,
-            dropout=self.dropout,
-            input_dropout=self.input_dropout,
+            dropout=self._s("dropout"),
+            input_dropout=self._s("input_dropout"),
             generator=self.generator_,
         )
 
-    def _finetune(self, X, targets, ckpt, start=None, resume=None) -> None:
-        """Fine-tuning, from ``resume`` (a :meth:`FinetuneResult.state_dict`) when given;
-        ``ckpt`` notes the state after every epoch (``start``: the generator's state before
-        the output layer was drawn)."""
+    def _finetune(
+        self, X, targets, ckpt, start=None, resume=None, extra=None, search=None, phase=None
+    ) -> None:
+        """One fine-tuning run, from ``resume`` (a :meth:`FinetuneResult.state_dict`) when
+        given; ``ckpt`` notes the state after every epoch (``start``: the generator's state
+        before the output layer was drawn; ``extra``: more to keep in it).
+
+        ``phase="refit"`` trains on all rows for the epochs the early-stopping run chose
+        (``best_epoch_``); otherwise with early stopping, a ``validation_fraction`` of the rows
+        is held out for it (``search``: a refit on all rows follows)."""
+        phase = phase or "finetune"
 
         def state(result):
             return {
-                "phase": "finetune",
+                "phase": phase,
                 "dbn": self._dbn_state(),
                 "pretrain_history": self.pretrain_history_,
                 "start_generator": start,
+                **(extra or {}),
                 "finetune": result.state_dict(),
             }
 
+        settings = self._finetune_settings()
         validation = None
-        if self.early_stopping:
-            n_valid = max(1, int(round(self.validation_fraction * len(X))))
-            if n_valid >= len(X):
-                raise DataError(
-                    f"{len(X)} rows leave nothing to train on after the validation split"
-                )
-            order = torch.randperm(len(X), generator=self.generator_, device=X.device)
-            valid, train = order[:n_valid], order[n_valid:]
-            validation = (X[valid], targets[valid])
-            X, targets = X[train], targets[train]
+        if phase == "refit":
+            # all rows for the chosen epochs, ending with the average of the weights over the
+            # second half of them (stochastic weight averaging: less variance on small data)
+            best = self.best_epoch_
+            settings.update(epochs=best, early_stopping=None, average_epochs=best // 2)
+        elif self._s("early_stopping"):
+            validation, X, targets = self._validation_split(X, targets)
+        callbacks = [_Tracked(ckpt, state)]
+        callbacks += self._budget_callbacks(settings, search)
+        callbacks += progress_callbacks(
+            "refit on all rows" if phase == "refit" else "fine-tune", self.verbose
+        )
+        watch = _LossWatch(self.network_, X, targets, self._task)
         result = finetune(
             self.network_,
             X,
             targets,
             self._task,
-            **self._finetune_settings(),
+            **settings,
             validation=validation,
             mixed_precision=self._mixed_precision(X.device),
             generator=self.generator_,
-            callbacks=[_Tracked(ckpt, state)],
-            progress=bool(self.verbose),
+            callbacks=callbacks,
             resume=resume,
         )
         ckpt.save()
+        if not search and result.history:
+            watch.check(self.network_, len(result.history))
+        if search:
+            self.best_epoch_ = result.best_epoch or len(result.history)
+            self.validation_history_ = result.history
+            return
         self.history_ = (
             list(getattr(self, "history_", []) if self.warm_start else []) + result.history
         )
         self.n_iter_ = len(result.history)
 
+    def _validation_split(self, X, targets):
+        """``(validation, X_train, targets_train)``: a random ``validation_fraction`` held out."""
+        n_valid = max(1, int(round(self._s("validation_fraction") * len(X))))
+        if n_valid >= len(X):
+            raise DataError(f"{len(X)} rows leave nothing to train on after the validation split")
+        order = torch.randperm(len(X), generator=self.generator_, device=X.device)
+        valid, train = order[:n_valid], order[n_valid:]
+        return (X[valid], targets[valid]), X[train], targets[train]
+
+    def _budget_callbacks(self, settings: dict, search) -> list:
+        """A :class:`TimeBudget` for the time left (half of it when a refit follows)."""
+        left = self._deadline.left()
+        if left is None:
+            return []
+        share = left / 2 if search else left
+        return [TimeBudget(max(share, 0.0), self._budget_epochs("epochs", settings["epochs"]))]
+
+    def _budget_epochs(self, name: str, planned: int) -> int:
+        """The most epochs a time budget may plan: ``planned`` when given or set by a
+        preset, else ``BUDGET_GROWTH`` times the size rule's."""
+        given = getattr(self, name)
+        by_preset = name in PRESETS.get(self.preset, {})
+        if isinstance(given, str) and given == "auto" and not by_preset:
+            return planned * BUDGET_GROWTH
+        return planned
+
     def _mixed_precision(self, device: torch.device) -> bool:
-        if self.mixed_precision == "auto":
+        value = self._s("mixed_precision")
+        if value == "auto":
             return native_bfloat16(device)
-        if self.mixed_precision not in (True, False):
-            raise ValueError(
-                f"mixed_precision must be True, False or 'auto'; got {self.mixed_precision!r}"
-            )
-        return bool(self.mixed_precision)
+        return bool(value)
 
     def _optimizer_settings(self) -> tuple[str, float]:
         """``"auto"``: SGD with learning rate 0.1 for classification (cross-entropy), Adam
         with 0.01 for regression (squared error on standardised targets, where plain SGD at
         0.1 diverges and at 0.01 stalls on small data)."""
         auto = {"classification": ("sgd", 0.1), "regression": ("adam", 0.01)}[self._task]
-        optimizer = auto[0] if self.optimizer == "auto" else self.optimizer
+        optimizer = auto[0] if self._s("optimizer") == "auto" else self._s("optimizer")
         default_lr = auto[1] if optimizer == auto[0] else {"sgd": 0.1, "adam": 0.001}[optimizer]
-        learning_rate = default_lr if self.learning_rate == "auto" else self.learning_rate
+        given = self._s("learning_rate")
+        learning_rate = default_lr if given == "auto" else given
         return optimizer, learning_rate
 
     def __getstate__(self):
@@ -717,10 +887,9 @@ class _SupervisedDBN(_DBNBase):
         """The network's outputs, computed in float64 on a copy: float32 products round
         differently for different batch sizes, and a row's prediction must not depend on the
         rows it is predicted with."""
-        check_is_fitted(self)
-        X = check_X(self, X, reset=False)
+        X = self._check_input(X)
         exact = copy.deepcopy(self.network_).to(torch.float64).eval()
-        return exact(self._prepare(X).to(torch.float64))
+        return torch.cat([exact(v.to(torch.float64)) for v in self._blocks(X)])
 
     def _to_state(self) -> dict:
         state = {"params": _params_to_state(self.get_params(deep=False))}
@@ -730,6 +899,9 @@ class _SupervisedDBN(_DBNBase):
                 "head": dict(self.network_[-1].state_dict()),
                 "targets": self._target_state(),
                 "history": self.history_,
+                "settings": _params_to_state(self.settings_),
+                "best_epoch": getattr(self, "best_epoch_", None),
+                "validation_history": getattr(self, "validation_history_", None),
             }
         return state
 
@@ -739,6 +911,12 @@ class _SupervisedDBN(_DBNBase):
         fitted = state.get("fitted")
         if fitted:
             est._restore_common(fitted)
+            settings = fitted.get("settings")  # files before 0.x kept none: no "auto" there
+            est.settings_ = _params_from_state(settings) if settings else est._values(1)
+            est._active = est.settings_
+            if fitted.get("best_epoch") is not None:
+                est.best_epoch_ = int(fitted["best_epoch"])
+                est.validation_history_ = fitted["validation_history"]
             n_outputs = est._restore_targets(fitted["targets"])
             est.network_ = est._unfold(n_outputs)
             est.network_[-1].load_state_dict(fitted["head"])
@@ -747,15 +925,44 @@ class _SupervisedDBN(_DBNBase):
         return est
 
 
+class _LossWatch:
+    """Warns (:class:`~deepbelief.errors.UndertrainedWarning`) when fine-tuning ends with the
+    training loss of the first rows barely below where it started."""
+
+    ROWS = 2000
+
+    def __init__(self, network, X, targets, task: str):
+        self.X, self.y, self.task = X[: self.ROWS], targets[: self.ROWS], task
+        self.start = evaluate(network, self.X, self.y, task)["val_loss"]
+
+    def check(self, network, epochs: int) -> None:
+        end = evaluate(network, self.X, self.y, self.task)["val_loss"]
+        if end > BARELY_TRAINED * self.start:
+            warnings.warn(
+                f"fine-tuning ended with the training loss at {end:.4g}, barely below its "
+                f"start ({self.start:.4g}) after {epochs} epoch(s): the model may be no "
+                "better than chance; train longer (epochs) or raise the learning rate",
+                UndertrainedWarning,
+                stacklevel=4,
+            )
+
+
 @register("DBNClassifier")
 class DBNClassifier(ClassifierMixin, _SupervisedDBN):
     """Deep Belief Network classifier: greedy CD/PCD pretraining of a stack of RBMs, then
     backprop fine-tuning of the unfolded network, starting from the pretrained weights (the
     network's Linear layers are the RBMs' own Parameters).
 
+    The settings marked "auto" take the ``preset``'s value when it has one, else a value
+    chosen from the number of training rows (:func:`deepbelief.recipes.size_settings`: many
+    epochs and early stopping with a refit on all rows for small tables, larger batches and a
+    decaying rate for large datasets); the values used are in ``settings_``. Explicit values
+    always win.
+
     Parameters
     ----------
-    hidden_layers : tuple of int, default (256, 256)
+    hidden_layers : tuple of int or "auto", default "auto"
+        "auto": (256, 256), or the preset's.
     visible : "auto", str or Units, default "auto"
         As for :class:`deepbelief.RBM` ("auto": Bernoulli for data in [0, 1], else Gaussian on
         standardised data).
@@ -764,7 +971,7 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         False starts fine-tuning from random weights (for comparison).
     pretrain_epochs, pretrain_learning_rate, pretrain_batch_size, sampler, k :
         Settings of every layer's RBM training ("auto" learning rate: 0.1 for binary inputs,
-        0.01 for Gaussian ones).
+        0.01 for Gaussian ones; ``pretrain_epochs`` may list one count per layer).
     centering : bool, default False
         Centered gradients in every layer's RBM training (Melchior et al. 2016; see
         :class:`deepbelief.training.RBMTrainer`).
@@ -779,18 +986,26 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         pretrained on a few hundred rows leaves near-constant features that fine-tuning cannot
         recover from.
     epochs, batch_size, momentum, weight_decay :
-        Fine-tuning settings.
+        Fine-tuning settings (``epochs`` and ``batch_size`` "auto" by default; with early
+        stopping, ``epochs`` is the most the search runs).
     optimizer : {"auto", "sgd", "adam"}, default "auto"
     learning_rate : float or "auto", default "auto"
         "auto": SGD at 0.1 for classification, Adam at 0.01 for regression.
-    dropout, input_dropout : float
+    dropout, input_dropout : float or "auto", default "auto"
         Dropout on hidden layers and on the input during fine-tuning.
     max_norm : float, optional
         Cap on each unit's incoming weight norm.
-    lr_schedule : {"constant", "linear", "cosine"}
-    early_stopping : bool, default False
-        Hold out ``validation_fraction`` of the rows and stop after ``n_iter_no_change`` epochs
-        without a lower validation loss, keeping the best weights.
+    lr_schedule : {"constant", "linear", "cosine", "auto"}, default "auto"
+    early_stopping : bool or "auto", default "auto"
+        Hold out ``validation_fraction`` of the rows, fine-tune until ``n_iter_no_change``
+        epochs bring no lower validation loss, then refit on all rows (the held-out ones
+        included) from the pretrained weights for the best number of epochs (``best_epoch_``),
+        ending with the average of the weights over the refit's second half. "auto": on from
+        100 to 20,000 rows.
+    validation_fraction : float or "auto", default "auto"
+        "auto": 0.2 below 1,000 rows, else 0.1.
+    n_iter_no_change : int or "auto", default "auto"
+        "auto": half the epochs, at least 20.
     average_epochs : int, default 0
         End with the average of the weights after each of the last ``average_epochs``
         fine-tuning epochs (stochastic weight averaging); not with ``early_stopping``.
@@ -798,11 +1013,20 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         Train only the output layer for the first epochs.
     warm_start : bool, default False
         Refit continues fine-tuning from the current weights.
-    mixed_precision : bool or "auto", default False
+    mixed_precision : bool, "auto" or None, default None
         Fine-tune under bfloat16 autocast (see :func:`deepbelief.finetune.finetune`): faster
         on GPUs and CPUs with native bfloat16, slower elsewhere. "auto": where the device
-        has it natively (:func:`deepbelief.training.native_bfloat16`).
+        has it natively (:func:`deepbelief.training.native_bfloat16`). None: the preset's,
+        else False.
+    preset : {"hinton2006", "srivastava2014"}, optional
+        A published MNIST setup (:data:`deepbelief.recipes.PRESETS`) for the "auto" settings.
+    time_budget : float, optional
+        Seconds for pretraining (15 %) and fine-tuning: the epochs are re-planned from the
+        measured pace to end within it (a run that then depends on the machine's speed).
+        None: the preset's budget, else none.
     random_state, device, dtype, verbose
+        ``verbose=1``: a bar per phase on a terminal, else one line per epoch on stderr;
+        2: the lines always.
 
     Attributes
     ----------
@@ -811,7 +1035,19 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         The pretrained (and, through sharing, fine-tuned) stack.
     network_ : torch.nn.Sequential
         The unfolded network with its output layer.
+    settings_ : dict
+        Every parameter as training used it ("auto" and the preset resolved).
+    best_epoch_ : int
+        With early stopping: the epoch of the lowest validation loss, the refit's length.
+    validation_history_ : list of dict
+        With early stopping: the search's per-epoch metrics, validation scores included.
     pretrain_history_, history_ : lists of per-epoch metrics
+        ``history_``: the final fine-tuning run (the refit, after early stopping).
+
+    Warns
+    -----
+    deepbelief.errors.UndertrainedWarning
+        When fine-tuning ends with the training loss barely below its start.
     """
 
     _task = "classification"
@@ -901,7 +1137,7 @@ def _has_labels(estimator) -> bool:
 
 
 @register("DBN")
-class DBN(TransformerMixin, _DBNBase):
+class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
     """Unsupervised Deep Belief Network (a scikit-learn transformer) and, when fitted with class
     labels, the generative model of Hinton, Osindero & Teh (2006): the top RBM learns the
     penultimate features joined with one-hot label units.
@@ -915,6 +1151,13 @@ class DBN(TransformerMixin, _DBNBase):
     (:func:`deepbelief.finetune.up_down`).
 
     A continuous ``y`` (as scikit-learn's checks pass to transformers) is ignored with a warning.
+
+    scipy.sparse input is accepted everywhere (densified for training, one block of rows at a
+    time afterwards). At transform, predict and score time, values outside [0, 1] given to
+    Bernoulli visible units are clipped into it with one
+    :class:`~deepbelief.estimators.ClippedInputWarning` per call (``fit`` refuses them). The
+    output features are named ``dbn0``, ``dbn1``, ... (``get_feature_names_out``), so
+    ``set_output(transform="pandas")`` works.
 
     Attributes
     ----------
@@ -968,6 +1211,9 @@ class DBN(TransformerMixin, _DBNBase):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        # fitted with class labels, it classifies too (predict, predict_proba): any number of
+        # classes (scikit-learn's sparse-input checks read this when predict_proba is there)
+        tags.classifier_tags = ClassifierTags(multi_class=True)
         return tags
 
     _phases = ("pretrain", "up_down")
@@ -985,7 +1231,8 @@ class DBN(TransformerMixin, _DBNBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            (A sparse matrix is densified for training.)
         y : array-like of shape (n_samples,), optional
             Class labels.
         checkpoint : str or path-like, optional
@@ -997,8 +1244,10 @@ class DBN(TransformerMixin, _DBNBase):
             the same ``random_state`` gives. A file made with other parameters or other data is
             refused. The file stays on disk after the fit (a later fit with it returns the
             same model at once); the caller may delete it.
-        checkpoint_every : int, default 1
-            Epochs between periodic writes.
+        checkpoint_every : int or "auto", default 1
+            Epochs between periodic writes; "auto": at the end of the first epoch after
+            ``CHECKPOINT_SECONDS`` (30 s) since the last write (the phases' ends and
+            interruptions are always written).
 
         Returns
         -------
@@ -1022,7 +1271,7 @@ class DBN(TransformerMixin, _DBNBase):
             )
             y = None
         if y is None:
-            X = check_X(self, X, reset=True)
+            X = _dense(check_X(self, X, reset=True, accept_sparse=True))
             self.classes_ = None
         else:
             X, y = check_Xy(self, X, y, reset=True)
@@ -1065,10 +1314,10 @@ class DBN(TransformerMixin, _DBNBase):
             X,
             labels,
             epochs=self.up_down_epochs,
-            batch_size=self.pretrain_batch_size,
+            batch_size=self._s("pretrain_batch_size"),
             learning_rate=self.up_down_learning_rate,
             generator=self.generator_,
-            callbacks=[_Tracked(ckpt, state)],
+            callbacks=[_Tracked(ckpt, state), *progress_callbacks("up-down", self.verbose)],
         )
         if resume is not None and "rule" not in resume:  # written before the shared fit loop
             batches = -(-len(X) // min(loop.batch_size, len(X)))
@@ -1085,10 +1334,14 @@ class DBN(TransformerMixin, _DBNBase):
         ckpt.save()
 
     def transform(self, X):
-        """Top hidden layer's means, shape (n_samples, hidden_layers[-1])."""
-        check_is_fitted(self)
-        X = check_X(self, X, reset=False)
-        out = self._exact().transform(self._prepare(X).to(torch.float64)).cpu().numpy()
+        """Top hidden layer's means, shape (n_samples, hidden_layers[-1]).
+
+        ``X`` may be sparse; for Bernoulli visible units, values outside [0, 1] are clipped
+        into it with a :class:`~deepbelief.estimators.ClippedInputWarning`."""
+        X = self._check_input(X)
+        exact = self._exact()
+        out = torch.cat([exact.transform(v.to(torch.float64)) for v in self._blocks(X)])
+        out = out.cpu().numpy()
         return out.astype(X.dtype if X.dtype in (np.float32, np.float64) else np.float64)
 
     def _exact(self) -> DBNModule:
@@ -1098,8 +1351,9 @@ class DBN(TransformerMixin, _DBNBase):
 
     def reconstruct(self, X):
         """Up pass to the top, down pass of means back to the input space."""
-        check_is_fitted(self)
-        return self._restore_scale(self.dbn_.reconstruct(self._prepare(check_X(self, X, False))))
+        X = self._check_input(X)
+        parts = [self._restore_scale(self.dbn_.reconstruct(v)) for v in self._blocks(X)]
+        return np.concatenate(parts)
 
     def sample(self, n_samples=1, label=None, gibbs_steps=1000):
         """Draw ``n_samples`` new rows; ``label`` (one of ``classes_``) clamps the label units."""
@@ -1119,9 +1373,10 @@ class DBN(TransformerMixin, _DBNBase):
     @available_if(_has_labels)
     def predict_proba(self, X):
         """``p(class | x)`` from the top RBM's free energy with each label unit on."""
-        check_is_fitted(self)
-        v = self._prepare(check_X(self, X, reset=False)).to(torch.float64)
-        return torch.softmax(-self._exact().label_free_energies(v), 1).cpu().numpy()
+        X = self._check_input(X)
+        exact = self._exact()
+        energies = [exact.label_free_energies(v.to(torch.float64)) for v in self._blocks(X)]
+        return torch.softmax(-torch.cat(energies), 1).cpu().numpy()
 
     @available_if(_has_labels)
     def predict(self, X):
@@ -1132,14 +1387,16 @@ class DBN(TransformerMixin, _DBNBase):
     def score_samples(self, X):
         """Pseudo-log-likelihood of each row under the bottom RBM (Bernoulli inputs), or its
         unnormalised log-density ``-F(v)``; a bound on the whole DBN's likelihood needs AIS."""
-        check_is_fitted(self)
-        v = self._prepare(check_X(self, X, reset=False)).to(torch.float64)
+        X = self._check_input(X)
         bottom = self._exact().rbms[0]
-        if isinstance(bottom.visible, BernoulliUnits):
-            scores = evaluation.pseudo_log_likelihood(bottom, v, per_row=True)
-        else:
-            scores = -bottom.free_energy(v)
-        return scores.cpu().numpy().astype(np.float64)
+        bernoulli = isinstance(bottom.visible, BernoulliUnits)
+        scores = [
+            evaluation.pseudo_log_likelihood(bottom, v, per_row=True)
+            if bernoulli
+            else -bottom.free_energy(v)
+            for v in (block.to(torch.float64) for block in self._blocks(X))
+        ]
+        return torch.cat(scores).cpu().numpy().astype(np.float64)
 
     def log_likelihood_bound(self, X, per_row=False, n_samples=100, n_runs=100, betas=None):
         """Variational lower bound on the log-likelihood of the rows of ``X`` in nats
@@ -1153,8 +1410,7 @@ class DBN(TransformerMixin, _DBNBase):
         -------
         float, or ndarray of shape (n_samples,) with ``per_row=True``
         """
-        check_is_fitted(self)
-        v = self._prepare(check_X(self, X, reset=False))
+        v = self._prepare(_dense(self._check_input(X)))  # whole: AIS fits its base model to it
         generator = make_generator(self.random_state, v.device)
         rows = evaluation.dbn_lower_bound(
             self.dbn_, v, n_samples=n_samples, generator=generator, per_row=True,
@@ -1166,6 +1422,11 @@ class DBN(TransformerMixin, _DBNBase):
     def score(self, X, y=None):
         """Mean lower bound on the log-likelihood in nats (:meth:`log_likelihood_bound`)."""
         return self.log_likelihood_bound(X)
+
+    @property
+    def _n_features_out(self) -> int:
+        """Number of output features (``get_feature_names_out``: ``dbn0``, ``dbn1``, ...)."""
+        return self.dbn_.rbms[-1].n_hidden
 
     def _to_state(self) -> dict:
         state = {"params": _params_to_state(self.get_params(deep=False))}

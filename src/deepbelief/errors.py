@@ -24,3 +24,8 @@ class DivergenceError(DeepBeliefError, FloatingPointError):
 class UsageError(DeepBeliefError):
     """A bad command line (unknown option, bad value, missing argument), or a request this
     machine cannot meet (an unavailable device, more memory than it has)."""
+
+
+class UndertrainedWarning(UserWarning):
+    """Training ended with its loss barely below where it started: the model may be no better
+    than chance (train longer or raise the learning rate)."""

@@ -19,8 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
-from .loop import FitLoop, ProgressBar, learning_rate_at, make_generator
+from .loop import FitLoop, learning_rate_at, make_generator
 from .nn.layers import Dropout
+from .progress import progress_callbacks
 from .settings import LR_SCHEDULES, OPTIMIZERS, TASKS, FinetuneSettings, LoopSettings
 
 __all__ = [
@@ -191,7 +192,7 @@ def finetune(
     mixed_precision: bool = False,
     generator: torch.Generator | None = None,
     callbacks: Sequence = (),
-    progress: bool = False,
+    progress: bool | int = False,
     resume: dict | None = None,
 ) -> FinetuneResult:
     """Train ``network`` by minibatch backprop on ``(X, y)``, in place.
@@ -250,8 +251,10 @@ def finetune(
         Objects with any of ``on_train_begin(state)``, ``on_batch_end(state, batch,
         n_batches)``, ``on_epoch_end(state, metrics)``, ``on_train_end(state)``; ``state`` is
         the :class:`FinetuneResult`; setting ``state.stop_training = True`` stops the run.
-    progress : bool
-        Show a tqdm bar over the batches.
+    progress : bool or int
+        True or 1: a tqdm bar over the batches when standard error is a terminal, else one
+        line per epoch on standard error; 2: the lines even on a terminal
+        (:func:`deepbelief.progress.progress_callbacks`).
     resume : dict, optional
         :meth:`FinetuneResult.state_dict` of an interrupted run with the same settings and
         data: training continues after its last completed update, also in the middle of an
@@ -302,7 +305,7 @@ def finetune(
     )
     if resume is not None:
         state.load_state_dict(resume)
-    state.callbacks = list(callbacks) + ([ProgressBar(desc="fine-tune")] if progress else [])
+    state.callbacks = list(callbacks) + progress_callbacks("fine-tune", progress)
     try:
         with _dropout_generator(network, generator):
             state.run_loop(len(X))

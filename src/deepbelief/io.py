@@ -15,6 +15,7 @@ in the state tree.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import stat
@@ -365,6 +366,22 @@ def read_file(path) -> tuple[str, object]:
 
 
 # ----------------------------------------------------------------------- public API
+#: The modules whose classes register the kinds a file may hold (imported by :func:`load` on
+#: first need, not here: ``import deepbelief.io`` stays cheap, and they import this module).
+_REGISTERING_MODULES = (
+    "deepbelief.nn",
+    "deepbelief.training",
+    "deepbelief.estimators",
+    "deepbelief.dbn_estimators",
+)
+
+
+def _import_registering_modules() -> None:
+    """Import every module that registers a kind, so that :func:`load` knows them all."""
+    for name in _REGISTERING_MODULES:
+        importlib.import_module(name)
+
+
 def save(obj, path) -> None:
     """Save a deepbelief object (estimator, module or checkpoint) to ``path``.
 
@@ -408,6 +425,9 @@ def load(path):
     """
     kind, tree = read_file(path)
     cls = _REGISTRY.get(kind)
+    if cls is None:
+        _import_registering_modules()
+        cls = _REGISTRY.get(kind)
     if cls is None:
         raise ModelFileError(f"{path}: unknown object kind {kind!r} in model file")
     try:

@@ -4,7 +4,7 @@ divergence guard and "last completed step" interruption semantics.
 RBM training (:class:`deepbelief.training.RBMTrainer`) and backprop fine-tuning
 (:func:`deepbelief.finetune.finetune`) both run :meth:`FitLoop.run_loop`; each supplies only
 its update rule (the split torch.optim makes between an ``Optimizer`` and each algorithm's
-kernel): ``_update(rows, learning_rate) -> loss``, plus optional ``_begin_epoch``,
+kernel): ``_update(rows, learning_rate) -> loss`` (or None), plus optional ``_begin_epoch``,
 ``_end_epoch`` and the state of the rule (``_rule_state``/``_load_rule_state``).
 
 Interruptions are exact. The loop's state (:meth:`FitLoop.loop_state`) names the last
@@ -14,6 +14,12 @@ progress; any other exception in the middle of an update, and a divergence, rest
 of the start of the epoch (or of the resume point), so a checkpoint written then always
 describes a step that was really completed and a resumed run ends exactly as an
 uninterrupted one.
+
+The divergence guard costs no synchronisation per update: a rule whose ``_update`` returns a
+finite float loss is checked at every update; one that returns None (the RBM rule) has its
+parameters checked every :attr:`FitLoop.check_every` updates, at the end of every epoch and
+whenever the loop stops early (an exception, Ctrl-C). Non-finite parameters found at any of
+those points restore the start of the epoch, as a divergence found at its update would.
 """
 
 from __future__ import annotations
@@ -31,6 +37,13 @@ from .errors import DivergenceError
 
 #: Size in bytes of a CPU generator's state (a Mersenne twister); CUDA's is 16.
 _CPU_STATE_BYTES = 5056
+
+#: On the CPU, a fit whose largest matrix product per update has fewer multiply-adds than this
+#: (a batch of 10 rows times a 784 x 500 weight matrix has 3.9 million) runs on one thread
+#: (:meth:`FitLoop.thread_scope`): the threads of such products wait for each other longer
+#: than they compute, several times longer when other work keeps a core busy
+#: (benchmarks/RESULTS.md, "Small problems").
+ONE_THREAD_MACS = 1 << 22
 
 
 # ---------------------------------------------------------------------- generators
@@ -116,6 +129,28 @@ def set_generator_state(generator: torch.Generator, saved) -> None:
 
 def _guess_device_type(state: torch.Tensor) -> str:
     return "cpu" if state.numel() == _CPU_STATE_BYTES else "cuda"
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None):
+    """Within the block, torch runs its CPU operations on at most ``n`` threads (None: as it
+    is); the thread count is restored after.
+
+    Small matrix products (a minibatch of ten rows times a 64 x 100 weight matrix) run several
+    times slower on two threads than on one, and far slower still when another process keeps
+    the other core busy: the threads wait for each other at every product. The setting is
+    the process's (torch has no per-thread one), so torch work in other Python threads runs on
+    ``n`` threads too while the block lasts.
+    """
+    before = torch.get_num_threads()
+    if n is None or n >= before:
+        yield
+        return
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def clone_state(tree):
@@ -246,7 +281,8 @@ class FitLoop:
     A subclass sets ``epochs``, ``batch_size``, ``learning_rate``, ``generator`` and
     ``callbacks`` (or calls :meth:`_init_loop`) and implements ``_update``; it may override
     ``_begin_epoch``, ``_end_epoch``, ``_parameters``, ``_rule_state``, ``_load_rule_state``,
-    ``lr_schedule`` and ``_divergence_hint``.
+    ``lr_schedule``, ``_divergence_hint`` and ``_update_macs`` (which sets the threads of a
+    run on the CPU: :meth:`thread_scope`).
 
     Attributes
     ----------
@@ -266,6 +302,12 @@ class FitLoop:
     what = "training"
     #: Whether the mean of the updates' losses is a metric worth keeping (``"loss"``).
     records_loss = True
+    #: Updates between two checks of the parameters' finiteness when ``_update`` returns None
+    #: (each check is one reduction per parameter tensor and a synchronisation).
+    check_every = 64
+    #: Below this many multiply-adds in an update's largest product, the CPU runs one thread
+    #: (:meth:`thread_scope`; 0 leaves the thread count alone).
+    one_thread_macs = ONE_THREAD_MACS
 
     def _init_loop(self, epochs, batch_size, learning_rate, generator, callbacks) -> None:
         self.epochs, self.batch_size = int(epochs), int(batch_size)
@@ -282,9 +324,11 @@ class FitLoop:
     # ---------------------------------------------------------------- the rule's hooks
     lr_schedule = "constant"
 
-    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
-        """One update on the training rows ``rows`` (indices); returns the loss, which is NaN
-        or infinite when training diverged."""
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> float | None:
+        """One update on the training rows ``rows`` (indices, a slice of the epoch's order);
+        returns the loss, which is NaN or infinite when training diverged, or None when the
+        rule has no loss worth a synchronisation (its parameters are then checked every
+        :attr:`check_every` updates)."""
         raise NotImplementedError
 
     def _begin_epoch(self) -> None:
@@ -305,6 +349,22 @@ class FitLoop:
 
     def _divergence_hint(self) -> str:
         return f"lower the learning rate (now {self.learning_rate:g})"
+
+    def _update_macs(self, n_rows: int) -> int | None:
+        """Multiply-adds of the largest matrix product of one update on ``n_rows`` rows (None:
+        unknown): the batch times the largest parameter matrix, a dense layer's product."""
+        sizes = [p.numel() for p in self._parameters() if p.dim() >= 2]
+        return min(self.batch_size, max(1, int(n_rows))) * max(sizes) if sizes else None
+
+    def thread_scope(self, n_rows: int):
+        """The context :meth:`run_loop` trains in: torch on one CPU thread when the updates
+        on ``n_rows`` rows are small products (``one_thread_macs``), as it is otherwise (other
+        devices, larger products): :func:`cpu_threads`. A caller may prepare data in it."""
+        params = list(self._parameters())
+        macs = self._update_macs(n_rows)
+        small = macs is not None and macs < self.one_thread_macs
+        on_cpu = bool(params) and all(p.device.type == "cpu" for p in params)
+        return cpu_threads(1 if small and on_cpu else None)
 
     # ---------------------------------------------------------------- state
     def loop_state(self) -> dict:
@@ -366,19 +426,23 @@ class FitLoop:
                 f"rows with {n_rows} rows in batches of {batch_size}"
             )
         self.stop_training = self.interrupted = False
-        self._consistent = True
-        call(self.callbacks, "on_train_begin", self)
-        try:
-            with deferred_interrupt(self):
-                while self.epoch < self.epochs and not self.stop_training:
-                    self._run_epoch(n_rows, batch_size)
-        except BaseException:
-            if not self._consistent:  # cut short inside an update: back to a completed step
-                self.load_loop_state(self._good)
-                self._consistent = True
-            raise
-        finally:
-            call(self.callbacks, "on_train_end", self)
+        self._consistent, self._good = True, None
+        with self.thread_scope(n_rows):
+            call(self.callbacks, "on_train_begin", self)
+            try:
+                with deferred_interrupt(self):
+                    while self.epoch < self.epochs and not self.stop_training:
+                        self._run_epoch(n_rows, batch_size)
+            except BaseException:
+                # cut short inside an update, or after updates that diverged unnoticed
+                # (parameters are checked every check_every updates): back to a completed,
+                # finite step
+                if self._good is not None and not (self._consistent and self._finite()):
+                    self.load_loop_state(self._good)
+                    self._consistent = True
+                raise
+            finally:
+                call(self.callbacks, "on_train_end", self)
 
     def _run_epoch(self, n_rows: int, batch_size: int) -> None:
         start = time.perf_counter()
@@ -388,27 +452,36 @@ class FitLoop:
         self._good = self._snapshot()
         self._begin_epoch()
         total = self.epochs * self.batches_per_epoch
-        chunks = torch.split(self.order, batch_size)
+        varies = self.lr_schedule != "constant"
         lr = self.learning_rate_at(self.step, total)
-        for rows in chunks[self.batch :]:
-            lr = self.learning_rate_at(self.step, total)
+        unchecked, check_every = 0, max(1, int(self.check_every))
+        for rows in torch.split(self.order, batch_size)[self.batch :]:
+            if varies:
+                lr = self.learning_rate_at(self.step, total)
             self._consistent = False
             loss = self._update(rows, lr)
-            if not math.isfinite(loss):
-                self._diverged(loss)
-            self.epoch_losses.append(loss)
+            if loss is not None:
+                if not math.isfinite(loss):
+                    self._diverged(loss)
+                self.epoch_losses.append(loss)
             self.step, self.batch = self.step + 1, self.batch + 1
+            if loss is None:
+                unchecked += 1
+                if unchecked == check_every:
+                    unchecked = 0
+                    if not self._finite():
+                        self._diverged()
             self._consistent = True
             call(self.callbacks, "on_batch_end", self, self.batch - 1, self.batches_per_epoch)
             if self.interrupted:
                 raise KeyboardInterrupt
-        if not all(torch.isfinite(p).all() for p in self._parameters()):
-            self._diverged(math.nan)
+        if not self._finite():
+            self._diverged()
         self._consistent = False  # until the epoch's bookkeeping is done
         self.epoch, self.batch, self.order = self.epoch + 1, 0, None
         losses, self.epoch_losses = self.epoch_losses, []
         metrics = {"epoch": self.epoch, "learning_rate": lr}
-        if self.records_loss:
+        if self.records_loss and losses:
             metrics["loss"] = sum(losses) / len(losses)
         self._end_epoch(metrics)
         metrics["seconds"] = time.perf_counter() - start
@@ -418,12 +491,21 @@ class FitLoop:
         if self.interrupted:
             raise KeyboardInterrupt
 
-    def _diverged(self, loss: float):
+    def _finite(self) -> bool:
+        """Whether every parameter is finite: one sum per tensor (a sum is finite exactly when
+        its terms are, short of an overflow, itself a divergence)."""
+        return math.isfinite(sum(float(p.detach().sum()) for p in self._parameters()))
+
+    def _diverged(self, loss: float | None = None):
         epoch, batch = self.epoch + 1, self.batch + 1
+        if loss is None:  # found by a check of the parameters after ``self.batch`` updates
+            found = f"non-finite parameters after batch {self.batch}"
+        else:
+            found = f"batch {batch} (loss {loss})"
         self.load_loop_state(self._good)
         self._consistent = True
         kept = "the resume point" if self._good["batch"] else f"epoch {self.epoch}"
         raise DivergenceError(
-            f"{self.what} diverged at epoch {epoch}, batch {batch} (loss {loss}); the state of "
-            f"{kept} was kept; {self._divergence_hint()}"
+            f"{self.what} diverged at epoch {epoch}, {found}; the state of {kept} was kept; "
+            f"{self._divergence_hint()}"
         )

@@ -12,6 +12,8 @@ callbacks, the divergence guard and exact interruption are the shared fit loop's
 from __future__ import annotations
 
 import logging
+import math
+from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
@@ -29,8 +31,8 @@ from .loop import (
 )
 from .nn.dbn import DBN
 from .nn.rbm import RBM
-from .nn.units import BernoulliUnits
-from .samplers import Sampler, make_sampler, sampler_from_config
+from .nn.units import BernoulliUnits, Units
+from .samplers import CD, PCD, Sampler, make_sampler, sampler_from_config
 from .settings import LR_SCHEDULES, RBMSettings, SamplerSettings
 
 __all__ = [
@@ -52,9 +54,19 @@ __all__ = [
 
 log = logging.getLogger("deepbelief")
 
-#: Wider Bernoulli visible layers have their monitored pseudo-log-likelihood estimated from
-#: this many features (the exact one costs visible x hidden x rows per epoch).
-MONITOR_PLL_FEATURES = 64
+#: The per-epoch monitors may cost about this fraction of the training time: by default they
+#: run every few epochs when they would cost more at every one (``RBMTrainer.monitor_every``).
+MONITOR_BUDGET = 0.03
+
+#: Training rows gathered at once in the epoch's order (a block of whole minibatches, about
+#: 8 MB of float32), so that each update reads a contiguous slice, not an index gather.
+BLOCK_ELEMENTS = 1 << 21
+
+# Rough costs for the monitors' interval (microseconds, one CPU thread, measured on the
+# benchmark machine): a tensor operation's fixed cost, a multiply-add of a matrix product, an
+# element of a transcendental function; the operations of an update and of the monitors.
+_OP_COST, _MAC_COST, _ELEMENT_COST = 3.0, 5e-5, 1.5e-3
+_UPDATE_OPS, _MONITOR_OPS = 18, 30
 
 
 def native_bfloat16(device: str | torch.device) -> bool:
@@ -87,7 +99,12 @@ class EarlyStopping(Callback):
     """Stop when ``monitor`` has not improved by ``min_delta`` for ``patience`` epochs.
 
     ``mode="max"`` for metrics that should rise (pseudo-log-likelihood), ``"min"`` otherwise.
+    It asks the trainer for its monitors at every epoch (``needs_monitors``).
     """
+
+    #: A callback with ``needs_monitors = True`` makes :class:`RBMTrainer` compute its
+    #: monitors at every epoch, whatever its ``monitor_every``.
+    needs_monitors = True
 
     def __init__(self, monitor="reconstruction_error", patience=5, min_delta=0.0, mode="min"):
         if mode not in ("min", "max"):
@@ -173,7 +190,9 @@ class RBMTrainer(FitLoop):
     clip_grad_norm : float, optional
         Clips the global gradient norm before every update.
     monitor_rows : int, default 1000
-        Rows of training (and validation) data the per-epoch monitors use (0: no monitors).
+        Rows of training (and validation) data the per-epoch monitors use, evenly spread over
+        the data and chosen once per ``fit`` (0: no monitors). They run every
+        ``monitor_every`` epochs and at the last one (see the attribute).
     centering : bool, default False
         Centered gradients (Melchior, Fischer & Wiskott 2016): the statistics enter the weight
         gradient as deviations from offsets, the training data's mean for the visible units
@@ -205,6 +224,23 @@ class RBMTrainer(FitLoop):
     callbacks : sequence of Callback
     generator : torch.Generator, optional
         All randomness (shuffling, sampling, chain starts) comes from it.
+
+    Attributes
+    ----------
+    monitor_every : int or None
+        Epochs between two computations of the monitors (reconstruction error, hidden
+        activity, pseudo-log-likelihood, free-energy gap); the last epoch is always
+        monitored, and every epoch when a callback has ``needs_monitors`` (EarlyStopping).
+        None (the default) picks the smallest interval whose monitors cost at most about 3 %
+        of the training time (``MONITOR_BUDGET``), estimated from the sizes: 1 for most data,
+        more for tiny data sets whose epochs are a few minibatches.
+
+    Notes
+    -----
+    On the CPU, training on small matrix products (fewer than
+    :data:`deepbelief.loop.ONE_THREAD_MACS` multiply-adds, batch x visible x hidden) runs on
+    one thread: ``torch.set_num_threads(1)`` for the duration of ``fit``, restored after
+    (:meth:`~deepbelief.loop.FitLoop.thread_scope`).
     """
 
     def __init__(
@@ -257,7 +293,22 @@ class RBMTrainer(FitLoop):
         self.sparsity_estimate: torch.Tensor | None = None
         self.visible_offset: torch.Tensor | None = None  # centering: the data's mean statistic
         self.hidden_offset: torch.Tensor | None = None  # centering: running mean activation
-        self._data = self._monitor = self._validation = None
+        self.monitor_every: int | None = None
+        self._every = 1  # the interval of the fit in progress
+        self._step_state: _StepState | None = None  # rebuilt at each epoch's first update
+        self._data = self._monitor = self._validation = self._block = None
+        self._block_start = self._block_end = 0
+        self._autograd = model.visible.has_logvar or model.hidden.has_logvar
+        # binary units without centering, sparsity or bfloat16 products: the fused update
+        self._fused = (
+            type(model.visible) is BernoulliUnits
+            and type(model.hidden) is BernoulliUnits
+            and not config.centering
+            and config.sparsity_target is None
+            and not config.mixed_precision
+            and [id(p) for p in model.parameters()]
+            == [id(model.weight), id(model.visible_bias), id(model.hidden_bias)]
+        )
 
     records_loss = False  # the contrastive difference is no learning curve
 
@@ -268,9 +319,9 @@ class RBMTrainer(FitLoop):
             return "constant" if self.sampler.name == "cd" else "linear"
         return schedule
 
-    def _make_optimizer(self) -> torch.optim.SGD:
+    def _make_optimizer(self) -> SGDState:
         # weight decay is added to the weight gradient by _apply (weights only, never biases)
-        return torch.optim.SGD(
+        return SGDState(
             list(self.model.parameters()),
             lr=self.settings["learning_rate"],
             momentum=self.settings["momentum"],
@@ -292,6 +343,11 @@ class RBMTrainer(FitLoop):
         X = torch.as_tensor(X, dtype=model.weight.dtype, device=model.weight.device)
         if validation is not None:
             validation = torch.as_tensor(validation, dtype=X.dtype, device=X.device)
+        with self.thread_scope(len(X)):
+            return self._fit(X, validation)
+
+    def _fit(self, X: torch.Tensor, validation: torch.Tensor | None) -> RBMTrainer:
+        model = self.model
         if self.settings["sample_data"]:
             _check_probabilities(model, X)
         fresh = self.step == 0 and self.epoch == 0
@@ -299,32 +355,77 @@ class RBMTrainer(FitLoop):
             model.init_visible_bias_from_data(X)
         if self.settings["centering"] and self.visible_offset is None:
             self.visible_offset = _mean_statistic(model.visible, X)
-        self._data, self._validation = X, validation
-        self._monitor = X[: self.settings["monitor_rows"]]
+        rows = self.settings["monitor_rows"]
+        self._data, self._block = X, None
+        self._monitor = _spread_rows(X, rows)
+        self._validation = None if validation is None else _spread_rows(validation, rows)
+        self._every = self._monitor_interval(len(X))
         try:
             self.run_loop(len(X))
         finally:
-            self._data = self._monitor = self._validation = None
+            self._data = self._monitor = self._validation = self._block = None
         return self
+
+    def _monitor_interval(self, n_rows: int) -> int:
+        """``monitor_every``, or the smallest interval whose monitors cost at most
+        ``MONITOR_BUDGET`` of the training time by a rough model of both (in microseconds:
+        a fixed cost per tensor operation, multiply-adds and transcendental functions)."""
+        if self.monitor_every is not None:
+            return max(1, int(self.monitor_every))
+        m = len(self._monitor)
+        if m == 0:
+            return 1
+        v, h = self.model.n_visible, self.model.n_hidden
+        batch = min(self.batch_size, n_rows)
+        updates = -(-n_rows // batch)
+        steps = getattr(self.sampler, "k", 1) * getattr(self.sampler, "n_temperatures", 1)
+        update = _UPDATE_OPS * _OP_COST + (3 + 2 * steps) * batch * v * h * _MAC_COST
+        update += (2 + 2 * steps) * batch * (v + h) * _ELEMENT_COST
+        held_out = 0 if self._validation is None else len(self._validation)
+        monitors = _MONITOR_OPS * _OP_COST + (2 * m + held_out) * v * h * _MAC_COST
+        monitors += m * (3 * h + 2 * v) * _ELEMENT_COST
+        return max(1, math.ceil(monitors / (MONITOR_BUDGET * updates * update)))
+
+    def _monitored(self) -> bool:
+        """Whether the epoch just completed gets its monitors."""
+        if self.epoch % self._every == 0 or self.epoch >= self.epochs:
+            return True
+        return any(getattr(c, "needs_monitors", False) for c in self.callbacks)
 
     def _begin_epoch(self) -> None:
         s = self.settings
         momentum = s["momentum"] if self.epoch < s["momentum_epochs"] else s["final_momentum"]
         for group in self.optimizer.param_groups:
             group["momentum"] = momentum
+        self._block = None  # a new order (or a resumed one)
+        self._step_state = None
 
-    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
-        for group in self.optimizer.param_groups:
-            group["lr"] = learning_rate
-        batch_rows = self._data[rows]
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> None:
+        self.optimizer.param_groups[0]["lr"] = learning_rate
+        batch_rows = self._batch_rows(rows.shape[0])
         if self.settings["sample_data"]:
             batch_rows = torch.bernoulli(batch_rows, generator=self.generator)
-        return self._apply(batch_rows)
+        self._apply(batch_rows)
+        return None  # the loop checks the parameters every check_every updates
+
+    def _batch_rows(self, n: int) -> torch.Tensor:
+        """The training rows of the current update: a contiguous slice of a block of the
+        epoch's order, gathered once for many updates (``BLOCK_ELEMENTS``)."""
+        data = self._data
+        start = self.batch * min(self.batch_size, data.shape[0])
+        offset = start - self._block_start
+        if self._block is None or offset < 0 or start + n > self._block_end:
+            per_block = max(n, BLOCK_ELEMENTS // max(1, data.shape[1]) // n * n)
+            self._block_start, offset = start, 0
+            self._block_end = min(self.order.shape[0], start + per_block)
+            self._block = data[self.order[self._block_start : self._block_end]]
+        return self._block[offset : offset + n]
 
     def _end_epoch(self, metrics: dict) -> None:
-        if len(self._monitor):
+        if len(self._monitor) and self._monitored():
             metrics.update(self.monitors(self._monitor, self._validation))
-        log.info("epoch %d: %s", self.epoch, _format_metrics(metrics))
+        if log.isEnabledFor(logging.INFO):
+            log.info("epoch %d: %s", self.epoch, _format_metrics(metrics))
 
     def _parameters(self):
         return self.model.parameters()
@@ -335,26 +436,67 @@ class RBMTrainer(FitLoop):
             "clip_grad_norm"
         )
 
-    def _apply(self, v_data: torch.Tensor) -> float:
-        """One parameter update; returns a number that is NaN or inf when training diverged."""
-        model = self.model
-        if model.visible.has_logvar or model.hidden.has_logvar:
-            value = self._autograd_gradients(v_data)
+    def _apply(self, v_data: torch.Tensor) -> None:
+        """One parameter update on the rows ``v_data`` (the loop checks the parameters'
+        finiteness every ``check_every`` updates)."""
+        model, s = self.model, self.settings
+        if self._fused and not s["clip_grad_norm"] and self._fused_step(v_data):
+            pass
         else:
-            with torch.autocast(
-                v_data.device.type, torch.bfloat16, enabled=self.settings["mixed_precision"]
-            ):
-                value = self._closed_form_gradients(v_data)
-        if self.settings["clip_grad_norm"]:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), self.settings["clip_grad_norm"])
-        self.optimizer.step()
-        if self.settings["max_norm"]:
+            if self._autograd:
+                self._autograd_gradients(v_data)
+            elif s["mixed_precision"]:
+                with torch.autocast(v_data.device.type, torch.bfloat16):
+                    self._closed_form_gradients(v_data)
+            elif self._fused:
+                self._fused_gradients(v_data)
+            else:
+                self._closed_form_gradients(v_data)
+            if s["clip_grad_norm"]:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), s["clip_grad_norm"])
+            self._sgd_step()
+        if s["max_norm"]:
             with torch.no_grad():
                 norms = model.weight.norm(dim=0, keepdim=True)
-                model.weight.mul_(torch.clamp(self.settings["max_norm"] / (norms + 1e-12), max=1.0))
-        return value
+                model.weight.mul_(torch.clamp(s["max_norm"] / (norms + 1e-12), max=1.0))
 
-    def _autograd_gradients(self, v_data: torch.Tensor) -> float:
+    def _sgd_step(self) -> None:
+        """``self.optimizer.step()`` (SGD with momentum, no dampening, no Nesterov, no weight
+        decay: the gradients hold it) in three multi-tensor operations on detached views of
+        the parameters and the optimizer's own momentum buffers, so its ``state_dict`` is
+        the same. torch's step spends several times the arithmetic of a small RBM's update
+        in Python bookkeeping."""
+        group = self.optimizer.param_groups[0]
+        lr, momentum = group["lr"], group["momentum"]
+        step = self._step()
+        grads = [p.grad for p in step.params]
+        for g in grads:
+            if g is None:  # parameters the objective does not reach
+                params = [p for p, g in zip(step.params, grads, strict=True) if g is not None]
+                return _sgd(self.optimizer, params, lr, momentum)
+        if momentum:
+            buffers = step.buffers
+            if buffers is None:
+                buffers = step.buffers = _momentum_buffers(self.optimizer, step.params)
+                if buffers is not None:  # they exist: one step of their own
+                    torch._foreach_mul_(buffers, momentum)
+                    torch._foreach_add_(buffers, grads)
+                else:  # the first step with momentum: buf = grad (torch's SGD)
+                    buffers = _sgd_first_buffers(self.optimizer, step.params, grads, momentum)
+            else:
+                torch._foreach_mul_(buffers, momentum)
+                torch._foreach_add_(buffers, grads)
+            grads = buffers
+        torch._foreach_add_(step.views, grads, alpha=-lr)
+
+    def _step(self) -> _StepState:
+        """What every update of the epoch uses (built at the first one)."""
+        if self._step_state is None:
+            params = self.optimizer.param_groups[0]["params"]
+            self._step_state = _StepState(params, self.generator)
+        return self._step_state
+
+    def _autograd_gradients(self, v_data: torch.Tensor) -> torch.Tensor:
         """Gradients of ``mean F(v_data) - mean F(v_model)`` (plus penalties) by autograd."""
         model, s = self.model, self.settings
         field = model.hidden_field(v_data)
@@ -371,12 +513,14 @@ class RBMTrainer(FitLoop):
         objective.backward()
         if s["weight_decay"]:
             model.weight.grad.add_(model.weight, alpha=s["weight_decay"])
-        return float(loss.detach())
+        return loss.detach()
 
     @torch.no_grad()
-    def _closed_form_gradients(self, v_data: torch.Tensor) -> float:
+    def _closed_form_gradients(self, v_data: torch.Tensor) -> None:
         """The same gradients from the units' closed-form statistics (the fast path):
         ``dF/dW = -s_v(v)^T dlogZ_h/dfield``, added into the weight gradient by ``addmm``."""
+        if self._fused and not torch.is_autocast_enabled(v_data.device.type):
+            return self._fused_gradients(v_data)
         model, s = self.model, self.settings
         visible, hidden = model.visible, model.hidden
         weight, visible_bias, hidden_bias = model.weight, model.visible_bias, model.hidden_bias
@@ -401,10 +545,20 @@ class RBMTrainer(FitLoop):
                 weight, s_data.t(), stat_data, beta=s["weight_decay"], alpha=-1 / n_data
             )
             weight.grad = grad.addmm_(s_model.t(), stat_model, alpha=1 / n_model)
-        hidden_bias.grad = bias_model.mean(0) - bias_data.mean(0)
-        visible_bias.grad = visible.energy_bias_grad(v_data, visible_bias).mean(
-            0
-        ) - visible.energy_bias_grad(v_model, visible_bias).mean(0)
+        if torch.is_autocast_enabled(v_data.device.type):
+            hidden_bias.grad = bias_model.mean(0) - bias_data.mean(0)
+            visible_bias.grad = visible.energy_bias_grad(v_data, visible_bias).mean(
+                0
+            ) - visible.energy_bias_grad(v_model, visible_bias).mean(0)
+        else:  # as the fused path computes them
+            hidden_bias.grad = self._mean_difference(bias_model, bias_data)
+            if type(visible).energy_bias_grad is Units.energy_bias_grad:  # -state
+                visible_bias.grad = self._mean_difference(v_model, v_data)
+            else:
+                visible_bias.grad = self._mean_difference(
+                    visible.energy_bias_grad(v_data, visible_bias),
+                    visible.energy_bias_grad(v_model, visible_bias),
+                )
         if s["centering"]:  # the biases absorb the offsets' share of the weight step
             centered = weight.grad - s["weight_decay"] * weight  # minus the centered gradient
             hidden_bias.grad.sub_((centered * mu[:, None]).sum(0))
@@ -415,7 +569,114 @@ class RBMTrainer(FitLoop):
             push = self._sparsity_push(x_data)
             hidden_bias.grad.add_(push)
             weight.grad.addr_(s_data.mean(0), push)
-        return float(hidden_bias.grad.sum())
+
+    def _fused_statistics(self, v: torch.Tensor, step: _StepState):
+        """Binary units' statistics of an update in the fewest tensor operations, on detached
+        views of the parameters: ``(p_data, v_model, p_model)``, the hidden means given the
+        data, the negative particles and the hidden means given them. Contrastive divergence
+        and persistent CD are run here, drawing from the generator in
+        :class:`~deepbelief.samplers.CD`'s and :class:`~deepbelief.samplers.PCD`'s order;
+        other samplers (subclasses, or a sampler whose ``negative`` was replaced) are asked
+        for their particles."""
+        sampler = self.sampler
+        W, b, c = step.views  # weight, visible_bias, hidden_bias
+        W_t, kw = step.weight_t, step.draw
+        x_data = torch.addmm(c, v, W)
+        p_data = torch.sigmoid(x_data)
+        kind = type(sampler) if "negative" not in sampler.__dict__ else None  # not replaced
+        if kind is CD:
+            h = torch.rand(p_data.shape, **kw).lt_(p_data)
+            for _ in range(sampler.k - 1):
+                p = torch.sigmoid(torch.addmm(b, h, W_t))
+                p = torch.sigmoid(torch.addmm(c, torch.rand(p.shape, **kw).lt_(p), W))
+                h = torch.rand(p.shape, **kw).lt_(p)
+            v_model = torch.sigmoid(torch.addmm(b, h, W_t))
+            if sampler.reconstruction != "mean":
+                v_model = torch.rand(v_model.shape, **kw).lt_(v_model)
+        elif kind is PCD:  # its Gibbs steps on its chains, as PCD.negative runs them
+            v_model = sampler.chains
+            if v_model is None:
+                v_model = sampler._init_chains(v, self.generator)
+            for _ in range(sampler.k):
+                p = torch.sigmoid(torch.addmm(c, v_model, W))
+                p = torch.sigmoid(torch.addmm(b, torch.rand(p.shape, **kw).lt_(p), W_t))
+                v_model = torch.rand(p.shape, **kw).lt_(p)
+            sampler.chains = v_model
+        else:
+            v_model = sampler.negative(self.model, v, self.generator, hidden_input=x_data)
+        return p_data, v_model, torch.sigmoid(torch.addmm(c, v_model, W))
+
+    @torch.no_grad()
+    def _fused_gradients(self, v: torch.Tensor) -> None:
+        """:meth:`_closed_form_gradients` of binary units (no centering, no sparsity) from
+        :meth:`_fused_statistics`, into gradient tensors kept from one update to the next:
+        the same numbers and the same draws from the generator, in a third less time at
+        small sizes."""
+        s, step = self.settings, self._step()
+        p_data, v_model, p_model = self._fused_statistics(v, step)
+        grad_w, grad_b, grad_c = step.gradients()
+        W = step.views[0]
+        torch.addmm(W, v.t(), p_data, beta=s["weight_decay"], alpha=-1 / v.shape[0], out=grad_w)
+        grad_w.addmm_(v_model.t(), p_model, alpha=1 / v_model.shape[0])
+        step.mean_difference(p_model, p_data, out=grad_c)
+        step.mean_difference(v_model, v, out=grad_b)
+        if s["l1"]:
+            grad_w.add_(torch.sign(W), alpha=s["l1"])
+
+    def _fused_step(self, v: torch.Tensor) -> bool:
+        """The whole update of binary units, the gradient entering where it goes in the
+        products that compute it: the momentum buffers (``buf = momentum * buf + gradient``,
+        then the parameters take their step) or, without momentum, the parameters
+        themselves; torch's SGD up to rounding, in about a sixth less time than gradients
+        and step apart at small sizes. Leaves the ``.grad`` tensors unset. Returns False,
+        doing nothing, at the first step with momentum (the buffers start as the
+        gradient)."""
+        group = self.optimizer.param_groups[0]
+        momentum, lr = group["momentum"], group["lr"]
+        step = self._step_state or self._step()
+        if momentum and step.bias_rows is None:
+            step.buffers = _momentum_buffers(self.optimizer, step.params)
+            if step.buffers is None:
+                return False
+            step.bias_rows = (step.buffers[1].unsqueeze(0), step.buffers[2].unsqueeze(0))
+        if not step.fused:
+            for p in step.params:  # the .grad tensors would be stale: drop them
+                p.grad = None
+            step.fused = True
+        s = self.settings
+        p_data, v_model, p_model = self._fused_statistics(v, step)
+        n_data, n_model = v.shape[0], v_model.shape[0]
+        mean_data = step.mean_row(n_data)
+        mean_model = mean_data if n_model == n_data else step.mean_row(n_model)
+        W = step.views[0]
+        if momentum:  # the buffers take the gradient, then the parameters a step
+            buf_w = step.buffers[0]
+            buf_w.addmm_(v.t(), p_data, beta=momentum, alpha=-1 / n_data)
+            buf_w.addmm_(v_model.t(), p_model, alpha=1 / n_model)
+            if s["weight_decay"]:
+                buf_w.add_(W, alpha=s["weight_decay"])
+            if s["l1"]:
+                buf_w.add_(torch.sign(W), alpha=s["l1"])
+            row_b, row_c = step.bias_rows  # buf = momentum * buf + a.mean(0) - b.mean(0)
+            row_c.addmm_(mean_model, p_model, beta=momentum).addmm_(mean_data, p_data, alpha=-1)
+            row_b.addmm_(mean_model, v_model, beta=momentum).addmm_(mean_data, v, alpha=-1)
+            torch._foreach_add_(step.views, step.buffers, alpha=-lr)
+            return True
+        # the parameters take -lr times the gradient (penalties on the weights before the
+        # step, as the gradient has them)
+        if s["l1"]:
+            W.add_(torch.sign(W), alpha=-lr * s["l1"])
+        if s["weight_decay"]:
+            W.mul_(1 - lr * s["weight_decay"])
+        W.addmm_(v.t(), p_data, alpha=lr / n_data).addmm_(v_model.t(), p_model, alpha=-lr / n_model)
+        row_b, row_c = step.param_rows
+        row_c.addmm_(mean_model, p_model, alpha=-lr).addmm_(mean_data, p_data, alpha=lr)
+        row_b.addmm_(mean_model, v_model, alpha=-lr).addmm_(mean_data, v, alpha=lr)
+        return True
+
+    def _mean_difference(self, a, b, out=None) -> torch.Tensor:
+        """``a.mean(0) - b.mean(0)`` as the fused path computes it."""
+        return self._step().mean_difference(a, b, out=out)
 
     def _update_hidden_offset(self, stat_data: torch.Tensor) -> torch.Tensor:
         """Fold the batch's mean hidden statistic into the running hidden offset."""
@@ -447,11 +708,20 @@ class RBMTrainer(FitLoop):
     def monitors(self, X: torch.Tensor, validation: torch.Tensor | None = None) -> dict:
         """Reconstruction error, mean hidden activation (a warning when binary hidden units
         have all switched off), pseudo-log-likelihood per sample (Bernoulli visible units;
-        estimated from 64 evenly spread features of wider layers) and, with validation data,
-        the free-energy gap (validation minus training)."""
+        estimated from one feature per row, the features in turn:
+        :func:`deepbelief.evaluation.pseudo_log_likelihood_estimate`) and, with validation
+        data, the free-energy gap (validation minus training, over as many rows of each).
+
+        The training rows' one product with the weights serves every monitor; with the
+        reconstruction's (and the validation rows') that is all the matrix work."""
         model = self.model
-        out = {"reconstruction_error": evaluation.reconstruction_error(model, X)}
-        activity = float(model.hidden_mean(X).mean())
+        X = torch.as_tensor(X, dtype=model.weight.dtype, device=model.weight.device)
+        field = model.hidden_field(X)
+        x = model.hidden_bias + field
+        h = model.hidden.mean(x, model.hidden_logvar)
+        error = ((model.visible_mean(h) - X) ** 2).mean()
+        out = {"reconstruction_error": float(error)}
+        activity = float(h.mean())
         out["hidden_activity"] = activity
         if isinstance(model.hidden, BernoulliUnits) and activity < 1e-3:
             log.warning(
@@ -462,15 +732,13 @@ class RBMTrainer(FitLoop):
                 self.settings["learning_rate"],
             )
         if isinstance(model.visible, BernoulliUnits):
-            features = None
-            if model.n_visible > MONITOR_PLL_FEATURES:  # wide layers: a fixed, spread subset
-                features = torch.linspace(0, model.n_visible - 1, MONITOR_PLL_FEATURES).long()
-            out["pseudo_log_likelihood"] = evaluation.pseudo_log_likelihood(
-                model, X, features=features
+            out["pseudo_log_likelihood"] = evaluation.pseudo_log_likelihood_estimate(
+                model, X, hidden_field=field
             )
         if validation is not None:
             rows = min(len(X), len(validation))
-            out["free_energy_gap"] = evaluation.free_energy_gap(model, X[:rows], validation[:rows])
+            train = model.free_energy_from_field(X[:rows], field[:rows]).mean()
+            out["free_energy_gap"] = float(model.free_energy(validation[:rows]).mean() - train)
         if isinstance(self.sampler, Sampler) and self.sampler.name == "pt":
             out["swap_rate_min"] = float(self.sampler.swap_rates.min())
         return out
@@ -487,6 +755,7 @@ class RBMTrainer(FitLoop):
         }
 
     def _load_rule_state(self, state: dict) -> None:
+        self._step_state = None  # other momentum buffers
         device = self.model.weight.device
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
@@ -550,6 +819,166 @@ class RBMTrainer(FitLoop):
         trainer = cls._from_state(tree, device=device)
         trainer.callbacks = list(callbacks)
         return trainer
+
+
+class SGDState:
+    """The state of ``torch.optim.SGD`` with momentum, for :class:`RBMTrainer`'s own step:
+    ``param_groups`` (one group), ``state`` (``{param: {"momentum_buffer": tensor}}``),
+    ``state_dict()``/``load_state_dict()`` in torch's format (checkpoints read and write the
+    same files), ``zero_grad()``, and no ``step()``: the trainer updates the buffers and the
+    parameters as torch's SGD does (no dampening, no Nesterov, no weight decay).
+
+    Not a ``torch.optim.Optimizer``: building one, or calling its methods, imports
+    ``torch._dynamo`` the first time, which costs seconds, more than training a small RBM.
+    """
+
+    def __init__(self, params, lr: float, momentum: float):
+        self.param_groups = [
+            {
+                "lr": lr,
+                "momentum": momentum,
+                "dampening": 0,
+                "weight_decay": 0,
+                "nesterov": False,
+                "maximize": False,
+                "foreach": None,
+                "differentiable": False,
+                "fused": None,
+                "params": list(params),
+            }
+        ]
+        self.state: defaultdict = defaultdict(dict)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.param_groups[0]["params"]:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.detach_().zero_()
+
+    def state_dict(self) -> dict:
+        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``, with
+        the live tensors (as torch's)."""
+        params = self.param_groups[0]["params"]
+        index = {id(p): i for i, p in enumerate(params)}
+        state = {index[id(p)]: dict(v) for p, v in self.state.items() if id(p) in index}
+        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        return {"state": state, "param_groups": [{**group, "params": list(range(len(params)))}]}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore :meth:`state_dict` (or a ``torch.optim.SGD``'s): floating-point state moves
+        to each parameter's dtype and device; the saved hyperparameters are kept."""
+        params = self.param_groups[0]["params"]
+        saved = state_dict["param_groups"]
+        if len(saved) != 1 or len(saved[0]["params"]) != len(params):
+            raise ValueError("the saved optimizer state does not match this model's parameters")
+        by_index = dict(zip(saved[0]["params"], params, strict=True))
+        state: defaultdict = defaultdict(dict)
+        for key, values in state_dict["state"].items():
+            param = by_index.get(key)
+            if param is None:
+                state[key] = values
+                continue
+            state[param] = {
+                name: value.to(dtype=param.dtype, device=param.device)
+                if isinstance(value, torch.Tensor) and value.is_floating_point()
+                else value.to(device=param.device)
+                if isinstance(value, torch.Tensor)
+                else value
+                for name, value in values.items()
+            }
+        self.param_groups = [{**saved[0], "params": params}]
+        self.state = state
+
+
+class _StepState:
+    """What every update of an epoch reuses: the parameters, their detached views, the
+    optimizer's momentum buffers, gradient tensors (the fused path's), rows of ``1 / n``
+    (``mean_difference``) and the generator's keyword arguments."""
+
+    def __init__(self, params, generator=None):
+        self.params = list(params)
+        self.views = [p.detach() for p in self.params]
+        self.weight_t = self.views[0].t()  # the fused path's (weight first)
+        like = self.views[0]
+        self.draw = {"generator": generator, "dtype": like.dtype, "device": like.device}
+        self.buffers: list | None = None
+        self.bias_rows: tuple | None = None  # the fused path's bias buffers, as rows
+        self.param_rows = (self.views[1].unsqueeze(0), self.views[2].unsqueeze(0))
+        self.fused = False  # the fused step has dropped the .grad tensors
+        self._weights: dict[int, torch.Tensor] = {}
+
+    def gradients(self) -> list[torch.Tensor]:
+        """The parameters' ``.grad`` tensors, created (uninitialised) where missing."""
+        grads = [p.grad for p in self.params]
+        for g in grads:
+            if g is None:
+                for p, view in zip(self.params, self.views, strict=True):
+                    if p.grad is None:
+                        p.grad = torch.empty_like(view)
+                return [p.grad for p in self.params]
+        return grads
+
+    def mean_difference(self, a, b, out=None, beta=None) -> torch.Tensor:
+        """``a.mean(0) - b.mean(0)`` as two products of a row of ``1 / n`` with the rows
+        (under half the time of four reductions at a minibatch of ten); with ``beta``,
+        ``beta * out`` plus that, in ``out``."""
+        mean_a, mean_b = self.mean_row(a.shape[0]), self.mean_row(b.shape[0])
+        if out is None:
+            return torch.mm(mean_a, a).addmm_(mean_b, b, alpha=-1)[0]
+        row = out.unsqueeze(0)
+        if beta is None:
+            torch.mm(mean_a, a, out=row)
+        else:
+            row.addmm_(mean_a, a, beta=beta)
+        row.addmm_(mean_b, b, alpha=-1)
+        return out
+
+    def mean_row(self, n: int) -> torch.Tensor:
+        """A row of ``1 / n``, kept per ``n`` (in the parameters' dtype and device, as the
+        rows are)."""
+        weights = self._weights.get(n)
+        if weights is None:
+            like = self.views[0]
+            weights = torch.full((1, n), 1 / n, dtype=like.dtype, device=like.device)
+            self._weights[n] = weights
+        return weights
+
+
+def _momentum_buffers(optimizer, params) -> list | None:
+    """The optimizer's momentum buffers of ``params``, or None unless all exist."""
+    buffers = [optimizer.state[p].get("momentum_buffer") for p in params]
+    return None if any(b is None for b in buffers) else buffers
+
+
+@torch.no_grad()
+def _sgd_first_buffers(optimizer, params, grads, momentum) -> list:
+    """torch's SGD step for buffers that may not exist yet (``buf = grad`` at first)."""
+    buffers = []
+    for p, g in zip(params, grads, strict=True):
+        buf = optimizer.state[p].get("momentum_buffer")
+        if buf is None:
+            buf = optimizer.state[p]["momentum_buffer"] = torch.clone(g).detach()
+        else:
+            buf.mul_(momentum).add_(g)
+        buffers.append(buf)
+    return buffers
+
+
+@torch.no_grad()
+def _sgd(optimizer, params, lr, momentum) -> None:
+    """torch's SGD step of ``params`` (those with gradients)."""
+    grads = [p.grad for p in params]
+    if momentum:
+        grads = _sgd_first_buffers(optimizer, params, grads, momentum)
+    torch._foreach_add_([p.detach() for p in params], grads, alpha=-lr)
+
+
+def _spread_rows(X: torch.Tensor, n: int) -> torch.Tensor:
+    """At most ``n`` rows of ``X``, evenly spread over it (all of them when it has fewer)."""
+    if n >= len(X):
+        return X
+    return X[torch.arange(n, device=X.device) * len(X) // n]
 
 
 def _check_probabilities(model: RBM, X: torch.Tensor) -> None:
