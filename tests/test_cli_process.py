@@ -59,7 +59,8 @@ def test_installed_command_trains_predicts_and_fails_cleanly(csv_file, tmp_path)
 
 
 RUN = ["--layers", "32", "32", "--pretrain-epochs", "6", "--epochs", "200", "--batch-size", "16",
-       "--dropout", "0.2", "--no-early-stopping", "--quiet", "--seed", "3"]  # fmt: skip
+       "--dropout", "0.2", "--no-early-stopping", "--checkpoint-every", "1", "--quiet",
+       "--seed", "3"]  # fmt: skip
 
 
 def fine_tuning_epoch(checkpoint: Path) -> int:

@@ -483,9 +483,8 @@ def test_pretraining_propagates_each_layers_input_once_not_per_batch(monkeypatch
             assert end[j] == begin[j], f"layer {i}: RBM {j} used {end[j] - begin[j]} times"
         # ... but the counters do see the single propagation before it (60 rows: one chunk)
         between = begin[i - 1] - counts[(i - 1, "end")][i - 1]
-        assert 1 <= between <= 4, between
-    # and the trained RBM itself is used throughout its own training (the counters work)
-    assert counts[(2, "end")][2] - counts[(2, "begin")][2] >= 30
+        assert 1 <= between <= 4, between  # (so the counters work: the fused CD update of
+        # binary units reads the weights directly and calls none of the counted methods)
 
 
 def spy_on_visible_bias_init(rbm, monkeypatch):
@@ -626,8 +625,20 @@ def digits_label_dbn(digits, seed):
     g = gen(1000 * seed)
     dbn = DBN.from_sizes([64, 100, 200], n_labels=10, generator=g)
     settings = dict(epochs=20, batch_size=50, learning_rate=0.1)
-    trainers = pretrain_dbn(dbn, X, [settings, settings], labels=y, generator=g)
+    trainers = pretrain_dbn(
+        dbn, X, [settings, settings], labels=y, generator=g, callbacks_for_layer=every_epoch
+    )
     return dbn, trainers
+
+
+def every_epoch(layer):
+    """A callback that asks the trainer for its monitors after every epoch (by default they
+    run every few epochs, at a few per cent of the training time)."""
+
+    class EveryEpoch(Callback):
+        needs_monitors = True
+
+    return [EveryEpoch()]
 
 
 @pytest.mark.stochastic

@@ -308,6 +308,7 @@ def test_chunk_size_follows_the_byte_budget(tmp_path, monkeypatch):
 
 MEMORY_SCRIPT = """
 import sys
+import deepbelief.dbn_estimators  # the libraries loaded first: their memory is not the read's
 from deepbelief import data
 
 
