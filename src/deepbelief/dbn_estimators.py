@@ -798,7 +798,8 @@ class _SupervisedDBN(_DBNBase):
         callbacks += progress_callbacks(
             "refit on all rows" if phase == "refit" else "fine-tune", self.verbose
         )
-        watch = _LossWatch(self.network_, X, targets, self._task)
+        # the search's end is not the model's: only the final run is watched
+        watch = None if search else _LossWatch(self.network_, X, targets, self._task)
         result = finetune(
             self.network_,
             X,
@@ -812,7 +813,7 @@ class _SupervisedDBN(_DBNBase):
             resume=resume,
         )
         ckpt.save()
-        if not search and result.history:
+        if watch is not None and result.history:
             watch.check(self.network_, len(result.history))
         if search:
             self.best_epoch_ = result.best_epoch or len(result.history)
