@@ -411,8 +411,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
     Differences from ``BernoulliRBM``, on purpose:
 
     - The default algorithm is Hinton's practical guide (2010), not scikit-learn's: CD-1
-      (``sampler="cd"``) with momentum 0.5 for 5 epochs then 0.9, weight decay 2e-4 and the
-      visible biases started at the data's log-odds, where ``BernoulliRBM`` runs persistent
+      (``sampler="cd"``) with momentum 0.5 for 5 epochs then 0.9 and the visible biases
+      started at the data's log-odds, where ``BernoulliRBM`` runs persistent
       CD-1 (stochastic maximum likelihood) with plain SGD and zero visible biases.
       ``RBM(**BERNOULLI_RBM_COMPAT)`` (:data:`deepbelief.estimators.BERNOULLI_RBM_COMPAT`)
       runs scikit-learn's algorithm; the parameters both classes have (``n_components=256``,
@@ -471,8 +471,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         ``partial_fit``).
     momentum, final_momentum : float, default 0.5, 0.9
         Momentum for the first 5 epochs, then after.
-    weight_decay : float, default 2e-4
-        L2 penalty on the weights only.
+    weight_decay : float, default 0
+        L2 penalty on the weights only. Hinton's guide suggests 1e-4 or so; off by default,
+        as in scikit-learn, because 2e-4 cost scikit-learn's RBM example 0.3 points of
+        accuracy (benchmarks/RESULTS.md).
     l1 : float, default 0
     sparsity_target : float, optional
     sparsity_cost : float, default 0.1
@@ -556,7 +558,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         lr_schedule="auto",
         momentum=0.5,
         final_momentum=0.9,
-        weight_decay=2e-4,
+        weight_decay=0.0,
         l1=0.0,
         sparsity_target=None,
         sparsity_cost=0.1,

@@ -21,6 +21,7 @@ from torch.nn.utils import parametrize
 
 from .loop import FitLoop, learning_rate_at, make_generator
 from .nn.layers import Dropout
+from .optim import SGD
 from .progress import progress_callbacks
 from .settings import LR_SCHEDULES, OPTIMIZERS, TASKS, FinetuneSettings, LoopSettings
 
@@ -45,7 +46,7 @@ class FinetuneResult(FitLoop):
     ----------
     network : torch.nn.Module
         The network being trained (the object given to :func:`finetune`).
-    optimizer : torch.optim.Optimizer
+    optimizer : deepbelief.optim.SGD or torch.optim.Adam
     history : list of dict
         One dict per epoch: ``epoch``, ``loss`` (mean training loss over the batches),
         ``learning_rate`` (of the epoch's last update), ``seconds`` and, with validation data,
@@ -413,7 +414,7 @@ def _make_optimizer(params, name, learning_rate, momentum, weight_decay):
     groups = [g for g in groups if g["params"]]
     if name == "adam":
         return torch.optim.Adam(groups, lr=learning_rate)
-    return torch.optim.SGD(groups, lr=learning_rate, momentum=momentum, nesterov=False)
+    return SGD(groups, lr=learning_rate, momentum=momentum)  # torch.optim.SGD's arithmetic
 
 
 def _resolve_head(network, head, params) -> nn.Module:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
@@ -32,6 +31,7 @@ from .loop import (
 from .nn.dbn import DBN
 from .nn.rbm import RBM
 from .nn.units import BernoulliUnits, Units
+from .optim import SGD, momentum_buffers
 from .samplers import CD, PCD, Sampler, make_sampler, sampler_from_config
 from .settings import LR_SCHEDULES, RBMSettings, SamplerSettings
 
@@ -319,9 +319,9 @@ class RBMTrainer(FitLoop):
             return "constant" if self.sampler.name == "cd" else "linear"
         return schedule
 
-    def _make_optimizer(self) -> SGDState:
+    def _make_optimizer(self) -> SGD:
         # weight decay is added to the weight gradient by _apply (weights only, never biases)
-        return SGDState(
+        return SGD(
             list(self.model.parameters()),
             lr=self.settings["learning_rate"],
             momentum=self.settings["momentum"],
@@ -482,7 +482,7 @@ class RBMTrainer(FitLoop):
                     torch._foreach_mul_(buffers, momentum)
                     torch._foreach_add_(buffers, grads)
                 else:  # the first step with momentum: buf = grad (torch's SGD)
-                    buffers = _sgd_first_buffers(self.optimizer, step.params, grads, momentum)
+                    buffers = momentum_buffers(self.optimizer, step.params, grads, momentum)
             else:
                 torch._foreach_mul_(buffers, momentum)
                 torch._foreach_add_(buffers, grads)
@@ -821,76 +821,6 @@ class RBMTrainer(FitLoop):
         return trainer
 
 
-class SGDState:
-    """The state of ``torch.optim.SGD`` with momentum, for :class:`RBMTrainer`'s own step:
-    ``param_groups`` (one group), ``state`` (``{param: {"momentum_buffer": tensor}}``),
-    ``state_dict()``/``load_state_dict()`` in torch's format (checkpoints read and write the
-    same files), ``zero_grad()``, and no ``step()``: the trainer updates the buffers and the
-    parameters as torch's SGD does (no dampening, no Nesterov, no weight decay).
-
-    Not a ``torch.optim.Optimizer``: building one, or calling its methods, imports
-    ``torch._dynamo`` the first time, which costs seconds, more than training a small RBM.
-    """
-
-    def __init__(self, params, lr: float, momentum: float):
-        self.param_groups = [
-            {
-                "lr": lr,
-                "momentum": momentum,
-                "dampening": 0,
-                "weight_decay": 0,
-                "nesterov": False,
-                "maximize": False,
-                "foreach": None,
-                "differentiable": False,
-                "fused": None,
-                "params": list(params),
-            }
-        ]
-        self.state: defaultdict = defaultdict(dict)
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for p in self.param_groups[0]["params"]:
-            if set_to_none:
-                p.grad = None
-            elif p.grad is not None:
-                p.grad.detach_().zero_()
-
-    def state_dict(self) -> dict:
-        """``{"state": {index: {...}}, "param_groups": [{..., "params": [indices]}]}``, with
-        the live tensors (as torch's)."""
-        params = self.param_groups[0]["params"]
-        index = {id(p): i for i, p in enumerate(params)}
-        state = {index[id(p)]: dict(v) for p, v in self.state.items() if id(p) in index}
-        group = {k: v for k, v in self.param_groups[0].items() if k != "params"}
-        return {"state": state, "param_groups": [{**group, "params": list(range(len(params)))}]}
-
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore :meth:`state_dict` (or a ``torch.optim.SGD``'s): floating-point state moves
-        to each parameter's dtype and device; the saved hyperparameters are kept."""
-        params = self.param_groups[0]["params"]
-        saved = state_dict["param_groups"]
-        if len(saved) != 1 or len(saved[0]["params"]) != len(params):
-            raise ValueError("the saved optimizer state does not match this model's parameters")
-        by_index = dict(zip(saved[0]["params"], params, strict=True))
-        state: defaultdict = defaultdict(dict)
-        for key, values in state_dict["state"].items():
-            param = by_index.get(key)
-            if param is None:
-                state[key] = values
-                continue
-            state[param] = {
-                name: value.to(dtype=param.dtype, device=param.device)
-                if isinstance(value, torch.Tensor) and value.is_floating_point()
-                else value.to(device=param.device)
-                if isinstance(value, torch.Tensor)
-                else value
-                for name, value in values.items()
-            }
-        self.param_groups = [{**saved[0], "params": params}]
-        self.state = state
-
-
 class _StepState:
     """What every update of an epoch reuses: the parameters, their detached views, the
     optimizer's momentum buffers, gradient tensors (the fused path's), rows of ``1 / n``
@@ -952,25 +882,11 @@ def _momentum_buffers(optimizer, params) -> list | None:
 
 
 @torch.no_grad()
-def _sgd_first_buffers(optimizer, params, grads, momentum) -> list:
-    """torch's SGD step for buffers that may not exist yet (``buf = grad`` at first)."""
-    buffers = []
-    for p, g in zip(params, grads, strict=True):
-        buf = optimizer.state[p].get("momentum_buffer")
-        if buf is None:
-            buf = optimizer.state[p]["momentum_buffer"] = torch.clone(g).detach()
-        else:
-            buf.mul_(momentum).add_(g)
-        buffers.append(buf)
-    return buffers
-
-
-@torch.no_grad()
 def _sgd(optimizer, params, lr, momentum) -> None:
     """torch's SGD step of ``params`` (those with gradients)."""
     grads = [p.grad for p in params]
     if momentum:
-        grads = _sgd_first_buffers(optimizer, params, grads, momentum)
+        grads = momentum_buffers(optimizer, params, grads, momentum)
     torch._foreach_add_([p.detach() for p in params], grads, alpha=-lr)
 
 
