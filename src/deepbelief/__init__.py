@@ -28,7 +28,9 @@ _LAZY = {
     "RBM": "estimators",
     "BERNOULLI_RBM_COMPAT": "estimators",
     "ClippedInputWarning": "estimators",
+    "OutlierDetector": "outliers",
     "PRESETS": "recipes",
+    "RBMImputer": "imputer",
     "load": "io",
     "save": "io",
 }
@@ -41,7 +43,9 @@ __all__ = [
     "DBN",
     "DBNClassifier",
     "DBNRegressor",
+    "OutlierDetector",
     "RBM",
+    "RBMImputer",
     "DataError",
     "DeepBeliefError",
     "DivergenceError",
@@ -55,7 +59,9 @@ TYPE_CHECKING = False  # (typing.TYPE_CHECKING without importing typing)
 if TYPE_CHECKING:  # for type checkers and IDEs: the eager imports
     from .dbn_estimators import DBN, DBNClassifier, DBNRegressor
     from .estimators import BERNOULLI_RBM_COMPAT, RBM, ClippedInputWarning
+    from .imputer import RBMImputer
     from .io import load, save
+    from .outliers import OutlierDetector
     from .recipes import PRESETS
 
 

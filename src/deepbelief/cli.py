@@ -119,6 +119,12 @@ JSON_HELP = {
     "instead of the summary line (when -o is a file)",
     "transform": "print what was written (file, rows, features) as JSON on standard output "
     "instead of the summary line (when -o is a file)",
+    "denoise": "print what was written (file, rows, method) as JSON on standard output "
+    "instead of the summary line (when -o is a file)",
+    "score": "print what was written (file, rows, lowest score) as JSON on standard output "
+    "instead of the summary line (when -o is a file)",
+    "impute": "print what was written (file, rows, cells filled) as JSON on standard output "
+    "instead of the summary line (when -o is a file)",
     "info": "print the description as JSON on standard output",
     "report": "print the report's path as JSON on standard output instead of the summary line",
     "demo": "print the results as JSON on standard output",
@@ -164,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_evaluate(add("evaluate", "score a model on rows with their target"))
     _add_sample(add("sample", "draw new samples from a generative or unsupervised model"))
     _add_transform(add("transform", "the learned features of the top hidden layer"))
+    _add_denoise(add("denoise", "clean rows (or images) with a model: up-down passes"))
+    _add_score(add("score", "how typical each row is for a model (low: anomalous)"))
+    _add_impute(add("impute", "fill the empty cells of a CSV from an RBM trained on it"))
     info = add("info", "describe a model: layers, units, training, metrics, file format")
     info.add_argument("model", type=Path, help="model directory")
     report = add("report", "HTML report of a model, with its plots")
@@ -463,6 +472,51 @@ def _add_transform(p) -> None:
     _add_data_options(p, training=False)
 
 
+def _add_denoise(p) -> None:
+    p.add_argument("model", type=Path, help="model directory")
+    p.add_argument("data", type=Path, help="rows to clean")
+    p.add_argument(
+        "-o", "--output", type=Path, required=True,
+        help=".csv, .npy, .png (image data), or - for CSV on standard output",
+    )  # fmt: skip
+    p.add_argument(
+        "--method", choices=("mean-field", "gibbs"), default="mean-field",
+        help="mean-field: up and down passes of means; gibbs: the average of sampled passes",
+    )  # fmt: skip
+    p.add_argument(
+        "--steps", type=positive_int,
+        help="passes (default: 1 for mean-field, 100 for gibbs)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed (gibbs)")
+    _add_data_options(p, training=False)
+
+
+def _add_score(p) -> None:
+    p.add_argument("model", type=Path, help="model directory")
+    p.add_argument("data", type=Path, help="rows to score")
+    p.add_argument(
+        "-o", "--output", type=Path,
+        help="CSV file with a score column (default, or -: standard output)",
+    )  # fmt: skip
+    _add_data_options(p, training=False)
+
+
+def _add_impute(p) -> None:
+    p.add_argument("data", type=Path, help="CSV file with empty cells")
+    p.add_argument(
+        "-o", "--output", type=Path, help="CSV file to write (default, or -: standard output)"
+    )
+    p.add_argument("--no-header", action="store_true", help="the CSV has no header line")
+    p.add_argument("--hidden", type=positive_int, default=128, help="hidden units of the RBM")
+    p.add_argument("--epochs", type=positive_int, default=20, help="training epochs per round")
+    p.add_argument(
+        "--sample", action="store_true",
+        help="one random draw per cell instead of the expected value (multiple imputation: "
+        "rerun with other --seed values)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+
+
 # ------------------------------------------------------------------ configuration files
 def read_config(path: Path) -> dict:
     """Options from a TOML (``.toml``) or YAML (``.yaml``/``.yml``) file, keys as the long
@@ -573,7 +627,10 @@ def _main(argv: list[str]) -> int:
         args = _parse(argv)
         _configure_logging(args.quiet, args.verbose)
         _configure_warnings(args.quiet, debug)
-        from . import commands
+        if args.command in ("denoise", "score", "impute"):
+            from . import application_commands as commands
+        else:
+            from . import commands
 
         return getattr(commands, args.command)(args)
     except DeepBeliefError as exc:

@@ -1,0 +1,155 @@
+"""The application subcommands: ``deepbelief denoise``, ``score`` and ``impute``.
+
+Each checks its output path before any work, writes atomically (or to standard output with
+``-o -``) and ends with a one-line summary on standard error (:func:`commands.finish`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .commands import _model_and_rows, _where, _write_rows, _write_table, finish
+from .errors import DataError, UsageError
+from .folders import check_input_path, output_file
+
+__all__ = ["denoise", "impute", "score"]
+
+
+def denoise(args) -> int:
+    """``deepbelief denoise MODEL DATA -o OUT [--method M] [--steps K]``: the rows of DATA
+    cleaned by the model (in the data's own columns, or a PNG grid for image data)."""
+    from . import applications
+
+    suffix = _suffix(args.output, (".csv", ".npy", ".png"))
+    estimator, _, spec, X, _ = _model_and_rows(args)
+    if suffix == ".png" and not spec.image_shape:
+        raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
+    cleaned = applications.denoise(
+        estimator, X, method=args.method, steps=args.steps, random_state=args.seed
+    )
+    _write_rows(spec.restore(cleaned), args.output, spec)
+    message = f"wrote {len(cleaned)} denoised rows ({args.method}) to {_where(args.output)}"
+    payload = {"output": str(args.output), "rows": len(cleaned), "method": args.method}
+    return finish(args, message, None if suffix == "-" else payload)
+
+
+def score(args) -> int:
+    """``deepbelief score MODEL DATA -o OUT``: one ``score`` per row, the unnormalised
+    log-likelihood ``-F(v)`` under the model's first RBM (higher: more typical)."""
+    import pandas as pd
+
+    from . import applications
+
+    _suffix(args.output, (".csv",))
+    estimator, _, _, X, _ = _model_and_rows(args)
+    scores = applications.typicality(estimator, X)
+    _write_table(pd.DataFrame({"score": scores}), output_file(args.output))
+    low = float(np.min(scores)) if len(scores) else float("nan")
+    message = f"wrote {len(scores)} scores (lowest {low:.4g}) to {_where(args.output)}"
+    payload = {"output": str(args.output), "rows": len(scores), "lowest": low}
+    return finish(args, message, None if str(args.output) == "-" else payload)
+
+
+def impute(args) -> int:
+    """``deepbelief impute DATA -o OUT``: the CSV with its empty cells filled by an RBM
+    trained on it (:class:`deepbelief.imputer.RBMImputer`); categorical columns too."""
+    from .data import read_table
+    from .imputer import RBMImputer
+
+    _suffix(args.output, (".csv",))
+    check_input_path(args.data, "DATA")
+    frame, _ = read_table(args.data, no_target=True, header=not args.no_header)
+    matrix, columns = _encode(frame, str(args.data))
+    missing = np.isnan(matrix)
+    imputer = RBMImputer(
+        n_components=args.hidden, n_iter=args.epochs, random_state=args.seed,
+        sample_posterior=args.sample,
+    )  # fmt: skip
+    filled = imputer.fit_transform(matrix) if missing.any() else matrix
+    out = _as_text(args.data, not args.no_header)  # the cells written as they were read
+    for name, values in _filled_cells(frame, filled, columns).items():
+        out[name] = out[name].where(~frame[name].isna().to_numpy(), values)
+    _write_table(out, output_file(args.output))
+    cells = int(frame.isna().to_numpy().sum())
+    message = f"filled {cells} empty cells of {len(frame)} rows; wrote {_where(args.output)}"
+    payload = {"output": str(args.output), "rows": len(frame), "filled": cells}
+    return finish(args, message, None if str(args.output) == "-" else payload)
+
+
+def _suffix(path, allowed) -> str:
+    """The output's suffix ("-" for standard output), refused unless ``allowed``."""
+    if output_file(path) is None:
+        return "-"
+    suffix = path.suffix.lower()
+    if suffix not in allowed:
+        raise UsageError(f"{path}: output must be {' or '.join(allowed)} (or - for CSV)")
+    return suffix
+
+
+def _encode(frame, source: str):
+    """The table as floats with NaN where empty: numeric columns as they are, categorical
+    ones one-hot (all NaN where empty); and each column's slice of the matrix."""
+    import pandas as pd
+
+    parts, columns, start = [], {}, 0
+    for name in frame.columns:
+        column = frame[name]
+        if column.isna().all():
+            raise DataError(f"{source}: column {name!r} is empty in every row; drop it")
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            block = column.to_numpy(dtype=np.float64, na_value=np.nan)[:, None]
+        else:
+            dummies = pd.get_dummies(column.astype("string"), dtype=np.float64)
+            block = dummies.to_numpy(copy=True)
+            block[column.isna().to_numpy()] = np.nan
+        parts.append(block)
+        columns[name] = slice(start, start + block.shape[1])
+        start += block.shape[1]
+    if not parts:
+        raise DataError(f"{source}: no columns")
+    matrix = np.hstack(parts)
+    empty = np.flatnonzero(np.isnan(matrix).all(1))
+    if len(empty):
+        raise DataError(
+            f"{source}: row {int(empty[0]) + 1} (counting data rows from 1) has no value; "
+            "nothing to fill it from"
+        )
+    return matrix, columns
+
+
+def _filled_cells(frame, filled: np.ndarray, columns: dict) -> dict:
+    """For each column with empty cells, the text of every row's filled value: a number
+    (whole where the column holds only whole numbers), or the most probable category."""
+    import pandas as pd
+
+    out = {}
+    for name, where in columns.items():
+        column = frame[name]
+        if not column.isna().any():
+            continue
+        if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+            values = filled[:, where][:, 0]
+            observed = column.dropna().to_numpy(dtype=np.float64)
+            if np.all(observed == np.round(observed)):
+                out[name] = [str(int(v)) for v in np.round(values)]
+            else:
+                out[name] = [repr(float(v)) for v in values]
+        else:
+            categories = pd.get_dummies(column.astype("string")).columns
+            out[name] = [str(c) for c in np.asarray(categories)[np.argmax(filled[:, where], 1)]]
+    return out
+
+
+def _as_text(path, header: bool):
+    """The CSV's cells as the text they hold (empty cells NaN), columns named as
+    :func:`deepbelief.data.read_table` names them."""
+    import pandas as pd
+
+    from .data import _plain_suffix
+
+    frame = pd.read_csv(
+        path, sep="\t" if _plain_suffix(path) == ".tsv" else ",", header=0 if header else None,
+        dtype=str, skipinitialspace=True, encoding="utf-8-sig", index_col=False,
+    )  # fmt: skip
+    frame.columns = [str(c) for c in frame.columns]
+    return frame

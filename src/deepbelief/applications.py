@@ -1,0 +1,274 @@
+"""Denoising and filling in: up-down passes and Gibbs sampling with known entries clamped.
+
+Built on the models' own conditionals (no new maths). The estimator-level
+:func:`denoise` and :func:`fill_in` take fitted ``deepbelief.RBM`` or ``deepbelief.DBN``
+estimators and arrays in the data's scale; :func:`clamped_passes` is the same on
+``deepbelief.nn`` modules and tensors.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import DataError
+from .loop import make_generator
+from .nn.rbm import RBM as RBMModule
+
+__all__ = ["METHODS", "clamped_passes", "denoise", "fill_in", "typicality"]
+
+#: "mean-field": each pass replaces the free entries by their mean given the others (an
+#: up pass of means, a down pass of means); "gibbs": each pass samples, and the result is
+#: the average of the visible means over the second half of the passes.
+METHODS = ("mean-field", "gibbs")
+
+
+@torch.no_grad()
+def clamped_passes(
+    module,
+    v: torch.Tensor,
+    free: torch.Tensor | None = None,
+    *,
+    method: str = "mean-field",
+    steps: int = 1,
+    draw: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Passes up and down ``module`` from ``v``, the entries outside ``free`` kept as given.
+
+    Parameters
+    ----------
+    module : deepbelief.nn.RBM or deepbelief.nn.DBN
+    v : tensor of shape (n, n_visible)
+        The starting visible states (the observed values, and a first guess where free).
+    free : bool tensor of the shape of ``v``, optional
+        The entries to replace. Without it, every entry is free and no entry anchors a chain
+        to ``v``, so "gibbs" makes ``steps`` independent sampled passes from ``v`` and
+        averages their visible means (a sampled chain would forget ``v``).
+    method : {"mean-field", "gibbs"}
+        "mean-field": each pass is an up pass and a down pass of means. "gibbs": each pass
+        samples the hidden layers and the free visible entries; the result is the average of
+        the visible means over the last ``max(1, steps // 2)`` passes.
+    steps : int
+        Passes.
+    draw : bool, default False
+        With "gibbs" and ``free``: the visible means of the last pass alone (given its
+        sampled hidden states), one draw from the posterior, instead of the average.
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    tensor of the shape of ``v``
+        ``v`` where not free; the estimate where free.
+    """
+    check_method(method, steps)
+    if method == "mean-field":
+        for _ in range(steps):
+            v = (
+                module.reconstruct(v)
+                if free is None
+                else torch.where(free, module.reconstruct(v), v)
+            )
+        return v
+    if free is None:
+        return sum(_sample_pass(module, v, generator)[0] for _ in range(steps)) / steps
+    observed, free = v, free.to(torch.bool)
+    averaged = 1 if draw else max(1, steps // 2)
+    total = torch.zeros_like(v)
+    for step in range(steps):
+        mean, sample = _sample_pass(module, v, generator)
+        v = torch.where(free, sample, observed)
+        if step >= steps - averaged:
+            total += mean
+    return torch.where(free, total / averaged, observed)
+
+
+def check_method(method: str, steps) -> None:
+    """ValueError for an unknown ``method`` or fewer than one step."""
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"steps must be a positive integer; got {steps!r}")
+
+
+def _sample_pass(module, v: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One Gibbs pass: (the visible means given the sampled hidden states, a visible sample)."""
+    if isinstance(module, RBMModule):
+        h = module.sample_hidden(v, generator=generator)
+        return module.visible_mean(h), module.sample_visible(h, generator=generator)
+    rbms, n_labels = module.rbms, module.n_labels
+    x = v
+    for rbm in rbms[:-1]:
+        x = rbm.sample_hidden(x, generator=generator)
+    top = rbms[-1]
+    h = top.sample_hidden(module.top_visible(x), generator=generator)
+    x = top.sample_visible(h, generator=generator)[:, : top.n_visible - n_labels]
+    for layer in reversed(range(1, len(rbms) - 1)):
+        x = module.generative_sample(layer, x, generator)
+    if len(rbms) == 1:
+        return top.visible_mean(h)[:, : top.n_visible - n_labels], x
+    return module.generative_mean(0, x), module.generative_sample(0, x, generator)
+
+
+def _module(estimator):
+    """The fitted estimator's torch module (an RBM's ``model_``, a DBN's ``dbn_``)."""
+    for name in ("model_", "dbn_"):
+        module = getattr(estimator, name, None)
+        if module is not None:
+            return module
+    raise TypeError(
+        "model must be a fitted deepbelief.RBM or deepbelief.DBN (or a deepbelief.nn.RBM or "
+        f"deepbelief.nn.DBN module); got {type(estimator).__name__}"
+    )
+
+
+def _generator(random_state, device) -> torch.Generator:
+    from .estimators import seed_from
+
+    return make_generator(seed_from(random_state), device)
+
+
+def denoise(model, X, *, method="mean-field", steps=None, mask=None, random_state=None):
+    """Clean the rows of ``X`` with a fitted ``deepbelief.RBM`` or ``deepbelief.DBN``.
+
+    Without ``mask``, every entry may change: one up-down pass of means by default (the
+    model's reconstruction), or the average of ``steps`` sampled up-down passes' visible
+    means. With ``mask`` marking the entries known to be corrupted, only those change: the
+    others are clamped to their values in ``X`` at every pass of the mean-field iteration
+    or of the Gibbs chain, whose visible means are averaged over its second half.
+
+    Parameters
+    ----------
+    model : fitted deepbelief.RBM or deepbelief.DBN
+    X : array-like of shape (n_samples, n_features)
+        In the scale the model was fitted on (Bernoulli inputs are clipped into [0, 1]).
+    method : {"mean-field", "gibbs"}, default "mean-field"
+    steps : int, optional
+        Passes; default 1 for mean-field without ``mask``, 20 with one, 100 for Gibbs.
+    mask : array-like of bool of shape (n_samples, n_features), optional
+        True where an entry is corrupted.
+    random_state : None, int, RandomState or Generator
+        Seeds Gibbs sampling.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float64
+    """
+    steps = _default_steps(method, steps, mask is not None)
+    return _passes(model, X, method, steps, mask, False, random_state)
+
+
+def _passes(model, X, method, steps, mask, draw, random_state) -> np.ndarray:
+    """:func:`clamped_passes` in the data's scale, through a fitted estimator."""
+    module = _module(model)
+    check_method(method, steps)
+    given = _dense_rows(model, X)
+    v = model._prepare(given)
+    free = None
+    if mask is not None:
+        free = torch.as_tensor(_check_mask(mask, v.shape), device=v.device)
+    generator = _generator(random_state, v.device)
+    out = clamped_passes(
+        module, v, free, method=method, steps=steps, draw=draw, generator=generator
+    )
+    result = model._restore_scale(out)
+    if mask is not None:  # clamped entries come back exactly as given
+        result = np.where(np.asarray(mask, bool), result, given.astype(np.float64))
+    return result
+
+
+def fill_in(
+    model, X, *, method="mean-field", steps=None, start=None, draw=False, random_state=None
+):
+    """Fill the NaN entries of ``X`` from a fitted ``deepbelief.RBM`` or ``deepbelief.DBN``,
+    the observed entries clamped (they are returned unchanged).
+
+    Parameters
+    ----------
+    model : fitted deepbelief.RBM or deepbelief.DBN
+    X : array-like of shape (n_samples, n_features), with NaN where missing
+        In the scale the model was fitted on.
+    method : {"mean-field", "gibbs"}, default "mean-field"
+        "mean-field" gives the conditional means (a single imputation); "gibbs" the average
+        of the sampled passes' means.
+    steps : int, optional
+        Passes; default 20 for mean-field, 100 for Gibbs.
+    start : array-like of shape (n_features,) or of the shape of ``X``, optional
+        First guess of each column, or of each entry (default: 0.5 for Bernoulli inputs,
+        else the model's input mean).
+    draw : bool, default False
+        With "gibbs": one draw (the means given the last pass's sampled hidden states)
+        instead of the average; different draws for different ``random_state`` (multiple
+        imputation).
+    random_state : None, int, RandomState or Generator
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_features), float64
+    """
+    X = np.array(X, dtype=np.float64)
+    missing = np.isnan(X)
+    check_rows_observed(missing)
+    steps = _default_steps(method, steps, True)
+    if start is None:
+        mean = getattr(model, "input_mean_", None)
+        start = np.full(X.shape[1], 0.5) if mean is None else np.asarray(mean, np.float64)
+    filled = np.where(missing, np.broadcast_to(np.asarray(start, np.float64), X.shape), X)
+    return _passes(model, filled, method, steps, missing, draw, random_state)
+
+
+@torch.no_grad()
+def typicality(model, X) -> np.ndarray:
+    """``-F(v)`` of each row under a fitted estimator's first RBM, in the data's scale: the
+    log-likelihood up to a constant (``log Z``) for an RBM, higher for more typical rows.
+
+    Parameters
+    ----------
+    model : fitted deepbelief.RBM, deepbelief.DBN, DBNClassifier or DBNRegressor
+    X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+    Returns
+    -------
+    ndarray of shape (n_samples,), float64
+    """
+    module = _module(model)
+    rbm = module if isinstance(module, RBMModule) else module.rbms[0]
+    X = model._check_input(X)
+    scores = [-rbm.free_energy(v).double() for v in model._blocks(X)]
+    if not scores:
+        return np.zeros(0)
+    return torch.cat(scores).cpu().numpy() - model._log_scale()
+
+
+def check_rows_observed(missing: np.ndarray) -> None:
+    """DataError naming the first row with no observed entry."""
+    empty = np.flatnonzero(missing.all(1)) if missing.shape[1] else np.array([], int)
+    if len(empty):
+        raise DataError(
+            f"row {int(empty[0])} has no observed value (counting from 0; {len(empty)} such "
+            "row(s)): nothing to condition on; drop it"
+        )
+
+
+def _default_steps(method: str, steps, masked: bool):
+    if steps is not None:
+        return steps
+    if method == "gibbs":
+        return 100
+    return 20 if masked else 1
+
+
+def _dense_rows(model, X) -> np.ndarray:
+    """``X`` validated as the model's input (clipped for Bernoulli units), densified."""
+    from .estimators import _dense
+
+    return _dense(model._check_input(X))
+
+
+def _check_mask(mask, shape) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != tuple(shape):
+        raise DataError(f"mask has shape {mask.shape}; X has shape {tuple(shape)}")
+    if mask.dtype != bool:
+        raise DataError(f"mask must hold booleans (True where corrupted); got {mask.dtype}")
+    return mask

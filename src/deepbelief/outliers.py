@@ -1,0 +1,163 @@
+"""Anomaly detection with an RBM: a scikit-learn outlier detector, like ``IsolationForest``."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.base import BaseEstimator, OutlierMixin
+from sklearn.utils.validation import check_is_fitted
+
+from .applications import typicality
+from .estimators import RBM, check_X
+
+__all__ = ["OutlierDetector"]
+
+
+class OutlierDetector(OutlierMixin, BaseEstimator):
+    """Flags rows that do not look like the training data, by their free energy under an RBM.
+
+    ``fit`` trains a :class:`deepbelief.RBM` on the normal data; a row's score is its
+    unnormalised log-likelihood ``-F(v)`` (the log-likelihood up to the constant ``log Z``,
+    so the same ranking), higher for more typical rows. The threshold is the ``contamination``
+    quantile of the training scores, as for scikit-learn's ``EllipticEnvelope``.
+
+    Parameters
+    ----------
+    n_components : int, default 256
+        Hidden units of the RBM.
+    n_iter : int, default 20
+        Training epochs.
+    learning_rate : float or "auto", default "auto"
+    batch_size : int, default 10
+    sampler : {"cd", "pcd", "pt"}, default "pcd"
+        Persistent chains give a better density model than CD, whose free energies rank
+        rows better.
+    visible : "auto" or str, default "auto"
+        Bernoulli units for data in [0, 1], else Gaussian units on standardised data.
+    contamination : float in (0, 0.5], default 0.1
+        Expected share of outliers in the training data: the share of training rows
+        ``predict`` marks -1.
+    random_state : None, int, RandomState or Generator
+    device : str, default "auto"
+    verbose : int, default 0
+
+    Attributes
+    ----------
+    rbm_ : deepbelief.RBM
+        The fitted RBM.
+    offset_ : float
+        ``decision_function = score_samples - offset_``.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Column names when ``X`` has them.
+
+    Examples
+    --------
+    >>> from deepbelief import OutlierDetector
+    >>> detector = OutlierDetector(n_components=32, random_state=0).fit(X_normal)  # doctest: +SKIP
+    >>> detector.predict(X_new)  # +1 normal, -1 outlier  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        n_components=256,
+        n_iter=20,
+        learning_rate="auto",
+        batch_size=10,
+        sampler="pcd",
+        visible="auto",
+        contamination=0.1,
+        random_state=None,
+        device="auto",
+        verbose=0,
+    ):
+        self.n_components = n_components
+        self.n_iter = n_iter
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.sampler = sampler
+        self.visible = visible
+        self.contamination = contamination
+        self.random_state = random_state
+        self.device = device
+        self.verbose = verbose
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        return tags
+
+    def fit(self, X, y=None):
+        """Train the RBM on ``X`` (normal data, up to ``contamination`` outliers) and set the
+        threshold.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        _check_contamination(self.contamination)
+        X = check_X(self, X, reset=True, accept_sparse=True)
+        rbm = RBM(
+            n_components=self.n_components,
+            n_iter=self.n_iter,
+            learning_rate=self.learning_rate,
+            batch_size=self.batch_size,
+            sampler=self.sampler,
+            visible=self.visible,
+            random_state=self.random_state,
+            device=self.device,
+            verbose=self.verbose,
+        )
+        self.rbm_ = rbm.fit(X)
+        scores = self.score_samples(X)
+        self.offset_ = float(np.percentile(scores, 100 * self.contamination))
+        return self
+
+    def score_samples(self, X):
+        """``-F(v)``, the unnormalised log-likelihood of each row: higher is more typical.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "rbm_")
+        X = check_X(self, X, reset=False, accept_sparse=True)
+        return typicality(self.rbm_, X)
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers.
+
+        Returns
+        -------
+        ndarray of shape (n_samples,)
+        """
+        check_is_fitted(self, "offset_")
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """+1 for rows scored at or above the threshold (normal), -1 below (outliers).
+
+        Returns
+        -------
+        ndarray of shape (n_samples,), int
+        """
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+
+def _check_contamination(contamination) -> None:
+    if (
+        isinstance(contamination, bool)
+        or not isinstance(contamination, numbers.Real)
+        or not 0 < contamination <= 0.5
+    ):
+        raise ValueError(f"contamination must be a number in (0, 0.5]; got {contamination!r}")

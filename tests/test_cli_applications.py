@@ -1,0 +1,111 @@
+"""``deepbelief denoise``, ``score`` and ``impute``: in process through ``main(argv)``."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SEED
+
+from deepbelief.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def blocks(n: int, seed: int) -> np.ndarray:
+    """Rows of three blocks of four bits, each block on or off together (2 % flipped)."""
+    rng = np.random.default_rng(seed)
+    on = np.repeat(rng.random((n, 3)) < 0.5, 4, axis=1)
+    return np.where(rng.random(on.shape) < 0.02, ~on, on).astype(float)
+
+
+@pytest.fixture(scope="module")
+def block_model(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("blocks")
+    np.save(folder / "train.npy", blocks(600, SEED))
+    code = main(["train", str(folder / "train.npy"), "-o", str(folder / "model"), "--layers",
+                 "8", "--pretrain-epochs", "30", "--quiet", "--seed", str(SEED)])  # fmt: skip
+    assert code == 0
+    return folder
+
+
+@pytest.mark.stochastic
+def test_denoise_cleans_flipped_bits(block_model, capsys, tmp_path):
+    clean = blocks(200, 1)
+    flips = np.random.default_rng(2).random(clean.shape) < 0.1
+    np.save(tmp_path / "noisy.npy", np.where(flips, 1 - clean, clean))
+    for method in ("mean-field", "gibbs"):
+        out = tmp_path / f"{method}.npy"
+        code, stdout, err = run(capsys, "denoise", block_model / "model", tmp_path / "noisy.npy",
+                                "-o", out, "--method", method, "--json")  # fmt: skip
+        assert code == 0, err
+        assert json.loads(stdout) == {"output": str(out), "rows": 200, "method": method}
+        cleaned = np.load(out)
+        assert np.mean((cleaned - clean) ** 2) < 0.6 * np.mean(flips), method
+
+
+@pytest.mark.stochastic
+def test_score_ranks_foreign_rows_lower(block_model, capsys, tmp_path):
+    foreign = (np.random.default_rng(3).random((100, 12)) < 0.5).astype(float)
+    np.save(tmp_path / "rows.npy", np.vstack([blocks(100, 4), foreign]))
+    code, out, err = run(capsys, "score", block_model / "model", tmp_path / "rows.npy")
+    assert code == 0 and "wrote 200 scores" in err
+    scores = pd.read_csv(io.StringIO(out))["score"].to_numpy()
+    assert np.median(scores[:100]) > np.percentile(scores[100:], 90)
+
+
+@pytest.mark.stochastic
+def test_impute_fills_only_the_empty_cells(capsys, tmp_path, one_seed):
+    rng = np.random.default_rng(5 + one_seed)
+    size = rng.normal(10, 3, 300).round(2)
+    frame = pd.DataFrame({
+        "size": size,
+        "double": (2 * size + rng.normal(0, 0.2, 300)).round(2),
+        "kind": np.where(size > 10, "big", "small"),
+        "count": rng.integers(0, 5, 300),
+    })  # fmt: skip
+    holes = frame.astype(object).mask(rng.random(frame.shape) < 0.15)
+    holes.to_csv(tmp_path / "holes.csv", index=False)
+    code, _, err = run(capsys, "impute", tmp_path / "holes.csv", "-o", tmp_path / "out.csv",
+                       "--seed", one_seed)  # fmt: skip
+    assert code == 0 and "empty cells of 300 rows" in err
+    text = pd.read_csv(tmp_path / "holes.csv", dtype=str)
+    out = pd.read_csv(tmp_path / "out.csv", dtype=str)
+    assert not out.isna().any().any()
+    observed = text.notna()
+    assert (out[observed] == text[observed]).sum().sum() == observed.sum().sum()
+    missing = holes["double"].isna() & holes["size"].notna()
+    filled = out["double"][missing].astype(float)
+    error = np.sqrt(np.mean((filled - frame["double"][missing]) ** 2))
+    mean_error = np.sqrt(
+        np.mean((holes["double"].astype(float).mean() - frame["double"][missing]) ** 2)
+    )
+    assert error < 0.6 * mean_error
+    assert set(out["kind"]) == {"big", "small"}
+    assert out["count"].str.fullmatch(r"\d+").all()
+
+
+def test_application_commands_refuse_before_working(block_model, capsys, tmp_path):
+    np.save(tmp_path / "rows.npy", blocks(10, 6))
+    code, _, err = run(capsys, "denoise", block_model / "model", tmp_path / "rows.npy", "-o",
+                       tmp_path / "out.txt")  # fmt: skip
+    assert code == 2 and "output must be" in err
+    code, _, err = run(capsys, "denoise", block_model / "model", tmp_path / "rows.npy", "-o",
+                       tmp_path / "out.png")  # fmt: skip
+    assert code == 2 and "PNG needs image data" in err
+    np.save(tmp_path / "wide.npy", np.zeros((3, 5)))
+    code, _, err = run(capsys, "score", block_model / "model", tmp_path / "wide.npy")
+    assert code == 2 and "trained on 12" in err
+    pd.DataFrame({"a": [1.0, None, 3.0], "b": [None, None, None]}).to_csv(
+        tmp_path / "empty.csv", index=False
+    )
+    code, _, err = run(capsys, "impute", tmp_path / "empty.csv", "-o", tmp_path / "x.csv")
+    assert code == 2 and "column 'b' is empty in every row" in err
+    assert not (tmp_path / "x.csv").exists()
