@@ -11,7 +11,8 @@ scaled to [0, 1] and nudged one pixel in four directions (5 x 1797 rows), split 
 batches of 10) and ``LogisticRegression(C=6000, max_iter=1000)``. The RBMs, called as a user
 would: scikit-learn's ``BernoulliRBM(n_components=100, learning_rate=0.06, n_iter=10,
 random_state=seed)``; ``deepbelief.RBM(n_components=100, learning_rate=0.06, n_iter=10,
-random_state=seed)`` with deepbelief's defaults otherwise (CD-1 with momentum); and, when deepbelief has it, the same with ``**BERNOULLI_RBM_COMPAT`` (scikit-learn's
+random_state=seed)`` with deepbelief's defaults otherwise (CD-1 with momentum); and,
+when deepbelief has it, the same with ``**BERNOULLI_RBM_COMPAT`` (scikit-learn's
 algorithm: PCD-1, no momentum, no weight decay). Printed per RBM: the median over the seeds
 of the RBM's fit seconds, of the whole pipeline's fit seconds and of its test accuracy, and
 for deepbelief the share of its fit spent in the per-epoch monitors. Targets: deepbelief's

@@ -109,3 +109,18 @@ def test_application_commands_refuse_before_working(block_model, capsys, tmp_pat
     code, _, err = run(capsys, "impute", tmp_path / "empty.csv", "-o", tmp_path / "x.csv")
     assert code == 2 and "column 'b' is empty in every row" in err
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_one_layer_generative_model_is_the_classification_rbm(capsys, tmp_path):
+    X = blocks(300, 7)
+    y = (X[:, 0] > 0.5).astype(int) + 2 * (X[:, 4] > 0.5).astype(int)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "model",
+                       "--model", "generative", "--layers", "8", "--pretrain-epochs", "20",
+                       "--quiet")  # fmt: skip
+    assert code == 0, err
+    code, out, err = run(capsys, "evaluate", tmp_path / "model", tmp_path / "data.npz", "--json")
+    assert code == 0 and json.loads(out)["accuracy"] > 0.9, err
+    code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "m2", "--model",
+                       "generative", "--layers", "8", "--up-down-epochs", "2")  # fmt: skip
+    assert code == 2 and "--up-down-epochs needs at least two --layers" in err

@@ -798,3 +798,27 @@ def test_save_and_load_round_trip(tmp_path, n_labels):
     if n_labels:
         assert isinstance(loaded.rbms[-1].visible, MixedUnits)
         assert torch.equal(loaded.label_free_energies(x), dbn.label_free_energies(x))
+
+
+# ============================================================================ classification RBM
+def test_classification_rbm_free_energies_equal_brute_force():
+    """One RBM over the input joined with label units (Larochelle & Bengio 2008): the label
+    free energies, p(y | x) and the input's free energy with the labels summed out equal the
+    sums over every hidden state."""
+    rbm = RBM(5 + 3, 4, MixedUnits([(BernoulliUnits(), 5), (SoftmaxUnits(), 3)]),
+              generator=gen(3), dtype=F64, weight_std=1.0)  # fmt: skip
+    dbn = DBN([rbm], n_labels=3)
+    assert dbn.classification_rbm and isinstance(dbn.input_units, BernoulliUnits)
+    x = binary_data(6, 5, seed=2)
+    hidden_states = torch.tensor(list(itertools.product([0.0, 1.0], repeat=4)), dtype=F64)
+    brute = torch.empty(6, 3, dtype=F64)
+    with torch.no_grad():
+        for row in range(6):
+            for c in range(3):
+                v = torch.cat([x[row], torch.eye(3, dtype=F64)[c]])
+                energies = torch.stack([rbm.energy(v[None], h[None])[0] for h in hidden_states])
+                brute[row, c] = -torch.logsumexp(-energies, 0)
+        torch.testing.assert_close(dbn.label_free_energies(x), brute)
+        torch.testing.assert_close(dbn.input_free_energy(x), -torch.logsumexp(-brute, 1))
+        assert dbn.transform(x).shape == (6, 4) and dbn.reconstruct(x).shape == (6, 5)
+        assert dbn.generate(4, 3, torch.tensor([0, 1, 2, 0]), gen(0)).shape == (4, 5)

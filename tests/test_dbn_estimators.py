@@ -309,3 +309,20 @@ def test_up_down_through_the_estimator_and_its_file(digits, tmp_path):
     assert again.dbn_.untied
     np.testing.assert_array_equal(again.reconstruct(X[:5]), gen.reconstruct(X[:5]))
     np.testing.assert_array_equal(again.predict(X), gen.predict(X))
+
+
+@pytest.mark.stochastic
+def test_one_hidden_layer_with_labels_is_the_classification_rbm(digits, one_seed):
+    """``DBN(hidden_layers=(h,)).fit(X, y)``: one RBM over the input and the label units,
+    trained generatively; it classifies by free energy, samples by class and scores rows."""
+    X_train, X_test, y_train, y_test = digits
+    rbm = DBN(hidden_layers=(200,), pretrain_epochs=20, random_state=one_seed)
+    rbm.fit(X_train, y_train)
+    assert rbm.dbn_.classification_rbm
+    accuracy = np.mean(rbm.predict(X_test) == y_test)
+    # measured: 0.964 (seed 0)
+    print(f"measured: classification RBM accuracy {accuracy:.4f}")
+    assert accuracy >= 0.9, accuracy
+    assert rbm.sample(3, label=y_train[0], gibbs_steps=5).shape == (3, X_train.shape[1])
+    assert rbm.transform(X_test[:4]).shape == (4, 200)
+    assert np.isfinite(rbm.score_samples(X_test[:4])).all()

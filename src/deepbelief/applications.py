@@ -220,7 +220,8 @@ def fill_in(
 @torch.no_grad()
 def typicality(model, X) -> np.ndarray:
     """``-F(v)`` of each row under a fitted estimator's first RBM, in the data's scale: the
-    log-likelihood up to a constant (``log Z``) for an RBM, higher for more typical rows.
+    log-likelihood up to a constant (``log Z``) for an RBM (a classification RBM's with the
+    labels summed out), higher for more typical rows.
 
     Parameters
     ----------
@@ -232,9 +233,9 @@ def typicality(model, X) -> np.ndarray:
     ndarray of shape (n_samples,), float64
     """
     module = _module(model)
-    rbm = module if isinstance(module, RBMModule) else module.rbms[0]
+    energy = module.free_energy if isinstance(module, RBMModule) else module.input_free_energy
     X = model._check_input(X)
-    scores = [-rbm.free_energy(v).double() for v in model._blocks(X)]
+    scores = [-energy(v).double() for v in model._blocks(X)]
     if not scores:
         return np.zeros(0)
     return torch.cat(scores).cpu().numpy() - model._log_scale()

@@ -288,8 +288,10 @@ def _validate_settings(settings) -> None:
     need at the least."""
     if settings.early_stopping and settings.average_epochs:
         raise UsageError("--average-epochs and --early-stopping exclude each other")
-    if settings.model == "generative" and len(_layers(settings)) < 2:
-        raise UsageError("--model generative needs at least two --layers")
+    if settings.model == "generative" and settings.up_down_epochs and len(_layers(settings)) < 2:
+        raise UsageError(
+            "--up-down-epochs needs at least two --layers (one is the classification RBM)"
+        )
     check_device(settings.device)
     for task in ("classification", "regression", "unsupervised"):
         _check_estimator(_estimator(settings, task, None, verbose=0))
@@ -397,8 +399,6 @@ def _estimator(settings, task: str, spec: InputSpec, verbose: int):
         verbose=verbose,
     )
     if task == "unsupervised" or settings.model == "generative":
-        if settings.model == "generative" and len(_layers(settings)) < 2:
-            raise UsageError("--model generative needs at least two --layers")
         return DBN(**common, up_down_epochs=settings.up_down_epochs)
     if settings.early_stopping and settings.average_epochs:
         raise UsageError("--average-epochs and --early-stopping exclude each other")

@@ -307,7 +307,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         refuses such values instead)."""
         check_is_fitted(self)
         X = check_X(self, X, reset=False, accept_sparse=True)
-        if isinstance(self.dbn_.rbms[0].visible, BernoulliUnits):
+        if isinstance(self._input_units(), BernoulliUnits):
             X = clip_unit_interval(X)
         return X
 
@@ -373,8 +373,11 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
     def _layer_settings(self, dbn: DBNModule) -> list[dict]:
         rates = []
         for rbm in dbn.rbms:
-            binary = isinstance(rbm.visible, BernoulliUnits) or rbm.visible.discrete
-            rates.append(0.1 if binary or rbm.visible.name == "mixed" else 0.01)
+            parts = (
+                [u for u, _ in rbm.visible.parts] if rbm.visible.name == "mixed" else [rbm.visible]
+            )
+            binary = all(isinstance(u, BernoulliUnits) or u.discrete for u in parts)
+            rates.append(0.1 if binary else 0.01)
         return self._layer_settings_for(rates)
 
     def _layer_settings_for(self, auto_rates: list[float]) -> list[dict]:
@@ -482,6 +485,10 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
 
     def _input_rbm(self):
         return self.dbn_.rbms[0]
+
+    def _input_units(self):
+        """The units that see ``X`` (a classification RBM's first part: the rest are labels)."""
+        return self.dbn_.input_units
 
     def save(self, path) -> None:
         """Save to ``path`` (safetensors + JSON; atomic); :func:`deepbelief.load` reads it."""
@@ -1222,9 +1229,14 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
     def _check_params(self) -> None:
         """Validate every parameter without touching data (``fit`` does it first; the command
         line before it reads a file); ValueError names the parameter and the value."""
-        self._check_base_params()
+        layers = self._check_base_params()
         check("up_down_epochs", self.up_down_epochs, integer(0))
         check("up_down_learning_rate", self.up_down_learning_rate, real(0, low_open=True))
+        if self.up_down_epochs and len(layers) < 2:
+            raise ValueError(
+                "up_down_epochs needs at least two hidden layers (one hidden layer with labels "
+                "is the classification RBM, trained by CD alone)"
+            )
 
     def fit(self, X, y=None, *, checkpoint=None, checkpoint_every=1):
         """Greedy pretraining; with class labels ``y``, of the generative label model; then
@@ -1278,8 +1290,6 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             X, y = check_Xy(self, X, y, reset=True)
             self.classes_, index = _class_labels(y)
             labels = torch.as_tensor(index, dtype=torch.long)
-        if len(self._check_common_params()) < 2 and labels is not None:
-            raise ValueError("the generative label model needs at least two hidden layers")
         Xt = self._build_dbn(X, n_labels=0 if labels is None else len(self.classes_))
         labels = None if labels is None else labels.to(Xt.device)
         ckpt, saved = self._open_checkpoint(checkpoint, every, X, y)
@@ -1387,14 +1397,15 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
     @torch.no_grad()
     def score_samples(self, X):
         """Pseudo-log-likelihood of each row under the bottom RBM (Bernoulli inputs), or its
-        unnormalised log-density ``-F(v)``; a bound on the whole DBN's likelihood needs AIS."""
+        unnormalised log-density ``-F(v)`` (for a classification RBM, with the labels summed
+        out); a bound on the whole DBN's likelihood needs AIS."""
         X = self._check_input(X)
-        bottom = self._exact().rbms[0]
-        bernoulli = isinstance(bottom.visible, BernoulliUnits)
+        exact = self._exact()
+        pseudo = isinstance(exact.rbms[0].visible, BernoulliUnits)
         scores = [
-            evaluation.pseudo_log_likelihood(bottom, v, per_row=True)
-            if bernoulli
-            else -bottom.free_energy(v)
+            evaluation.pseudo_log_likelihood(exact.rbms[0], v, per_row=True)
+            if pseudo
+            else -exact.input_free_energy(v)
             for v in (block.to(torch.float64) for block in self._blocks(X))
         ]
         return torch.cat(scores).cpu().numpy().astype(np.float64)

@@ -302,6 +302,9 @@ class ScaledInputMixin:
     def _input_rbm(self):
         raise NotImplementedError
 
+    def _input_units(self):
+        return self._input_rbm().visible
+
     def _prepare(self, X: np.ndarray) -> torch.Tensor:
         """Scale ``X`` for the visible units and move it to the model's device."""
         if self.input_mean_ is not None:
@@ -311,7 +314,7 @@ class ScaledInputMixin:
         if not X.flags.writeable:  # (pandas' copy-on-write arrays): torch wants writable ones
             X = X.copy()
         tensor = torch.as_tensor(X, dtype=rbm.weight.dtype, device=rbm.weight.device)
-        message = rbm.support_error(tensor)
+        message = self._input_units().support_error(tensor)
         if message is not None:
             raise DataError(f"X does not fit {self.visible_units_} visible units: {message}")
         return tensor

@@ -1041,7 +1041,7 @@ def _layer_input(dbn, i, data, labels, sample_inputs, generator) -> torch.Tensor
 def _replay_inputs(dbn, X, labels, sample_inputs, generator, input_states) -> torch.Tensor:
     """The input of RBM ``len(input_states)``, drawn again from the recorded generator states
     (the generator ends as the last propagation left it)."""
-    data = X
+    data = dbn.top_visible(X, labels) if len(dbn.rbms) == 1 else X  # a classification RBM
     for i, state in enumerate(input_states):
         if sample_inputs:
             generator.set_state(state)

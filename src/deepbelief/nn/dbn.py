@@ -86,8 +86,6 @@ class DBN(nn.Module):
                     f"(the {below.n_hidden} hidden units of RBM {i}"
                     + (f" plus {self.n_labels} labels)" if expected != below.n_hidden else ")")
                 )
-        if len(self.rbms) == 1 and self.n_labels:
-            raise ValueError("label units need at least two RBMs (features below, labels on top)")
         self.generative_weights: nn.ParameterList | None = None
         self.generative_biases: nn.ParameterList | None = None
 
@@ -319,6 +317,25 @@ class DBN(nn.Module):
         )
         features = top.visible_mean(h)[:, :n_features]
         return self.down(features)
+
+    @property
+    def classification_rbm(self) -> bool:
+        """One RBM whose visible layer is the input joined with label units (Larochelle &
+        Bengio 2008)."""
+        return bool(self.n_labels) and len(self.rbms) == 1
+
+    @property
+    def input_units(self) -> Units:
+        """The units of the input (without a classification RBM's label units)."""
+        visible = self.rbms[0].visible
+        return visible.parts[0][0] if self.classification_rbm else visible
+
+    def input_free_energy(self, x: torch.Tensor) -> torch.Tensor:
+        """The bottom RBM's free energy of the inputs ``x``; for a classification RBM, with the
+        labels summed out (``-log sum_y exp(-F(x, y))``)."""
+        if self.classification_rbm:
+            return -torch.logsumexp(-self.label_free_energies(x), 1)
+        return self.rbms[0].free_energy(x)
 
     @torch.no_grad()
     def label_free_energies(self, x: torch.Tensor) -> torch.Tensor:
