@@ -117,10 +117,13 @@ def test_one_layer_generative_model_is_the_classification_rbm(capsys, tmp_path):
     np.savez(tmp_path / "data.npz", X=X, y=y)
     code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "model",
                        "--model", "generative", "--layers", "8", "--pretrain-epochs", "20",
-                       "--quiet")  # fmt: skip
+                       "--label-training", "hybrid", "--quiet")  # fmt: skip
     assert code == 0, err
     code, out, err = run(capsys, "evaluate", tmp_path / "model", tmp_path / "data.npz", "--json")
     assert code == 0 and json.loads(out)["accuracy"] > 0.9, err
     code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "m2", "--model",
                        "generative", "--layers", "8", "--up-down-epochs", "2")  # fmt: skip
     assert code == 2 and "--up-down-epochs needs at least two --layers" in err
+    code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "m3",
+                       "--label-training", "hybrid")  # fmt: skip
+    assert code == 2 and "--label-training needs --model generative" in err

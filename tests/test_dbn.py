@@ -822,3 +822,18 @@ def test_classification_rbm_free_energies_equal_brute_force():
         torch.testing.assert_close(dbn.input_free_energy(x), -torch.logsumexp(-brute, 1))
         assert dbn.transform(x).shape == (6, 4) and dbn.reconstruct(x).shape == (6, 5)
         assert dbn.generate(4, 3, torch.tensor([0, 1, 2, 0]), gen(0)).shape == (4, 5)
+
+
+def test_label_free_energy_matrix_is_the_label_free_energies_with_gradients():
+    from deepbelief.label_training import label_free_energy_matrix
+
+    x = binary_data(7, 6, seed=8)
+    units = MixedUnits([(BernoulliUnits(), 6), (SoftmaxUnits(), 3)])
+    single = DBN([RBM(6 + 3, 4, units, generator=gen(1), dtype=F64, weight_std=1.0)], 3)
+    for dbn in (label_dbn(seed=4), single):
+        features = x if dbn.classification_rbm else dbn.transform(x, layer=len(dbn.rbms) - 1)
+        energies = label_free_energy_matrix(dbn, features)
+        torch.testing.assert_close(energies, dbn.label_free_energies(x))
+        energies.sum().backward()
+        assert dbn.rbms[-1].weight.grad is not None
+        assert float(dbn.rbms[-1].weight.grad.abs().sum()) > 0

@@ -326,3 +326,20 @@ def test_one_hidden_layer_with_labels_is_the_classification_rbm(digits, one_seed
     assert rbm.sample(3, label=y_train[0], gibbs_steps=5).shape == (3, X_train.shape[1])
     assert rbm.transform(X_test[:4]).shape == (4, 200)
     assert np.isfinite(rbm.score_samples(X_test[:4])).all()
+
+
+@pytest.mark.stochastic
+def test_discriminative_and_hybrid_label_training_beat_generative_training(digits, one_seed):
+    """The classification RBM trained on -log p(y | x) (alone or with the generative
+    gradient) classifies better than the generatively trained one it starts from."""
+    X_train, X_test, y_train, y_test = digits
+    accuracy = {}
+    for mode in ("generative", "discriminative", "hybrid"):
+        model = DBN(hidden_layers=(200,), pretrain_epochs=20, label_training=mode,
+                    label_epochs=10, random_state=one_seed)  # fmt: skip
+        model.fit(X_train, y_train)
+        accuracy[mode] = np.mean(model.predict(X_test) == y_test)
+        assert len(model.label_history_) == (0 if mode == "generative" else 10)
+    print(f"measured: {accuracy}")
+    assert accuracy["discriminative"] >= accuracy["generative"] + 0.005, accuracy
+    assert accuracy["hybrid"] >= accuracy["generative"] + 0.005, accuracy

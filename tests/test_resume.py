@@ -15,6 +15,7 @@ from deepbelief import finetune as finetune_module
 from deepbelief import loop as loop_module
 from deepbelief.errors import DivergenceError, ModelFileError
 from deepbelief.io import read_file, write_file
+from deepbelief.label_training import LabelTraining
 
 PRETRAIN_EPOCHS, FINETUNE_EPOCHS, UP_DOWN_EPOCHS, BATCH = 4, 6, 4, 25
 COMMON = dict(
@@ -79,6 +80,8 @@ def in_phase(loop, phase, finetune_runs) -> bool:
         if loop not in finetune_runs:
             finetune_runs.append(loop)
         return finetune_runs.index(loop) == (0 if phase == "finetune" else 1)
+    if phase == "labels":
+        return isinstance(loop, LabelTraining)
     return isinstance(loop, finetune_module.UpDown)
 
 
@@ -247,6 +250,29 @@ def test_a_fit_resumed_after_a_crash_ends_bit_identical(
     resumed = make(kind).fit(X, y, checkpoint=path, checkpoint_every=every)
     assert counts == expected_work(kind, references[kind], where)  # not a fresh start
     assert_same_fit(kind, references[kind], resumed, X)
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, HardCrash, DivergenceError])
+def test_label_training_resumed_after_a_crash_ends_bit_identical(
+    error, data, monkeypatch, tmp_path
+):
+    """The hybrid training of the label model's top RBM (between pretraining and up-down) is
+    a phase of the checkpoint like the others."""
+    X, y = data["dbn"]
+    settings = dict(SETTINGS["dbn"], label_training="hybrid", label_epochs=5)
+    reference = DBN(**settings).fit(X, y)
+    path = tmp_path / "fit.ckpt"
+    epoch, every = (4, 2) if error is HardCrash else (3, 3)
+    crash_in_epoch(monkeypatch, "labels", epoch, error)
+    with pytest.raises(error):
+        DBN(**settings).fit(X, y, checkpoint=path, checkpoint_every=every)
+    monkeypatch.undo()
+    batches_done = 3 if error is KeyboardInterrupt else 0
+    assert position(path) == ("labels", None, 2, batches_done)
+    resumed = DBN(**settings).fit(X, y, checkpoint=path, checkpoint_every=every)
+    assert_same_fit("dbn", reference, resumed, X)
+    assert without_seconds(resumed.label_history_) == without_seconds(reference.label_history_)
+    assert len(resumed.label_history_) == 5
 
 
 @pytest.mark.parametrize("kind", list(MAKERS))

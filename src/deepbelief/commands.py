@@ -53,11 +53,11 @@ RUN_KEYS = (  # the train options that define a run (what --resume reads back)
     "pretrain_lr", "pretrain_batch_size", "sampler", "k", "centering", "epochs", "batch_size",
     "optimizer", "lr", "momentum", "weight_decay", "dropout", "input_dropout", "max_norm",
     "lr_schedule", "early_stopping", "average_epochs", "mixed_precision", "up_down_epochs",
-    "validation_split", "checkpoint_every", "preset", "time_budget",
+    "label_training", "validation_split", "checkpoint_every", "preset", "time_budget",
 )  # fmt: skip
 # settings added after run.json first shipped: an older file ran with these values
 RUN_ADDED = {"average_epochs": 0, "centering": False, "non_numeric": "error", "preset": None,
-             "time_budget": None}  # fmt: skip
+             "time_budget": None, "label_training": "generative"}  # fmt: skip
 
 
 # ====================================================================== output
@@ -253,6 +253,7 @@ OPTION_OF = {
     "lr_schedule": "--lr-schedule", "early_stopping": "--early-stopping",
     "average_epochs": "--average-epochs", "mixed_precision": "--mixed-precision",
     "up_down_epochs": "--up-down-epochs", "checkpoint_every": "--checkpoint-every",
+    "label_training": "--label-training",
     "preset": "--preset", "time_budget": "--time-budget",
 }  # fmt: skip
 _PARAMETER = re.compile(
@@ -288,6 +289,8 @@ def _validate_settings(settings) -> None:
     need at the least."""
     if settings.early_stopping and settings.average_epochs:
         raise UsageError("--average-epochs and --early-stopping exclude each other")
+    if settings.label_training != "generative" and settings.model != "generative":
+        raise UsageError("--label-training needs --model generative")
     if settings.model == "generative" and settings.up_down_epochs and len(_layers(settings)) < 2:
         raise UsageError(
             "--up-down-epochs needs at least two --layers (one is the classification RBM)"
@@ -399,7 +402,12 @@ def _estimator(settings, task: str, spec: InputSpec, verbose: int):
         verbose=verbose,
     )
     if task == "unsupervised" or settings.model == "generative":
-        return DBN(**common, up_down_epochs=settings.up_down_epochs)
+        label_training = settings.label_training if settings.model == "generative" else None
+        return DBN(
+            **common,
+            up_down_epochs=settings.up_down_epochs,
+            **_given(label_training=label_training),
+        )
     if settings.early_stopping and settings.average_epochs:
         raise UsageError("--average-epochs and --early-stopping exclude each other")
     cls = DBNClassifier if task == "classification" else DBNRegressor

@@ -1,0 +1,115 @@
+"""Discriminative and hybrid training of the label units' RBM (Larochelle & Bengio 2008).
+
+The top RBM of a DBN with label units (the classification RBM when it is the only one)
+defines ``p(y | x) = softmax_y(-F(x, y))`` exactly. Discriminative training maximises
+``log p(y | x)`` by gradient descent; hybrid training adds ``generative_weight`` times the
+generative gradient of ``log p(x, y)``, estimated by CD-1. Both start from the generatively
+pretrained RBM and run in the shared fit loop (callbacks, checkpoints, divergence guard).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .loop import FitLoop, make_generator
+from .optim import SGD
+
+__all__ = ["LABEL_TRAINING", "LabelTraining", "label_free_energy_matrix"]
+
+#: ``label_training`` choices: pretraining alone (CD on the joint), discriminative, hybrid.
+LABEL_TRAINING = ("generative", "discriminative", "hybrid")
+
+
+def label_free_energy_matrix(dbn, features: torch.Tensor) -> torch.Tensor:
+    """``F(features, y)`` of the top RBM for every label ``y``, shape (n, n_labels), with
+    gradients (one product for the features; each label adds its row of the weights)."""
+    top, n_labels = dbn.rbms[-1], dbn.n_labels
+    base = top.hidden_field(dbn.top_visible(features))  # the label units off
+    label_rows = top.weight[top.n_visible - n_labels :]
+    energies = []
+    for c in range(n_labels):
+        labels = torch.full((len(features),), c, dtype=torch.long, device=features.device)
+        v = dbn.top_visible(features, labels)
+        energies.append(top.free_energy_from_field(v, base + label_rows[c]))
+    return torch.stack(energies, 1)
+
+
+class LabelTraining(FitLoop):
+    """Trains the top RBM of ``dbn`` on ``features`` (its non-label inputs) and ``labels``.
+
+    Parameters
+    ----------
+    dbn : deepbelief.nn.DBN
+        With label units.
+    features : tensor of shape (n, n_features)
+        The inputs of the top RBM without the labels (the input itself for a classification
+        RBM, else the penultimate hidden layer's means).
+    labels : int64 tensor of shape (n,)
+    objective : {"discriminative", "hybrid"}
+    generative_weight : float
+        The weight of the generative gradient in "hybrid".
+    epochs, batch_size, learning_rate, momentum : training settings (SGD with momentum)
+    generator : torch.Generator, optional
+    callbacks : sequence of Callback
+
+    Each epoch's metrics hold ``loss`` (the mean of ``-log p(y | x)`` over its updates).
+    """
+
+    what = "label training"
+
+    def __init__(
+        self, dbn, features, labels, *, objective="discriminative", generative_weight=0.01,
+        epochs=20, batch_size=20, learning_rate=0.05, momentum=0.9, generator=None,
+        callbacks=(),
+    ):  # fmt: skip
+        if not dbn.n_labels:
+            raise ValueError("label training needs a DBN with label units")
+        if objective not in LABEL_TRAINING[1:]:
+            raise ValueError(f"objective must be 'discriminative' or 'hybrid'; got {objective!r}")
+        generator = generator if generator is not None else make_generator(None, features.device)
+        self._init_loop(epochs, batch_size, learning_rate, generator, callbacks)
+        self.dbn, self.features, self.labels = dbn, features, labels
+        self.objective, self.generative_weight = objective, float(generative_weight)
+        top = dbn.rbms[-1]
+        self.optimizer = SGD(top.parameters(), lr=learning_rate, momentum=momentum)
+
+    def run(self) -> LabelTraining:
+        """Train until ``epochs`` epochs are complete (continuing a resumed run)."""
+        self.run_loop(len(self.features))
+        return self
+
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
+        x, y = self.features[rows], self.labels[rows]
+        self.optimizer.param_groups[0]["lr"] = learning_rate
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(-label_free_energy_matrix(self.dbn, x), y)
+        objective = loss
+        if self.objective == "hybrid":
+            objective = objective + self.generative_weight * self._contrastive_divergence(x, y)
+        objective.backward()
+        value = float(loss.detach())
+        if torch.isfinite(loss):
+            self.optimizer.step()
+        return value
+
+    def _contrastive_divergence(self, x, y) -> torch.Tensor:
+        """A surrogate whose gradient is CD-1's estimate of ``-d log p(x, y)``."""
+        top = self.dbn.rbms[-1]
+        v_data = self.dbn.top_visible(x, y)
+        with torch.no_grad():
+            v_model = top.gibbs(v_data, 1, generator=self.generator)
+        return top.free_energy(v_data).mean() - top.free_energy(v_model).mean()
+
+    def _parameters(self):
+        return self.dbn.rbms[-1].parameters()
+
+    def _rule_state(self) -> dict:
+        return {
+            "top": dict(self.dbn.rbms[-1].state_dict()),
+            "optimizer": self.optimizer.state_dict(),
+        }
+
+    def _load_rule_state(self, state: dict) -> None:
+        self.dbn.rbms[-1].load_state_dict(state["top"])
+        self.optimizer.load_state_dict(state["optimizer"])
