@@ -671,3 +671,19 @@ def test_sample_data_refuses_other_units_and_values_outside_the_unit_interval():
     X[2, 1] = 1.5
     with pytest.raises(ValueError, match=r"row 2, column 1 holds 1\.5"):
         RBMTrainer(RBM(3, 2), sample_data=True).fit(X)
+
+
+def test_monitor_every_is_a_setting_kept_in_checkpoints(tmp_path):
+    """``monitor_every`` given to the trainer (or set later) is saved with the settings and
+    comes back with the checkpoint; a bad value is refused by name."""
+    data = (torch.rand(40, 6, generator=make_generator(0, CPU)) < 0.5).float()
+    model = RBM(6, 3, generator=make_generator(0, CPU))
+    trainer = RBMTrainer(model, "cd", epochs=2, batch_size=10, monitor_every=3,
+                         generator=make_generator(1, CPU))  # fmt: skip
+    trainer.fit(data)
+    trainer.save_checkpoint(tmp_path / "t.ckpt")
+    assert RBMTrainer.from_checkpoint(tmp_path / "t.ckpt").monitor_every == 3
+    trainer.monitor_every = None
+    assert trainer.settings["monitor_every"] is None
+    with pytest.raises(ValueError, match="monitor_every"):
+        trainer.monitor_every = 0

@@ -169,6 +169,7 @@ class RBMSettings(LoopSettings):
     max_norm: float | None = setting(None, real(0, low_open=True, optional=True))
     clip_grad_norm: float | None = setting(None, real(0, low_open=True, optional=True))
     monitor_rows: int = setting(1000, integer(0))
+    monitor_every: int | None = setting(None, integer(1, optional=True))
     centering: bool = setting(False, FLAG)
     offset_decay: float = setting(0.99, PROBABILITY)
     init_visible_bias: bool = setting(True, FLAG)

@@ -33,7 +33,7 @@ from .nn.rbm import RBM
 from .nn.units import BernoulliUnits, Units
 from .optim import SGD, momentum_buffers
 from .samplers import CD, PCD, Sampler, make_sampler, sampler_from_config
-from .settings import LR_SCHEDULES, RBMSettings, SamplerSettings
+from .settings import LR_SCHEDULES, RBMSettings, SamplerSettings, check, integer
 
 __all__ = [
     "LR_SCHEDULES",
@@ -192,7 +192,9 @@ class RBMTrainer(FitLoop):
     monitor_rows : int, default 1000
         Rows of training (and validation) data the per-epoch monitors use, evenly spread over
         the data and chosen once per ``fit`` (0: no monitors). They run every
-        ``monitor_every`` epochs and at the last one (see the attribute).
+        ``monitor_every`` epochs and at the last one.
+    monitor_every : int, optional
+        Epochs between two computations of the monitors (see the attribute).
     centering : bool, default False
         Centered gradients (Melchior, Fischer & Wiskott 2016): the statistics enter the weight
         gradient as deviations from offsets, the training data's mean for the visible units
@@ -228,7 +230,8 @@ class RBMTrainer(FitLoop):
     Attributes
     ----------
     monitor_every : int or None
-        Epochs between two computations of the monitors (reconstruction error, hidden
+        Settable; saved in checkpoints with the other settings. Epochs between two
+        computations of the monitors (reconstruction error, hidden
         activity, pseudo-log-likelihood, free-energy gap); the last epoch is always
         monitored, and every epoch when a callback has ``needs_monitors`` (EarlyStopping).
         None (the default) picks the smallest interval whose monitors cost at most about 3 %
@@ -265,6 +268,7 @@ class RBMTrainer(FitLoop):
         max_norm: float | None = None,
         clip_grad_norm: float | None = None,
         monitor_rows: int = 1000,
+        monitor_every: int | None = None,
         centering: bool = False,
         offset_decay: float = 0.99,
         init_visible_bias: bool = True,
@@ -293,7 +297,6 @@ class RBMTrainer(FitLoop):
         self.sparsity_estimate: torch.Tensor | None = None
         self.visible_offset: torch.Tensor | None = None  # centering: the data's mean statistic
         self.hidden_offset: torch.Tensor | None = None  # centering: running mean activation
-        self.monitor_every: int | None = None
         self._every = 1  # the interval of the fit in progress
         self._step_state: _StepState | None = None  # rebuilt at each epoch's first update
         self._data = self._monitor = self._validation = self._block = None
@@ -366,12 +369,20 @@ class RBMTrainer(FitLoop):
             self._data = self._monitor = self._validation = self._block = None
         return self
 
+    @property
+    def monitor_every(self) -> int | None:
+        return self.settings["monitor_every"]
+
+    @monitor_every.setter
+    def monitor_every(self, value: int | None) -> None:
+        self.settings["monitor_every"] = check("monitor_every", value, integer(1, optional=True))
+
     def _monitor_interval(self, n_rows: int) -> int:
         """``monitor_every``, or the smallest interval whose monitors cost at most
         ``MONITOR_BUDGET`` of the training time by a rough model of both (in microseconds:
         a fixed cost per tensor operation, multiply-adds and transcendental functions)."""
         if self.monitor_every is not None:
-            return max(1, int(self.monitor_every))
+            return self.monitor_every
         m = len(self._monitor)
         if m == 0:
             return 1
