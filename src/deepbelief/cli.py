@@ -386,10 +386,9 @@ def _add_train(p) -> None:
     f.add_argument(
         "--label-training",
         choices=("generative", "discriminative", "hybrid"),
-        default="generative",
         help="how a generative model's label RBM learns: CD on the joint (generative), then "
         "20 epochs on -log p(y|x) (discriminative) or on both (hybrid; Larochelle & Bengio "
-        "2008)",
+        "2008) (default: hybrid)",
     )
     r = p.add_argument_group("run")
     r.add_argument(

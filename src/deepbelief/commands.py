@@ -55,7 +55,8 @@ RUN_KEYS = (  # the train options that define a run (what --resume reads back)
     "lr_schedule", "early_stopping", "average_epochs", "mixed_precision", "up_down_epochs",
     "label_training", "validation_split", "checkpoint_every", "preset", "time_budget",
 )  # fmt: skip
-# settings added after run.json first shipped: an older file ran with these values
+# settings added after run.json first shipped: an older file ran with these values (the label
+# RBM of a generative model was trained by CD alone)
 RUN_ADDED = {"average_epochs": 0, "centering": False, "non_numeric": "error", "preset": None,
              "time_budget": None, "label_training": "generative"}  # fmt: skip
 
@@ -289,7 +290,7 @@ def _validate_settings(settings) -> None:
     need at the least."""
     if settings.early_stopping and settings.average_epochs:
         raise UsageError("--average-epochs and --early-stopping exclude each other")
-    if settings.label_training != "generative" and settings.model != "generative":
+    if settings.label_training is not None and settings.model != "generative":
         raise UsageError("--label-training needs --model generative")
     if settings.model == "generative" and settings.up_down_epochs and len(_layers(settings)) < 2:
         raise UsageError(

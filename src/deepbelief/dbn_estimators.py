@@ -1161,12 +1161,15 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
 
     With one hidden layer and labels, the model is the classification RBM of Larochelle &
     Bengio (2008): one RBM over the input joined with the label units. Its training (and that
-    of the top RBM of a deeper label model) is ``label_training``: "generative" (CD on the
-    joint, the pretraining alone), "discriminative" (then ``label_epochs`` of SGD on
-    ``-log p(y | x)``, exact from the free energies, at ``label_learning_rate``) or "hybrid"
-    (the same plus ``generative_weight`` times CD-1's generative gradient)
-    (:class:`deepbelief.label_training.LabelTraining`). On scikit-learn's digits, 200 hidden
-    units: 96.4 % generative, 98.2 % discriminative, 98.7 % hybrid (seed 0).
+    of the top RBM of a deeper label model; ignored without labels) is ``label_training``:
+    "generative" (CD on the joint, the pretraining alone), "discriminative" (then
+    ``label_epochs`` of SGD on ``-log p(y | x)``, exact from the free energies, at
+    ``label_learning_rate``) or "hybrid", the default (the same plus ``generative_weight``
+    times CD-1's generative gradient) (:class:`deepbelief.label_training.LabelTraining`). On
+    scikit-learn's digits, 200 hidden units: 96.4 % generative, 98.2 % discriminative, 98.7 %
+    hybrid (seed 0); with (256, 256) hidden units, 84.5 % of the class-conditional samples are
+    recognised by a logistic regression trained on the real digits after generative training,
+    98.0 % after hybrid training.
 
     A continuous ``y`` (as scikit-learn's checks pass to transformers) is ignored with a warning.
 
@@ -1204,7 +1207,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         weight_std=0.1,
         up_down_epochs=0,
         up_down_learning_rate=0.01,
-        label_training="generative",
+        label_training="hybrid",
         label_epochs=20,
         label_learning_rate=0.05,
         generative_weight=0.01,
@@ -1314,8 +1317,6 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             X, y = check_Xy(self, X, y, reset=True)
             self.classes_, index = _class_labels(y)
             labels = torch.as_tensor(index, dtype=torch.long)
-        if labels is None and self.label_training != "generative":
-            raise ValueError(f"label_training={self.label_training!r} needs class labels y")
         Xt = self._build_dbn(X, n_labels=0 if labels is None else len(self.classes_))
         labels = None if labels is None else labels.to(Xt.device)
         ckpt, saved = self._open_checkpoint(checkpoint, every, X, y)
