@@ -407,9 +407,10 @@ def test_a_card_written_before_the_checksum_field_still_loads(ws, tmp_path, caps
         (["--device", "cuda:99"], ["--device", "cuda:99"]),
         (["--layers", "1000000", "1000000"], ["--layers 1000000 1000000", "GB"]),
         (["--early-stopping", "--average-epochs", "2"], ["--average-epochs"]),
-        (["--model", "generative"], ["--layers"]),
+        (["--model", "generative", "--up-down-epochs", "2"], ["--up-down-epochs", "--layers"]),
+        (["--label-training", "hybrid"], ["--label-training", "--model generative"]),
     ],
-    ids=["momentum", "device foo", "cuda:99", "memory", "averaging", "generative"],
+    ids=["momentum", "device foo", "cuda:99", "memory", "averaging", "up-down", "labels"],
 )
 def test_bad_options_are_refused_before_data_is_read(
     ws, tmp_path, capsys, monkeypatch, options, words

@@ -145,9 +145,9 @@ def test_a_dbn_built_from_explicit_rbms_with_a_label_slot_is_accepted():
         lambda: DBN([RBM(4, 3), RBM(4, 2)]),  # 3 hidden units below, 4 visible above
         lambda: DBN([RBM(4, 3), RBM(3, 2)], n_labels=2),  # no room for the labels on top
         lambda: DBN([RBM(4, 3), RBM(3, 2), RBM(3, 1)]),  # the mismatch higher up
-        lambda: DBN([RBM(4, 3)], n_labels=2),  # labels need a layer of features below
+        lambda: DBN([RBM(2, 3)], n_labels=2),  # a classification RBM with no input left
         lambda: DBN([]),
-        lambda: DBN.from_sizes([4, 3], n_labels=2),
+        lambda: DBN.from_sizes([4, 3], n_labels=-1),
         lambda: DBN.from_sizes([4, 3, 2], hidden=["bernoulli"]),  # one type for two layers
         lambda: DBN.from_sizes([4, 3, 2], hidden=["bernoulli"] * 3),
         lambda: DBN.from_sizes([4]),

@@ -78,6 +78,13 @@ class DBN(nn.Module):
             raise ValueError("a DBN needs at least one RBM")
         self.rbms = nn.ModuleList(rbms)
         self.n_labels = int(n_labels)
+        if self.n_labels < 0:
+            raise ValueError(f"n_labels must be >= 0, got {n_labels}")
+        if self.n_labels and len(self.rbms) == 1 and self.rbms[0].n_visible <= self.n_labels:
+            raise ValueError(
+                f"a classification RBM needs input units besides its {self.n_labels} labels; "
+                f"it has {self.rbms[0].n_visible} visible units"
+            )
         for i, (below, above) in enumerate(zip(self.rbms, self.rbms[1:])):
             expected = below.n_hidden + (self.n_labels if i + 1 == len(self.rbms) - 1 else 0)
             if above.n_visible != expected:
