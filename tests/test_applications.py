@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from deepbelief import DBN, RBM, DataError
-from deepbelief.applications import clamped_passes, denoise, fill_in
+from deepbelief.applications import clamped_passes, denoise, fill_in, noise_evidence
 from deepbelief.imputer import RBMImputer
 from deepbelief.outliers import OutlierDetector
 
@@ -111,6 +111,120 @@ def test_clamped_passes_on_a_dbn_keep_the_clamped_entries():
     assert np.array_equal(denoise(dbn, X, steps=1), dbn.reconstruct(X))
 
 
+def exact_posterior_means(rbm: RBM, log_likelihood) -> np.ndarray:
+    """E[v | x] under the RBM's prior and a noise model, by enumerating all 2^16 clean
+    states; ``log_likelihood(states)`` gives ``log p(x | v)`` of each state."""
+    states = np.array(list(itertools.product([0.0, 1.0], repeat=N_VISIBLE)))
+    with torch.no_grad():
+        log_prior = -rbm.model_.free_energy(torch.as_tensor(states)).numpy()
+    weights = np.exp(log_prior + log_likelihood(states) - np.max(log_prior))
+    return weights @ states / weights.sum()
+
+
+def salt_and_pepper_log_likelihood(x: np.ndarray, share: float):
+    """log p(x | v) of salt-and-pepper noise: kept w.p. 1 - share, else 0 or 1."""
+    kept = np.where((x == 0) | (x == 1), 0.0, 1.0)  # grey entries are always kept
+
+    def log_likelihood(states):
+        same = states == x
+        inside = kept == 1.0
+        p = np.where(same, 1 - share / 2, share / 2)
+        return np.where(inside, 0.0, np.log(p)).sum(1)
+
+    return log_likelihood
+
+
+@pytest.mark.stochastic
+@pytest.mark.parametrize("noise", ["salt-and-pepper", "gaussian"])
+def test_noise_model_posterior_matches_enumeration(seed, noise):
+    """With a noise model the Gibbs chain (noisy values as evidence) converges to the exact
+    posterior mean E[v | x], enumerated over the 2^16 clean states (400 chains of 200 passes,
+    averaged); mean-field lands near it."""
+    rbm = block_rbm(weight=2.0, visible_bias=-1.0, hidden_bias=-2.0)
+    rng = np.random.default_rng(6 + 10 * seed)
+    clean = exact_samples(rbm, 1, seed=7 + 10 * seed)[0]
+    if noise == "salt-and-pepper":
+        level = 0.3
+        x = np.where(rng.random(N_VISIBLE) < level, rng.random(N_VISIBLE) < 0.5, clean) * 1.0
+        log_likelihood = salt_and_pepper_log_likelihood(x, level)
+    else:
+        level = 0.6
+        x = np.clip(clean + rng.normal(0, level, N_VISIBLE), 0, 1)
+        x[0], x[1] = 0.0, 1.0  # the clipped masses on both sides
+
+        def log_likelihood(states):
+            from scipy.stats import norm
+
+            inner = norm.logpdf(x, states, level)
+            low, high = norm.logcdf(-states / level), norm.logsf((1 - states) / level)
+            return np.where(x == 0, low, np.where(x == 1, high, inner)).sum(1)
+
+    exact = exact_posterior_means(rbm, log_likelihood)
+    copies = np.tile(x, (400, 1))
+    gibbs = denoise(rbm, copies, method="gibbs", steps=200, noise=noise, noise_level=level,
+                    random_state=seed).mean(0)  # fmt: skip
+    np.testing.assert_allclose(gibbs, exact, atol=0.03)
+    mean_field = denoise(rbm, x[None], noise=noise, noise_level=level)[0]
+    np.testing.assert_allclose(mean_field, exact, atol=0.15)
+
+
+def test_salt_and_pepper_keeps_entries_it_cannot_have_touched():
+    rbm = block_rbm()
+    X = exact_samples(rbm, 20, seed=1)
+    X[:, 3] = 0.37  # not 0 or 1: salt-and-pepper leaves such entries as they were
+    out = denoise(rbm, X, noise="salt-and-pepper", noise_level=0.2)
+    assert np.array_equal(out[:, 3], X[:, 3])
+    free, evidence = noise_evidence(X, "salt-and-pepper", 0.2)
+    assert not free[:, 3].any() and free[:, :3].all()
+    kept, set_to_one = 0.9, 0.1  # a 1 is kept, or set to 1 by the noise
+    np.testing.assert_allclose(np.abs(evidence[:, 0]), np.log(kept / set_to_one))
+
+
+def test_noise_model_denoising_is_near_the_bayes_optimum():
+    """On samples of a known RBM with 30 % of entries salt-and-pepper noise, the posterior
+    mean under the noise model has a squared error within 5 % (Gibbs) and 10 % (mean-field)
+    of the exact posterior mean's (the least possible), enumerated; one plain up-down pass,
+    which takes the noise as the state, has more than 1.2 times it. Measured: Gibbs 0.99-1.02
+    (random_state 0-2), mean-field 1.06, the plain pass 1.28, the noisy input 1.49."""
+    rbm = block_rbm(weight=4.0, visible_bias=-2.0, hidden_bias=-8.0)
+    rng = np.random.default_rng(8)
+    clean = exact_samples(rbm, 100, seed=9)
+    hit = rng.random(clean.shape) < 0.3
+    noisy = np.where(hit, (rng.random(clean.shape) < 0.5) * 1.0, clean)
+    likelihoods = [salt_and_pepper_log_likelihood(x, 0.3) for x in noisy]
+    optimum = np.mean((np.array([exact_posterior_means(rbm, f) for f in likelihoods]) - clean) ** 2)
+    kw = dict(noise="salt-and-pepper", noise_level=0.3)
+    gibbs = denoise(rbm, noisy, method="gibbs", steps=400, random_state=0, **kw)
+    assert np.mean((gibbs - clean) ** 2) < 1.05 * optimum
+    assert np.mean((denoise(rbm, noisy, **kw) - clean) ** 2) < 1.1 * optimum
+    assert np.mean((denoise(rbm, noisy) - clean) ** 2) > 1.2 * optimum
+
+
+def test_evidence_of_zero_gives_the_plain_passes_on_a_dbn():
+    """The noise-model passes with no evidence are the plain ones, step for step: the same
+    mean-field iteration, and with the same generator the same Gibbs chain."""
+    X = (np.random.default_rng(0).random((60, 12)) < 0.3).astype(float)
+    for layers in [(8, 6), (8,)]:
+        dbn = DBN(hidden_layers=layers, pretrain_epochs=2, random_state=0).fit(X)
+        v = torch.as_tensor(X, dtype=dbn.dbn_.rbms[0].weight.dtype)
+        free = torch.as_tensor(np.random.default_rng(1).random(X.shape) < 0.5)
+        zero = torch.zeros_like(v)
+        for method in ("mean-field", "gibbs"):
+            plain, with_zero = (
+                clamped_passes(
+                    dbn.dbn_,
+                    v,
+                    free,
+                    method=method,
+                    steps=4,
+                    evidence=e,
+                    generator=torch.Generator().manual_seed(3),
+                )  # fmt: skip
+                for e in (None, zero)
+            )
+            torch.testing.assert_close(with_zero, plain, rtol=1e-6, atol=1e-6)
+
+
 def test_application_errors_name_the_problem():
     rbm = block_rbm()
     X = exact_samples(rbm, 5, seed=0)
@@ -125,6 +239,22 @@ def test_application_errors_name_the_problem():
         fill_in(rbm, X)
     with pytest.raises(TypeError, match="fitted deepbelief.RBM"):
         denoise(object(), X)
+    X = exact_samples(rbm, 5, seed=0)
+    with pytest.raises(ValueError, match="noise must be one of"):
+        denoise(rbm, X, noise="poisson", noise_level=0.1)
+    with pytest.raises(ValueError, match=r"must lie in \(0, 1\]"):
+        denoise(rbm, X, noise="salt-and-pepper", noise_level=1.5)
+    with pytest.raises(ValueError, match="standard deviation"):
+        denoise(rbm, X, noise="gaussian", noise_level=0)
+    with pytest.raises(ValueError, match="must be a number"):
+        denoise(rbm, X, noise="gaussian")
+    with pytest.raises(ValueError, match="either mask"):
+        denoise(rbm, X, noise="gaussian", noise_level=0.3, mask=np.ones(X.shape, bool))
+    with pytest.raises(ValueError, match="noise_level needs noise"):
+        denoise(rbm, X, noise_level=0.3)
+    gaussian = RBM(n_components=3, visible="gaussian", n_iter=1, random_state=0).fit(X + 0.5)
+    with pytest.raises(ValueError, match="Bernoulli"):
+        denoise(gaussian, X, noise="gaussian", noise_level=0.3)
 
 
 # ---------------------------------------------------------------------- outliers

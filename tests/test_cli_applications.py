@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from conftest import SEED
 
+import deepbelief
+from deepbelief.applications import denoise
 from deepbelief.cli import main
 
 
@@ -92,6 +94,26 @@ def test_impute_fills_only_the_empty_cells(capsys, tmp_path, one_seed):
     assert out["count"].str.fullmatch(r"\d+").all()
 
 
+def test_denoise_with_a_noise_model_gives_the_posterior(block_model, capsys, tmp_path):
+    """``--noise salt-and-pepper --noise-level 0.2`` writes what
+    ``applications.denoise(model, X, noise=..., noise_level=...)`` returns (whose accuracy
+    tests/test_applications.py checks against enumeration); grey values stay as they were."""
+    clean = blocks(50, 1)
+    rng = np.random.default_rng(7)
+    noisy = np.where(rng.random(clean.shape) < 0.2, rng.random(clean.shape) < 0.5, clean) * 1.0
+    noisy[:, 5] = 0.25
+    np.save(tmp_path / "noisy.npy", noisy)
+    out = tmp_path / "out.npy"
+    code, _, err = run(capsys, "denoise", block_model / "model", tmp_path / "noisy.npy", "-o",
+                       out, "--noise", "salt-and-pepper", "--noise-level", "0.2")  # fmt: skip
+    assert code == 0, err
+    model = deepbelief.load(block_model / "model" / "model.safetensors")
+    expected = denoise(model, noisy, noise="salt-and-pepper", noise_level=0.2)
+    np.testing.assert_allclose(np.load(out), expected, rtol=1e-6, atol=1e-7)
+    assert np.array_equal(np.load(out)[:, 5], noisy[:, 5])
+    assert not np.allclose(expected, denoise(model, noisy))
+
+
 def test_application_commands_refuse_before_working(block_model, capsys, tmp_path):
     np.save(tmp_path / "rows.npy", blocks(10, 6))
     code, _, err = run(capsys, "denoise", block_model / "model", tmp_path / "rows.npy", "-o",
@@ -100,6 +122,16 @@ def test_application_commands_refuse_before_working(block_model, capsys, tmp_pat
     code, _, err = run(capsys, "denoise", block_model / "model", tmp_path / "rows.npy", "-o",
                        tmp_path / "out.png")  # fmt: skip
     assert code == 2 and "PNG needs image data" in err
+    for options, message in [
+        (["--noise", "gaussian"], "--noise gaussian needs --noise-level"),
+        (["--noise-level", "0.1"], "--noise-level needs --noise"),
+        (["--noise", "salt-and-pepper", "--noise-level", "2"], "--noise-level must lie in"),
+        (["--noise", "gaussian", "--noise-level", "-1"], "--noise-level must be > 0"),
+    ]:
+        code, _, err = run(capsys, "denoise", block_model / "model", tmp_path / "rows.npy",
+                           "-o", tmp_path / "out.npy", *options)  # fmt: skip
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "out.npy").exists()
     np.save(tmp_path / "wide.npy", np.zeros((3, 5)))
     code, _, err = run(capsys, "score", block_model / "model", tmp_path / "wide.npy")
     assert code == 2 and "trained on 12" in err

@@ -21,12 +21,16 @@ def denoise(args) -> int:
     from . import applications
 
     suffix = _suffix(args.output, (".csv", ".npy", ".png"))
+    _check_noise_options(args.noise, args.noise_level)
     estimator, _, spec, X, _ = _model_and_rows(args)
     if suffix == ".png" and not spec.image_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
+    if args.noise:
+        applications.check_bernoulli_input(estimator, f"--noise {args.noise}", UsageError)
     cleaned = applications.denoise(
-        estimator, X, method=args.method, steps=args.steps, random_state=args.seed
-    )
+        estimator, X, method=args.method, steps=args.steps, noise=args.noise,
+        noise_level=args.noise_level, random_state=args.seed,
+    )  # fmt: skip
     _write_rows(spec.restore(cleaned), args.output, spec)
     message = f"wrote {len(cleaned)} denoised rows ({args.method}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(cleaned), "method": args.method}
@@ -74,6 +78,22 @@ def impute(args) -> int:
     message = f"filled {cells} empty cells of {len(frame)} rows; wrote {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(frame), "filled": cells}
     return finish(args, message, None if str(args.output) == "-" else payload)
+
+
+def _check_noise_options(noise, level) -> None:
+    """UsageError unless --noise and --noise-level come together, the level in range."""
+    from .applications import check_noise
+
+    if noise is None and level is not None:
+        raise UsageError("--noise-level needs --noise (salt-and-pepper or gaussian)")
+    if noise is None:
+        return
+    if level is None:
+        raise UsageError(f"--noise {noise} needs --noise-level")
+    try:
+        check_noise(noise, level)
+    except ValueError as error:
+        raise UsageError(str(error).replace("noise_level", "--noise-level")) from None
 
 
 def _suffix(path, allowed) -> str:

@@ -15,12 +15,27 @@ from .errors import DataError
 from .loop import make_generator
 from .nn.rbm import RBM as RBMModule
 
-__all__ = ["METHODS", "clamped_passes", "denoise", "fill_in", "typicality"]
+__all__ = [
+    "METHODS",
+    "NOISES",
+    "clamped_passes",
+    "denoise",
+    "fill_in",
+    "noise_evidence",
+    "typicality",
+]
 
 #: "mean-field": each pass replaces the free entries by their mean given the others (an
 #: up pass of means, a down pass of means); "gibbs": each pass samples, and the result is
 #: the average of the visible means over the second half of the passes.
 METHODS = ("mean-field", "gibbs")
+
+#: Noise models :func:`denoise` can invert for binary (Bernoulli) inputs.
+#: "salt-and-pepper" with level ``p``: each entry is replaced, with probability ``p``, by 0
+#: or 1 (equally likely); entries strictly between 0 and 1 are therefore uncorrupted.
+#: "gaussian" with level ``sigma``: ``N(0, sigma^2)`` added to every entry, then clipped to
+#: [0, 1] (0 and 1 are read as clipped; values outside are read as unclipped).
+NOISES = ("salt-and-pepper", "gaussian")
 
 
 @torch.no_grad()
@@ -33,6 +48,7 @@ def clamped_passes(
     steps: int = 1,
     draw: bool = False,
     generator: torch.Generator | None = None,
+    evidence: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Passes up and down ``module`` from ``v``, the entries outside ``free`` kept as given.
 
@@ -55,6 +71,11 @@ def clamped_passes(
         With "gibbs" and ``free``: the visible means of the last pass alone (given its
         sampled hidden states), one draw from the posterior, instead of the average.
     generator : torch.Generator, optional
+    evidence : tensor of the shape of ``v``, optional
+        For Bernoulli inputs: what a noisy observation says about each entry, the log-odds
+        ``log p(x | v=1) - log p(x | v=0)`` (:func:`noise_evidence`), added to the input of
+        the free units at every pass. The result is then the posterior ``P(v = 1 | x)``
+        of the free entries, the observation taken as evidence rather than as the state.
 
     Returns
     -------
@@ -62,6 +83,9 @@ def clamped_passes(
         ``v`` where not free; the estimate where free.
     """
     check_method(method, steps)
+    if evidence is not None:
+        free = torch.ones_like(v, dtype=torch.bool) if free is None else free.to(torch.bool)
+        return _posterior_passes(module, v, free, evidence, method, steps, draw, generator)
     if method == "mean-field":
         for _ in range(steps):
             v = (
@@ -110,6 +134,104 @@ def _sample_pass(module, v: torch.Tensor, generator) -> tuple[torch.Tensor, torc
     return module.generative_mean(0, x), module.generative_sample(0, x, generator)
 
 
+def _posterior_passes(module, v, free, evidence, method, steps, draw, generator):
+    """:func:`clamped_passes` of Bernoulli inputs with ``evidence`` added to their input."""
+    observed = v
+    averaged = 1 if draw or method == "mean-field" else max(1, steps // 2)
+    total = torch.zeros_like(v)
+    for step in range(steps):
+        sampled = generator if method == "gibbs" else None
+        mean = torch.sigmoid(_input_field(module, v, sampled) + evidence)
+        state = mean if method == "mean-field" else _bernoulli(mean, generator)
+        v = torch.where(free, state, observed)
+        if step >= steps - averaged:
+            total += mean
+    return torch.where(free, total / averaged, observed)
+
+
+def _bernoulli(p: torch.Tensor, generator) -> torch.Tensor:
+    return torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype).lt_(p)
+
+
+def _input_field(module, v: torch.Tensor, generator=None) -> torch.Tensor:
+    """The input units' total input after one pass up ``module`` from ``v`` and back down:
+    a pass of means, or of sampled hidden states when a ``generator`` is given."""
+    if isinstance(module, RBMModule):
+        if generator is None:
+            return module.visible_input(module.hidden_mean(v))
+        return module.visible_input(module.sample_hidden(v, generator=generator))
+    rbms, n_labels = module.rbms, module.n_labels
+    top, n_features = rbms[-1], rbms[-1].n_visible - n_labels
+    if generator is None:
+        h = module.transform(v)
+    else:
+        x = v
+        for rbm in rbms[:-1]:
+            x = rbm.sample_hidden(x, generator=generator)
+        h = top.sample_hidden(module.top_visible(x), generator=generator)
+    if len(rbms) == 1:
+        return top.visible_input(h)[:, :n_features]
+    if generator is None:
+        x = top.visible_mean(h)[:, :n_features]
+        for layer in reversed(range(1, len(rbms) - 1)):
+            x = module.generative_mean(layer, x)
+    else:
+        x = top.sample_visible(h, generator=generator)[:, :n_features]
+        for layer in reversed(range(1, len(rbms) - 1)):
+            x = module.generative_sample(layer, x, generator)
+    return module.generative_input(0, x)
+
+
+def noise_evidence(X, noise: str, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """What a noisy observation ``X`` says about each clean binary entry under ``noise``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The noisy rows, in [0, 1] (see :data:`NOISES`).
+    noise : {"salt-and-pepper", "gaussian"}
+    level : float
+        The share of entries replaced (salt-and-pepper, in (0, 1]) or the noise's standard
+        deviation (gaussian, > 0).
+
+    Returns
+    -------
+    free : ndarray of bool
+        The entries that may be corrupted (all of them for Gaussian noise; those at 0 or 1
+        for salt-and-pepper).
+    evidence : ndarray of float64
+        ``log p(x | clean = 1) - log p(x | clean = 0)`` of each entry.
+    """
+    check_noise(noise, level)
+    X = np.asarray(X, dtype=np.float64)
+    if noise == "salt-and-pepper":
+        free = (X == 0) | (X == 1)
+        odds = np.log((2 - level) / level)  # kept with 1 - p/2, replaced by it with p/2
+        return free, np.where(X == 1, odds, np.where(X == 0, -odds, 0.0))
+    clipped = float(torch.special.log_ndtr(torch.tensor(-1.0 / level, dtype=torch.float64)))
+    clipped += np.log(2.0)  # log P(x = 0 | 1) - log P(x = 0 | 0), the mass clipped to 0
+    evidence = (2 * X - 1) / (2 * level**2)
+    evidence = np.where(X == 0, clipped, np.where(X == 1, -clipped, evidence))
+    return np.ones(X.shape, bool), evidence
+
+
+def check_noise(noise: str, level) -> None:
+    """ValueError for an unknown noise model or a level outside its range."""
+    if noise not in NOISES:
+        raise ValueError(f"noise must be one of {', '.join(NOISES)}; got {noise!r}")
+    if isinstance(level, bool) or not isinstance(level, (int, float, np.number)):
+        raise ValueError(f"noise_level must be a number for {noise} noise; got {level!r}")
+    if noise == "salt-and-pepper" and not 0 < level <= 1:
+        raise ValueError(
+            "noise_level must lie in (0, 1] for salt-and-pepper noise (the share of entries "
+            f"replaced); got {level}"
+        )
+    if noise == "gaussian" and not (level > 0 and np.isfinite(level)):
+        raise ValueError(
+            f"noise_level must be > 0 for gaussian noise (the standard deviation); got {level}"
+        )
+
+
 def _module(estimator):
     """The fitted estimator's torch module (an RBM's ``model_``, a DBN's ``dbn_``)."""
     for name in ("model_", "dbn_"):
@@ -128,14 +250,32 @@ def _generator(random_state, device) -> torch.Generator:
     return make_generator(seed_from(random_state), device)
 
 
-def denoise(model, X, *, method="mean-field", steps=None, mask=None, random_state=None):
+def denoise(
+    model,
+    X,
+    *,
+    method="mean-field",
+    steps=None,
+    mask=None,
+    noise=None,
+    noise_level=None,
+    random_state=None,
+):
     """Clean the rows of ``X`` with a fitted ``deepbelief.RBM`` or ``deepbelief.DBN``.
 
-    Without ``mask``, every entry may change: one up-down pass of means by default (the
-    model's reconstruction), or the average of ``steps`` sampled up-down passes' visible
-    means. With ``mask`` marking the entries known to be corrupted, only those change: the
-    others are clamped to their values in ``X`` at every pass of the mean-field iteration
-    or of the Gibbs chain, whose visible means are averaged over its second half.
+    Three ways, from the least to the most the caller knows about the corruption:
+
+    - neither ``mask`` nor ``noise``: every entry may change: one up-down pass of means by
+      default (the model's reconstruction), or the average of ``steps`` sampled up-down
+      passes' visible means;
+    - ``mask`` marking the entries known to be corrupted: only those change; the others are
+      clamped to their values in ``X`` at every pass of the mean-field iteration or of the
+      Gibbs chain, whose visible means are averaged over its second half;
+    - ``noise`` and ``noise_level`` naming how ``X`` was corrupted (Bernoulli inputs): the
+      noisy values are evidence, not the state; the result is the posterior mean of the
+      clean entries under the model and the noise model (:func:`noise_evidence`), by
+      mean-field passes or by a Gibbs chain averaged over its second half. Entries the
+      noise cannot have touched (strictly inside (0, 1) for salt-and-pepper) are clamped.
 
     Parameters
     ----------
@@ -144,21 +284,61 @@ def denoise(model, X, *, method="mean-field", steps=None, mask=None, random_stat
         In the scale the model was fitted on (Bernoulli inputs are clipped into [0, 1]).
     method : {"mean-field", "gibbs"}, default "mean-field"
     steps : int, optional
-        Passes; default 1 for mean-field without ``mask``, 20 with one, 100 for Gibbs.
+        Passes; default 1 for mean-field without ``mask`` or ``noise``, else 20; 100 for
+        Gibbs.
     mask : array-like of bool of shape (n_samples, n_features), optional
         True where an entry is corrupted.
+    noise : {"salt-and-pepper", "gaussian"}, optional
+        The noise model (:data:`NOISES`); not together with ``mask``.
+    noise_level : float, optional
+        Required with ``noise``: the share of entries replaced by 0 or 1 (salt-and-pepper)
+        or the standard deviation (gaussian).
     random_state : None, int, RandomState or Generator
         Seeds Gibbs sampling.
 
     Returns
     -------
     ndarray of shape (n_samples, n_features), float64
+
+    Examples
+    --------
+    >>> cleaned = denoise(rbm, noisy, noise="salt-and-pepper", noise_level=0.1)  # doctest: +SKIP
     """
-    steps = _default_steps(method, steps, mask is not None)
-    return _passes(model, X, method, steps, mask, False, random_state)
+    if noise is None:
+        if noise_level is not None:
+            raise ValueError("noise_level needs noise (the noise model it is the level of)")
+        steps = _default_steps(method, steps, mask is not None)
+        return _passes(model, X, method, steps, mask, False, random_state)
+    if mask is not None:
+        raise ValueError("give either mask (the entries known to be corrupted) or noise")
+    check_noise(noise, noise_level)
+    check_bernoulli_input(model, f"noise={noise!r}")
+    steps = _default_steps(method, steps, True)
+    given = _dense_rows(model, X)
+    free, evidence = noise_evidence(_raw_rows(X, given), noise, noise_level)
+    return _passes(model, given, method, steps, free, False, random_state, evidence)
 
 
-def _passes(model, X, method, steps, mask, draw, random_state) -> np.ndarray:
+def _raw_rows(X, checked: np.ndarray) -> np.ndarray:
+    """``X`` before clipping (evidence reads values outside [0, 1] as unclipped noise)."""
+    from scipy import sparse
+
+    raw = X.toarray() if sparse.issparse(X) else np.asarray(X, dtype=np.float64)
+    return raw if raw.shape == checked.shape else checked
+
+
+def check_bernoulli_input(model, what: str, error=ValueError) -> None:
+    """``error`` unless the fitted ``model``'s inputs are Bernoulli units (``what`` needs them)."""
+    module = _module(model)
+    units = module.visible if isinstance(module, RBMModule) else module.input_units
+    if units.name != "bernoulli":
+        raise error(
+            f"{what} is modelled for Bernoulli (binary) inputs; this model's inputs are "
+            f"{units.name}: use no noise model"
+        )
+
+
+def _passes(model, X, method, steps, mask, draw, random_state, evidence=None) -> np.ndarray:
     """:func:`clamped_passes` in the data's scale, through a fitted estimator."""
     module = _module(model)
     check_method(method, steps)
@@ -167,9 +347,18 @@ def _passes(model, X, method, steps, mask, draw, random_state) -> np.ndarray:
     free = None
     if mask is not None:
         free = torch.as_tensor(_check_mask(mask, v.shape), device=v.device)
+    if evidence is not None:
+        evidence = torch.as_tensor(evidence, dtype=v.dtype, device=v.device)
     generator = _generator(random_state, v.device)
     out = clamped_passes(
-        module, v, free, method=method, steps=steps, draw=draw, generator=generator
+        module,
+        v,
+        free,
+        method=method,
+        steps=steps,
+        draw=draw,
+        generator=generator,
+        evidence=evidence,
     )
     result = model._restore_scale(out)
     if mask is not None:  # clamped entries come back exactly as given

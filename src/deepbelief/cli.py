@@ -492,7 +492,17 @@ def _add_denoise(p) -> None:
     )  # fmt: skip
     p.add_argument(
         "--steps", type=positive_int,
-        help="passes (default: 1 for mean-field, 100 for gibbs)",
+        help="passes (default: 1 for mean-field, 20 with --noise, 100 for gibbs)",
+    )  # fmt: skip
+    p.add_argument(
+        "--noise", choices=("salt-and-pepper", "gaussian"),
+        help="how the rows were corrupted (binary data): the noisy values are then taken as "
+        "evidence, and the result is their posterior mean; needs --noise-level",
+    )  # fmt: skip
+    p.add_argument(
+        "--noise-level", type=float, metavar="LEVEL",
+        help="salt-and-pepper: the share of values set to 0 or 1; gaussian: the standard "
+        "deviation",
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="random seed (gibbs)")
     _add_data_options(p, training=False)

@@ -137,15 +137,19 @@ class DBN(nn.Module):
             [nn.Parameter(r.visible_bias.detach().clone()) for r in lower]
         )
 
-    def generative_mean(self, layer: int, h: torch.Tensor) -> torch.Tensor:
-        """``E[v | h]`` of RBM ``layer``'s visible units under the generative (top-down)
-        weights: the RBM's own when tied, the untied ones after :meth:`untie`."""
+    def generative_input(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """Total input of RBM ``layer``'s visible units given ``h`` under the generative
+        (top-down) weights: the RBM's own when tied, the untied ones after :meth:`untie`."""
         rbm = self.rbms[layer]
         if not self.untied:
-            return rbm.visible_mean(h)
+            return rbm.visible_input(h)
         weight, bias = self.generative_weights[layer], self.generative_biases[layer]
-        x = torch.addmm(bias, rbm.hidden.statistic(h, rbm.hidden_logvar), weight.t())
-        return rbm.visible.mean(x, rbm.visible_logvar)
+        return torch.addmm(bias, rbm.hidden.statistic(h, rbm.hidden_logvar), weight.t())
+
+    def generative_mean(self, layer: int, h: torch.Tensor) -> torch.Tensor:
+        """``E[v | h]`` of RBM ``layer``'s visible units under the generative weights."""
+        rbm = self.rbms[layer]
+        return rbm.visible.mean(self.generative_input(layer, h), rbm.visible_logvar)
 
     def generative_log_prob(self, layer: int, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
         """``log p(v | h)`` of each row for RBM ``layer``'s visible units under the generative
@@ -175,10 +179,7 @@ class DBN(nn.Module):
     def generative_sample(self, layer: int, h: torch.Tensor, generator=None) -> torch.Tensor:
         """A sample of RBM ``layer``'s visible units given ``h`` under the generative weights."""
         rbm = self.rbms[layer]
-        if not self.untied:
-            return rbm.sample_visible(h, generator=generator)
-        weight, bias = self.generative_weights[layer], self.generative_biases[layer]
-        x = torch.addmm(bias, rbm.hidden.statistic(h, rbm.hidden_logvar), weight.t())
+        x = self.generative_input(layer, h)
         return rbm.visible.sample(x, rbm.visible_logvar, generator)
 
     @classmethod
