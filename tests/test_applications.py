@@ -311,6 +311,45 @@ def test_imputer_beats_the_column_means_and_keeps_observed_entries(seed):
     assert ours < 0.8 * means, (ours, means)
 
 
+def test_multi_prediction_training_sharpens_the_fill():
+    """scikit-learn's digits (1,400 rows to train, 397 to test): training the mean-field fill
+    itself (prediction_epochs=30) cuts the RMSE on the missing pixels by more than 10 % against
+    the CD-trained RBM alone, with 50 % of the pixels missing at random and with the lower
+    half missing (measured at seeds 0-1: 0.211 -> 0.165 and 0.293 -> 0.220)."""
+    from sklearn.datasets import load_digits
+
+    X = load_digits().data / 16.0
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(X))
+    train, test = X[order[:1400]], X[order[1400:]]
+    lower = np.zeros(test.shape, bool)
+    lower[:, 32:] = True
+    masks = [rng.random(test.shape) < 0.5, lower]
+    errors = {}
+    for epochs in (0, 30):
+        imputer = RBMImputer(n_components=128, prediction_epochs=epochs, random_state=0)
+        imputer.fit(train)
+        errors[epochs] = [
+            np.sqrt(np.mean((imputer.transform(np.where(m, np.nan, test))[m] - test[m]) ** 2))
+            for m in masks
+        ]
+    assert len(imputer.prediction_history_) == 30
+    for without, with_ in zip(errors[0], errors[30]):
+        assert with_ < 0.9 * without, errors
+
+
+def test_hidden_entries_are_random_subsets_and_runs():
+    from deepbelief.multi_prediction import hide
+
+    hidden = hide(400, 30, torch.Generator().manual_seed(0), "cpu").numpy()
+    subsets, runs = hidden[:200], hidden[200:]
+    assert np.ptp(subsets.mean(1)) > 0.8  # the share varies from row to row
+    # a run (wrapping around) changes value at most twice along the row, circularly
+    changes = (runs != np.roll(runs, 1, axis=1)).sum(1)
+    assert (changes <= 2).all() and runs.any(1).all()
+    assert ((subsets != np.roll(subsets, 1, axis=1)).sum(1) > 2).mean() > 0.8
+
+
 def test_imputer_draws_differ_by_random_state_and_average_to_the_mean():
     rbm = block_rbm()
     X = exact_samples(rbm, 300, seed=11)
@@ -328,6 +367,10 @@ def test_imputer_errors_name_the_problem():
     bad[:, 1] = np.nan
     with pytest.raises(DataError, match="column 1 has no observed value"):
         RBMImputer(n_iter=1).fit(bad)
+    with pytest.raises(ValueError, match="prediction_epochs must be a non-negative integer"):
+        RBMImputer(prediction_epochs=-1).fit(X)
+    with pytest.raises(ValueError, match="prediction_learning_rate must be a number > 0"):
+        RBMImputer(prediction_learning_rate=0).fit(X)
     imputer = RBMImputer(n_components=4, n_iter=1, random_state=0).fit(X)
     rows = X.copy()
     rows[4] = np.nan
