@@ -17,8 +17,10 @@ digit and the mean, beside ``IsolationForest`` and ``OneClassSVM`` (``gamma="sca
 ``nu=0.1``; on at most --svm-rows training rows, the kernel method's cost being quadratic).
 Target: mean AUROC >= 0.95 and above both baselines.
 
-Part "impute": ``deepbelief.RBMImputer`` fitted on the training images, then the test images
-with 50 % of the pixels missing at random, and with their lower half missing; RMSE on the
+Part "impute": ``deepbelief.RBMImputer(n_components=500)`` (its defaults otherwise: CD for
+about 30,000 updates, then multi-prediction training) fitted on the training images, then
+the test images with 50 % of the pixels missing at random, and with their lower half
+missing; RMSE on the
 missing pixels of deepbelief, ``SimpleImputer`` (the training means) and ``KNNImputer`` (fitted
 on --knn-rows training rows: its cost grows with them). Target: below both.
 """
@@ -122,7 +124,7 @@ def impute_part(args, X, X_test) -> None:
 
     rng = np.random.default_rng(args.seed)
     start = time.perf_counter()
-    ours = RBMImputer(n_components=500, n_iter=args.epochs, random_state=args.seed).fit(X)
+    ours = RBMImputer(n_components=500, random_state=args.seed).fit(X)
     print(f"RBMImputer fit on {len(X)} rows: {time.perf_counter() - start:.0f} s")
     mean = SimpleImputer().fit(X)
     knn = KNNImputer().fit(X[: args.knn_rows])

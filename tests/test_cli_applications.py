@@ -140,6 +140,9 @@ def test_application_commands_refuse_before_working(block_model, capsys, tmp_pat
     )
     code, _, err = run(capsys, "impute", tmp_path / "empty.csv", "-o", tmp_path / "x.csv")
     assert code == 2 and "column 'b' is empty in every row" in err
+    code, _, err = run(capsys, "impute", tmp_path / "empty.csv", "-o", tmp_path / "x.csv",
+                       "--prediction-epochs", "-1")  # fmt: skip
+    assert code == 2 and "--prediction-epochs: must be >= 0" in err
     assert not (tmp_path / "x.csv").exists()
 
 

@@ -66,8 +66,8 @@ def impute(args) -> int:
     matrix, columns = _encode(frame, str(args.data))
     missing = np.isnan(matrix)
     imputer = RBMImputer(
-        n_components=args.hidden, n_iter=args.epochs, random_state=args.seed,
-        sample_posterior=args.sample,
+        n_components=args.hidden, n_iter=args.epochs or "auto", random_state=args.seed,
+        sample_posterior=args.sample, prediction_epochs=args.prediction_epochs,
     )  # fmt: skip
     filled = imputer.fit_transform(matrix) if missing.any() else matrix
     out = _as_text(args.data, not args.no_header)  # the cells written as they were read

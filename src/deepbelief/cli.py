@@ -525,7 +525,14 @@ def _add_impute(p) -> None:
     )
     p.add_argument("--no-header", action="store_true", help="the CSV has no header line")
     p.add_argument("--hidden", type=positive_int, default=128, help="hidden units of the RBM")
-    p.add_argument("--epochs", type=positive_int, default=20, help="training epochs per round")
+    p.add_argument(
+        "--epochs", type=positive_int,
+        help="CD epochs per round (default: about 30,000 updates, 5 to 100 epochs)",
+    )  # fmt: skip
+    p.add_argument(
+        "--prediction-epochs", type=nonnegative_int, default=10,
+        help="epochs of training the fill itself to predict hidden cells (0: none)",
+    )  # fmt: skip
     p.add_argument(
         "--sample", action="store_true",
         help="one random draw per cell instead of the expected value (multiple imputation: "

@@ -3,7 +3,10 @@
 The top RBM of a DBN with label units (the classification RBM when it is the only one)
 defines ``p(y | x) = softmax_y(-F(x, y))`` exactly. Discriminative training maximises
 ``log p(y | x)`` by gradient descent; hybrid training adds ``generative_weight`` times the
-generative gradient of ``log p(x, y)``, estimated by CD-1. Both start from the generatively
+generative gradient of ``log p(x, y)``, estimated with persistent chains (PCD-1: one chain
+per row of a batch, started from the first batch). Larochelle & Bengio estimate it by CD-1,
+but CD leaves the spurious modes far from the data that free-running chains (sampling a class)
+fall into; persistent chains find and lower them. Both start from the generatively
 pretrained RBM and run in the shared fit loop (callbacks, checkpoints, divergence guard).
 """
 
@@ -71,6 +74,7 @@ class LabelTraining(FitLoop):
         self._init_loop(epochs, batch_size, learning_rate, generator, callbacks)
         self.dbn, self.features, self.labels = dbn, features, labels
         self.objective, self.generative_weight = objective, float(generative_weight)
+        self.chains = None  # the persistent chains of the hybrid's generative term
         top = dbn.rbms[-1]
         self.optimizer = SGD(top.parameters(), lr=learning_rate, momentum=momentum)
 
@@ -86,30 +90,36 @@ class LabelTraining(FitLoop):
         loss = F.cross_entropy(-label_free_energy_matrix(self.dbn, x), y)
         objective = loss
         if self.objective == "hybrid":
-            objective = objective + self.generative_weight * self._contrastive_divergence(x, y)
+            objective = objective + self.generative_weight * self._persistent_divergence(x, y)
         objective.backward()
         value = float(loss.detach())
         if torch.isfinite(loss):
             self.optimizer.step()
         return value
 
-    def _contrastive_divergence(self, x, y) -> torch.Tensor:
-        """A surrogate whose gradient is CD-1's estimate of ``-d log p(x, y)``."""
+    def _persistent_divergence(self, x, y) -> torch.Tensor:
+        """A surrogate whose gradient is PCD-1's estimate of ``-d log p(x, y)``."""
         top = self.dbn.rbms[-1]
         v_data = self.dbn.top_visible(x, y)
         with torch.no_grad():
-            v_model = top.gibbs(v_data, 1, generator=self.generator)
-        return top.free_energy(v_data).mean() - top.free_energy(v_model).mean()
+            start = v_data if self.chains is None else self.chains
+            self.chains = top.gibbs(start, 1, generator=self.generator)
+        return top.free_energy(v_data).mean() - top.free_energy(self.chains).mean()
 
     def _parameters(self):
         return self.dbn.rbms[-1].parameters()
 
     def _rule_state(self) -> dict:
-        return {
+        state = {
             "top": dict(self.dbn.rbms[-1].state_dict()),
             "optimizer": self.optimizer.state_dict(),
         }
+        if self.chains is not None:
+            state["chains"] = self.chains.clone()
+        return state
 
     def _load_rule_state(self, state: dict) -> None:
         self.dbn.rbms[-1].load_state_dict(state["top"])
         self.optimizer.load_state_dict(state["optimizer"])
+        chains = state.get("chains")
+        self.chains = None if chains is None else chains.to(self.features.device).clone()

@@ -66,6 +66,24 @@ PRESETS: dict[str, dict] = {
 }
 
 
+#: Generative label models, ``DBN(**GENERATIVE_PRESETS[name]).fit(X, y)``.
+GENERATIVE_PRESETS: dict[str, dict] = {
+    # Hinton, Osindero & Teh (2006): 784-500-500-2000 with the label units on the top RBM
+    # (1.25 % test error after a week of up-down fine-tuning); our 2-core budget version:
+    # greedy CD-1 pretraining, then the label RBM's hybrid training.
+    "hinton2006": dict(
+        hidden_layers=(500, 500, 2000),
+        pretrain_epochs=(20, 20, 20),
+        pretrain_batch_size=100,
+        # the top (label) RBM by PCD: CD leaves spurious modes that class-conditional chains
+        # fall into (a faint blob for every class, benchmarks/RESULTS.md)
+        layer_params=[{}, {}, {"sampler": "pcd", "learning_rate": 0.02}],
+        label_training="hybrid",
+        label_epochs=40,
+    ),
+}
+
+
 def check_preset(preset) -> None:
     """Refuse an unknown preset name (ValueError listing the known ones)."""
     if preset is not None and preset not in PRESETS:
