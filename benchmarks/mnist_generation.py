@@ -77,6 +77,7 @@ def main() -> None:
     samples = np.vstack([model.sample(args.samples, label=c) for c in range(10)])
     wanted = np.repeat(np.arange(10), args.samples)
     keep = np.concatenate([np.arange(10) + c * args.samples for c in range(10)])
+    args.grid.parent.mkdir(parents=True, exist_ok=True)
     title = f"DBN samples ({args.preset}, seed {args.seed}); rows: digits 0-9"
     plot_class_samples(samples[keep], list(range(10)), (28, 28), args.grid, title=title)
     print(f"samples: {args.grid}", flush=True)

@@ -151,3 +151,18 @@ def test_the_command_uses_the_recipe_and_reports_its_choices(tmp_path, iris):
     assert "hinton2006" in help_text and "--time-budget" in help_text
     bad = run("train", tmp_path / "iris.csv", "-o", tmp_path / "x", "--preset", "nope")
     assert bad.returncode == 2 and "--preset" in bad.stderr and not (tmp_path / "x").exists()
+
+
+def test_generative_presets_are_valid_dbn_parameters_and_train_a_label_model(iris):
+    """Each of GENERATIVE_PRESETS passes the DBN's parameter rules and, its layers and epochs
+    shrunk to iris, trains a label model that classifies and samples by class."""
+    from deepbelief import DBN
+    from deepbelief.recipes import GENERATIVE_PRESETS
+
+    X, y = iris
+    for name, params in GENERATIVE_PRESETS.items():
+        DBN(**params)._check_params()
+        small = {**params, "hidden_layers": (6, 5, 8), "pretrain_epochs": 2, "label_epochs": 2}
+        model = DBN(**small, random_state=0).fit(X, y)
+        assert model.predict(X).shape == (len(X),), name
+        assert model.sample(3, label=y[0], gibbs_steps=5).shape == (3, 4), name
