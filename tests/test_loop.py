@@ -131,9 +131,10 @@ def test_a_divergence_is_found_between_checks_and_keeps_the_start_of_the_epoch(c
 def test_a_ctrl_c_during_an_update_is_deferred_to_its_end(monkeypatch, tmp_path):
     """SIGINT in the middle of an update: the update completes, then KeyboardInterrupt; the
     checkpoint holds it and the resumed run is exact."""
-    # The loop defers Ctrl-C only while Python's default handler is installed. In full runs of
-    # the suite another handler was sometimes found here (not yet traced): install the
-    # default one for this test, and name what was there.
+    # The loop defers Ctrl-C only while Python's default handler is installed. A suite started
+    # as a background job of a non-interactive shell inherits SIGINT ignored (SIG_IGN), and
+    # Python then keeps it so: install the default handler for this test, and name what was
+    # there.
     found = signal.signal(signal.SIGINT, signal.default_int_handler)
     if found is not signal.default_int_handler:
         warnings.warn(f"SIGINT handler left installed before this test: {found!r}", stacklevel=1)
