@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -647,8 +648,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
+    joined = False
     try:
         args = _parse(argv)
+        joined = _join_processes(args)
         _configure_logging(args.quiet, args.verbose)
         _configure_warnings(args.quiet, debug)
         if args.command in ("denoise", "score", "impute"):
@@ -672,12 +675,60 @@ def _main(argv: list[str]) -> int:
     except Exception as exc:  # a bug: still one line, unless --debug
         if debug:
             raise
+        if joined and _peer_failed(exc):
+            return 1
         print(
             f"deepbelief: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
             "the traceback, and please report it)",
             file=sys.stderr,
         )
         return 1
+    finally:
+        if joined:  # a process that exits without leaving its group aborts
+            from . import distributed
+
+            distributed.leave()
+
+
+def _peer_failed(exc: Exception) -> bool:
+    """On a process other than rank 0 of a distributed run, whose collective ``exc`` failed
+    because another process stopped (rank 0 says why): one line saying so instead of an
+    internal error."""
+    import torch.distributed as dist
+
+    from . import distributed
+
+    rank, size = distributed.world()
+    lost = isinstance(exc, getattr(dist, "DistError", ())) or "peer" in str(exc).lower()
+    if rank == 0 or not (isinstance(exc, RuntimeError) and lost):
+        return False
+    print(
+        f"deepbelief: process {rank} of {size} stopped: another process of the run failed "
+        "(rank 0 says why)",
+        file=sys.stderr,
+    )
+    return True
+
+
+def _join_processes(args) -> bool:
+    """Under torchrun (``WORLD_SIZE`` > 1), join the process group (returns whether it did):
+    ``train`` alone runs data-parallel; the processes other than rank 0 train quietly and
+    write nothing."""
+    if os.environ.get("WORLD_SIZE", "1").strip() in ("", "0", "1"):
+        return False  # one process (without importing torch)
+    from . import distributed
+
+    if not distributed.launched_by_torchrun() or distributed.is_distributed():
+        return False
+    if args.command != "train":
+        raise ValueError(
+            f"only 'deepbelief train' runs under torchrun (several processes); run "
+            f"'deepbelief {args.command}' as one process"
+        )
+    distributed.init_from_environment()
+    if not distributed.is_main():
+        args.quiet, args.verbose = True, False
+    return True
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

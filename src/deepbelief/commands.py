@@ -26,7 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import dbn_estimators  # noqa: F401  (registers the model kinds that load_model reads)
+from . import (
+    dbn_estimators,  # noqa: F401  (registers the model kinds that load_model reads)
+    distributed,
+)
 from .data import Dataset, label_codes, load_dataset, prepare_target
 from .errors import DataError, ModelFileError, UsageError
 from .folders import ModelFolder, check_input_path, output_file, output_folder
@@ -140,6 +143,8 @@ def train(args) -> int:
     check_input_path(settings.data, "DATA")
     if settings.labels is not None:
         check_input_path(settings.labels, "--labels")
+    if not distributed.is_main():  # another process of a distributed run: train, write nothing
+        return _train_quietly(settings, directory, args.resume is not None)
     with ModelFolder(directory, resume=args.resume is not None,
                      overwrite=getattr(args, "overwrite", False)) as folder:  # fmt: skip
         if args.resume is not None and not args.quiet:
@@ -175,6 +180,23 @@ def train(args) -> int:
         (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
         folder.done()
     return _report_training(args, directory, estimator, card)
+
+
+def _train_quietly(settings, directory: Path, resume: bool) -> int:
+    """``train`` on a process of a distributed run other than rank 0: the same data, split
+    and estimator as rank 0's (same seed), fitted in step with it (with ``--resume``, from
+    rank 0's checkpoint, which every process must be able to read); rank 0 alone writes."""
+    dataset = _load(settings, Path(settings.data))
+    task, y = _target(dataset, settings)
+    scaling = "standard" if settings.visible == "gaussian" else "minmax"
+    spec, X = InputSpec.fit(dataset, scaling, settings.missing, settings.drop_ids,
+                            settings.non_numeric)  # fmt: skip
+    train_rows, _ = _split(len(X), y, task, settings)
+    estimator = _estimator(settings, task, spec, verbose=0)
+    checkpoint = directory / CHECKPOINT_FILE if resume else None
+    fit_y = None if y is None else y[train_rows]
+    estimator.fit(X[train_rows], fit_y, checkpoint=checkpoint)
+    return 0
 
 
 def _training_choices(estimator) -> dict:

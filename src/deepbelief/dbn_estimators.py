@@ -33,7 +33,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import evaluation
+from . import distributed, evaluation
 from .errors import DataError, DivergenceError, ModelFileError, UndertrainedWarning
 from .estimators import (
     _DTYPES,
@@ -263,8 +263,8 @@ class _FitCheckpoint:
             self.save()
 
     def save(self) -> None:
-        """Write the current state (atomically)."""
-        if self.path is None or self.current is None:
+        """Write the current state (atomically; in a distributed run, rank 0 alone)."""
+        if self.path is None or self.current is None or not distributed.is_main():
             return
         write_file(self.path, FIT_CHECKPOINT, {"fingerprint": self.fingerprint, **self.current()})
         self.written = time.perf_counter()

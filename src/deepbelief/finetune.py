@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 
+from . import distributed
 from .loop import FitLoop, learning_rate_at, make_generator
 from .nn.layers import Dropout
 from .optim import SGD
@@ -107,7 +108,7 @@ class FinetuneResult(FitLoop):
             out = self.network(X[rows])
         loss = _loss(out.to(X.dtype), self.y[rows], s.task)
         loss.backward()
-        value = float(loss.detach())
+        value = self._average_gradients(float(loss.detach()))
         if math.isfinite(value):  # the loop stops on a non-finite loss
             optimizer.step()
             if s.max_norm is not None:
@@ -122,6 +123,8 @@ class FinetuneResult(FitLoop):
                 _restore(self.network, self.averaged)
         if self.validation is not None:
             metrics.update(evaluate(self.network, *self.validation, s.task))
+            # every process of a distributed run decides alike (its CPU may round otherwise)
+            distributed.average_metrics(metrics)
             _track_best(self, metrics["val_loss"], s.early_stopping)
 
     def _parameters(self):
@@ -535,7 +538,11 @@ class UpDown(FitLoop):
 
     def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
         labels = None if self.labels is None else self.labels[rows]
-        return _up_down_step(self.dbn, self.X[rows], labels, learning_rate, self.k, self.generator)
+        error = _up_down_step(self.dbn, self.X[rows], labels, learning_rate, self.k, self.generator)
+        if self._world > 1:  # plain SGD steps from equal parameters: their mean is the step of
+            # the averaged gradients
+            distributed.average_(self.dbn.parameters())
+        return self._average_gradients(error)
 
     def _end_epoch(self, metrics: dict) -> None:
         metrics["generative_error"] = metrics.pop("loss")

@@ -12,6 +12,8 @@ pretrained RBM and run in the shared fit loop (callbacks, checkpoints, divergenc
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -92,8 +94,8 @@ class LabelTraining(FitLoop):
         if self.objective == "hybrid":
             objective = objective + self.generative_weight * self._persistent_divergence(x, y)
         objective.backward()
-        value = float(loss.detach())
-        if torch.isfinite(loss):
+        value = self._average_gradients(float(loss.detach()))
+        if math.isfinite(value):
             self.optimizer.step()
         return value
 

@@ -33,6 +33,7 @@ import time
 
 import torch
 
+from . import distributed
 from .errors import DivergenceError
 
 #: Size in bytes of a CPU generator's state (a Mersenne twister); CUDA's is 16.
@@ -51,7 +52,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     """``"auto"`` (or None) picks CUDA when available, else the CPU; any other name must be a
     device this machine has (ValueError naming it otherwise)."""
     if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return distributed.local_device() if distributed.is_distributed() else torch.device("cuda")
     problem = device_problem(device)
     if problem:
         raise ValueError(f"device {str(device)!r}: {problem}")
@@ -91,9 +94,12 @@ def loading_device(device) -> torch.device:
 
 
 def make_generator(random_state, device: torch.device) -> torch.Generator:
-    """A ``torch.Generator`` on ``device`` seeded from ``random_state`` (None: a fresh seed)."""
+    """A ``torch.Generator`` on ``device`` seeded from ``random_state`` (None: a fresh seed, the
+    same on every process of a distributed run)."""
     generator = torch.Generator(device=device)
-    if random_state is None:
+    if random_state is None and distributed.is_distributed():
+        generator.manual_seed(distributed.shared_seed())
+    elif random_state is None:
         generator.seed()
     else:
         generator.manual_seed(int(random_state) % 2**63)
@@ -416,8 +422,10 @@ class FitLoop:
         """Train until ``epochs`` epochs are complete, from wherever the counters stand."""
         if n_rows < 1:
             raise ValueError("no rows to train on")
-        batch_size = min(self.batch_size, n_rows)
-        self.batches_per_epoch = -(-n_rows // batch_size)
+        self._rank, self._world = distributed.world()
+        n_local = distributed.shard_size(n_rows, self._world)
+        batch_size = min(self.batch_size, n_local)
+        self.batches_per_epoch = -(-n_local // batch_size)
         if self.order is not None and (
             len(self.order) != n_rows or self.batch >= self.batches_per_epoch
         ):
@@ -427,6 +435,15 @@ class FitLoop:
             )
         self.stop_training = self.interrupted = False
         self._consistent, self._good = True, None
+        self._order_generator = shared = self.generator
+        if self._world > 1:
+            self._join_processes()
+        try:
+            self._train(n_rows, batch_size)
+        finally:
+            self.generator = shared
+
+    def _train(self, n_rows: int, batch_size: int) -> None:
         with self.thread_scope(n_rows):
             call(self.callbacks, "on_train_begin", self)
             try:
@@ -444,18 +461,43 @@ class FitLoop:
             finally:
                 call(self.callbacks, "on_train_end", self)
 
+    def _join_processes(self) -> None:
+        """Before a distributed run: every process starts from rank 0's parameters, draws
+        the epochs' orders from one shared stream and its samples from a stream of its own
+        (:mod:`deepbelief.distributed`), both seeded from ``generator``, which advances alike
+        on every process and is the loop's again when it stops (what follows, such as an
+        estimator's validation split, draws the same on every process)."""
+        distributed.broadcast_(self._parameters())
+        device = self._device()
+        self._order_generator = torch.Generator(device=device)
+        self._order_generator.manual_seed(distributed.shared_seed(self.generator))
+        own = torch.Generator(device=device)
+        own.manual_seed((distributed.shared_seed(self.generator) + 7919 * self._rank) % 2**63)
+        self.generator = own
+
+    def _average_gradients(self, loss: float | None = None) -> float | None:
+        """In a distributed run, the gradients of :meth:`_parameters` averaged over the
+        processes (and ``loss``, returned as its mean); else ``loss`` as it is. An update rule
+        calls it between its gradients and its step."""
+        if getattr(self, "_world", 1) == 1:
+            return loss
+        return distributed.average_gradients(self._parameters(), loss)
+
     def _run_epoch(self, n_rows: int, batch_size: int) -> None:
         start = time.perf_counter()
         if self.order is None:
-            self.order = torch.randperm(n_rows, generator=self.generator, device=self._device())
+            self.order = torch.randperm(
+                n_rows, generator=self._order_generator, device=self._device()
+            )
             self.epoch_losses = []
+        self.local_order = distributed.shard(self.order, self._rank, self._world)
         self._good = self._snapshot()
         self._begin_epoch()
         total = self.epochs * self.batches_per_epoch
         varies = self.lr_schedule != "constant"
         lr = self.learning_rate_at(self.step, total)
         unchecked, check_every = 0, max(1, int(self.check_every))
-        for rows in torch.split(self.order, batch_size)[self.batch :]:
+        for rows in torch.split(self.local_order, batch_size)[self.batch :]:
             if varies:
                 lr = self.learning_rate_at(self.step, total)
             self._consistent = False
@@ -485,9 +527,13 @@ class FitLoop:
             metrics["loss"] = sum(losses) / len(losses)
         self._end_epoch(metrics)
         metrics["seconds"] = time.perf_counter() - start
+        if self._world > 1:
+            distributed.average_metrics(metrics)
         self.history.append(metrics)
         self._consistent = True
         call(self.callbacks, "on_epoch_end", self, metrics)
+        if self._world > 1:  # a time budget or early stopping on one process stops them all
+            self.stop_training = distributed.agree(self.stop_training)
         if self.interrupted:
             raise KeyboardInterrupt
 

@@ -9,6 +9,8 @@ Every phase of a fit (the pretraining of each layer, fine-tuning, up-down) asks
   :class:`EpochLog` (one line per epoch);
 - ``2`` or more: an :class:`EpochLog` even on a terminal.
 
+In a distributed run only the process of rank 0 shows anything.
+
 An epoch line reads (the metrics are the epoch's own: loss, monitors, validation scores)::
 
     pretrain layer 2/3 (500-2000): epoch 3/10 (1.27 s) loss=0.0712 reconstruction_error=0.0123
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import sys
 
+from . import distributed
 from .loop import Callback, ProgressBar
 
 __all__ = ["EpochLog", "epoch_line", "pretrain_desc", "progress_callbacks", "stderr_is_terminal"]
@@ -41,7 +44,7 @@ def stderr_is_terminal() -> bool:
 def progress_callbacks(desc: str, verbose) -> list:
     """The progress callbacks of one phase named ``desc`` (see the module's docstring)."""
     verbose = int(verbose or 0)
-    if verbose <= 0:
+    if verbose <= 0 or not distributed.is_main():
         return []
     if verbose == 1 and stderr_is_terminal():
         return [ProgressBar(desc=desc)]

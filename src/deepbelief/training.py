@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from . import evaluation
+from . import distributed, evaluation
 from .io import read_file, register, write_file
 from .loop import (
     Callback,
@@ -140,6 +140,8 @@ class Checkpoint(Callback):
         self.path, self.every, self.save = path, int(every), save
 
     def _write(self, trainer):
+        if not distributed.is_main():  # in a distributed run, rank 0 alone writes
+            return
         if self.save is not None:
             self.save(self.path)
         else:
@@ -428,8 +430,8 @@ class RBMTrainer(FitLoop):
         if self._block is None or offset < 0 or start + n > self._block_end:
             per_block = max(n, BLOCK_ELEMENTS // max(1, data.shape[1]) // n * n)
             self._block_start, offset = start, 0
-            self._block_end = min(self.order.shape[0], start + per_block)
-            self._block = data[self.order[self._block_start : self._block_end]]
+            self._block_end = min(self.local_order.shape[0], start + per_block)
+            self._block = data[self.local_order[self._block_start : self._block_end]]
         return self._block[offset : offset + n]
 
     def _end_epoch(self, metrics: dict) -> None:
@@ -451,7 +453,8 @@ class RBMTrainer(FitLoop):
         """One parameter update on the rows ``v_data`` (the loop checks the parameters'
         finiteness every ``check_every`` updates)."""
         model, s = self.model, self.settings
-        if self._fused and not s["clip_grad_norm"] and self._fused_step(v_data):
+        alone = self._world == 1  # else the gradients are averaged over the processes first
+        if alone and self._fused and not s["clip_grad_norm"] and self._fused_step(v_data):
             pass
         else:
             if self._autograd:
@@ -463,6 +466,7 @@ class RBMTrainer(FitLoop):
                 self._fused_gradients(v_data)
             else:
                 self._closed_form_gradients(v_data)
+            self._average_gradients()
             if s["clip_grad_norm"]:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), s["clip_grad_norm"])
             self._sgd_step()

@@ -1,0 +1,168 @@
+"""Data-parallel training with torch.distributed.
+
+Every fit loop (:class:`deepbelief.loop.FitLoop`) trains data-parallel when a default process
+group is initialised (by ``torchrun`` and :func:`init_from_environment`, or by the caller's own
+``torch.distributed.init_process_group``): each process trains on its share of every epoch's
+rows, the gradients of each update are averaged over the processes (an all-reduce) before the
+step, so every process holds the same parameters, which is the update of one process on the
+concatenated batch; persistent chains stay each process's own. ``batch_size`` is per process.
+Only the process of rank 0 writes files (:func:`is_main`).
+
+Nothing here does anything in a single process: :func:`world` is ``(0, 1)`` without an
+initialised process group.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+#: Environment variables torchrun sets for each process it starts.
+ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def world() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: ``(0, 1)`` without a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def is_distributed() -> bool:
+    """Whether this process trains with others."""
+    return world()[1] > 1
+
+
+def is_main() -> bool:
+    """Whether this process writes files and reports: rank 0, or the only process."""
+    return world()[0] == 0
+
+
+def launched_by_torchrun() -> bool:
+    """Whether the environment asks for more than one process (``WORLD_SIZE`` > 1)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False
+
+
+def init_from_environment() -> bool:
+    """Join the process group that torchrun's environment describes (gloo on the CPU, NCCL
+    when this machine has CUDA GPUs, each process on the GPU of its ``LOCAL_RANK``); returns
+    whether a group is (now) initialised. Does nothing in a single process."""
+    if is_distributed() or not launched_by_torchrun():
+        return is_distributed()
+    missing = [name for name in ENVIRONMENT if name not in os.environ]
+    if missing:
+        raise ValueError(
+            f"WORLD_SIZE is {os.environ['WORLD_SIZE']} but {', '.join(missing)} not set: "
+            "start the processes with torchrun"
+        )
+    backend = "gloo"
+    if torch.cuda.is_available():
+        backend = "nccl"
+        torch.cuda.set_device(local_device())
+    dist.init_process_group(backend)
+    return True
+
+
+def leave() -> None:
+    """Leave the process group (a process that exits without leaving it aborts)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def local_device() -> torch.device:
+    """This process's CUDA device (``cuda:LOCAL_RANK``, modulo the devices present)."""
+    index = int(os.environ.get("LOCAL_RANK", "0"))
+    return torch.device("cuda", index % max(1, torch.cuda.device_count()))
+
+
+def _carrier(like: torch.Tensor | None = None) -> torch.device:
+    """The device collectives run on: the backend's (NCCL needs CUDA tensors)."""
+    if dist.get_backend() == "nccl":
+        return like.device if like is not None and like.is_cuda else local_device()
+    return torch.device("cpu")
+
+
+def shard(order: torch.Tensor, rank: int, size: int) -> torch.Tensor:
+    """Process ``rank``'s rows of an epoch's ``order``: every ``size``-th from position
+    ``rank``, padded by wrapping around so that every process has ``ceil(n / size)`` (as
+    ``torch.utils.data.DistributedSampler`` does)."""
+    if size == 1:
+        return order
+    per = -(-len(order) // size)
+    if per * size != len(order):
+        order = order.repeat(-(-per * size // len(order)))[: per * size]
+    return order[rank::size]
+
+
+def shard_size(n_rows: int, size: int) -> int:
+    """Rows per process of an epoch over ``n_rows`` rows."""
+    return -(-n_rows // size)
+
+
+def average_(tensors) -> None:
+    """Replace each tensor (in place) by its mean over the processes, in one all-reduce."""
+    tensors = list(tensors)
+    if not tensors or not is_distributed():
+        return
+    carrier = _carrier(tensors[0])
+    flat = torch.cat([t.detach().reshape(-1).to(carrier, torch.float64) for t in tensors])
+    dist.all_reduce(flat)
+    flat /= world()[1]
+    for t, part in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
+        t.detach().copy_(part.view_as(t))
+
+
+def average_gradients(parameters, loss: float | None = None) -> float | None:
+    """Average the parameters' gradients over the processes (those with a gradient, the same
+    on every process), with ``loss`` (returned as its mean) in the same all-reduce."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if loss is None:
+        average_(grads)
+        return None
+    scalar = torch.tensor([loss], dtype=torch.float64)
+    average_([*grads, scalar])
+    return float(scalar)
+
+
+def broadcast_(tensors, src: int = 0) -> None:
+    """Copy process ``src``'s values of the tensors into every process's (in place)."""
+    if not is_distributed():
+        return
+    for t in tensors:
+        carrier = _carrier(t)
+        buffer = t.detach().to(carrier).clone()
+        dist.broadcast(buffer, src)
+        t.detach().copy_(buffer)
+
+
+def shared_seed(generator: torch.Generator | None = None) -> int:
+    """A seed drawn by rank 0 (from ``generator`` when given) and the same on every process."""
+    device = generator.device if generator is not None else "cpu"
+    seed = torch.randint(2**62, (1,), generator=generator, device=device).cpu()
+    broadcast_([seed])
+    return int(seed)
+
+
+def agree(flag: bool) -> bool:
+    """Whether ``flag`` is true on any process (every process gets the same answer)."""
+    if not is_distributed():
+        return bool(flag)
+    value = torch.tensor([float(bool(flag))], device=_carrier())
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def average_metrics(metrics: dict) -> None:
+    """Replace the float values of ``metrics`` (in place) by their means over the processes;
+    the keys must be the same on every process."""
+    keys = sorted(k for k, v in metrics.items() if isinstance(v, float))
+    if not keys or not is_distributed():
+        return
+    values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64)
+    average_([values])
+    metrics.update(zip(keys, values.tolist(), strict=True))

@@ -1,0 +1,142 @@
+"""Data-parallel training with torch.distributed (gloo on the CPU), in processes started by
+torchrun: the update of N processes equals one process's on the concatenated batch, every
+process ends with the same parameters, and the command line trains one model."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from deepbelief import distributed
+from deepbelief.cli import main
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+TIMEOUT = 300
+
+
+def _environment() -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in distributed.ENVIRONMENT}
+    env["OMP_NUM_THREADS"] = "1"  # two processes on a 2-core machine
+    return env
+
+
+def torchrun(*args, cwd=None, processes=2) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={processes}", *map(str, args)]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT, cwd=cwd,
+                          env=_environment())  # fmt: skip
+
+
+def _worker(mode, out, processes):
+    if processes == 1:
+        command = [sys.executable, str(WORKER), mode, str(out)]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=TIMEOUT,
+                              env=_environment())  # fmt: skip
+    else:
+        done = torchrun(WORKER, mode, out, processes=processes)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return [dict(np.load(out / f"rank{r}-of-{processes}.npz")) for r in range(processes)]
+
+
+# ---------------------------------------------------------------------- sharding
+@pytest.mark.parametrize("n, size", [(8, 2), (7, 2), (10, 3), (1, 2), (2, 4)])
+def test_shards_cover_the_order_in_equal_parts(n, size):
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(n))
+    parts = [distributed.shard(order, r, size) for r in range(size)]
+    assert {len(p) for p in parts} == {-(-n // size)} == {distributed.shard_size(n, size)}
+    joined = torch.cat(parts)
+    assert set(joined.tolist()) == set(order.tolist())  # every row, padded by repeats
+    if n % size == 0:
+        assert sorted(joined.tolist()) == sorted(order.tolist())  # a partition
+
+
+def test_one_process_is_not_distributed():
+    assert distributed.world() == (0, 1)
+    assert distributed.is_main() and not distributed.is_distributed()
+    assert distributed.agree(True) and not distributed.agree(False)
+    t = torch.arange(3.0)
+    distributed.average_([t])
+    assert t.tolist() == [0.0, 1.0, 2.0]
+
+
+def test_world_size_without_torchrun_variables_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    for name in ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ValueError, match="MASTER_ADDR.*torchrun"):
+        distributed.init_from_environment()
+
+
+# ---------------------------------------------------------------------- the update
+def test_two_processes_make_the_update_of_one_on_the_concatenated_batch(tmp_path):
+    (one,) = _worker("rbm", tmp_path, 1)
+    first, second = _worker("rbm", tmp_path, 2)
+    for name, value in one.items():
+        assert np.array_equal(first[name], second[name]), name
+        np.testing.assert_allclose(first[name], value, rtol=0, atol=1e-12, err_msg=name)
+    # the three updates moved the weights well beyond that tolerance: a process that stepped
+    # on its own half's gradient would be far off
+    assert np.abs(one["weight"]).max() > 0.05
+
+
+def test_estimators_end_with_the_same_parameters_on_every_process(tmp_path):
+    first, second = _worker("estimators", tmp_path, 2)
+    assert first.keys() == second.keys()
+    for name in first:
+        assert np.array_equal(first[name], second[name]), name
+    assert any(k.startswith("gen.generative") for k in first)  # up-down ran (untied)
+    assert float(first["accuracy"]) > 0.8
+
+
+# ---------------------------------------------------------------------- the command line
+@pytest.fixture
+def iris_csv(tmp_path):
+    from sklearn.datasets import load_iris
+
+    path = tmp_path / "iris.csv"
+    load_iris(as_frame=True).frame.to_csv(path, index=False)
+    return path
+
+
+def test_torchrun_train_writes_one_model_that_loads_and_predicts(tmp_path, iris_csv, capsys):
+    done = torchrun("-m", "deepbelief", "train", iris_csv, "-o", "model", "--layers", "16",
+                    "--pretrain-epochs", "5", "--epochs", "60", cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stderr.count("deepbelief: wrote model to model") == 1  # rank 0 alone reports
+    folders = [p.name for p in tmp_path.iterdir() if p.is_dir()]
+    assert folders == ["model"]
+    assert not (tmp_path / "model" / "checkpoint.safetensors").exists()
+    out = tmp_path / "predictions.csv"
+    assert main(["predict", str(tmp_path / "model"), str(iris_csv), "-o", str(out)]) == 0
+    predicted = pd.read_csv(out).iloc[:, -1].to_numpy()
+    truth = pd.read_csv(iris_csv)["target"].to_numpy()
+    assert np.mean(predicted == truth) > 0.8
+
+
+def test_a_refusal_on_rank_0_stops_every_process_with_one_line_each(tmp_path, iris_csv):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.txt").write_text("the user's")
+    done = torchrun("-m", "deepbelief", "train", iris_csv, "-o", "model", "--layers", "4",
+                    cwd=tmp_path)  # fmt: skip
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.startswith("deepbelief:")]
+    assert any("model" in line and "error" in line for line in lines), done.stderr[-3000:]
+    assert "internal error" not in done.stderr
+    assert (tmp_path / "model" / "mine.txt").read_text() == "the user's"
+
+
+def test_only_train_runs_under_torchrun(monkeypatch, capsys, iris_csv):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["predict", "nowhere", str(iris_csv)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "deepbelief: error: only 'deepbelief train' runs under torchrun (several processes); "
+        "run 'deepbelief predict' as one process"
+    ]
