@@ -48,6 +48,8 @@ from .estimators import (
     choose_visible,
     clip_unit_interval,
     fit_scaling,
+    prepare_row_file,
+    row_file_input,
 )
 from .finetune import UpDown, evaluate, finetune
 from .io import pack, read_file, register, save, write_file
@@ -76,6 +78,7 @@ from .settings import (
     integer,
     real,
 )
+from .streams import is_row_file
 from .training import native_bfloat16, pretrain_dbn
 
 
@@ -163,7 +166,13 @@ def _check_checkpoint_every(every) -> int | str:
 
 
 def _sha256(values) -> str:
-    """SHA-256 of an array's shape and values (as float64 for numbers, else their reprs)."""
+    """SHA-256 of an array's shape and values (as float64 for numbers, else their reprs; a
+    RowFile's as it is in its file, a block at a time)."""
+    if is_row_file(values):
+        digest = hashlib.sha256(repr(values.shape).encode())
+        for start in range(0, len(values), 1 << 14):
+            digest.update(values.read(start, min(len(values), start + (1 << 14))).tobytes())
+        return digest.hexdigest()
     array = np.asarray(values)
     digest = hashlib.sha256(repr(array.shape).encode())
     if array.dtype.kind in "biuf":
@@ -404,11 +413,16 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             settings.append(base)
         return settings
 
-    def _build_dbn(self, X: np.ndarray, n_labels: int = 0) -> torch.Tensor:
+    def _build_dbn(self, X, n_labels: int = 0):
+        """``dbn_`` for ``X`` (an array, or a RowFile), and ``X`` ready for it."""
         sizes = [X.shape[1], *self._check_common_params()]
-        visible = choose_visible(self.visible, X)
+        if is_row_file(X):
+            visible, *scaling = prepare_row_file(self.visible, X)
+        else:
+            visible = choose_visible(self.visible, X)
+            scaling = fit_scaling(visible, X)
         self.visible_units_ = visible.name
-        self.input_mean_, self.input_scale_ = fit_scaling(visible, X)
+        self.input_mean_, self.input_scale_ = scaling
         device = resolve_device(self.device)
         self.generator_ = make_generator(self.random_state, device)
         self.dbn_ = DBNModule.from_sizes(
@@ -421,6 +435,9 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             dtype=_DTYPES[self.dtype],
             device=device,
         )
+        if is_row_file(X):
+            X.dtype, X.device = _DTYPES[self.dtype], device
+            return X
         return self._prepare(X)
 
     def _open_checkpoint(self, path, every: int, X, y) -> tuple[_FitCheckpoint, dict | None]:
@@ -1314,7 +1331,16 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
                 stacklevel=2,
             )
             y = None
-        if y is None:
+        source = row_file_input(self, X) if y is None else None
+        if source is not None:  # larger than memory: pretraining reads it a block at a time
+            if self.up_down_epochs:
+                raise ValueError(
+                    "up_down_epochs needs X in memory (an array); a memory-mapped .npy file "
+                    "is read a block at a time for pretraining only"
+                )
+            X = source
+            self.classes_ = None
+        elif y is None:
             X = _dense(check_X(self, X, reset=True, accept_sparse=True))
             self.classes_ = None
         else:

@@ -22,6 +22,7 @@ from .nn.rbm import RBM as RBMModule
 from .nn.units import BernoulliUnits, Units, units_from_config, units_from_spec
 from .samplers import PT, Sampler, sampler_from_config
 from .settings import check, check_trainer_settings, integer, real
+from .streams import RowFile, column_stats, first_outside, is_row_file
 from .training import Checkpoint, ProgressBar, RBMTrainer, make_generator, resolve_device
 
 log = logging.getLogger("deepbelief")
@@ -236,6 +237,49 @@ def choose_visible(spec, X: np.ndarray) -> Units:
         log.info("visible='auto': values outside [0, 1], using Gaussian units on standardised data")
         return units_from_spec("gaussian")
     return units_from_spec(spec)
+
+
+def row_file_input(estimator, X) -> RowFile | None:
+    """``X`` as a :class:`~deepbelief.streams.RowFile` when it is one, or a memory map of a
+    whole ``.npy`` file (``np.load(path, mmap_mode="r")``): training data read a block at a
+    time. Records ``n_features_in_``. None for any other input (read into memory)."""
+    if isinstance(X, np.memmap) and X.ndim == 2 and getattr(X, "filename", None):
+        if not str(X.filename).endswith(".npy"):
+            return None
+        source = RowFile(X.filename)
+        if source.shape != X.shape:  # a slice of the map: in memory, as any array
+            return None
+    elif is_row_file(X):
+        source = X
+    else:
+        return None
+    estimator.n_features_in_ = source.n_features
+    if hasattr(estimator, "feature_names_in_"):
+        del estimator.feature_names_in_
+    return source
+
+
+def prepare_row_file(spec, source: RowFile) -> tuple[Units, np.ndarray | None, np.ndarray | None]:
+    """For a RowFile, what :func:`choose_visible` and :func:`fit_scaling` give an array, from
+    one pass over it (DataError for values that are not finite, or outside [0, 1] for
+    Bernoulli units); sets the file's transform to the scaling."""
+    stats = column_stats(source)
+    low, high = float(stats["min"].min()), float(stats["max"].max())
+    if isinstance(spec, str) and spec == "auto":
+        visible = BernoulliUnits() if low >= 0 and high <= 1 else units_from_spec("gaussian")
+    else:
+        visible = units_from_spec(spec)
+    mean = scale = None
+    if visible.name == "gaussian":
+        mean, scale = stats["mean"], np.where(stats["std"] > 0, stats["std"], 1.0)
+        source.transform = lambda rows: (rows - mean) / scale
+    elif isinstance(visible, BernoulliUnits) and (low < 0 or high > 1):
+        row, column, value = first_outside(source, 0.0, 1.0)
+        raise DataError(
+            f"X does not fit bernoulli visible units: {source.path}: row {row}, column "
+            f"{column} holds {value}, outside [0, 1]"
+        )
+    return visible, mean, scale
 
 
 def fit_scaling(units: Units, X: np.ndarray):
@@ -630,13 +674,29 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         self
         """
         self._check_params()
-        if resume and hasattr(self, "trainer_"):
+        source = row_file_input(self, X)
+        if source is not None:  # larger than memory: read a block at a time
+            X = self._setup_rows(source, resume)
+        elif resume and hasattr(self, "trainer_"):
             X = self._prepare(_dense(check_X(self, X, reset=False, accept_sparse=True)))
             self.trainer_.epochs = self.n_iter
         else:
             X = self._setup(_dense(check_X(self, X, reset=True, accept_sparse=True)), False)
         self._train(X)
         return self
+
+    def _setup_rows(self, source: RowFile, resume: bool) -> RowFile:
+        if resume and hasattr(self, "trainer_"):
+            self.trainer_.epochs = self.n_iter
+            if self.input_mean_ is not None:
+                mean, scale = self.input_mean_, self.input_scale_
+                source.transform = lambda rows: (rows - mean) / scale
+            return source
+        visible, mean, scale = prepare_row_file(self.visible, source)
+        self._build(source.n_features, visible, False)
+        self.input_mean_, self.input_scale_ = mean, scale
+        source.dtype, source.device = self.model_.weight.dtype, self.model_.weight.device
+        return source
 
     def partial_fit(self, X, y=None):
         """Train for one epoch on ``X`` (one pass in minibatches of ``batch_size``).

@@ -461,6 +461,10 @@ class FitLoop:
             finally:
                 call(self.callbacks, "on_train_end", self)
 
+    def _new_order(self, n_rows: int) -> torch.Tensor:
+        """A random order of the ``n_rows`` training rows for the next epoch."""
+        return torch.randperm(n_rows, generator=self._order_generator, device=self._device())
+
     def _join_processes(self) -> None:
         """Before a distributed run: every process starts from rank 0's parameters, draws
         the epochs' orders from one shared stream and its samples from a stream of its own
@@ -486,9 +490,7 @@ class FitLoop:
     def _run_epoch(self, n_rows: int, batch_size: int) -> None:
         start = time.perf_counter()
         if self.order is None:
-            self.order = torch.randperm(
-                n_rows, generator=self._order_generator, device=self._device()
-            )
+            self.order = self._new_order(n_rows)
             self.epoch_losses = []
         self.local_order = distributed.shard(self.order, self._rank, self._world)
         self._good = self._snapshot()

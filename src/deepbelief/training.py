@@ -11,8 +11,10 @@ callbacks, the divergence guard and exact interruption are the shared fit loop's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import tempfile
 from collections.abc import Sequence
 
 import torch
@@ -34,6 +36,7 @@ from .nn.units import BernoulliUnits, Units
 from .optim import SGD, momentum_buffers
 from .samplers import CD, PCD, Sampler, make_sampler, sampler_from_config
 from .settings import LR_SCHEDULES, RBMSettings, SamplerSettings, check, integer
+from .streams import blocked_permutation, is_row_file, propagate_to_file
 
 __all__ = [
     "LR_SCHEDULES",
@@ -339,13 +342,17 @@ class RBMTrainer(FitLoop):
 
         Parameters
         ----------
-        X : tensor of shape (n_samples, n_visible)
-            Training data, already in the visible units' support.
+        X : tensor of shape (n_samples, n_visible), or a :class:`~deepbelief.streams.RowFile`
+            Training data, already in the visible units' support. A ``RowFile`` is read a
+            block at a time (data larger than memory), its epochs shuffled by blocks.
         validation : tensor, optional
             Held-out rows for the free-energy gap monitor.
         """
         model = self.model
-        X = torch.as_tensor(X, dtype=model.weight.dtype, device=model.weight.device)
+        if is_row_file(X):
+            X.dtype, X.device = model.weight.dtype, model.weight.device
+        else:
+            X = torch.as_tensor(X, dtype=model.weight.dtype, device=model.weight.device)
         if validation is not None:
             validation = torch.as_tensor(validation, dtype=X.dtype, device=X.device)
         with self.thread_scope(len(X)):
@@ -357,7 +364,8 @@ class RBMTrainer(FitLoop):
             _check_probabilities(model, X)
         fresh = self.step == 0 and self.epoch == 0
         if fresh and self.settings["init_visible_bias"]:
-            model.init_visible_bias_from_data(X)
+            # a RowFile: its mean row, read a block at a time (the same means)
+            model.init_visible_bias_from_data(_column_mean(X).unsqueeze(0) if is_row_file(X) else X)
         if self.settings["centering"] and self.visible_offset is None:
             self.visible_offset = _mean_statistic(model.visible, X)
         rows = self.settings["monitor_rows"]
@@ -433,6 +441,14 @@ class RBMTrainer(FitLoop):
             self._block_end = min(self.local_order.shape[0], start + per_block)
             self._block = data[self.local_order[self._block_start : self._block_end]]
         return self._block[offset : offset + n]
+
+    def _new_order(self, n_rows: int) -> torch.Tensor:
+        if not is_row_file(self._data):
+            return super()._new_order(n_rows)
+        # by blocks of the size _batch_rows gathers, each one contiguous read
+        batch = min(self.batch_size, n_rows)
+        block = max(batch, BLOCK_ELEMENTS // max(1, self._data.n_features) // batch * batch)
+        return blocked_permutation(n_rows, block, self._order_generator)
 
     def _end_epoch(self, metrics: dict) -> None:
         if len(self._monitor) and self._monitored():
@@ -908,27 +924,41 @@ def _sgd(optimizer, params, lr, momentum) -> None:
 def _spread_rows(X: torch.Tensor, n: int) -> torch.Tensor:
     """At most ``n`` rows of ``X``, evenly spread over it (all of them when it has fewer)."""
     if n >= len(X):
-        return X
+        return X[:] if is_row_file(X) else X
     return X[torch.arange(n, device=X.device) * len(X) // n]
 
 
-def _check_probabilities(model: RBM, X: torch.Tensor) -> None:
+def _check_probabilities(model: RBM, X) -> None:
     """``sample_data`` needs Bernoulli visible units and rows of probabilities."""
     if not isinstance(model.visible, BernoulliUnits):
         raise ValueError(f"sample_data needs Bernoulli visible units, not {model.visible.name}")
-    outside = (X < 0) | (X > 1) | torch.isnan(X)
-    if outside.any():
-        row, column = (int(i) for i in outside.nonzero()[0])
-        raise ValueError(
-            f"sample_data needs probabilities in [0, 1]: row {row}, column {column} "
-            f"holds {float(X[row, column])}"
-        )
+    start = 0
+    for rows in _chunks(X):
+        outside = (rows < 0) | (rows > 1) | torch.isnan(rows)
+        if outside.any():
+            row, column = (int(i) for i in outside.nonzero()[0])
+            raise ValueError(
+                f"sample_data needs probabilities in [0, 1]: row {start + row}, column "
+                f"{column} holds {float(rows[row, column])}"
+            )
+        start += len(rows)
+
+
+def _chunks(X, chunk: int = 4096):
+    """The rows of ``X`` (a tensor or a RowFile) in consecutive blocks."""
+    return X.chunks() if is_row_file(X) else torch.split(X, chunk)
 
 
 @torch.no_grad()
-def _mean_statistic(units, X: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+def _column_mean(X) -> torch.Tensor:
+    """The mean row of a RowFile, read a block at a time."""
+    return sum(rows.sum(0, dtype=torch.float64) for rows in X.chunks()).to(X.dtype) / len(X)
+
+
+@torch.no_grad()
+def _mean_statistic(units, X, chunk: int = 4096) -> torch.Tensor:
     """The mean of ``units.statistic`` over the rows of ``X`` (in chunks)."""
-    total = sum(units.statistic(rows).sum(0, dtype=X.dtype) for rows in torch.split(X, chunk))
+    total = sum(units.statistic(rows).sum(0, dtype=X.dtype) for rows in _chunks(X, chunk))
     return total / len(X)
 
 
@@ -1009,9 +1039,25 @@ def pretrain_dbn(
     _check_pretrain_arguments(dbn, layer_settings, labels, resume)
     if generator is None:
         generator = make_generator(None, dbn.rbms[0].weight.device)
+    with contextlib.ExitStack() as stack:
+        if is_row_file(X):  # each layer's input goes to a temporary file, not to memory
+            X.dtype, X.device = dbn.rbms[0].weight.dtype, dbn.rbms[0].weight.device
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="deepbelief-"))
+        else:
+            folder = None
+        return _pretrain_layers(
+            dbn, X, layer_settings, labels, sample_inputs, generator, callbacks_for_layer,
+            resume, on_layer_begin, on_layer_end, folder,
+        )  # fmt: skip
+
+
+def _pretrain_layers(
+    dbn, X, layer_settings, labels, sample_inputs, generator, callbacks_for_layer, resume,
+    on_layer_begin, on_layer_end, folder,
+) -> list[RBMTrainer]:  # fmt: skip
     start = int(resume["layer"]) if resume else 0
     input_states = list(resume["input_states"])[:start] if resume else []
-    data = _replay_inputs(dbn, X, labels, sample_inputs, generator, input_states)
+    data = _replay_inputs(dbn, X, labels, sample_inputs, generator, input_states, folder)
     trainers = []
     for i in range(start, len(dbn.rbms)):
         callbacks = callbacks_for_layer(i) if callbacks_for_layer else ()
@@ -1027,7 +1073,7 @@ def pretrain_dbn(
             on_layer_end(i, trainer, list(input_states))
         if i < len(dbn.rbms) - 1:
             input_states.append(generator.get_state())
-            data = _layer_input(dbn, i, data, labels, sample_inputs, generator)
+            data = _layer_input(dbn, i, data, labels, sample_inputs, generator, folder)
     return trainers
 
 
@@ -1045,20 +1091,33 @@ def _check_pretrain_arguments(dbn, layer_settings, labels, resume) -> None:
             )
 
 
-def _layer_input(dbn, i, data, labels, sample_inputs, generator) -> torch.Tensor:
-    """The input of RBM ``i + 1``, from ``data``, the input of RBM ``i``."""
-    data = propagate(dbn.rbms[i], data, sample_inputs, generator)
-    if i + 1 == len(dbn.rbms) - 1 and dbn.n_labels:
-        data = dbn.top_visible(data, labels)
-    return data
+def _layer_input(dbn, i, data, labels, sample_inputs, generator, folder=None):
+    """The input of RBM ``i + 1``, from ``data``, the input of RBM ``i`` (a RowFile in
+    ``folder`` when ``data`` is one)."""
+    rbm, joined = dbn.rbms[i], i + 1 == len(dbn.rbms) - 1 and dbn.n_labels
+
+    def step(rows, where):
+        out = propagate(rbm, rows, sample_inputs, generator)
+        return dbn.top_visible(out, labels[where]) if joined else out
+
+    if is_row_file(data):
+        return propagate_to_file(data, step, dbn.rbms[i + 1].n_visible, folder)
+    return step(data, slice(None))
 
 
-def _replay_inputs(dbn, X, labels, sample_inputs, generator, input_states) -> torch.Tensor:
+def _replay_inputs(dbn, X, labels, sample_inputs, generator, input_states, folder=None):
     """The input of RBM ``len(input_states)``, drawn again from the recorded generator states
     (the generator ends as the last propagation left it)."""
-    data = dbn.top_visible(X, labels) if len(dbn.rbms) == 1 else X  # a classification RBM
+    data = X
+    if len(dbn.rbms) == 1 and dbn.n_labels:  # a classification RBM
+        if is_row_file(X):
+            n_in = dbn.rbms[0].n_visible
+            data = propagate_to_file(X, lambda rows, where: dbn.top_visible(rows, labels[where]),
+                                     n_in, folder)  # fmt: skip
+        else:
+            data = dbn.top_visible(X, labels)
     for i, state in enumerate(input_states):
         if sample_inputs:
             generator.set_state(state)
-        data = _layer_input(dbn, i, data, labels, sample_inputs, generator)
+        data = _layer_input(dbn, i, data, labels, sample_inputs, generator, folder)
     return data

@@ -1,0 +1,276 @@
+"""Training data larger than memory: rows read from a ``.npy`` file (or a folder of them) a
+block at a time, never all at once.
+
+:class:`RowFile` reads with ordinary file reads rather than through a memory map, so the rows
+it has read do not stay in the process's resident memory: the fit loops hold one block of
+rows (``BLOCK_ELEMENTS`` values) and the model. Indexing it with a tensor of row indices gives
+those rows as a tensor, which is all :class:`deepbelief.training.RBMTrainer` asks of its data;
+the epochs' orders are then shuffled by blocks (:func:`blocked_permutation`): the blocks in a
+random order, the rows within each block in a random order, so each gathered block is one
+contiguous read. Greedy pretraining writes each layer's input to a temporary ``.npy`` file
+instead of keeping it in memory (:func:`propagate_to_file`). A large CSV file becomes a folder
+of shards, a chunk at a time (:func:`csv_to_shards`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import DataError
+
+#: Rows of this many values make one block of reads (4 MiB of float32).
+CHUNK_ELEMENTS = 1 << 20
+
+
+class RowFile:
+    """The rows of a 2-D, C-ordered ``.npy`` file (or of a folder of them with the same
+    columns and dtype, in name order), read on demand.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npy`` file or a folder of ``.npy`` files (shards).
+    dtype, device : what the rows become when read (default float32, the CPU).
+    transform : callable, optional
+        Applied to each block of rows read (a NumPy array) before it becomes a tensor, e.g. an
+        estimator's input scaling.
+    """
+
+    def __init__(self, path, dtype=torch.float32, device="cpu", transform=None):
+        self.path = Path(path)
+        files = sorted(self.path.glob("*.npy")) if self.path.is_dir() else [self.path]
+        if not files:
+            raise DataError(f"{self.path}: a folder without .npy files")
+        self._files = [_npy_layout(f) for f in files]
+        first = self._files[0]
+        for other in self._files[1:]:
+            if (other["columns"], other["dtype"]) != (first["columns"], first["dtype"]):
+                raise DataError(
+                    f"{other['path']}: {other['columns']} columns of {other['dtype']}, unlike "
+                    f"{first['path']}'s {first['columns']} of {first['dtype']}"
+                )
+        self.file_dtype = first["dtype"]
+        self.n_features = first["columns"]
+        self._starts = np.cumsum([0] + [f["rows"] for f in self._files])
+        self.dtype, self.device = dtype, torch.device(device)
+        self.transform = transform
+
+    @classmethod
+    def from_memmap(cls, array: np.memmap, **kw) -> RowFile:
+        """The rows of ``np.load(path, mmap_mode="r")`` (read from its file, not its map)."""
+        source = cls(array.filename, **kw)
+        if source.shape != array.shape:
+            raise DataError(f"{array.filename}: a memory map of part of a file; pass the file")
+        return source
+
+    def __len__(self) -> int:
+        return int(self._starts[-1])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.n_features
+
+    def read(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start`` to ``stop`` as they are in the file."""
+        parts = []
+        for i, layout in enumerate(self._files):
+            lo, hi = max(start, self._starts[i]), min(stop, self._starts[i + 1])
+            if lo < hi:
+                parts.append(_read_rows(layout, lo - self._starts[i], hi - self._starts[i]))
+        if not parts:
+            return np.empty((0, self.n_features), self.file_dtype)
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        """The rows at ``index`` (a tensor or array of row indices, or a slice) as a tensor;
+        the rows between the smallest and largest index are read in one piece when they are
+        few enough, else row by row."""
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self))
+            return self._tensor(self.read(start, stop)[::step])
+        index = torch.as_tensor(index).reshape(-1).cpu().numpy()
+        if len(index) == 0:
+            return self._tensor(self.read(0, 0))
+        lo, hi = int(index.min()), int(index.max()) + 1
+        if hi - lo <= 4 * len(index) or hi - lo <= CHUNK_ELEMENTS // max(1, self.n_features):
+            rows = self.read(lo, hi)[index - lo]
+        else:
+            rows = np.concatenate([self.read(int(i), int(i) + 1) for i in index])
+        return self._tensor(rows)
+
+    def chunks(self, rows: int | None = None) -> Iterator[torch.Tensor]:
+        """Consecutive blocks of rows as tensors (``rows`` each, default about
+        :data:`CHUNK_ELEMENTS` values)."""
+        rows = rows or max(1, CHUNK_ELEMENTS // max(1, self.n_features))
+        for start in range(0, len(self), rows):
+            yield self._tensor(self.read(start, min(len(self), start + rows)))
+
+    def _tensor(self, rows: np.ndarray) -> torch.Tensor:
+        if self.transform is not None:
+            rows = self.transform(rows)
+        return torch.as_tensor(np.ascontiguousarray(rows), dtype=self.dtype, device=self.device)
+
+
+def csv_to_shards(csv, folder, *, chunk_rows: int = 50_000, dtype=np.float32) -> RowFile:
+    """Read a numeric CSV file (with a header row) ``chunk_rows`` rows at a time into a
+    folder of ``.npy`` shards and open them as one :class:`RowFile`; DataError naming the
+    row and column of a value that is not a number (nothing is kept in memory but a chunk).
+    """
+    import pandas as pd
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    start, columns = 0, None
+    for i, chunk in enumerate(pd.read_csv(csv, chunksize=chunk_rows)):
+        columns = list(chunk.columns) if columns is None else columns
+        values = chunk.apply(pd.to_numeric, errors="coerce")
+        bad = values.isna() & chunk.notna()
+        if bad.any(axis=None):
+            row, column = np.argwhere(bad.to_numpy())[0]
+            raise DataError(
+                f"{csv}: row {start + row + 1}, column {columns[column]!r} holds "
+                f"{chunk.iat[row, column]!r}, not a number"
+            )
+        np.save(folder / f"{i:08d}.npy", np.ascontiguousarray(values.to_numpy(dtype=dtype)))
+        start += len(chunk)
+    if columns is None:
+        raise DataError(f"{csv}: no rows")
+    return RowFile(folder)
+
+
+def _npy_layout(path: Path) -> dict:
+    """Where a ``.npy`` file's rows are: header length, shape, dtype (DataError otherwise)."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)  # fmt: skip
+            if read_header is None:
+                raise ValueError(f"format version {version}")
+            shape, fortran, dtype = read_header(f)
+            offset = f.tell()
+    except (ValueError, OSError) as exc:
+        raise DataError(f"{path}: not a readable .npy file ({exc})") from None
+    if len(shape) != 2 or fortran or dtype.hasobject or dtype.kind not in "fiub":
+        raise DataError(
+            f"{path}: expected a 2-D C-ordered numeric array, got shape {shape} of {dtype}"
+            + (" in Fortran order" if fortran else "")
+        )
+    return {"path": path, "offset": offset, "rows": shape[0], "columns": shape[1],
+            "dtype": dtype}  # fmt: skip
+
+
+def _read_rows(layout: dict, start: int, stop: int) -> np.ndarray:
+    row_bytes = layout["columns"] * layout["dtype"].itemsize
+    out = np.empty((stop - start, layout["columns"]), layout["dtype"])
+    with open(layout["path"], "rb", buffering=0) as f:
+        f.seek(layout["offset"] + start * row_bytes)
+        view = memoryview(out.reshape(-1).view(np.uint8))
+        done = 0
+        while done < len(view):
+            n = f.readinto(view[done:])
+            if not n:
+                raise DataError(f"{layout['path']}: the file ends before row {stop}")
+            done += n
+    return out
+
+
+def blocked_permutation(n: int, block: int, generator: torch.Generator | None = None):
+    """A random order of ``n`` rows that visits blocks of ``block`` consecutive rows in a
+    random order and the rows of each block in a random order (one contiguous read per
+    block)."""
+    block = max(1, int(block))
+    device = generator.device if generator is not None else torch.device("cpu")
+    starts = torch.randperm(-(-n // block), generator=generator, device=device) * block
+    parts = []
+    for start in starts.tolist():
+        size = min(block, n - start)
+        parts.append(start + torch.randperm(size, generator=generator, device=device))
+    return torch.cat(parts) if parts else torch.empty(0, dtype=torch.long, device=device)
+
+
+def write_rows(path, blocks, n_rows: int, n_features: int, dtype=np.float32) -> Path:
+    """Write ``blocks`` (arrays or tensors of rows, ``n_rows`` in all) as one ``.npy`` file,
+    appending block after block."""
+    path = Path(path)
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+              "shape": (n_rows, n_features)}  # fmt: skip
+    written = 0
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_2_0(f, header)
+        for rows in blocks:
+            rows = rows.detach().cpu().numpy() if isinstance(rows, torch.Tensor) else rows
+            f.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
+            written += len(rows)
+    if written != n_rows:
+        raise ValueError(f"wrote {written} rows to {path}, expected {n_rows}")
+    return path
+
+
+def propagate_to_file(
+    source: RowFile, transform: Callable[[torch.Tensor, slice], torch.Tensor], n_out: int,
+    folder,
+) -> RowFile:  # fmt: skip
+    """``transform(rows, positions)`` of every block of ``source``, written to a new file in
+    ``folder`` and opened as a :class:`RowFile` of the same dtype and device."""
+    fd, name = tempfile.mkstemp(suffix=".npy", dir=folder)
+    os.close(fd)
+    rows = max(1, CHUNK_ELEMENTS // max(1, source.n_features))
+
+    def blocks():
+        for start, block in zip(range(0, len(source), rows), source.chunks(rows), strict=True):
+            yield transform(block, slice(start, start + len(block)))
+
+    dtype = np.float64 if source.dtype == torch.float64 else np.float32
+    write_rows(name, blocks(), len(source), n_out, dtype)
+    return RowFile(name, dtype=source.dtype, device=source.device)
+
+
+def is_row_file(X) -> bool:
+    """Whether ``X`` is a :class:`RowFile` (read a block at a time)."""
+    return isinstance(X, RowFile)
+
+
+def column_stats(source: RowFile) -> dict:
+    """One pass over the file: each column's ``min``, ``max``, ``mean`` and ``std`` (float64
+    arrays); DataError naming the row and column of the first value that is not finite."""
+    n, lo, hi = 0, None, None
+    total = squares = 0.0
+    for block in source.chunks():
+        sums = block.sum(0, dtype=torch.float64)  # finite exactly when every value is
+        if not torch.isfinite(sums).all():
+            bad = ~torch.isfinite(block)
+            row, column = (int(i) for i in bad.nonzero()[0])
+            raise DataError(
+                f"{source.path}: row {n + row}, column {column} holds {float(block[row, column])}"
+            )
+        low, high = block.min(0).values, block.max(0).values
+        lo = low if lo is None else torch.minimum(lo, low)
+        hi = high if hi is None else torch.maximum(hi, high)
+        total = total + sums
+        squares = squares + torch.square(block).sum(0, dtype=torch.float64)
+        n += len(block)
+    if n == 0:
+        raise DataError(f"{source.path}: no rows")
+    mean = total / n
+    std = (squares / n - mean * mean).clamp_min(0).sqrt()
+    stats = {"min": lo.double(), "max": hi.double(), "mean": mean, "std": std}
+    return {k: v.cpu().numpy() for k, v in stats.items()}
+
+
+def first_outside(source: RowFile, low: float, high: float) -> tuple[int, int, float] | None:
+    """``(row, column, value)`` of the first value outside [low, high] (None when none is)."""
+    n = 0
+    for block in source.chunks():
+        outside = (block < low) | (block > high)
+        if outside.any():
+            row, column = (int(i) for i in outside.nonzero()[0])
+            return n + row, column, float(block[row, column])
+        n += len(block)
+    return None

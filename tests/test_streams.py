@@ -1,0 +1,169 @@
+"""Training data larger than memory: RowFile reads, block-shuffled epochs, estimators fitted
+on memory maps of .npy files, greedy pretraining through temporary files, and peak memory
+that does not grow with the file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+import torch
+
+from deepbelief import DBN, RBM
+from deepbelief import training as training_module
+from deepbelief.errors import DataError
+from deepbelief.nn import RBM as RBMModule
+from deepbelief.streams import (
+    RowFile,
+    blocked_permutation,
+    column_stats,
+    csv_to_shards,
+    write_rows,
+)
+from deepbelief.training import RBMTrainer
+
+
+@pytest.fixture
+def binary(tmp_path):
+    rng = np.random.default_rng(0)
+    X = (rng.random((3000, 40)) < rng.random(40)).astype(np.float32)
+    np.save(tmp_path / "x.npy", X)
+    return X, tmp_path / "x.npy"
+
+
+def test_row_file_reads_rows_as_the_array_holds_them(binary, tmp_path):
+    X, path = binary
+    rows = RowFile(path)
+    assert rows.shape == X.shape and len(rows) == 3000
+    index = torch.tensor([2999, 5, 17, 5, 1200])
+    assert torch.equal(rows[index], torch.as_tensor(X[index.numpy()]))
+    assert torch.equal(rows[10:20], torch.as_tensor(X[10:20]))
+    assert torch.equal(torch.cat(list(rows.chunks(700))), torch.as_tensor(X))
+    # a folder of shards reads as one file, in name order
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    np.save(shards / "a.npy", X[:1000])
+    np.save(shards / "b.npy", X[1000:])
+    folder = RowFile(shards)
+    assert len(folder) == 3000
+    assert torch.equal(
+        folder[torch.tensor([999, 1000, 2999])], torch.as_tensor(X[[999, 1000, 2999]])
+    )
+
+
+def test_row_file_refuses_what_it_cannot_read(tmp_path):
+    np.save(tmp_path / "three.npy", np.zeros((2, 2, 2)))
+    with pytest.raises(DataError, match="three.npy.*2-D"):
+        RowFile(tmp_path / "three.npy")
+    (tmp_path / "junk.npy").write_bytes(b"not numpy")
+    with pytest.raises(DataError, match="junk.npy: not a readable .npy"):
+        RowFile(tmp_path / "junk.npy")
+    bad = np.zeros((4, 3))
+    bad[2, 1] = np.nan
+    np.save(tmp_path / "nan.npy", bad)
+    with pytest.raises(DataError, match="nan.npy: row 2, column 1 holds nan"):
+        column_stats(RowFile(tmp_path / "nan.npy"))
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    np.save(mixed / "a.npy", np.zeros((2, 3)))
+    np.save(mixed / "b.npy", np.zeros((2, 4)))
+    with pytest.raises(DataError, match="4 columns"):
+        RowFile(mixed)
+
+
+@pytest.mark.parametrize("n, block", [(10, 3), (12, 4), (5, 10), (1, 1)])
+def test_blocked_permutation_visits_each_row_once_a_block_at_a_time(n, block):
+    order = blocked_permutation(n, block, torch.Generator().manual_seed(n))
+    assert sorted(order.tolist()) == list(range(n))
+    for start in range(0, n, block):  # each stretch of the order is one block of rows
+        part = order[start : start + block]
+        assert part.max() - part.min() < block
+
+
+def test_trainer_on_a_row_file_learns_as_in_memory(binary, monkeypatch):
+    X, path = binary
+    monkeypatch.setattr(training_module, "BLOCK_ELEMENTS", 40 * 200)  # 15 blocks of 200 rows
+
+    def fit(data):
+        model = RBMModule(40, 20, generator=torch.Generator().manual_seed(0))
+        trainer = RBMTrainer(model, epochs=5, batch_size=20, monitor_rows=3000,
+                             generator=torch.Generator().manual_seed(1))  # fmt: skip
+        return trainer.fit(data).history[-1]["reconstruction_error"]
+
+    memory, streamed = fit(torch.as_tensor(X)), fit(RowFile(path))
+    fresh = RBMModule(40, 20, generator=torch.Generator().manual_seed(0))
+    untrained = RBMTrainer(fresh).monitors(torch.as_tensor(X))["reconstruction_error"]
+    assert streamed < 0.8 * untrained
+    assert abs(streamed - memory) < 0.05 * memory
+
+
+def test_estimators_fit_a_memory_map_as_the_array(binary, tmp_path, monkeypatch):
+    X, path = binary
+    mapped = np.load(path, mmap_mode="r")
+    a = RBM(n_components=10, n_iter=3, random_state=0).fit(X)
+    b = RBM(n_components=10, n_iter=3, random_state=0).fit(mapped)
+    np.testing.assert_allclose(b.components_, a.components_, rtol=0, atol=1e-6)
+    assert b.n_features_in_ == 40
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the layer files go
+    d1 = DBN(hidden_layers=(20, 10), pretrain_epochs=2, random_state=0).fit(X)
+    d2 = DBN(hidden_layers=(20, 10), pretrain_epochs=2, random_state=0).fit(mapped)
+    np.testing.assert_allclose(d2.transform(X), d1.transform(X), rtol=0, atol=1e-5)
+    assert not list(tmp_path.glob("deepbelief-*"))  # the layer files are gone
+    # values outside [0, 1] for Bernoulli units are named, as in memory
+    bad = X.copy()
+    bad[7, 3] = 2.0
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(DataError, match="row 7, column 3 holds 2.0"):
+        RBM(visible="bernoulli", n_iter=1).fit(np.load(tmp_path / "bad.npy", mmap_mode="r"))
+
+
+# The peak resident memory of this process image: VmHWM (ru_maxrss would count the peak of
+# the forked pytest process before exec, which it keeps)
+PEAK = """
+import re, sys, numpy as np
+from deepbelief import RBM
+X = np.load(sys.argv[1], mmap_mode="r")
+RBM(n_components=16, n_iter=1, batch_size=1000, random_state=0).fit(X)
+status = open("/proc/self/status").read()
+print(int(re.search(r"VmHWM:\\s*(\\d+) kB", status).group(1)) * 1024)
+"""
+
+
+def _peak_bytes(path) -> int:
+    done = subprocess.run([sys.executable, "-c", PEAK, str(path)], capture_output=True,
+                          text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    return int(done.stdout.split()[-1])
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
+def test_a_file_three_times_the_memory_trains_with_flat_peak_memory(tmp_path):
+    block = (np.random.default_rng(0).random((8000, 500)) < 0.3).astype(np.float32)
+    small, large = tmp_path / "small.npy", tmp_path / "large.npy"
+    write_rows(small, [block] * 10, 80_000, 500)  # 160 MB
+    write_rows(large, (block for _ in range(94)), 752_000, 500)  # 1.5 GB
+    size = large.stat().st_size
+    small_peak, large_peak = _peak_bytes(small), _peak_bytes(large)
+    mb = 10**6
+    assert large_peak < 500 * mb < size / 3, f"peak {large_peak / mb:.0f} MB"
+    # 9.4 times the rows: the peak grows by the epoch's order of rows (24 bytes a row)
+    assert large_peak - small_peak < 64 * mb, (small_peak / mb, large_peak / mb)
+
+
+def test_a_csv_file_becomes_shards_a_chunk_at_a_time(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame(np.random.default_rng(0).random((1000, 4)), columns=list("abcd"))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    rows = csv_to_shards(tmp_path / "t.csv", tmp_path / "shards", chunk_rows=300)
+    assert len(list((tmp_path / "shards").glob("*.npy"))) == 4
+    np.testing.assert_allclose(rows[:].numpy(), frame.to_numpy(np.float32))
+    frame = frame.astype(object)
+    frame.loc[650, "c"] = "x"
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(DataError, match=r"bad.csv: row 651, column 'c' holds 'x', not a number"):
+        csv_to_shards(tmp_path / "bad.csv", tmp_path / "bad", chunk_rows=300)
