@@ -381,8 +381,8 @@ def _add_train(p) -> None:
     f.add_argument(
         "--up-down-epochs",
         type=nonnegative_int,
-        default=0,
-        help="up-down fine-tuning epochs of a generative or unsupervised model",
+        help="up-down fine-tuning epochs of a generative or unsupervised model (default: "
+        "5 for a generative model of two or more --layers, else 0)",
     )
     f.add_argument(
         "--label-training",

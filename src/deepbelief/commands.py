@@ -428,8 +428,7 @@ def _estimator(settings, task: str, spec: InputSpec, verbose: int):
         label_training = settings.label_training if settings.model == "generative" else None
         return DBN(
             **common,
-            up_down_epochs=settings.up_down_epochs,
-            **_given(label_training=label_training),
+            **_given(label_training=label_training, up_down_epochs=settings.up_down_epochs),
         )
     if settings.early_stopping and settings.average_epochs:
         raise UsageError("--average-epochs and --early-stopping exclude each other")

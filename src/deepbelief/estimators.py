@@ -14,7 +14,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import evaluation
+from . import distributed, evaluation
 from .errors import DataError
 from .io import register, save
 from .loop import Callback, loading_device
@@ -799,9 +799,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
 
     def _train(self, X: torch.Tensor) -> None:
         callbacks = []
-        if self.verbose:
+        shows = self.verbose and distributed.is_main()  # one process of a distributed run
+        if shows:
             callbacks.append(IterationLines(type(self).__name__, X[:VERBOSE_ROWS]))
-        if self.verbose >= 2:
+        if shows and self.verbose >= 2:
             callbacks.append(ProgressBar(desc="RBM"))
         if self.checkpoint is not None:
             callbacks.append(Checkpoint(self.checkpoint, self.checkpoint_every, save=self.save))

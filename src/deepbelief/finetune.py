@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from . import distributed
+from .label_training import LabelTraining
 from .loop import FitLoop, learning_rate_at, make_generator
 from .nn.layers import Dropout
 from .optim import SGD
@@ -509,16 +510,25 @@ class UpDown(FitLoop):
 
     The loop's ``loss`` of an update is the generative error of its batch; each epoch's
     metrics hold its mean as ``generative_error``.
+
+    ``label_objective`` ("discriminative" or "hybrid", for a DBN with label units) trains the
+    top RBM as :class:`~deepbelief.label_training.LabelTraining` does instead of by CD-k, on
+    the up pass's mean features (SGD with momentum at ``learning_rate``; the hybrid's
+    persistent chains also give the sleep phase its top states), so up-down keeps the label
+    model discriminative while the layers below learn their generative and recognition
+    weights.
     """
 
     what = "up-down fine-tuning"
 
     def __init__(
         self, dbn, X, labels=None, *, epochs=10, batch_size=100, learning_rate=0.01, k=3,
-        generator=None, callbacks=(),
+        generator=None, callbacks=(), label_objective=None, generative_weight=0.01,
     ):  # fmt: skip
         if dbn.n_labels and labels is None:
             raise ValueError("this DBN has label units: pass the labels")
+        if label_objective is not None and not dbn.n_labels:
+            raise ValueError("label_objective needs a DBN with label units")
         if any(r.visible.has_logvar or r.hidden.has_logvar for r in dbn.rbms):
             raise TypeError("up-down is implemented for units without learned variances")
         settings = LoopSettings(epochs, batch_size, learning_rate, "constant")
@@ -528,6 +538,13 @@ class UpDown(FitLoop):
         self._init_loop(settings.epochs, settings.batch_size, settings.learning_rate, generator,
                         callbacks)  # fmt: skip
         self.dbn, self.X, self.labels, self.k = dbn, X, labels, int(k)
+        self.label_rule = None
+        if label_objective is not None:
+            self.label_rule = LabelTraining(
+                dbn, X[:0], labels, objective=label_objective,
+                generative_weight=generative_weight, epochs=1, batch_size=batch_size,
+                learning_rate=learning_rate, generator=generator,
+            )  # fmt: skip
         dbn.untie()
 
     def run(self) -> UpDown:
@@ -538,7 +555,8 @@ class UpDown(FitLoop):
 
     def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
         labels = None if self.labels is None else self.labels[rows]
-        error = _up_down_step(self.dbn, self.X[rows], labels, learning_rate, self.k, self.generator)
+        error = _up_down_step(self.dbn, self.X[rows], labels, learning_rate, self.k, self.generator,
+                              self.label_rule)  # fmt: skip
         if self._world > 1:  # plain SGD steps from equal parameters: their mean is the step of
             # the averaged gradients
             distributed.average_(self.dbn.parameters())
@@ -551,10 +569,15 @@ class UpDown(FitLoop):
         return self.dbn.parameters()
 
     def _rule_state(self) -> dict:
-        return {"dbn": dict(self.dbn.state_dict())}
+        state = {"dbn": dict(self.dbn.state_dict())}
+        if self.label_rule is not None:
+            state["labels"] = self.label_rule._rule_state()
+        return state
 
     def _load_rule_state(self, state: dict) -> None:
         self.dbn.load_state_dict(state["dbn"])
+        if self.label_rule is not None and "labels" in state:
+            self.label_rule._load_rule_state(state["labels"])
 
 
 def up_down(
@@ -624,14 +647,31 @@ class _EachEpoch:
 
 
 @torch.no_grad()
-def _up_down_step(dbn, data, labels, lr, k, generator) -> float:
+def _up_down_step(dbn, data, labels, lr, k, generator, label_rule=None) -> float:
     lower, top = dbn.rbms[:-1], dbn.rbms[-1]
-    n, n_features = len(data), top.n_visible - dbn.n_labels
+    n_features = top.n_visible - dbn.n_labels
     wake = [data]
     for rbm in lower:
         wake.append(rbm.sample_hidden(wake[-1], generator=generator))
-    # top RBM: CD-k from the wake states (and labels)
-    v_pos = dbn.top_visible(wake[-1], labels)
+    if label_rule is not None:  # the label model's own objective on the mean features
+        means = data
+        for rbm in lower:
+            means = rbm.hidden_mean(means)
+        with torch.enable_grad():
+            label_rule.train_step(means, labels, lr, generator)
+        top_negative = label_rule.chains
+        if top_negative is None:  # discriminative alone: a Gibbs step from the data
+            top_negative = top.gibbs(dbn.top_visible(means, labels), k, generator=generator)
+    else:
+        top_negative = _contrastive_top_step(dbn, wake[-1], labels, lr, k, generator)
+    return _wake_sleep_step(dbn, wake, top_negative[:, :n_features], lr, generator)
+
+
+def _contrastive_top_step(dbn, features, labels, lr, k, generator) -> torch.Tensor:
+    """CD-``k`` of the top RBM from ``features`` (and labels); returns its negative
+    particles."""
+    top, n = dbn.rbms[-1], len(features)
+    v_pos = dbn.top_visible(features, labels)
     x_pos = top.hidden_input(v_pos)
     h = top.hidden.sample(x_pos, generator=generator)
     for _ in range(k):
@@ -642,8 +682,15 @@ def _up_down_step(dbn, data, labels, lr, k, generator) -> float:
     top.weight.add_(v_pos.t() @ p_pos - v_neg.t() @ p_neg, alpha=lr / n)
     top.hidden_bias.add_((p_pos - p_neg).mean(0), alpha=lr)
     top.visible_bias.add_((v_pos - v_neg).mean(0), alpha=lr)
-    # sleep states: a stochastic down pass from the top's negative features
-    sleep = [v_neg[:, :n_features]]
+    return v_neg
+
+
+def _wake_sleep_step(dbn, wake, top_features, lr, generator) -> float:
+    """The lower layers' step: generative weights from the wake states, recognition weights
+    from the sleep states of a down pass from ``top_features``; returns the generative
+    error of the data."""
+    lower, n = dbn.rbms[:-1], len(wake[0])
+    sleep = [top_features]
     for layer in reversed(range(len(lower))):
         sleep.insert(0, dbn.generative_sample(layer, sleep[0], generator))
     error = 0.0

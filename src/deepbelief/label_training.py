@@ -86,26 +86,34 @@ class LabelTraining(FitLoop):
         return self
 
     def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
-        x, y = self.features[rows], self.labels[rows]
+        return self.train_step(self.features[rows], self.labels[rows], learning_rate)
+
+    def train_step(self, x, y, learning_rate: float, generator=None) -> float:
+        """One update of the top RBM on features ``x`` and labels ``y`` (its persistent chains
+        drawn with ``generator``, default the loop's); returns ``-log p(y | x)``'s mean (over
+        the processes of a distributed run; no step when it is not finite)."""
         self.optimizer.param_groups[0]["lr"] = learning_rate
         self.optimizer.zero_grad(set_to_none=True)
         loss = F.cross_entropy(-label_free_energy_matrix(self.dbn, x), y)
         objective = loss
         if self.objective == "hybrid":
-            objective = objective + self.generative_weight * self._persistent_divergence(x, y)
+            generator = generator if generator is not None else self.generator
+            objective = objective + self.generative_weight * self._persistent_divergence(
+                x, y, generator
+            )
         objective.backward()
         value = self._average_gradients(float(loss.detach()))
         if math.isfinite(value):
             self.optimizer.step()
         return value
 
-    def _persistent_divergence(self, x, y) -> torch.Tensor:
+    def _persistent_divergence(self, x, y, generator) -> torch.Tensor:
         """A surrogate whose gradient is PCD-1's estimate of ``-d log p(x, y)``."""
         top = self.dbn.rbms[-1]
         v_data = self.dbn.top_visible(x, y)
         with torch.no_grad():
             start = v_data if self.chains is None else self.chains
-            self.chains = top.gibbs(start, 1, generator=self.generator)
+            self.chains = top.gibbs(start, 1, generator=generator)
         return top.free_energy(v_data).mean() - top.free_energy(self.chains).mean()
 
     def _parameters(self):
