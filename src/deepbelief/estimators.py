@@ -241,7 +241,7 @@ def choose_visible(spec, X: np.ndarray) -> Units:
 
 def row_file_input(estimator, X) -> RowFile | None:
     """``X`` as a :class:`~deepbelief.streams.RowFile` when it is one, or a memory map of a
-    whole ``.npy`` file (``np.load(path, mmap_mode="r")``): training data read a block at a
+    whole ``.npy`` file (``numpy.load`` with ``mmap_mode="r"``): training data read a block at a
     time. Records ``n_features_in_``. None for any other input (read into memory)."""
     if isinstance(X, np.memmap) and X.ndim == 2 and getattr(X, "filename", None):
         if not str(X.filename).endswith(".npy"):

@@ -61,14 +61,6 @@ class RowFile:
         self.dtype, self.device = dtype, torch.device(device)
         self.transform = transform
 
-    @classmethod
-    def from_memmap(cls, array: np.memmap, **kw) -> RowFile:
-        """The rows of ``np.load(path, mmap_mode="r")`` (read from its file, not its map)."""
-        source = cls(array.filename, **kw)
-        if source.shape != array.shape:
-            raise DataError(f"{array.filename}: a memory map of part of a file; pass the file")
-        return source
-
     def __len__(self) -> int:
         return int(self._starts[-1])
 
