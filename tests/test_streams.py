@@ -113,6 +113,11 @@ def test_estimators_fit_a_memory_map_as_the_array(binary, tmp_path, monkeypatch)
     d2 = DBN(hidden_layers=(20, 10), pretrain_epochs=2, random_state=0).fit(mapped)
     np.testing.assert_allclose(d2.transform(X), d1.transform(X), rtol=0, atol=1e-5)
     assert not list(tmp_path.glob("deepbelief-*"))  # the layer files are gone
+    # a memory map that is no whole C-ordered file is read into memory, as any array
+    np.save(tmp_path / "f.npy", np.asfortranarray(X))
+    fortran = RBM(n_components=10, n_iter=3, random_state=0)
+    fortran.fit(np.load(tmp_path / "f.npy", mmap_mode="r"))
+    np.testing.assert_allclose(fortran.components_, a.components_, rtol=0, atol=1e-6)
     # values outside [0, 1] for Bernoulli units are named, as in memory
     bad = X.copy()
     bad[7, 3] = 2.0

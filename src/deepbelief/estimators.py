@@ -246,7 +246,10 @@ def row_file_input(estimator, X) -> RowFile | None:
     if isinstance(X, np.memmap) and X.ndim == 2 and getattr(X, "filename", None):
         if not str(X.filename).endswith(".npy"):
             return None
-        source = RowFile(X.filename)
+        try:
+            source = RowFile(X.filename)
+        except DataError:  # a layout it does not read (Fortran order): in memory
+            return None
         if source.shape != X.shape:  # a slice of the map: in memory, as any array
             return None
     elif is_row_file(X):
