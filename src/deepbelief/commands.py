@@ -149,12 +149,7 @@ def train(args) -> int:
                      overwrite=getattr(args, "overwrite", False)) as folder:  # fmt: skip
         if args.resume is not None and not args.quiet:
             print(f"deepbelief: resuming the interrupted run in {directory}", file=sys.stderr)
-        dataset = _load(settings, Path(settings.data))
-        task, y = _target(dataset, settings)
-        scaling = "standard" if settings.visible == "gaussian" else "minmax"
-        spec, X = InputSpec.fit(dataset, scaling, settings.missing, settings.drop_ids,
-                                settings.non_numeric)  # fmt: skip
-        train_rows, held_out = _split(len(X), y, task, settings)
+        task, y, spec, X, train_rows, held_out = _training_data(settings)
         estimator = _estimator(settings, task, spec, verbose=verbosity(args))
         _check_estimator(estimator)
         check_training_memory(_layers(settings), X.shape[1], len(train_rows))
@@ -182,16 +177,23 @@ def train(args) -> int:
     return _report_training(args, directory, estimator, card)
 
 
-def _train_quietly(settings, directory: Path, resume: bool) -> int:
-    """``train`` on a process of a distributed run other than rank 0: the same data, split
-    and estimator as rank 0's (same seed), fitted in step with it (with ``--resume``, from
-    rank 0's checkpoint, which every process must be able to read); rank 0 alone writes."""
+def _training_data(settings):
+    """The run's data as training sees it: ``(task, y, spec, X, train_rows, held_out)``
+    (the same on every process of a distributed run: the split follows the seed)."""
     dataset = _load(settings, Path(settings.data))
     task, y = _target(dataset, settings)
     scaling = "standard" if settings.visible == "gaussian" else "minmax"
     spec, X = InputSpec.fit(dataset, scaling, settings.missing, settings.drop_ids,
                             settings.non_numeric)  # fmt: skip
-    train_rows, _ = _split(len(X), y, task, settings)
+    train_rows, held_out = _split(len(X), y, task, settings)
+    return task, y, spec, X, train_rows, held_out
+
+
+def _train_quietly(settings, directory: Path, resume: bool) -> int:
+    """``train`` on a process of a distributed run other than rank 0: the same data, split
+    and estimator as rank 0's (same seed), fitted in step with it (with ``--resume``, from
+    rank 0's checkpoint, which every process must be able to read); rank 0 alone writes."""
+    task, y, spec, X, train_rows, _ = _training_data(settings)
     estimator = _estimator(settings, task, spec, verbose=0)
     checkpoint = directory / CHECKPOINT_FILE if resume else None
     fit_y = None if y is None else y[train_rows]

@@ -262,6 +262,11 @@ def row_file_input(estimator, X) -> RowFile | None:
     return source
 
 
+def standardize(mean: np.ndarray, scale: np.ndarray):
+    """The input scaling of Gaussian visible units as a function of a block of rows."""
+    return lambda rows: (rows - mean) / scale
+
+
 def prepare_row_file(spec, source: RowFile) -> tuple[Units, np.ndarray | None, np.ndarray | None]:
     """For a RowFile, what :func:`choose_visible` and :func:`fit_scaling` give an array, from
     one pass over it (DataError for values that are not finite, or outside [0, 1] for
@@ -275,7 +280,7 @@ def prepare_row_file(spec, source: RowFile) -> tuple[Units, np.ndarray | None, n
     mean = scale = None
     if visible.name == "gaussian":
         mean, scale = stats["mean"], np.where(stats["std"] > 0, stats["std"], 1.0)
-        source.transform = lambda rows: (rows - mean) / scale
+        source.transform = standardize(mean, scale)
     elif isinstance(visible, BernoulliUnits) and (low < 0 or high > 1):
         row, column, value = first_outside(source, 0.0, 1.0)
         raise DataError(
@@ -692,8 +697,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         if resume and hasattr(self, "trainer_"):
             self.trainer_.epochs = self.n_iter
             if self.input_mean_ is not None:
-                mean, scale = self.input_mean_, self.input_scale_
-                source.transform = lambda rows: (rows - mean) / scale
+                source.transform = standardize(self.input_mean_, self.input_scale_)
             return source
         visible, mean, scale = prepare_row_file(self.visible, source)
         self._build(source.n_features, visible, False)

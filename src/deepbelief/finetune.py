@@ -558,9 +558,11 @@ class UpDown(FitLoop):
         error = _up_down_step(self.dbn, self.X[rows], labels, learning_rate, self.k, self.generator,
                               self.label_rule)  # fmt: skip
         if self._world > 1:  # plain SGD steps from equal parameters: their mean is the step of
-            # the averaged gradients
-            distributed.average_(self.dbn.parameters())
-        return self._average_gradients(error)
+            # the averaged gradients (with the error's mean, in the same all-reduce)
+            mean_error = torch.tensor([error], dtype=torch.float64)
+            distributed.average_([*self.dbn.parameters(), mean_error])
+            error = float(mean_error)
+        return error
 
     def _end_epoch(self, metrics: dict) -> None:
         metrics["generative_error"] = metrics.pop("loss")

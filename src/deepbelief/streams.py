@@ -96,10 +96,15 @@ class RowFile:
             rows = np.concatenate([self.read(int(i), int(i) + 1) for i in index])
         return self._tensor(rows)
 
+    @property
+    def chunk_rows(self) -> int:
+        """Rows of about :data:`CHUNK_ELEMENTS` values: one block of :meth:`chunks`."""
+        return max(1, CHUNK_ELEMENTS // max(1, self.n_features))
+
     def chunks(self, rows: int | None = None) -> Iterator[torch.Tensor]:
         """Consecutive blocks of rows as tensors (``rows`` each, default about
         :data:`CHUNK_ELEMENTS` values)."""
-        rows = rows or max(1, CHUNK_ELEMENTS // max(1, self.n_features))
+        rows = rows or self.chunk_rows
         for start in range(0, len(self), rows):
             yield self._tensor(self.read(start, min(len(self), start + rows)))
 
@@ -213,7 +218,7 @@ def propagate_to_file(
     ``folder`` and opened as a :class:`RowFile` of the same dtype and device."""
     fd, name = tempfile.mkstemp(suffix=".npy", dir=folder)
     os.close(fd)
-    rows = max(1, CHUNK_ELEMENTS // max(1, source.n_features))
+    rows = source.chunk_rows
 
     def blocks():
         for start, block in zip(range(0, len(source), rows), source.chunks(rows), strict=True):

@@ -436,7 +436,7 @@ class RBMTrainer(FitLoop):
         start = self.batch * min(self.batch_size, data.shape[0])
         offset = start - self._block_start
         if self._block is None or offset < 0 or start + n > self._block_end:
-            per_block = max(n, BLOCK_ELEMENTS // max(1, data.shape[1]) // n * n)
+            per_block = _rows_per_block(data.shape[1], n)
             self._block_start, offset = start, 0
             self._block_end = min(self.local_order.shape[0], start + per_block)
             self._block = data[self.local_order[self._block_start : self._block_end]]
@@ -446,8 +446,7 @@ class RBMTrainer(FitLoop):
         if not is_row_file(self._data):
             return super()._new_order(n_rows)
         # by blocks of the size _batch_rows gathers, each one contiguous read
-        batch = min(self.batch_size, n_rows)
-        block = max(batch, BLOCK_ELEMENTS // max(1, self._data.n_features) // batch * batch)
+        block = _rows_per_block(self._data.n_features, min(self.batch_size, n_rows))
         return blocked_permutation(n_rows, block, self._order_generator)
 
     def _end_epoch(self, metrics: dict) -> None:
@@ -919,6 +918,11 @@ def _sgd(optimizer, params, lr, momentum) -> None:
     if momentum:
         grads = momentum_buffers(optimizer, params, grads, momentum)
     torch._foreach_add_([p.detach() for p in params], grads, alpha=-lr)
+
+
+def _rows_per_block(n_columns: int, batch: int) -> int:
+    """Rows gathered at once: whole batches of about :data:`BLOCK_ELEMENTS` values."""
+    return max(batch, BLOCK_ELEMENTS // max(1, n_columns) // batch * batch)
 
 
 def _spread_rows(X: torch.Tensor, n: int) -> torch.Tensor:
