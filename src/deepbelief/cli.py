@@ -100,6 +100,16 @@ def image_size(text: str) -> tuple[int, int]:
     return positive_int(parts[0]), positive_int(parts[1])
 
 
+def conv_layer(text: str) -> tuple[int, int, int]:
+    parts = text.split(":")
+    if len(parts) not in (2, 3):
+        raise argparse.ArgumentTypeError(
+            f"must be FILTERS:KERNEL or FILTERS:KERNEL:POOL such as 24:5:2, got {text}"
+        )
+    values = [positive_int(part) for part in parts]
+    return tuple(values + [1] * (3 - len(values)))
+
+
 def _number(text, kind):
     try:
         return kind(text)
@@ -273,6 +283,15 @@ def _add_train(p) -> None:
     )
     m.add_argument("--hidden", choices=UNITS_HIDDEN, default="bernoulli", help="hidden units")
     m.add_argument(
+        "--conv",
+        type=conv_layer,
+        nargs="+",
+        metavar="FILTERS:KERNEL[:POOL]",
+        help="convolutional RBM layers below the --layers, e.g. --conv 24:5:2 40:5:2 (filters, "
+        "square kernel, probabilistic max-pooling block); images only (IDX, image folders, "
+        "or rows of a square grey image); a classifier or regressor (default: none)",
+    )
+    m.add_argument(
         "--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, "
         "cuda:1, mps"
     )  # fmt: skip
@@ -307,6 +326,13 @@ def _add_train(p) -> None:
     g.add_argument("-k", "--k", type=positive_int, default=1, help="Gibbs steps per update")
     g.add_argument(
         "--centering", action="store_true", help="centered gradients (Melchior et al. 2016)"
+    )
+    g.add_argument(
+        "--pretrain-dropout",
+        type=fraction,
+        default=0.0,
+        help="probability of dropping each hidden unit in the RBMs' training (dropout RBMs, "
+        "Srivastava et al. 2014; not the fine-tuning --dropout)",
     )
     f = p.add_argument_group("fine-tuning")
     f.add_argument(

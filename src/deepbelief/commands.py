@@ -51,17 +51,19 @@ log = logging.getLogger("deepbelief")
 
 RUN_KEYS = (  # the train options that define a run (what --resume reads back)
     "data", "target", "no_target", "no_header", "labels", "image_size", "task", "missing",
-    "drop_ids", "non_numeric", "model", "layers", "visible", "hidden", "device", "seed",
+    "drop_ids", "non_numeric", "model", "layers", "conv", "visible", "hidden", "device", "seed",
     "pretrain_epochs",
-    "pretrain_lr", "pretrain_batch_size", "sampler", "k", "centering", "epochs", "batch_size",
+    "pretrain_lr", "pretrain_batch_size", "sampler", "k", "centering", "pretrain_dropout",
+    "epochs", "batch_size",
     "optimizer", "lr", "momentum", "weight_decay", "dropout", "input_dropout", "max_norm",
     "lr_schedule", "early_stopping", "average_epochs", "mixed_precision", "up_down_epochs",
     "label_training", "validation_split", "checkpoint_every", "preset", "time_budget",
 )  # fmt: skip
 # settings added after run.json first shipped: an older file ran with these values (the label
 # RBM of a generative model was trained by CD alone)
-RUN_ADDED = {"average_epochs": 0, "centering": False, "non_numeric": "error", "preset": None,
-             "time_budget": None, "label_training": "generative"}  # fmt: skip
+RUN_ADDED = {"conv": None, "average_epochs": 0, "centering": False, "pretrain_dropout": 0.0,
+             "non_numeric": "error", "preset": None, "time_budget": None,
+             "label_training": "generative"}  # fmt: skip
 
 
 # ====================================================================== output
@@ -268,10 +270,12 @@ def _stored_settings(settings) -> dict:
 # ---------------------------------------------------------------------- checks before work
 # estimator parameter -> the option that sets it, for messages
 OPTION_OF = {
-    "hidden_layers": "--layers", "visible": "--visible", "hidden": "--hidden",
+    "hidden_layers": "--layers", "conv_layers": "--conv", "image_shape": "--conv",
+    "visible": "--visible", "hidden": "--hidden",
     "pretrain_epochs": "--pretrain-epochs", "pretrain_learning_rate": "--pretrain-lr",
     "pretrain_batch_size": "--pretrain-batch-size", "sampler": "--sampler", "k": "--k",
-    "centering": "--centering", "random_state": "--seed", "device": "--device",
+    "centering": "--centering", "pretrain_dropout": "--pretrain-dropout",
+    "random_state": "--seed", "device": "--device",
     "epochs": "--epochs", "batch_size": "--batch-size", "optimizer": "--optimizer",
     "learning_rate": "--lr", "momentum": "--momentum", "weight_decay": "--weight-decay",
     "dropout": "--dropout", "input_dropout": "--input-dropout", "max_norm": "--max-norm",
@@ -422,11 +426,17 @@ def _estimator(settings, task: str, spec: InputSpec, verbose: int):
         sampler=settings.sampler,
         k=settings.k,
         centering=settings.centering,
+        pretrain_dropout=settings.pretrain_dropout,
         random_state=settings.seed,
         device=settings.device,
         verbose=verbose,
     )
     if task == "unsupervised" or settings.model == "generative":
+        if settings.conv and (spec is not None or settings.model == "generative"):
+            raise UsageError(
+                "--conv needs a classifier or regressor: give the data a target (not "
+                "--no-target or --model generative)"
+            )
         label_training = settings.label_training if settings.model == "generative" else None
         return DBN(
             **common,
@@ -455,6 +465,8 @@ def _estimator(settings, task: str, spec: InputSpec, verbose: int):
         mixed_precision=precision,
         preset=settings.preset,
         time_budget=settings.time_budget,
+        conv_layers=None if not settings.conv else [tuple(c) for c in settings.conv],
+        image_shape=tuple(spec.image_shape) if spec is not None and spec.image_shape else None,
     )
 
 
@@ -804,9 +816,10 @@ def describe(estimator, card: dict) -> dict:
     layers = [
         {
             "visible": rbm.n_visible,
-            "hidden": rbm.n_hidden,
+            "hidden": rbm.n_output,
             "visible_units": rbm.visible.name,
             "hidden_units": rbm.hidden.name,
+            **({"conv": rbm.config()} if rbm.config().get("kind") == "conv" else {}),
         }
         for rbm in dbn.rbms
     ]
@@ -846,7 +859,8 @@ def info(args) -> int:
     print(f"{args.model}: {summary['model']} ({summary['task']})")
     print("  layers: " + "-".join(map(str, sizes)))
     for i, layer in enumerate(summary["layers"]):
-        print(f"    RBM {i + 1}: {layer['visible_units']} -> {layer['hidden_units']}")
+        print(f"    RBM {i + 1}: {layer['visible_units']} -> {layer['hidden_units']}"
+              + _conv_words(layer.get("conv")))  # fmt: skip
     for i, phase in enumerate(summary["pretraining"]):
         print(f"  pretraining layer {i + 1}: {phase['epochs']} epochs")
     if summary["fine_tuning"]["epochs"]:
@@ -883,7 +897,7 @@ def write_model_report(
     """Plots and a self-contained HTML page describing a trained model; returns its path.
     ``extra``: more ``(png_path, caption)`` images to show; ``plots``, a list to which the
     paths of the images shown are added."""
-    from .plots import plot_confusion_matrix, plot_filters, plot_learning_curves
+    from .plots import plot_confusion_matrix, plot_learning_curves
     from .report import write_report
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -911,16 +925,54 @@ def write_model_report(
         path = plot_confusion_matrix(matrix, metrics["classes"], folder / "confusion_matrix.png")
         images.append((path, "Confusion matrix on the held-out rows"))
     if spec.image_shape:
-        weight = estimator.dbn_.rbms[0].weight.detach().cpu().numpy()
-        if weight.shape[0] == int(np.prod(spec.image_shape)):
-            path = plot_filters(weight, tuple(spec.image_shape), folder / "filters.png")
-            images.append((path, "First-layer filters"))
+        images += _first_layer_plots(estimator.dbn_.rbms[0], spec.image_shape, folder)
     images += list(extra)
     if images:
         sections.append({"heading": "Plots", "images": images})
     if plots is not None:
         plots.extend(Path(path) for path, _ in images)
     return write_report(folder / "report.html", title, sections)
+
+
+def _conv_words(conv: dict | None) -> str:
+    """``" (conv: 24 filters of 5x5 on 1x28x28, pool 2)"`` for a conv layer, else ``""``."""
+    if not conv:
+        return ""
+    kernel, image = "x".join(map(str, conv["kernel_size"])), "x".join(map(str, conv["image_shape"]))
+    return f" (conv: {conv['n_filters']} filters of {kernel} on {image}, pool {conv['pool']})"
+
+
+def _first_layer_plots(rbm, image_shape, folder: Path) -> list:
+    """The first layer's filters and, for a conv layer, samples of its own model (16 Gibbs
+    chains of 1,000 steps from random images)."""
+    from .plots import plot_filters, save_image_grid, tile_images
+
+    weight = rbm.weight.detach().cpu().numpy()
+    if weight.ndim == 4:  # a conv RBM: (filters, channels, height, width), the first channel
+        tiles = weight[:, 0].reshape(len(weight), -1).T
+        path = plot_filters(tiles, weight.shape[2:], folder / "filters.png")
+        samples = _conv_samples(rbm, 16, 1000)
+        grid = save_image_grid(tile_images(samples, tuple(image_shape)), folder / "samples.png")
+        return [
+            (path, "First conv layer's filters"),
+            (grid, "Samples of the first conv layer's model (1,000 Gibbs steps)"),
+        ]
+    if weight.shape[0] != int(np.prod(image_shape)):
+        return []
+    path = plot_filters(weight, tuple(image_shape), folder / "filters.png")
+    return [(path, "First-layer filters")]
+
+
+def _conv_samples(rbm, n: int, steps: int) -> np.ndarray:
+    """Mean images of ``n`` Gibbs chains of ``rbm`` after ``steps`` steps (seeded)."""
+    import torch
+
+    from .samplers import random_visible
+
+    with torch.no_grad():
+        generator = torch.Generator(rbm.weight.device).manual_seed(0)
+        v = rbm.gibbs(random_visible(rbm, n, generator), steps, generator=generator)
+        return rbm.visible_mean(rbm.sample_hidden(v, generator=generator)).cpu().numpy()
 
 
 def _model_facts(summary: dict) -> dict:

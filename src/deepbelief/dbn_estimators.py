@@ -52,6 +52,13 @@ from .estimators import (
     row_file_input,
 )
 from .finetune import UpDown, evaluate, finetune
+from .images import (
+    check_conv_fit,
+    check_conv_layers,
+    check_image_shape,
+    flatten_images,
+    image_shape_for,
+)
 from .io import pack, read_file, register, save, write_file
 from .label_training import LABEL_TRAINING, LabelTraining
 from .loop import (
@@ -64,6 +71,7 @@ from .loop import (
     set_generator_state,
 )
 from .nn.dbn import DBN as DBNModule
+from .nn.dbn import ConvDBN
 from .nn.units import BernoulliUnits
 from .progress import pretrain_desc, progress_callbacks
 from .recipes import PRESETS, PRETRAIN_SHARE, Deadline, TimeBudget, check_preset, resolve
@@ -320,9 +328,21 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         visible units clipped into [0, 1] (with one :class:`ClippedInputWarning`; ``fit``
         refuses such values instead)."""
         check_is_fitted(self)
-        X = check_X(self, X, reset=False, accept_sparse=True)
+        X = check_X(self, self._flat(X), reset=False, accept_sparse=True)
         if isinstance(self._input_units(), BernoulliUnits):
             X = clip_unit_interval(X)
+        return X
+
+    def _conv_specs(self) -> list[tuple[int, int, int]]:
+        """The conv layers below the dense ones (none for the transformer)."""
+        return check_conv_layers(getattr(self, "conv_layers", None))
+
+    def _flat(self, X):
+        """Images ``(n, H, W)`` or ``(n, C, H, W)`` as flat rows (conv estimators only); the
+        shape, at fit time, in ``_images``."""
+        if not self._conv_specs():
+            return X
+        X, self._images = flatten_images(X)
         return X
 
     def _blocks(self, X):
@@ -345,6 +365,8 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         layers = given = self._s("hidden_layers")
         if isinstance(layers, (int, np.integer)):
             layers = (layers,)
+        if self._conv_specs() and isinstance(layers, (list, tuple)) and not layers:
+            return []  # conv layers alone
         if not layers or any(not isinstance(n, (int, np.integer)) or n < 1 for n in layers):
             raise ValueError(f"hidden_layers must be positive integers, got {given!r}")
         if self.dtype not in _DTYPES:
@@ -358,6 +380,8 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         check_units(self.hidden, "hidden")
         if isinstance(self.hidden, (list, tuple)) and len(self.hidden) != len(layers):
             raise ValueError(f"hidden lists {len(self.hidden)} unit types for {len(layers)} layers")
+        check_image_shape(getattr(self, "image_shape", None))
+        layers = [None] * len(self._conv_specs()) + layers  # every RBM, conv layers first
         epochs = self._s("pretrain_epochs")
         for value in epochs if isinstance(epochs, (list, tuple)) else [epochs]:
             check("pretrain_epochs", value, integer(0))
@@ -370,6 +394,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         check("weight_std", self.weight_std, real(0, low_open=True))
         check("verbose", self.verbose, integer(0))
         check("sample_inputs", self.sample_inputs, FLAG)
+        check("pretrain_dropout", self.pretrain_dropout, PROBABILITY)
         lr = self.pretrain_learning_rate
         if not (isinstance(lr, str) and lr == "auto"):
             check("pretrain_learning_rate", lr, real(0, low_open=True))
@@ -408,6 +433,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
                 sampler=self.sampler,
                 k=self.k,
                 centering=self.centering,
+                dropout=self.pretrain_dropout,
                 epochs=layer_epochs,
                 batch_size=self._s("pretrain_batch_size"),
                 learning_rate=auto if isinstance(lr, str) and lr == "auto" else lr,
@@ -420,6 +446,13 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
     def _build_dbn(self, X, n_labels: int = 0):
         """``dbn_`` for ``X`` (an array, or a RowFile), and ``X`` ready for it."""
         sizes = [X.shape[1], *self._check_common_params()]
+        convs = self._conv_specs()
+        if convs:
+            if is_row_file(X):
+                raise DataError("conv layers train on images in memory, not on a RowFile")
+            image = image_shape_for(X.shape[1], self.image_shape, self.__dict__.get("_images"))
+            check_conv_fit(image, convs)
+            self.image_shape_ = image
         if is_row_file(X):
             visible, *scaling = prepare_row_file(self.visible, X)
         else:
@@ -429,16 +462,14 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         self.input_mean_, self.input_scale_ = scaling
         device = resolve_device(self.device)
         self.generator_ = make_generator(self.random_state, device)
-        self.dbn_ = DBNModule.from_sizes(
-            sizes,
-            visible,
-            self.hidden,
-            n_labels=n_labels,
-            generator=self.generator_,
-            weight_std=self.weight_std,
-            dtype=_DTYPES[self.dtype],
-            device=device,
-        )
+        kw = dict(generator=self.generator_, weight_std=self.weight_std)
+        kw.update(dtype=_DTYPES[self.dtype], device=device)
+        if convs:
+            self.dbn_ = ConvDBN.from_specs(
+                self.image_shape_, convs, sizes[1:], visible, self.hidden, **kw
+            )
+        else:
+            self.dbn_ = DBNModule.from_sizes(sizes, visible, self.hidden, n_labels=n_labels, **kw)
         if is_row_file(X):
             X.dtype, X.device = _DTYPES[self.dtype], device
             return X
@@ -526,6 +557,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             "dbn": self.dbn_._to_state(),
             "generator": generator_state(self.generator_),
             "pretrain_history": getattr(self, "pretrain_history_", []),
+            "image_shape": list(getattr(self, "image_shape_", [])) or None,
         }
 
     def _restore_common(self, fitted: dict) -> None:
@@ -539,6 +571,8 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         self.generator_ = make_generator(0, self.dbn_.rbms[0].weight.device)
         set_generator_state(self.generator_, fitted["generator"])
         self.pretrain_history_ = fitted["pretrain_history"]
+        if fitted.get("image_shape"):
+            self.image_shape_ = tuple(fitted["image_shape"])
 
 
 class _SupervisedDBN(_DBNBase):
@@ -550,6 +584,8 @@ class _SupervisedDBN(_DBNBase):
         self,
         hidden_layers="auto",
         *,
+        conv_layers=None,
+        image_shape=None,
         visible="auto",
         hidden="bernoulli",
         pretrain=True,
@@ -559,6 +595,7 @@ class _SupervisedDBN(_DBNBase):
         sampler="cd",
         k=1,
         centering=False,
+        pretrain_dropout=0.0,
         layer_params=None,
         sample_inputs=False,
         weight_std=0.1,
@@ -587,6 +624,8 @@ class _SupervisedDBN(_DBNBase):
         verbose=0,
     ):
         self.hidden_layers = hidden_layers
+        self.conv_layers = conv_layers
+        self.image_shape = image_shape
         self.visible = visible
         self.hidden = hidden
         self.pretrain = pretrain
@@ -596,6 +635,7 @@ class _SupervisedDBN(_DBNBase):
         self.sampler = sampler
         self.k = k
         self.centering = centering
+        self.pretrain_dropout = pretrain_dropout
         self.layer_params = layer_params
         self.sample_inputs = sample_inputs
         self.weight_std = weight_std
@@ -713,6 +753,7 @@ class _SupervisedDBN(_DBNBase):
             raise ValueError(
                 "a warm_start refit continues the fitted model: it takes no checkpoint"
             )
+        X = self._flat(X)
         X, y = check_Xy(self, X, y, reset=not continuing, multi_output=self._task == "regression")
         targets, n_outputs = self._targets(y, reset=not continuing)
         if not continuing:
@@ -766,7 +807,7 @@ class _SupervisedDBN(_DBNBase):
         budget = self._s("time_budget")
         if budget is None:
             return []
-        costs = [rbm.n_visible * rbm.n_hidden for rbm in self.dbn_.rbms]
+        costs = [rbm.macs_per_row() for rbm in self.dbn_.rbms]
         seconds = budget * PRETRAIN_SHARE * costs[layer] / sum(costs)
         planned = self._layer_settings(self.dbn_)[layer]["epochs"]
         return [TimeBudget(seconds, self._budget_epochs("pretrain_epochs", planned))]
@@ -1005,6 +1046,10 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
     centering : bool, default False
         Centered gradients in every layer's RBM training (Melchior et al. 2016; see
         :class:`deepbelief.training.RBMTrainer`).
+    pretrain_dropout : float, default 0.0
+        Dropout RBMs: the probability of dropping each hidden unit in every layer's RBM
+        training (Srivastava et al. 2014, section 8; ``RBMTrainer(dropout=...)``); not the
+        fine-tuning ``dropout``. ``layer_params`` may set ``"dropout"`` per layer.
     layer_params : list of dict, optional
         Per-layer overrides of any :class:`deepbelief.training.RBMTrainer` setting.
     sample_inputs : bool, default False
@@ -1232,6 +1277,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         sampler="cd",
         k=1,
         centering=False,
+        pretrain_dropout=0.0,
         layer_params=None,
         sample_inputs=False,
         weight_std=0.1,
@@ -1255,6 +1301,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         self.sampler = sampler
         self.k = k
         self.centering = centering
+        self.pretrain_dropout = pretrain_dropout
         self.layer_params = layer_params
         self.sample_inputs = sample_inputs
         self.weight_std = weight_std

@@ -59,6 +59,7 @@ BERNOULLI_RBM_COMPAT = {
     "clip_grad_norm": None,
     "centering": False,
     "sample_data": False,
+    "dropout": 0.0,
     "init_visible_bias": False,  # BernoulliRBM starts its visible biases at zero
     "weight_std": 0.01,
 }
@@ -544,6 +545,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
     init_visible_bias : bool, default True
         Start the visible biases from the training data's means (Hinton's guide: the log-odds
         for Bernoulli units); False starts them at zero, as ``BernoulliRBM`` does.
+    dropout : float, default 0.0
+        Probability of dropping each hidden unit in every training row's positive and
+        negative phases (a dropout RBM, Srivastava et al. 2014; see
+        :class:`deepbelief.training.RBMTrainer`); ``transform`` uses every unit, unscaled.
     device : str, default "auto"
         "auto" uses CUDA when available.
     dtype : {"float32", "float64"}, default "float32"
@@ -622,6 +627,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         centering=False,
         sample_data=False,
         init_visible_bias=True,
+        dropout=0.0,
         device="auto",
         dtype="float32",
         checkpoint=None,
@@ -640,6 +646,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         self.centering = centering
         self.sample_data = sample_data
         self.init_visible_bias = init_visible_bias
+        self.dropout = dropout
         self.k = k
         self.n_chains = n_chains
         self.n_temperatures = n_temperatures
@@ -782,6 +789,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
             centering=self.centering,
             sample_data=self.sample_data,
             init_visible_bias=self.init_visible_bias,
+            dropout=self.dropout,
         )
 
     def _check_params(self) -> None:

@@ -156,15 +156,21 @@ def pseudo_log_likelihood_estimate(
     if row_features is None:
         row_features = torch.arange(len(X), device=X.device) % model.n_visible
     row_features = torch.as_tensor(row_features, dtype=torch.long, device=X.device)
-    field = model.hidden_field(X) if hidden_field is None else hidden_field
-    w = model.weight[row_features]  # (rows, hidden): each row's feature's weights
     v = X.gather(1, row_features[:, None])  # (rows, 1)
-    base = field - v * w  # the field with the feature off
-    c, logvar = model.hidden_bias, model.hidden_logvar
-    logit = model.visible_bias[row_features] + (
-        model.hidden.log_partition(base + w, c, logvar)
-        - model.hidden.log_partition(base, c, logvar)
-    )
+    if isinstance(model, RBM):
+        field = model.hidden_field(X) if hidden_field is None else hidden_field
+        w = model.weight[row_features]  # (rows, hidden): each row's feature's weights
+        base = field - v * w  # the field with the feature off
+        c, logvar = model.hidden_bias, model.hidden_logvar
+        logit = model.visible_bias[row_features] + (
+            model.hidden.log_partition(base + w, c, logvar)
+            - model.hidden.log_partition(base, c, logvar)
+        )
+    else:  # another field (a conv RBM's): the free energies with the feature off and on
+        rows = torch.arange(len(X), device=X.device)
+        off, on = X.clone(), X.clone()
+        off[rows, row_features], on[rows, row_features] = 0.0, 1.0
+        logit = model.free_energy(off) - model.free_energy(on)
     v = v.squeeze(1)
     per_row = v * F.logsigmoid(logit) + (1 - v) * F.logsigmoid(-logit)
     return float(per_row.mean()) * model.n_visible

@@ -175,6 +175,7 @@ class RBMSettings(LoopSettings):
     init_visible_bias: bool = setting(True, FLAG)
     sample_data: bool = setting(False, FLAG)
     mixed_precision: bool = setting(False, FLAG)
+    dropout: float = setting(0.0, PROBABILITY, "probability of dropping each hidden unit")
 
 
 @dataclass(frozen=True)

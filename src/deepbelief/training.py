@@ -12,6 +12,7 @@ callbacks, the divergence guard and exact interruption are the shared fit loop's
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import tempfile
@@ -30,6 +31,7 @@ from .loop import (
     make_generator,
     resolve_device,
 )
+from .nn.conv import layer_from_config
 from .nn.dbn import DBN
 from .nn.rbm import RBM
 from .nn.units import BernoulliUnits, Units
@@ -228,6 +230,20 @@ class RBMTrainer(FitLoop):
         unit inputs, sampling and parameters (RBMs whose units have no learned variances).
         Several times faster on GPUs and on CPUs with AVX512-BF16 or AMX
         (:func:`native_bfloat16`); slower elsewhere.
+    dropout : float, default 0.0
+        Dropout RBM (Srivastava et al. 2014, section 8): each update draws, for every training
+        row, a mask keeping each hidden unit with probability ``1 - dropout``; dropped units
+        are 0 in that row's positive statistics, in every Gibbs step of its CD-k chain and in
+        its negative statistics. Persistent chains (PCD, PT) draw a mask of their own per
+        chain per update (PT: per chain at every temperature; its swaps compare the unmasked
+        free energies). A dense RBM whose units have no learned variances, without centering;
+        bfloat16 products (``mixed_precision``) do not apply to these updates. The trained
+        weights are used as they are, not scaled by ``1 - dropout`` (the rule of dropout
+        networks): on scikit-learn's digits (X / 16, 30 % held out, 100 hidden units, CD-1,
+        dropout 0.5, 20 epochs of batches of 20, the other settings' defaults, means of 3
+        seeds) the held-out reconstruction error was 0.0219
+        as trained against 0.0268 scaled, and a logistic regression on the features scored
+        0.962 against 0.957 (without dropout: 0.0113 and 0.974).
     callbacks : sequence of Callback
     generator : torch.Generator, optional
         All randomness (shuffling, sampling, chain starts) comes from it.
@@ -279,6 +295,7 @@ class RBMTrainer(FitLoop):
         init_visible_bias: bool = True,
         sample_data: bool = False,
         mixed_precision: bool = False,
+        dropout: float = 0.0,
         callbacks: Sequence[Callback] = (),
         generator: torch.Generator | None = None,
     ):
@@ -306,7 +323,10 @@ class RBMTrainer(FitLoop):
         self._step_state: _StepState | None = None  # rebuilt at each epoch's first update
         self._data = self._monitor = self._validation = self._block = None
         self._block_start = self._block_end = 0
-        self._autograd = model.visible.has_logvar or model.hidden.has_logvar
+        # learned variances, and conv RBMs (their products are convolutions): by autograd
+        self._autograd = (
+            not isinstance(model, RBM) or model.visible.has_logvar or model.hidden.has_logvar
+        )
         # binary units without centering, sparsity or bfloat16 products: the fused update
         self._fused = (
             type(model.visible) is BernoulliUnits
@@ -314,9 +334,14 @@ class RBMTrainer(FitLoop):
             and not config.centering
             and config.sparsity_target is None
             and not config.mixed_precision
+            and not config.dropout
             and [id(p) for p in model.parameters()]
             == [id(model.weight), id(model.visible_bias), id(model.hidden_bias)]
         )
+        if config.dropout and (self._autograd or config.centering):
+            raise ValueError(
+                "dropout needs a dense RBM whose units have no learned variances, and no centering"
+            )
 
     records_loss = False  # the contrastive difference is no learning curve
 
@@ -472,7 +497,9 @@ class RBMTrainer(FitLoop):
         if alone and self._fused and not s["clip_grad_norm"] and self._fused_step(v_data):
             pass
         else:
-            if self._autograd:
+            if s["dropout"]:
+                self._dropout_gradients(v_data)
+            elif self._autograd:
                 self._autograd_gradients(v_data)
             elif s["mixed_precision"]:
                 with torch.autocast(v_data.device.type, torch.bfloat16):
@@ -486,9 +513,7 @@ class RBMTrainer(FitLoop):
                 torch.nn.utils.clip_grad_norm_(model.parameters(), s["clip_grad_norm"])
             self._sgd_step()
         if s["max_norm"]:
-            with torch.no_grad():
-                norms = model.weight.norm(dim=0, keepdim=True)
-                model.weight.mul_(torch.clamp(s["max_norm"] / (norms + 1e-12), max=1.0))
+            model.limit_norms_(s["max_norm"])
 
     def _sgd_step(self) -> None:
         """``self.optimizer.step()`` (SGD with momentum, no dampening, no Nesterov, no weight
@@ -599,6 +624,74 @@ class RBMTrainer(FitLoop):
             push = self._sparsity_push(x_data)
             hidden_bias.grad.add_(push)
             weight.grad.addr_(s_data.mean(0), push)
+
+    @torch.no_grad()
+    def _dropout_gradients(self, v_data: torch.Tensor) -> None:
+        """The gradients of a dropout RBM (``dropout``): the closed-form CD statistics with
+        each row's hidden statistics multiplied by its mask, the negative phase run with the
+        masks too (:meth:`_dropout_negative`)."""
+        model, s = self.model, self.settings
+        visible, hidden, weight = model.visible, model.hidden, model.weight
+        mask = self._dropout_mask(len(v_data))
+        x_data = model.hidden_input(v_data)
+        v_model, mask_model = self._dropout_negative(v_data, x_data, mask)
+        stat_data, bias_data = (
+            g * mask for g in hidden.log_partition_grads(x_data, model.hidden_bias)
+        )
+        stat_model, bias_model = (
+            g * mask_model
+            for g in hidden.log_partition_grads(model.hidden_input(v_model), model.hidden_bias)
+        )
+        s_data, s_model = visible.statistic(v_data), visible.statistic(v_model)
+        grad = torch.addmm(
+            weight, s_data.t(), stat_data, beta=s["weight_decay"], alpha=-1 / len(v_data)
+        )
+        weight.grad = grad.addmm_(s_model.t(), stat_model, alpha=1 / len(v_model))
+        model.hidden_bias.grad = bias_model.mean(0) - bias_data.mean(0)
+        b = model.visible_bias
+        b.grad = visible.energy_bias_grad(v_data, b).mean(0)
+        b.grad -= visible.energy_bias_grad(v_model, b).mean(0)
+        if s["l1"]:
+            weight.grad.add_(torch.sign(weight), alpha=s["l1"])
+        if s["sparsity_target"] is not None:
+            push = self._sparsity_push(x_data)
+            model.hidden_bias.grad.add_(push)
+            weight.grad.addr_(s_data.mean(0), push)
+
+    def _dropout_mask(self, n: int) -> torch.Tensor:
+        """``n`` rows of hidden units kept (1) with probability ``1 - dropout``, else 0."""
+        weight = self.model.weight
+        keep = weight.new_full((n, self.model.n_hidden), 1 - self.settings["dropout"])
+        return torch.bernoulli(keep, generator=self.generator)
+
+    def _dropout_negative(self, v_data, x_data, mask):
+        """The negative particles of a dropout update and their masks. CD-k runs from the
+        data rows with their masks, the dropped hidden units 0 at every step; any other
+        sampler runs its chains on the model whose ``sample_hidden`` multiplies by a mask
+        per chain drawn for this update (PT's chains at temperature 1 are its first rows)."""
+        model, sampler, g = self.model, self.sampler, self.generator
+        if type(sampler) is CD and "negative" not in sampler.__dict__:
+            h = model.hidden.sample(x_data, None, g) * mask
+            for _ in range(sampler.k - 1):
+                v = model.sample_visible(h, generator=g)
+                h = model.sample_hidden(v, generator=g) * mask
+            if sampler.reconstruction == "mean":
+                return model.visible_mean(h), mask
+            return model.sample_visible(h, generator=g), mask
+        masks = {}  # rows -> this update's mask of as many chains
+
+        def sample_hidden(v, beta=1.0, generator=None):
+            if len(v) not in masks:
+                masks[len(v)] = self._dropout_mask(len(v))
+            return model.sample_hidden(v, beta, generator) * masks[len(v)]
+
+        masked = copy.copy(model)  # the same Parameters, a sample_hidden of its own
+        masked.sample_hidden = sample_hidden
+        v_model = sampler.negative(masked, v_data, g, hidden_input=x_data)
+        # PCD: the mask of its chains; PT: of its chains at every temperature, temperature 1
+        # (the negative particles) first
+        chain_mask = masks[max(masks)] if masks else self._dropout_mask(len(v_model))
+        return v_model, chain_mask[: len(v_model)]
 
     def _fused_statistics(self, v: torch.Tensor, step: _StepState):
         """Binary units' statistics of an update in the fewest tensor operations, on detached
@@ -826,7 +919,7 @@ class RBMTrainer(FitLoop):
         device = loading_device(state["device"] if device is None else device)
         saved = state["trainer"]
         dtype = (saved.get("rule") or saved)["model"]["weight"].dtype
-        model = RBM.from_config(state["model_config"], dtype=dtype, device=device)
+        model = layer_from_config(state["model_config"], dtype=dtype, device=device)
         trainer = cls(
             model,
             sampler=sampler_from_config(state["sampler_config"]),
@@ -859,12 +952,13 @@ class _StepState:
     def __init__(self, params, generator=None):
         self.params = list(params)
         self.views = [p.detach() for p in self.params]
-        self.weight_t = self.views[0].t()  # the fused path's (weight first)
         like = self.views[0]
         self.draw = {"generator": generator, "dtype": like.dtype, "device": like.device}
         self.buffers: list | None = None
         self.bias_rows: tuple | None = None  # the fused path's bias buffers, as rows
-        self.param_rows = (self.views[1].unsqueeze(0), self.views[2].unsqueeze(0))
+        if like.dim() == 2:  # the fused path's (a dense RBM: weight, visible, hidden bias)
+            self.weight_t = like.t()
+            self.param_rows = (self.views[1].unsqueeze(0), self.views[2].unsqueeze(0))
         self.fused = False  # the fused step has dropped the .grad tensors
         self._weights: dict[int, torch.Tensor] = {}
 
@@ -979,14 +1073,9 @@ def fit_rbm(model: RBM, X, validation=None, **settings) -> RBMTrainer:
 
 @torch.no_grad()
 def propagate(rbm: RBM, X: torch.Tensor, sample: bool = False, generator=None, chunk=4096):
-    """The hidden activations of ``rbm`` for every row of ``X``: means, or samples."""
-    parts = []
-    for rows in torch.split(X, chunk):
-        if sample:
-            parts.append(rbm.sample_hidden(rows, generator=generator))
-        else:
-            parts.append(rbm.hidden_mean(rows))
-    return torch.cat(parts)
+    """What the layer above ``rbm`` sees for every row of ``X`` (:meth:`~deepbelief.nn.RBM.output`:
+    the hidden activations, a conv layer's pooling units): means, or samples."""
+    return torch.cat([rbm.output(rows, sample, generator) for rows in torch.split(X, chunk)])
 
 
 def pretrain_dbn(

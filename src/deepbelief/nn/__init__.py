@@ -1,6 +1,7 @@
 """The PyTorch core: unit types and the RBM module (like ``torch.nn``)."""
 
-from .dbn import DBN
+from .conv import ConvRBM, MaxPoolBernoulliUnits
+from .dbn import DBN, ConvDBN
 from .layers import Dropout
 from .rbm import RBM
 from .units import (
@@ -15,11 +16,14 @@ from .units import (
 )
 
 __all__ = [
+    "ConvDBN",
+    "ConvRBM",
     "DBN",
     "Dropout",
     "RBM",
     "BernoulliUnits",
     "GaussianUnits",
+    "MaxPoolBernoulliUnits",
     "MixedUnits",
     "ReLUUnits",
     "SoftmaxUnits",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 from torch.nn.utils import skip_init
 
 from ..io import register
+from .conv import ConvRBM, conv_feedforward, layer_from_config
 from .layers import Dropout
 from .rbm import RBM, conditional_log_prob
 from .units import MixedUnits, SoftmaxUnits, Units, units_from_spec
@@ -66,9 +68,10 @@ class DBN(nn.Module):
 
     Parameters
     ----------
-    rbms : sequence of deepbelief.nn.RBM
-        Bottom first. ``rbms[i].n_hidden`` must equal ``rbms[i + 1].n_visible`` (minus
-        ``n_labels`` for the top RBM).
+    rbms : sequence of deepbelief.nn.RBM or deepbelief.nn.ConvRBM
+        Bottom first, conv layers (if any) below the dense ones. ``rbms[i].n_output`` (the
+        hidden units; a pooling conv layer's pooling units) must equal
+        ``rbms[i + 1].n_visible`` (minus ``n_labels`` for the top RBM).
     n_labels : int, default 0
     """
 
@@ -85,13 +88,14 @@ class DBN(nn.Module):
                 f"a classification RBM needs input units besides its {self.n_labels} labels; "
                 f"it has {self.rbms[0].n_visible} visible units"
             )
+        _check_conv_layers(self.rbms, self.n_labels)
         for i, (below, above) in enumerate(zip(self.rbms, self.rbms[1:])):
-            expected = below.n_hidden + (self.n_labels if i + 1 == len(self.rbms) - 1 else 0)
+            expected = below.n_output + (self.n_labels if i + 1 == len(self.rbms) - 1 else 0)
             if above.n_visible != expected:
                 raise ValueError(
                     f"RBM {i + 1} has {above.n_visible} visible units; expected {expected} "
-                    f"(the {below.n_hidden} hidden units of RBM {i}"
-                    + (f" plus {self.n_labels} labels)" if expected != below.n_hidden else ")")
+                    f"(the {below.n_output} output units of RBM {i}"
+                    + (f" plus {self.n_labels} labels)" if expected != below.n_output else ")")
                 )
         self.generative_weights: nn.ParameterList | None = None
         self.generative_biases: nn.ParameterList | None = None
@@ -105,7 +109,11 @@ class DBN(nn.Module):
         compared with. Returns ``self``.
         """
         for rbm in self.rbms:
-            fan_in, fan_out = rbm.n_visible, rbm.n_hidden
+            if isinstance(rbm, ConvRBM):  # torch's fans of a convolution
+                receptive = rbm.weight[0, 0].numel()
+                fan_in, fan_out = rbm.weight.shape[1] * receptive, rbm.n_filters * receptive
+            else:
+                fan_in, fan_out = rbm.n_visible, rbm.n_hidden
             bound = (6.0 / (fan_in + fan_out)) ** 0.5
             if rbm.hidden.name == "bernoulli":
                 bound *= 4.0
@@ -114,7 +122,7 @@ class DBN(nn.Module):
             w = rbm.weight
             u = torch.rand(w.shape, generator=generator, dtype=w.dtype, device=w.device)
             w.copy_((2 * u - 1) * bound)
-            rbm.hidden_bias.zero_()
+            (rbm.map_bias if isinstance(rbm, ConvRBM) else rbm.hidden_bias).zero_()
         return self
 
     @property
@@ -129,6 +137,8 @@ class DBN(nn.Module):
         weights become the recognition (bottom-up) weights."""
         if self.untied:
             return
+        if self.conv_layers:
+            raise ValueError("up-down fine-tuning needs dense layers; this DBN has conv layers")
         lower = self.rbms[:-1]
         self.generative_weights = nn.ParameterList(
             [nn.Parameter(r.weight.detach().clone()) for r in lower]
@@ -142,7 +152,7 @@ class DBN(nn.Module):
         (top-down) weights: the RBM's own when tied, the untied ones after :meth:`untie`."""
         rbm = self.rbms[layer]
         if not self.untied:
-            return rbm.visible_input(h)
+            return rbm.visible_input(rbm.output_to_hidden(h))
         weight, bias = self.generative_weights[layer], self.generative_biases[layer]
         return torch.addmm(bias, rbm.hidden.statistic(h, rbm.hidden_logvar), weight.t())
 
@@ -229,7 +239,7 @@ class DBN(nn.Module):
     @classmethod
     def _from_state(cls, state: dict) -> DBN:
         dtype = state["state_dict"]["rbms.0.weight"].dtype
-        rbms = [RBM.from_config(c, dtype=dtype) for c in state["config"]["rbms"]]
+        rbms = [layer_from_config(c, dtype=dtype) for c in state["config"]["rbms"]]
         dbn = cls(rbms, n_labels=state["config"]["n_labels"])
         if state["config"].get("untied"):
             dbn.untie()
@@ -238,8 +248,13 @@ class DBN(nn.Module):
 
     @property
     def sizes(self) -> list[int]:
-        """``[n_visible, h1, h2, ...]`` (label units not counted)."""
-        return [self.rbms[0].n_visible] + [rbm.n_hidden for rbm in self.rbms]
+        """``[n_visible, h1, h2, ...]``: each layer's output units (label units not counted)."""
+        return [self.rbms[0].n_visible] + [rbm.n_output for rbm in self.rbms]
+
+    @property
+    def conv_layers(self) -> int:
+        """How many of the bottom layers are :class:`~deepbelief.nn.ConvRBM`."""
+        return sum(isinstance(rbm, ConvRBM) for rbm in self.rbms)
 
     # ------------------------------------------------------------------ passes
     def _label_block(self, n: int, labels: torch.Tensor | None, like: torch.Tensor):
@@ -266,7 +281,7 @@ class DBN(nn.Module):
         for i, rbm in enumerate(self.rbms[:layer]):
             if i == n_layers - 1:
                 x = self.top_visible(x)
-            x = rbm.hidden_mean(x)
+            x = rbm.output(x)
         return x
 
     @torch.no_grad()
@@ -377,15 +392,21 @@ class DBN(nn.Module):
             A new Linear output layer of ``n_outputs`` units (softmax logits for classes, a
             linear output for targets), a module of your own, or none.
         dropout, input_dropout : float
-            Dropout after each hidden layer and on the input (:class:`deepbelief.nn.layers.Dropout`,
-            drawing from ``generator``).
+            Dropout after each dense hidden layer and on the input
+            (:class:`deepbelief.nn.layers.Dropout`, drawing from ``generator``).
         """
         if self.n_labels:
             raise ValueError("a DBN with label units classifies generatively; unfold a DBN without")
         layers: list[nn.Module] = []
         if input_dropout:
             layers.append(Dropout(input_dropout, generator))
-        for rbm in self.rbms:
+        convs = self.rbms[: self.conv_layers]
+        if convs:  # flat rows in, images through the conv layers, flat rows out
+            layers.append(nn.Unflatten(1, convs[0].image_shape))
+            for rbm in convs:
+                layers += conv_feedforward(rbm)
+            layers.append(nn.Flatten())
+        for rbm in self.rbms[self.conv_layers :]:
             if rbm.visible_logvar is not None:  # the statistic v / sigma^2 enters the weights
                 layers.append(_VarianceScale(rbm.visible_logvar))
             layers += [tied_linear(rbm), activation_for(rbm.hidden)]
@@ -399,7 +420,7 @@ class DBN(nn.Module):
             top = self.rbms[-1]
             linear = skip_init(
                 nn.Linear,
-                top.n_hidden,
+                top.n_output,
                 int(n_outputs),
                 dtype=top.weight.dtype,
                 device=top.weight.device,
@@ -417,3 +438,70 @@ class DBN(nn.Module):
         elif head is not None:
             layers.append(head)
         return nn.Sequential(*layers)
+
+
+def _check_conv_layers(rbms, n_labels: int) -> None:
+    """Conv layers sit at the bottom, each seeing the maps of the one below; labels join a
+    dense top."""
+    n_conv = sum(isinstance(rbm, ConvRBM) for rbm in rbms)
+    if any(not isinstance(rbm, ConvRBM) for rbm in rbms[:n_conv]):
+        raise ValueError("conv layers must come first, below every dense layer")
+    for i, (below, above) in enumerate(zip(rbms[: n_conv - 1], rbms[1:n_conv])):
+        if above.image_shape != below.output_shape:
+            raise ValueError(
+                f"conv layer {i + 1} takes images of {above.image_shape}; conv layer {i} gives "
+                f"maps of {below.output_shape}"
+            )
+    if n_labels and isinstance(rbms[-1], ConvRBM):
+        raise ValueError("label units join a dense top RBM; this DBN's top is a conv layer")
+
+
+@register("nn.ConvDBN")
+class ConvDBN(DBN):
+    """A convolutional DBN (Lee, Grosse, Ranganath & Ng 2009): conv RBMs at the bottom, dense
+    RBMs (optionally) on top; a :class:`DBN` whose first layers are
+    :class:`~deepbelief.nn.ConvRBM`, pretrained greedily and unfolded the same way
+    (:meth:`to_feedforward` gives ``Conv2d`` layers sharing the conv RBMs' Parameters).
+
+    Parameters
+    ----------
+    rbms : sequence of ConvRBM, then RBM
+        At least one ConvRBM.
+    n_labels : int, default 0
+    """
+
+    def __init__(self, rbms, n_labels: int = 0):
+        if not rbms or not isinstance(rbms[0], ConvRBM):
+            raise ValueError("a ConvDBN's first layer is a ConvRBM")
+        super().__init__(rbms, n_labels)
+
+    @classmethod
+    def from_specs(
+        cls,
+        image_shape,
+        conv_layers,
+        hidden_layers=(),
+        visible: Units | str = "bernoulli",
+        hidden: Units | str | Sequence = "bernoulli",
+        generator: torch.Generator | None = None,
+        **rbm_kw,
+    ) -> ConvDBN:
+        """Build from an image shape ``(channels, height, width)``, conv layer specs
+        ``(n_filters, kernel_size, pool)`` bottom first, and dense hidden layer sizes on top
+        (``hidden``: their unit type, or one per dense layer).
+        """
+        rbms: list[nn.Module] = []
+        shape = tuple(image_shape)
+        for i, spec in enumerate(conv_layers):
+            n_filters, kernel, pool = spec
+            units = visible if i == 0 else "bernoulli"
+            rbm = ConvRBM(shape, n_filters, kernel, pool, units, generator=generator, **rbm_kw)
+            rbms.append(rbm)
+            shape = rbm.output_shape
+        below: Units | str = "bernoulli"
+        n_in = rbms[-1].n_output if rbms else math.prod(shape)
+        units = hidden if isinstance(hidden, (list, tuple)) else [hidden] * len(hidden_layers)
+        for n_out, kind in zip(hidden_layers, units, strict=True):
+            rbms.append(RBM(n_in, n_out, below, kind, generator=generator, **rbm_kw))
+            below, n_in = kind, n_out
+        return cls(rbms)

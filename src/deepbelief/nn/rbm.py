@@ -9,8 +9,118 @@ from ..io import register
 from .units import BernoulliUnits, Units, units_from_config, units_from_spec
 
 
+class BaseRBM(nn.Module):
+    """What every RBM computes from its four field methods (``hidden_field``,
+    ``visible_field``, ``hidden_input``, ``visible_input``), its unit types and its biases:
+    conditionals, Gibbs steps, energies and free energies on flat rows of units. The dense
+    :class:`RBM` and the convolutional :class:`deepbelief.nn.ConvRBM` are its subclasses.
+
+    Subclasses set ``visible``, ``hidden`` (unit types), ``n_visible``, ``n_hidden``,
+    ``visible_bias``, ``hidden_bias`` (one entry per unit), ``visible_logvar`` and
+    ``hidden_logvar`` (None without learned variances).
+    """
+
+    @property
+    def n_output(self) -> int:
+        """Units the layer above sees (the hidden units; a pooling layer's pooling units)."""
+        return self.n_hidden
+
+    def output(self, v: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:
+        """What the layer above sees: the hidden means, or a sample of the hidden units."""
+        return self.sample_hidden(v, generator=generator) if sample else self.hidden_mean(v)
+
+    def output_to_hidden(self, p: torch.Tensor) -> torch.Tensor:
+        """Hidden means for a down pass from the layer above (the same units here)."""
+        return p
+
+    def hidden_mean(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``E[h | v]``."""
+        return self.hidden.mean(self.hidden_input(v, beta), self.hidden_logvar)
+
+    def visible_mean(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``E[v | h]``."""
+        return self.visible.mean(self.visible_input(h, beta), self.visible_logvar)
+
+    def sample_hidden(self, v: torch.Tensor, beta=1.0, generator=None) -> torch.Tensor:
+        """Draw ``h ~ p(h | v)``."""
+        return self.hidden.sample(self.hidden_input(v, beta), self.hidden_logvar, generator)
+
+    def sample_visible(self, h: torch.Tensor, beta=1.0, generator=None) -> torch.Tensor:
+        """Draw ``v ~ p(v | h)``."""
+        return self.visible.sample(self.visible_input(h, beta), self.visible_logvar, generator)
+
+    def gibbs_step(self, v: torch.Tensor, beta=1.0, generator=None):
+        """One step ``v -> h -> v'``; returns ``(h, v')``."""
+        h = self.sample_hidden(v, beta, generator)
+        return h, self.sample_visible(h, beta, generator)
+
+    @torch.no_grad()
+    def gibbs(self, v: torch.Tensor, k: int = 1, beta=1.0, generator=None) -> torch.Tensor:
+        """Run ``k`` steps of block Gibbs sampling from ``v``; returns the visible states."""
+        for _ in range(int(k)):
+            _, v = self.gibbs_step(v, beta, generator)
+        return v
+
+    def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
+        """Mean-field reconstruction ``E[v | h = E[h | v]]``."""
+        return self.visible_mean(self.hidden_mean(v))
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        """What the layer above sees (:meth:`output`), so an RBM can stand in a feed-forward
+        stack."""
+        return self.output(v)
+
+    # ----------------------------------------------------------------- energies
+    def energy(self, v: torch.Tensor, h: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``E(v, h)`` of each row."""
+        interaction = (
+            self.hidden_field(v, beta) * self.hidden.statistic(h, self.hidden_logvar)
+        ).sum(-1)
+        return (
+            self.visible.energy(v, self.visible_bias, self.visible_logvar)
+            + self.hidden.energy(h, self.hidden_bias, self.hidden_logvar)
+            - interaction
+        )
+
+    def interaction(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``s_v(v) @ W @ s_h(h)`` of each row (the part of the energy that ``beta`` scales)."""
+        return (self.hidden_field(v) * self.hidden.statistic(h, self.hidden_logvar)).sum(-1)
+
+    def free_energy(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``F(v) = -log sum_h exp(-E(v, h))`` of each row, numerically stable."""
+        return self.free_energy_from_field(v, self.hidden_field(v, beta))
+
+    def free_energy_from_field(self, v: torch.Tensor, hidden_field: torch.Tensor) -> torch.Tensor:
+        """:meth:`free_energy` given an already computed :meth:`hidden_field` of ``v``."""
+        return self.visible.energy(
+            v, self.visible_bias, self.visible_logvar
+        ) - self.hidden.log_partition(hidden_field, self.hidden_bias, self.hidden_logvar)
+
+    def free_energy_hidden(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
+        """``F(h) = -log sum_v exp(-E(v, h))`` of each row (visible units summed out)."""
+        return self.hidden.energy(
+            h, self.hidden_bias, self.hidden_logvar
+        ) - self.visible.log_partition(
+            self.visible_field(h, beta), self.visible_bias, self.visible_logvar
+        )
+
+    def hidden_log_prob(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """``log p(h | v)`` of each row (a density for continuous units)."""
+        field = self.hidden_field(v)
+        return conditional_log_prob(self.hidden, h, field, self.hidden_bias, self.hidden_logvar)
+
+    def visible_log_prob(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """``log p(v | h)`` of each row (a density for continuous units)."""
+        field = self.visible_field(h)
+        return conditional_log_prob(self.visible, v, field, self.visible_bias, self.visible_logvar)
+
+    def support_error(self, v: torch.Tensor) -> str | None:
+        """Why ``v`` is outside the visible units' support, or None."""
+        return self.visible.support_error(v)
+
+
 @register("nn.RBM")
-class RBM(nn.Module):
+class RBM(BaseRBM):
     """Restricted Boltzmann Machine with any pair of unit types.
 
     The energy is ``E(v, h) = E_v(v) + E_h(h) - s_v(v) @ W @ s_h(h)`` (see
@@ -177,89 +287,16 @@ class RBM(nn.Module):
         parameters' dtype, so that unit means and sampling keep their full precision."""
         return x if x.dtype == self.weight.dtype else x.to(self.weight.dtype)
 
-    def hidden_mean(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
-        """``E[h | v]``."""
-        return self.hidden.mean(self.hidden_input(v, beta), self.hidden_logvar)
-
-    def visible_mean(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
-        """``E[v | h]``."""
-        return self.visible.mean(self.visible_input(h, beta), self.visible_logvar)
-
-    def sample_hidden(self, v: torch.Tensor, beta=1.0, generator=None) -> torch.Tensor:
-        """Draw ``h ~ p(h | v)``."""
-        return self.hidden.sample(self.hidden_input(v, beta), self.hidden_logvar, generator)
-
-    def sample_visible(self, h: torch.Tensor, beta=1.0, generator=None) -> torch.Tensor:
-        """Draw ``v ~ p(v | h)``."""
-        return self.visible.sample(self.visible_input(h, beta), self.visible_logvar, generator)
-
-    def gibbs_step(self, v: torch.Tensor, beta=1.0, generator=None):
-        """One step ``v -> h -> v'``; returns ``(h, v')``."""
-        h = self.sample_hidden(v, beta, generator)
-        return h, self.sample_visible(h, beta, generator)
-
     @torch.no_grad()
-    def gibbs(self, v: torch.Tensor, k: int = 1, beta=1.0, generator=None) -> torch.Tensor:
-        """Run ``k`` steps of block Gibbs sampling from ``v``; returns the visible states."""
-        for _ in range(int(k)):
-            _, v = self.gibbs_step(v, beta, generator)
-        return v
+    def limit_norms_(self, max_norm: float) -> None:
+        """Scale down every hidden unit's incoming weight vector whose L2 norm exceeds
+        ``max_norm``."""
+        norms = self.weight.norm(dim=0, keepdim=True)
+        self.weight.mul_(torch.clamp(max_norm / (norms + 1e-12), max=1.0))
 
-    def reconstruct(self, v: torch.Tensor) -> torch.Tensor:
-        """Mean-field reconstruction ``E[v | h = E[h | v]]``."""
-        return self.visible_mean(self.hidden_mean(v))
-
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        """Hidden means, so an RBM can stand in a feed-forward stack."""
-        return self.hidden_mean(v)
-
-    # ----------------------------------------------------------------- energies
-    def energy(self, v: torch.Tensor, h: torch.Tensor, beta=1.0) -> torch.Tensor:
-        """``E(v, h)`` of each row."""
-        interaction = (
-            self.hidden_field(v, beta) * self.hidden.statistic(h, self.hidden_logvar)
-        ).sum(-1)
-        return (
-            self.visible.energy(v, self.visible_bias, self.visible_logvar)
-            + self.hidden.energy(h, self.hidden_bias, self.hidden_logvar)
-            - interaction
-        )
-
-    def interaction(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """``s_v(v) @ W @ s_h(h)`` of each row (the part of the energy that ``beta`` scales)."""
-        return (self.hidden_field(v) * self.hidden.statistic(h, self.hidden_logvar)).sum(-1)
-
-    def free_energy(self, v: torch.Tensor, beta=1.0) -> torch.Tensor:
-        """``F(v) = -log sum_h exp(-E(v, h))`` of each row, numerically stable."""
-        return self.free_energy_from_field(v, self.hidden_field(v, beta))
-
-    def free_energy_from_field(self, v: torch.Tensor, hidden_field: torch.Tensor) -> torch.Tensor:
-        """:meth:`free_energy` given an already computed :meth:`hidden_field` of ``v``."""
-        return self.visible.energy(
-            v, self.visible_bias, self.visible_logvar
-        ) - self.hidden.log_partition(hidden_field, self.hidden_bias, self.hidden_logvar)
-
-    def free_energy_hidden(self, h: torch.Tensor, beta=1.0) -> torch.Tensor:
-        """``F(h) = -log sum_v exp(-E(v, h))`` of each row (visible units summed out)."""
-        return self.hidden.energy(
-            h, self.hidden_bias, self.hidden_logvar
-        ) - self.visible.log_partition(
-            self.visible_field(h, beta), self.visible_bias, self.visible_logvar
-        )
-
-    def hidden_log_prob(self, h: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """``log p(h | v)`` of each row (a density for continuous units)."""
-        field = self.hidden_field(v)
-        return conditional_log_prob(self.hidden, h, field, self.hidden_bias, self.hidden_logvar)
-
-    def visible_log_prob(self, v: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
-        """``log p(v | h)`` of each row (a density for continuous units)."""
-        field = self.visible_field(h)
-        return conditional_log_prob(self.visible, v, field, self.visible_bias, self.visible_logvar)
-
-    def support_error(self, v: torch.Tensor) -> str | None:
-        """Why ``v`` is outside the visible units' support, or None."""
-        return self.visible.support_error(v)
+    def macs_per_row(self) -> int:
+        """Multiply-adds of one hidden field (a cost measure for time budgets)."""
+        return self.n_visible * self.n_hidden
 
     @torch.no_grad()
     def init_visible_bias_from_data(self, data: torch.Tensor, eps: float = 1e-3) -> None:
