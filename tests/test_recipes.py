@@ -58,7 +58,7 @@ def test_explicit_values_win_over_the_preset_which_wins_over_the_size_rule():
 
 
 def test_an_unknown_preset_is_refused_before_any_data(iris):
-    with pytest.raises(ValueError, match="hinton2006, srivastava2014"):
+    with pytest.raises(ValueError, match="hinton2006, lee2009, srivastava2014"):
         DBNClassifier(preset="hinton").fit(*iris)
     with pytest.raises(ValueError, match="time_budget"):
         DBNClassifier(time_budget=-1).fit(*iris)
@@ -166,3 +166,18 @@ def test_generative_presets_are_valid_dbn_parameters_and_train_a_label_model(iri
         model = DBN(**small, random_state=0).fit(X, y)
         assert model.predict(X).shape == (len(X),), name
         assert model.sample(3, label=y[0], gibbs_steps=5).shape == (3, 4), name
+
+
+def test_the_conv_preset_brings_its_conv_layers_unless_given():
+    values = resolve(DBNClassifier(preset="lee2009").get_params(), "classification", 60_000)
+    assert values["conv_layers"] == [(24, 5, 2), (40, 5, 2)]
+    assert values["hidden_layers"] == (200,)
+    given = DBNClassifier(preset="lee2009", conv_layers=[(8, 5, 2)]).get_params()
+    assert resolve(given, "classification", 60_000)["conv_layers"] == [(8, 5, 2)]
+    assert resolve(DBNClassifier().get_params(), "classification", 10)["conv_layers"] is None
+
+
+def test_the_command_line_knows_every_preset():
+    from deepbelief import cli
+
+    assert set(cli.PRESETS) == set(PRESETS)

@@ -21,7 +21,8 @@ log = logging.getLogger("deepbelief")
 UNITS_VISIBLE = ("auto", "bernoulli", "gaussian")
 UNITS_HIDDEN = ("bernoulli", "relu", "gaussian")
 MODELS = ("auto", "classifier", "regressor", "generative", "unsupervised")
-PRESETS = ("hinton2006", "srivastava2014")  # deepbelief.recipes.PRESETS, without importing torch
+# deepbelief.recipes.PRESETS, without importing torch
+PRESETS = ("hinton2006", "lee2009", "srivastava2014")
 
 
 class _HelpFormatter(argparse.HelpFormatter):
@@ -423,7 +424,8 @@ def _add_train(p) -> None:
         choices=PRESETS,
         help="a published setup: hinton2006 (784-500-500-2000, 50 CD-1 epochs a layer, "
         "backprop), srivastava2014 (the same net fine-tuned with dropout in a 30-minute "
-        "budget); options given explicitly win (default: none)",
+        "budget), lee2009 (a convolutional DBN for 28x28 images, 30 minutes); options given "
+        "explicitly win (default: none)",
     )
     r.add_argument(
         "--time-budget",

@@ -28,7 +28,7 @@ from sklearn.base import (
     RegressorMixin,
     TransformerMixin,
 )
-from sklearn.utils import ClassifierTags
+from sklearn.utils import ClassifierTags, _safe_indexing
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -70,6 +70,7 @@ from .loop import (
     resolve_device,
     set_generator_state,
 )
+from .nn.conv import ConvRBM
 from .nn.dbn import DBN as DBNModule
 from .nn.dbn import ConvDBN
 from .nn.units import BernoulliUnits
@@ -335,7 +336,9 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
 
     def _conv_specs(self) -> list[tuple[int, int, int]]:
         """The conv layers below the dense ones (none for the transformer)."""
-        return check_conv_layers(getattr(self, "conv_layers", None))
+        if "conv_layers" not in self.get_params(deep=False):
+            return []
+        return check_conv_layers(self._s("conv_layers"))
 
     def _flat(self, X):
         """Images ``(n, H, W)`` or ``(n, C, H, W)`` as flat rows (conv estimators only); the
@@ -412,6 +415,10 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
     def _layer_settings(self, dbn: DBNModule) -> list[dict]:
         rates = []
         for rbm in dbn.rbms:
+            if isinstance(rbm, ConvRBM):  # a filter's gradient sums over every position
+                positions = rbm.map_shape[0] * rbm.map_shape[1]
+                rates.append((0.5 if rbm.visible.name == "bernoulli" else 0.05) / positions)
+                continue
             parts = (
                 [u for u, _ in rbm.visible.parts] if rbm.visible.name == "mixed" else [rbm.visible]
             )
@@ -586,6 +593,7 @@ class _SupervisedDBN(_DBNBase):
         *,
         conv_layers=None,
         image_shape=None,
+        unlabeled=None,
         visible="auto",
         hidden="bernoulli",
         pretrain=True,
@@ -626,6 +634,7 @@ class _SupervisedDBN(_DBNBase):
         self.hidden_layers = hidden_layers
         self.conv_layers = conv_layers
         self.image_shape = image_shape
+        self.unlabeled = unlabeled
         self.visible = visible
         self.hidden = hidden
         self.pretrain = pretrain
@@ -753,7 +762,7 @@ class _SupervisedDBN(_DBNBase):
             raise ValueError(
                 "a warm_start refit continues the fitted model: it takes no checkpoint"
             )
-        X = self._flat(X)
+        X, y, unlabeled = self._labelled_rows(self._flat(X), y)
         X, y = check_Xy(self, X, y, reset=not continuing, multi_output=self._task == "regression")
         targets, n_outputs = self._targets(y, reset=not continuing)
         if not continuing:
@@ -764,19 +773,42 @@ class _SupervisedDBN(_DBNBase):
             Xt = self._prepare(X)
             self._finetune(Xt, targets.to(Xt.device), _FitCheckpoint(None, every, None, ()))
             return self
-        Xt = self._build_dbn(X)
-        ckpt, saved = self._open_checkpoint(checkpoint, every, X, y)
+        if unlabeled is not None:  # they join the scaling and pretraining
+            X = np.concatenate([X, _dense(check_X(self, unlabeled, reset=False))])
+        X_all, X = X, X[: len(y)]
+        Xt_all = self._build_dbn(X_all)
+        Xt = Xt_all[: len(y)]
+        ckpt, saved = self._open_checkpoint(checkpoint, every, X_all, y)
         with ckpt.saved_on_interrupt():
-            self._fit_fresh(Xt, targets.to(Xt.device), n_outputs, ckpt, saved)
+            self._fit_fresh(Xt, targets.to(Xt.device), n_outputs, ckpt, saved, Xt_all)
         return self
 
-    def _fit_fresh(self, X, targets, n_outputs, ckpt, saved) -> None:
-        """Pretraining (or random initialisation), fine-tuning and, after early stopping, the
-        refit on all rows; resuming ``saved``."""
+    def _labelled_rows(self, X, y):
+        """``(X, y, unlabeled X or None)``: the rows whose target is ``unlabeled`` apart."""
+        marker = self.unlabeled
+        if marker is None:
+            return X, y, None
+        y = np.asarray(y)
+        if isinstance(marker, float) and np.isnan(marker):
+            missing = np.isnan(y.astype(np.float64))
+        else:
+            missing = y == marker
+        missing = missing if missing.ndim == 1 else missing.all(1)
+        if missing.all():
+            raise DataError(f"every row's target is the unlabeled marker {marker!r}")
+        if not missing.any():
+            return X, y, None
+        rest = _safe_indexing(X, np.flatnonzero(missing))
+        return _safe_indexing(X, np.flatnonzero(~missing)), y[~missing], rest
+
+    def _fit_fresh(self, X, targets, n_outputs, ckpt, saved, pretrain_rows=None) -> None:
+        """Pretraining (on ``pretrain_rows``, default ``X``) or random initialisation,
+        fine-tuning and, after early stopping, the refit on all rows; resuming ``saved``."""
         phase = saved["phase"] if saved else "pretrain"
         if phase == "pretrain":
             if self.pretrain:
-                self._pretrain(X, None, ckpt, saved["pretrain"] if saved else None)
+                rows = X if pretrain_rows is None else pretrain_rows
+                self._pretrain(rows, None, ckpt, saved["pretrain"] if saved else None)
             else:
                 self._random_init()
             start = generator_state(self.generator_)  # before the head and the validation split
@@ -1033,7 +1065,20 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
     Parameters
     ----------
     hidden_layers : tuple of int or "auto", default "auto"
-        "auto": (256, 256), or the preset's.
+        "auto": (256, 256), or the preset's. Empty with ``conv_layers``: conv layers alone.
+    conv_layers : list of (n_filters, kernel_size, pool), optional
+        Convolutional RBMs below the dense layers (:class:`deepbelief.nn.ConvRBM`, Lee et al.
+        2009), bottom first: square kernels, probabilistic max-pooling over ``pool x pool``
+        blocks (1: none). The fine-tuned network is a CNN whose ``Conv2d`` layers are the conv
+        RBMs' Parameters. ``X`` may then be images ``(n, H, W)`` or ``(n, C, H, W)`` (predict
+        takes the same, or flat rows). None: the preset's, else none.
+    image_shape : (H, W) or (C, H, W), optional
+        The images' shape when ``X`` holds flat rows; default: the images' own shape, else a
+        square grey image, else a 1-pixel-high strip (rows as 1-D signals).
+    unlabeled : scalar, optional
+        A target value that marks rows without a label (scikit-learn's semi-supervised
+        estimators use -1; NaN works too): they join the input scaling and the greedy
+        pretraining, not fine-tuning. None: every row is labelled.
     visible : "auto", str or Units, default "auto"
         As for :class:`deepbelief.RBM` ("auto": Bernoulli for data in [0, 1], else Gaussian on
         standardised data).
@@ -1042,7 +1087,9 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         False starts fine-tuning from random weights (for comparison).
     pretrain_epochs, pretrain_learning_rate, pretrain_batch_size, sampler, k :
         Settings of every layer's RBM training ("auto" learning rate: 0.1 for binary inputs,
-        0.01 for Gaussian ones; ``pretrain_epochs`` may list one count per layer).
+        0.01 for Gaussian ones, a conv layer's 0.5 (Gaussian: 0.05) divided by the positions of
+        a feature map, since a filter's gradient sums over them; ``pretrain_epochs`` may list
+        one count per layer, conv layers first).
     centering : bool, default False
         Centered gradients in every layer's RBM training (Melchior et al. 2016; see
         :class:`deepbelief.training.RBMTrainer`).
@@ -1093,8 +1140,9 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         on GPUs and CPUs with native bfloat16, slower elsewhere. "auto": where the device
         has it natively (:func:`deepbelief.training.native_bfloat16`). None: the preset's,
         else False.
-    preset : {"hinton2006", "srivastava2014"}, optional
-        A published MNIST setup (:data:`deepbelief.recipes.PRESETS`) for the "auto" settings.
+    preset : {"hinton2006", "lee2009", "srivastava2014"}, optional
+        A published MNIST setup (:data:`deepbelief.recipes.PRESETS`) for the "auto" settings
+        ("lee2009": a convolutional DBN, for 28x28 images).
     time_budget : float, optional
         Seconds for pretraining (15 %) and fine-tuning: the epochs are re-planned from the
         measured pace to end within it (a run that then depends on the machine's speed).
@@ -1106,6 +1154,8 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
     Attributes
     ----------
     classes_ : ndarray
+    image_shape_ : (C, H, W)
+        With conv layers: the shape of the images.
     dbn_ : deepbelief.nn.DBN
         The pretrained (and, through sharing, fine-tuned) stack.
     network_ : torch.nn.Sequential

@@ -323,10 +323,10 @@ class RBMTrainer(FitLoop):
         self._step_state: _StepState | None = None  # rebuilt at each epoch's first update
         self._data = self._monitor = self._validation = self._block = None
         self._block_start = self._block_end = 0
-        # learned variances, and conv RBMs (their products are convolutions): by autograd
-        self._autograd = (
-            not isinstance(model, RBM) or model.visible.has_logvar or model.hidden.has_logvar
-        )
+        self._autograd = model.visible.has_logvar or model.hidden.has_logvar
+        self._conv = not isinstance(model, RBM)  # a ConvRBM: its own closed-form gradients
+        if self._conv and config.centering:
+            raise ValueError("centering needs a dense RBM; this one is convolutional")
         # binary units without centering, sparsity or bfloat16 products: the fused update
         self._fused = (
             type(model.visible) is BernoulliUnits
@@ -338,7 +338,7 @@ class RBMTrainer(FitLoop):
             and [id(p) for p in model.parameters()]
             == [id(model.weight), id(model.visible_bias), id(model.hidden_bias)]
         )
-        if config.dropout and (self._autograd or config.centering):
+        if config.dropout and (self._autograd or self._conv or config.centering):
             raise ValueError(
                 "dropout needs a dense RBM whose units have no learned variances, and no centering"
             )
@@ -576,6 +576,8 @@ class RBMTrainer(FitLoop):
         ``dF/dW = -s_v(v)^T dlogZ_h/dfield``, added into the weight gradient by ``addmm``."""
         if self._fused and not torch.is_autocast_enabled(v_data.device.type):
             return self._fused_gradients(v_data)
+        if self._conv:
+            return self._conv_gradients(v_data)
         model, s = self.model, self.settings
         visible, hidden = model.visible, model.hidden
         weight, visible_bias, hidden_bias = model.weight, model.visible_bias, model.hidden_bias
@@ -692,6 +694,43 @@ class RBMTrainer(FitLoop):
         # (the negative particles) first
         chain_mask = masks[max(masks)] if masks else self._dropout_mask(len(v_model))
         return v_model, chain_mask[: len(v_model)]
+
+    @torch.no_grad()
+    def _conv_gradients(self, v_data: torch.Tensor) -> None:
+        """The closed-form gradients of a conv RBM (:meth:`deepbelief.nn.ConvRBM.free_energy_grads`
+        of the data minus the negative particles'), with the penalties."""
+        model, s = self.model, self.settings
+        x_data = model.hidden_input(v_data)
+        p_data = model.hidden.mean(x_data)
+        v_model = self._conv_negative(v_data, x_data, p_data)
+        data = model.free_energy_grads(v_data, p_data)
+        negative = model.free_energy_grads(v_model, model.hidden_mean(v_model))
+        for param, d, n in zip(model.parameters(), data, negative, strict=True):
+            param.grad = (d - n).to(param.dtype)
+        weight, map_bias = model.weight, model.map_bias
+        if s["weight_decay"]:
+            weight.grad.add_(weight, alpha=s["weight_decay"])
+        if s["l1"]:
+            weight.grad.add_(torch.sign(weight), alpha=s["l1"])
+        if s["sparsity_target"] is not None:  # the push on every unit's input
+            push = self._sparsity_push(x_data).expand(len(v_data), -1)
+            extra = model.free_energy_grads(v_data, push)
+            weight.grad.sub_(extra[0])
+            map_bias.grad.sub_(extra[2])
+
+    def _conv_negative(self, v_data, x_data, p_data) -> torch.Tensor:
+        """The negative particles of a conv RBM's update: contrastive divergence run here
+        from the hidden means already computed (the draws of
+        :class:`~deepbelief.samplers.CD`), other samplers asked."""
+        sampler, model, g = self.sampler, self.model, self.generator
+        if type(sampler) is not CD or "negative" in sampler.__dict__:
+            return sampler.negative(model, v_data, g, hidden_input=x_data)
+        h = model.hidden.sample_given_mean(p_data, g)
+        for _ in range(sampler.k - 1):
+            h = model.sample_hidden(model.sample_visible(h, generator=g), generator=g)
+        if sampler.reconstruction == "mean":
+            return model.visible_mean(h)
+        return model.sample_visible(h, generator=g)
 
     def _fused_statistics(self, v: torch.Tensor, step: _StepState):
         """Binary units' statistics of an update in the fewest tensor operations, on detached

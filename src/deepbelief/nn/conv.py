@@ -74,43 +74,70 @@ class MaxPoolBernoulliUnits(Units):
         grid = b.reshape(-1, self.n_maps, hp, wp, p, p).permute(0, 1, 2, 4, 3, 5)
         return grid.reshape(*lead, -1)
 
-    def _logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Each block's logits with the "off" state's (0) last."""
-        b = self.blocks(x)
-        return torch.cat([b, b.new_zeros(b.shape[:-1] + (1,))], -1)
+    def _grid(self, x: torch.Tensor) -> torch.Tensor:
+        """A view of flat rows as ``(rows, maps, block row, row in block, block column,
+        column in block)``: a block is dimensions 3 and 5 (no copy)."""
+        (hp, wp), p = self.pooled_shape, self.pool
+        return x.reshape(-1, self.n_maps, hp, p, wp, p)
+
+    def _block_terms(self, x: torch.Tensor):
+        """``(exp(x - m), exp(-m), z, m)``: ``m`` each block's largest logit (the "off"
+        state's 0 included; a constant for autograd), ``z`` the sum of the exponentials with
+        "off"'s. Blocks as ``(rows, maps, block row, 1, block column, 1)``, units as
+        :meth:`_grid`; the reductions are pooling kernels (a reduction over a view's
+        strided dimensions is several times slower)."""
+        p = self.pool
+        maps = x.reshape(-1, self.n_maps, *self.map_shape)
+        m = F.max_pool2d(maps.detach(), p).clamp_min_(0)
+        e = torch.exp(self._grid(x) - m[:, :, :, None, :, None])
+        total = F.avg_pool2d(e.reshape(maps.shape), p, divisor_override=1)
+        off = torch.exp(-m)
+        return e, off[:, :, :, None, :, None], (total + off)[:, :, :, None, :, None], m
 
     def mean(self, x, logvar=None):
-        probs = torch.softmax(self._logits(x), -1)[..., :-1]
-        return self.unblocks(probs, x.shape[:-1])
+        e, _, z, _ = self._block_terms(x)
+        return (e / z).reshape(x.shape)
 
     def sample(self, x, logvar=None, generator=None):
-        probs = torch.softmax(self._logits(x), -1)
-        u = torch.rand(probs.shape[:-1] + (1,), generator=generator, dtype=x.dtype, device=x.device)
-        state = (u > probs.cumsum(-1)).sum(-1).clamp_max(probs.shape[-1] - 1)
-        one_hot = F.one_hot(state, probs.shape[-1])[..., :-1].to(x.dtype)
-        return self.unblocks(one_hot, x.shape[:-1])
+        return self.sample_given_mean(self.mean(x), generator)
+
+    def sample_given_mean(self, mean: torch.Tensor, generator=None) -> torch.Tensor:
+        """A state drawn given :meth:`mean` (one uniform per block, as :meth:`sample`)."""
+        probs = self._grid(mean)
+        (hp, wp), p = self.pooled_shape, self.pool
+        shape = (probs.shape[0], self.n_maps, hp, 1, wp, 1)
+        u = torch.rand(shape, generator=generator, dtype=mean.dtype, device=mean.device)
+        state, below = torch.zeros_like(probs), torch.zeros_like(u)
+        for i, j in itertools.product(range(p), repeat=2):  # the block's units in turn
+            unit = probs[:, :, :, i : i + 1, :, j : j + 1]
+            state[:, :, :, i : i + 1, :, j : j + 1] = (u >= below) & (u < below + unit)
+            below += unit
+        return state.reshape(mean.shape)
 
     def energy(self, state, bias, logvar=None):
         return -(state * bias).sum(-1)
 
     def log_partition(self, field, bias, logvar=None):
-        per_block = torch.logsumexp(self._logits(field + bias), -1)
-        return per_block.sum(-1).reshape(field.shape[:-1])
+        _, _, z, m = self._block_terms(field + bias)
+        return (m + torch.log(z.reshape(m.shape))).reshape(*field.shape[:-1], -1).sum(-1)
 
     def pooled_mean(self, x: torch.Tensor) -> torch.Tensor:
         """``p(pooling unit on)`` of each block given the detection units' inputs ``x``."""
-        on = torch.sigmoid(torch.logsumexp(self.blocks(x), -1))
-        return on.reshape(*x.shape[:-1], self.n_blocks)
+        _, off, z, _ = self._block_terms(x)
+        return (1 - off / z).reshape(*x.shape[:-1], self.n_blocks)
 
     def pooled_state(self, h: torch.Tensor) -> torch.Tensor:
         """The pooling units of detection states ``h`` (on where a unit of the block is)."""
-        return self.blocks(h).sum(-1).reshape(*h.shape[:-1], self.n_blocks)
+        maps = h.reshape(-1, self.n_maps, *self.map_shape)
+        pooled = F.avg_pool2d(maps, self.pool, divisor_override=1)
+        return pooled.reshape(*h.shape[:-1], self.n_blocks)
 
     def spread(self, p: torch.Tensor) -> torch.Tensor:
         """Detection means for pooling means ``p`` alone: each block's units share its
         probability evenly (what is known of them without the layer below)."""
-        each = p.reshape(-1, self.n_blocks, 1) / (self.pool * self.pool)
-        return self.unblocks(each.expand(-1, -1, self.pool * self.pool), p.shape[:-1])
+        (hp, wp), size = self.pooled_shape, self.pool
+        each = p.reshape(-1, self.n_maps, hp, 1, wp, 1) / (size * size)
+        return each.expand(-1, -1, -1, size, -1, size).reshape(*p.shape[:-1], -1)
 
     def states(self, n, **tensor_kw):
         if n != self.n_blocks * self.pool**2:
@@ -329,6 +356,19 @@ class ConvRBM(BaseRBM):
             self.channel_bias.copy_(torch.log(p) - torch.log1p(-p))
         else:
             self.channel_bias.copy_(mean)
+
+    @torch.no_grad()
+    def free_energy_grads(self, v: torch.Tensor, h_mean: torch.Tensor) -> list[torch.Tensor]:
+        """Gradients of the mean free energy of the rows ``v`` with respect to ``weight``,
+        ``channel_bias`` and ``map_bias`` (the order of :meth:`parameters`), given
+        ``h_mean = E[h | v]``: minus the correlation of the images with the hidden maps,
+        minus the maps' sums, and the visible units' bias gradient summed per channel."""
+        n, channels = v.shape[0], self.image_shape[0]
+        images = self.visible.statistic(v).reshape(n, *self.image_shape)
+        maps = h_mean.reshape(n, self.n_filters, *self.map_shape)
+        weight = torch.nn.grad.conv2d_weight(images, self.weight.shape, maps)
+        visible = self.visible.energy_bias_grad(v, self.visible_bias).reshape(n, channels, -1)
+        return [-weight / n, visible.sum((0, 2)) / n, -maps.sum((0, 2, 3)) / n]
 
     @torch.no_grad()
     def limit_norms_(self, max_norm: float) -> None:

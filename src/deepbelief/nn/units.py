@@ -139,6 +139,10 @@ class BernoulliUnits(Units):
     def sample(self, x, logvar=None, generator=None):
         return _rand_like(x, generator).lt_(torch.sigmoid(x))  # in place: stays floating point
 
+    def sample_given_mean(self, mean: torch.Tensor, generator=None) -> torch.Tensor:
+        """A state drawn given :meth:`mean` (the same draws as :meth:`sample`)."""
+        return _rand_like(mean, generator).lt_(mean)
+
     def energy(self, state, bias, logvar=None):
         return -(state @ bias)
 
