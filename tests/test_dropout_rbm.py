@@ -19,7 +19,7 @@ import deepbelief
 from deepbelief import RBM, DBNClassifier
 from deepbelief.cli import main
 from deepbelief.nn import RBM as RBMModule
-from deepbelief.nn import GaussianUnits
+from deepbelief.nn import ConvRBM, GaussianUnits
 from deepbelief.samplers import Sampler
 from deepbelief.training import Checkpoint, RBMTrainer, make_generator
 
@@ -200,8 +200,131 @@ def test_trainer_refuses_bad_dropout_and_learned_variances_and_centering():
             RBMTrainer(model, dropout=bad)
     with pytest.raises(ValueError, match="dropout needs"):
         RBMTrainer(model, dropout=0.5, centering=True)
+    with pytest.raises(ValueError, match="centering needs a dense RBM"):
+        RBMTrainer(ConvRBM((1, 4, 4), 2, 3), dropout=0.5, centering=True)
     with pytest.raises(ValueError, match="dropout needs"):
         RBMTrainer(RBMModule(3, 2, visible=GaussianUnits(learn_variance=True)), dropout=0.5)
+
+
+# --------------------------------------------------------------------------- conv RBMs
+def conv_trainer(pool, seed=4, visible="bernoulli", **kw):
+    """A conv RBM on 1x4x4 images, two 3x3 filters: 2x2 maps, one 2x2 block each with
+    ``pool=2``."""
+    generator = make_generator(seed, CPU)
+    model = ConvRBM((1, 4, 4), 2, 3, pool=pool, visible=visible, weight_std=0.5,
+                    generator=generator, dtype=torch.float64)  # fmt: skip
+    with torch.no_grad():
+        model.map_bias.copy_(torch.tensor([0.3, -0.4]))
+        model.channel_bias.fill_(-0.2)
+    settings = dict(epochs=1, batch_size=8, monitor_rows=0, weight_decay=0.0, dropout=0.5)
+    return RBMTrainer(model, generator=generator, **{**settings, **kw})
+
+
+def masked_free_energy(model, v, mask, pool):
+    """The free energy of the model whose units are those ``mask`` keeps, from its
+    definition: minus the visible units' energy term, minus each pooling block's
+    ``log(1 + sum of exp(input) over its kept units)``."""
+    x = model.hidden_input(v).masked_fill(mask == 0, -torch.inf)
+    blocks = x.reshape(len(v), 2, 2 // pool, pool, 2 // pool, pool).permute(0, 1, 2, 4, 3, 5)
+    blocks = blocks.reshape(len(v), -1, pool * pool)
+    off = torch.zeros(*blocks.shape[:2], 1, dtype=x.dtype)
+    log_z = torch.logsumexp(torch.cat([off, blocks], 2), 2).sum(1)
+    return model.visible.energy(v, model.visible_bias, None) - log_z
+
+
+@pytest.mark.parametrize("pool", [1, 2])
+def test_conv_dropout_gradient_is_the_masked_models_free_energy_gradient(pool):
+    """With the negative particles held fixed and given masks, the conv trainer's gradients
+    are autograd's gradients of mean F(data) - mean F(particles), F the free energy of the
+    model without the dropped units (a dropped unit leaves its max-pooling block's softmax)."""
+    trainer = conv_trainer(pool)
+    model = trainer.model
+    v, v_model = binary_rows(5, 16, seed=7), binary_rows(3, 16, seed=8)
+    trainer.sampler = FixedNegative(v_model)
+    g = make_generator(9, CPU)
+    m_data, m_model = ((torch.rand(n, 8, generator=g) < 0.5).double() for n in (5, 3))
+    masks = iter([m_data, m_model])
+    trainer._dropout_mask = lambda n: next(masks)
+    trainer._conv_gradients(v)
+    got = [p.grad.clone() for p in model.parameters()]
+
+    loss = masked_free_energy(model, v, m_data, pool).mean()
+    loss = loss - masked_free_energy(model, v_model, m_model, pool).mean()
+    expected = torch.autograd.grad(loss, list(model.parameters()))
+    for a, b in zip(got, expected, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+    assert m_data.min() == 0 and m_data.max() == 1  # the masks drop some units, keep others
+
+
+@pytest.mark.parametrize(("pool", "k"), [(1, 1), (2, 1), (2, 3)])
+def test_a_dropped_conv_map_gets_no_gradient_and_takes_no_part_in_the_chains(pool, k):
+    """Feature map 1 dropped at every position of every row: its filter and bias get exactly
+    zero gradient, and the CD-k particles are the same whether that map's filter is strong
+    or zero (it never reaches the visible units)."""
+    v = binary_rows(8, 16, seed=2)
+
+    def dropping_map_1(n):
+        mask = torch.ones(n, 2, 4, dtype=torch.float64)
+        mask[:, 1] = 0
+        return mask.reshape(n, 8)
+
+    particles = []
+    for strong in (True, False):
+        trainer = conv_trainer(pool, k=k)
+        with torch.no_grad():
+            trainer.model.weight[1] = 20.0 if strong else 0.0
+            trainer.model.map_bias[1] = 20.0
+        trainer._dropout_mask = dropping_map_1
+        x = trainer.model.hidden_input(v)
+        particles.append(trainer._dropout_negative(v, x, dropping_map_1(8))[0])
+        if strong:
+            trainer._conv_gradients(v)
+            grads = trainer.model.weight.grad, trainer.model.map_bias.grad
+            assert torch.all(grads[0][1] == 0) and grads[1][1] == 0
+            assert torch.all(grads[0][0] != 0) and grads[1][0] != 0
+    assert torch.equal(*particles)
+
+
+def test_conv_dropout_pcd_draws_a_mask_per_chain_and_trains(monkeypatch):
+    """PCD on a conv RBM: masks for the 8 data rows and the 6 chains at every update, about
+    half the units kept; the parameters move and stay finite."""
+    sizes = []
+    draw = RBMTrainer._dropout_mask
+
+    def spy(self, n):
+        sizes.append(n)
+        return draw(self, n)
+
+    monkeypatch.setattr(RBMTrainer, "_dropout_mask", spy)
+    trainer = conv_trainer(2, sampler="pcd", n_chains=6)
+    before = trainer.model.weight.detach().clone()
+    trainer.fit(binary_rows(16, 16))
+    assert sizes == [8, 6, 8, 6]
+    weight = trainer.model.weight.detach()
+    assert torch.isfinite(weight).all() and not torch.equal(weight, before)
+
+
+@pytest.mark.filterwarnings("ignore::deepbelief.errors.UndertrainedWarning")
+def test_pretrain_dropout_reaches_the_conv_layers_trainer(monkeypatch):
+    """``pretrain_dropout`` on a conv DBN classifier trains its conv layer as a dropout RBM
+    (and the dense layer above it too)."""
+    seen = []
+    run, run_dense = RBMTrainer._conv_gradients, RBMTrainer._dropout_gradients
+
+    def record(self, v):
+        seen.append(("conv", self.settings["dropout"]))
+        return run(self, v)
+
+    def record_dense(self, v):
+        seen.append(("dense", self.settings["dropout"]))
+        return run_dense(self, v)
+
+    monkeypatch.setattr(RBMTrainer, "_conv_gradients", record)
+    monkeypatch.setattr(RBMTrainer, "_dropout_gradients", record_dense)
+    X, y = binary_rows(40, 36).numpy(), np.arange(40) % 2
+    DBNClassifier(conv_layers=[(3, 3, 2)], hidden_layers=(4,), pretrain_epochs=1, epochs=1,
+                  pretrain_dropout=0.4, random_state=0).fit(X, y)  # fmt: skip
+    assert ("conv", 0.4) in seen and ("dense", 0.4) in seen
 
 
 # --------------------------------------------------------------------------- the estimators

@@ -160,6 +160,11 @@ class Checkpoint(Callback):
         self._write(trainer)
 
 
+def _dropped(hidden_input: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``hidden_input`` with -inf where ``mask`` is 0: those units' means and samples are 0."""
+    return hidden_input.masked_fill(mask == 0, -math.inf)
+
+
 @register("checkpoint")
 class RBMTrainer(FitLoop):
     """Trains one :class:`deepbelief.nn.RBM` by contrastive divergence and its relatives.
@@ -236,8 +241,10 @@ class RBMTrainer(FitLoop):
         are 0 in that row's positive statistics, in every Gibbs step of its CD-k chain and in
         its negative statistics. Persistent chains (PCD, PT) draw a mask of their own per
         chain per update (PT: per chain at every temperature; its swaps compare the unmasked
-        free energies). A dense RBM whose units have no learned variances, without centering;
-        bfloat16 products (``mixed_precision``) do not apply to these updates. The trained
+        free energies). A conv RBM drops detection units (each position of each feature
+        map); a dropped unit leaves its max-pooling block's softmax. Units with no learned
+        variances, without centering; bfloat16 products (``mixed_precision``) do not apply
+        to a dense RBM's dropout updates. The trained
         weights are used as they are, not scaled by ``1 - dropout`` (the rule of dropout
         networks): on scikit-learn's digits (X / 16, 30 % held out, 100 hidden units, CD-1,
         dropout 0.5, 20 epochs of batches of 20, the other settings' defaults, means of 3
@@ -338,9 +345,9 @@ class RBMTrainer(FitLoop):
             and [id(p) for p in model.parameters()]
             == [id(model.weight), id(model.visible_bias), id(model.hidden_bias)]
         )
-        if config.dropout and (self._autograd or self._conv or config.centering):
+        if config.dropout and (self._autograd or config.centering):
             raise ValueError(
-                "dropout needs a dense RBM whose units have no learned variances, and no centering"
+                "dropout needs an RBM whose units have no learned variances, and no centering"
             )
 
     records_loss = False  # the contrastive difference is no learning curve
@@ -497,7 +504,7 @@ class RBMTrainer(FitLoop):
         if alone and self._fused and not s["clip_grad_norm"] and self._fused_step(v_data):
             pass
         else:
-            if s["dropout"]:
+            if s["dropout"] and not self._conv:  # a conv RBM's gradients drop units too
                 self._dropout_gradients(v_data)
             elif self._autograd:
                 self._autograd_gradients(v_data)
@@ -666,17 +673,20 @@ class RBMTrainer(FitLoop):
         keep = weight.new_full((n, self.model.n_hidden), 1 - self.settings["dropout"])
         return torch.bernoulli(keep, generator=self.generator)
 
-    def _dropout_negative(self, v_data, x_data, mask):
+    def _dropout_negative(self, v_data, x_data, mask, p_data=None):
         """The negative particles of a dropout update and their masks. CD-k runs from the
-        data rows with their masks, the dropped hidden units 0 at every step; any other
-        sampler runs its chains on the model whose ``sample_hidden`` multiplies by a mask
-        per chain drawn for this update (PT's chains at temperature 1 are its first rows)."""
+        data rows with their masks, the dropped hidden units 0 at every step (from the hidden
+        means ``p_data`` when given); any other sampler runs its chains on the model whose
+        ``sample_hidden`` drops the units of a mask per chain drawn for this update (PT's
+        chains at temperature 1 are its first rows)."""
         model, sampler, g = self.model, self.sampler, self.generator
         if type(sampler) is CD and "negative" not in sampler.__dict__:
-            h = model.hidden.sample(x_data, None, g) * mask
+            if p_data is None:
+                h = model.hidden.sample(x_data, None, g) * mask
+            else:
+                h = model.hidden.sample_given_mean(p_data, g)
             for _ in range(sampler.k - 1):
-                v = model.sample_visible(h, generator=g)
-                h = model.sample_hidden(v, generator=g) * mask
+                h = self._dropped_sample(model.sample_visible(h, generator=g), mask, 1.0, g)
             if sampler.reconstruction == "mean":
                 return model.visible_mean(h), mask
             return model.sample_visible(h, generator=g), mask
@@ -685,7 +695,7 @@ class RBMTrainer(FitLoop):
         def sample_hidden(v, beta=1.0, generator=None):
             if len(v) not in masks:
                 masks[len(v)] = self._dropout_mask(len(v))
-            return model.sample_hidden(v, beta, generator) * masks[len(v)]
+            return self._dropped_sample(v, masks[len(v)], beta, generator)
 
         masked = copy.copy(model)  # the same Parameters, a sample_hidden of its own
         masked.sample_hidden = sample_hidden
@@ -695,16 +705,33 @@ class RBMTrainer(FitLoop):
         chain_mask = masks[max(masks)] if masks else self._dropout_mask(len(v_model))
         return v_model, chain_mask[: len(v_model)]
 
+    def _dropped_sample(self, v, mask, beta=1.0, generator=None) -> torch.Tensor:
+        """``h ~ p(h | v)`` with the units where ``mask`` is 0 dropped. A conv RBM's units
+        are dropped from their inputs (a dropped unit of a max-pooling block leaves the
+        block's softmax), a dense RBM's independent units by zeroing their sample."""
+        model = self.model
+        if self._conv:
+            x = _dropped(model.hidden_input(v, beta), mask)
+            return model.hidden.sample(x, None, generator)
+        return model.sample_hidden(v, beta, generator) * mask
+
     @torch.no_grad()
     def _conv_gradients(self, v_data: torch.Tensor) -> None:
         """The closed-form gradients of a conv RBM (:meth:`deepbelief.nn.ConvRBM.free_energy_grads`
         of the data minus the negative particles'), with the penalties."""
         model, s = self.model, self.settings
         x_data = model.hidden_input(v_data)
-        p_data = model.hidden.mean(x_data)
-        v_model = self._conv_negative(v_data, x_data, p_data)
+        if s["dropout"]:  # the dropped units' inputs -inf: mean and samples 0
+            mask = self._dropout_mask(len(v_data))
+            p_data = model.hidden.mean(_dropped(x_data, mask))
+            v_model, mask = self._dropout_negative(v_data, x_data, mask, p_data)
+            p_model = model.hidden.mean(_dropped(model.hidden_input(v_model), mask))
+        else:
+            p_data = model.hidden.mean(x_data)
+            v_model = self._conv_negative(v_data, x_data, p_data)
+            p_model = model.hidden_mean(v_model)
         data = model.free_energy_grads(v_data, p_data)
-        negative = model.free_energy_grads(v_model, model.hidden_mean(v_model))
+        negative = model.free_energy_grads(v_model, p_model)
         for param, d, n in zip(model.parameters(), data, negative, strict=True):
             param.grad = (d - n).to(param.dtype)
         weight, map_bias = model.weight, model.map_bias
