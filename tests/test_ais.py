@@ -492,3 +492,25 @@ def test_a_label_dbns_bound_with_an_ais_top_log_z_matches_the_exact_one(monkeypa
     assert result.log_z_lower <= exact_log_z <= result.log_z_upper
     assert bound == pytest.approx(exact_bound + exact_log_z - result.log_z, abs=1e-9)
     assert bound == pytest.approx(exact_bound, abs=0.1)
+
+
+@pytest.mark.parametrize("visible", ["bernoulli", "mixed"])
+def test_the_one_pass_log_ratio_gives_the_two_pass_weights(visible, monkeypatch):
+    """For Bernoulli hidden units and visible units linear in their bias, each step's
+    ``log p*_beta - log p*_previous`` is computed in one float32 pass; the weights equal
+    those of the two float64 evaluations (same draws) to float32's rounding, and a schedule
+    too coarse for that pass falls back to the two evaluations."""
+    from deepbelief import evaluation
+    from deepbelief.nn import BernoulliUnits, MixedUnits, SoftmaxUnits
+
+    units = "bernoulli"
+    if visible == "mixed":
+        units = MixedUnits([(BernoulliUnits(), 20), (SoftmaxUnits(), 4)])
+    model = RBM(24, 12, visible=units, weight_std=0.5, generator=gen(3))
+    assert evaluation._LogRatio.applies(model, ais_betas(None).tolist())
+    assert not evaluation._LogRatio.applies(model, [0.0, 1.0])
+    fast = ais_log_partition(model, n_runs=20, betas=2000, generator=gen(4))
+    monkeypatch.setattr(evaluation._LogRatio, "applies", staticmethod(lambda m, s: False))
+    slow = ais_log_partition(model, n_runs=20, betas=2000, generator=gen(4))
+    torch.testing.assert_close(fast.log_weights, slow.log_weights, rtol=0, atol=2e-4)
+    assert not torch.equal(fast.log_weights, slow.log_weights)  # the one-pass path ran
