@@ -162,3 +162,24 @@ def test_one_layer_generative_model_is_the_classification_rbm(capsys, tmp_path):
     code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "m3",
                        "--label-training", "hybrid")  # fmt: skip
     assert code == 2 and "--label-training needs --model generative" in err
+
+
+def test_generative_model_takes_the_fine_tuning_options_for_its_recognition_path(capsys, tmp_path):
+    """With --model generative, --epochs, --lr, --dropout and --input-dropout set the label
+    model's backprop through its recognition path (finetune_*); one layer is refused in the
+    option's words."""
+    X = blocks(200, 7)
+    y = (X[:, 0] > 0.5).astype(int)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "model",
+                       "--model", "generative", "--layers", "8", "6", "--pretrain-epochs", "2",
+                       "--epochs", "3", "--lr", "0.02", "--dropout", "0.1",
+                       "--input-dropout", "0", "--quiet")  # fmt: skip
+    assert code == 0, err
+    params = deepbelief.load(tmp_path / "model" / "model.safetensors").get_params()
+    assert (params["finetune_epochs"], params["finetune_learning_rate"]) == (3, 0.02)
+    assert (params["finetune_dropout"], params["finetune_input_dropout"]) == (0.1, 0.0)
+    code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "m2", "--model",
+                       "generative", "--layers", "8", "--epochs", "2")  # fmt: skip
+    assert code == 2 and err.startswith("deepbelief: error: --epochs needs at least two"), err
+    assert not (tmp_path / "m2").exists()

@@ -15,7 +15,7 @@ from deepbelief import finetune as finetune_module
 from deepbelief import loop as loop_module
 from deepbelief.errors import DivergenceError, ModelFileError
 from deepbelief.io import read_file, write_file
-from deepbelief.label_training import LabelTraining
+from deepbelief.label_training import LabelBackprop, LabelTraining
 
 PRETRAIN_EPOCHS, FINETUNE_EPOCHS, UP_DOWN_EPOCHS, BATCH = 4, 6, 4, 25
 COMMON = dict(
@@ -81,7 +81,9 @@ def in_phase(loop, phase, finetune_runs) -> bool:
             finetune_runs.append(loop)
         return finetune_runs.index(loop) == (0 if phase == "finetune" else 1)
     if phase == "labels":
-        return isinstance(loop, LabelTraining)
+        return type(loop) is LabelTraining
+    if phase == "label_backprop":
+        return isinstance(loop, LabelBackprop)
     return isinstance(loop, finetune_module.UpDown)
 
 
@@ -252,27 +254,39 @@ def test_a_fit_resumed_after_a_crash_ends_bit_identical(
     assert_same_fit(kind, references[kind], resumed, X)
 
 
+LABEL_PHASES = [("labels", "labels"), ("label_backprop", "finetune")]
+LABEL_SETTINGS = dict(SETTINGS["dbn"], label_training="hybrid", label_epochs=5, finetune_epochs=5)
+
+
+@pytest.fixture(scope="module")
+def label_reference(data):
+    return DBN(**LABEL_SETTINGS).fit(*data["dbn"])
+
+
 @pytest.mark.parametrize("error", [KeyboardInterrupt, HardCrash, DivergenceError])
+@pytest.mark.parametrize("phase, saved_phase", LABEL_PHASES)
 def test_label_training_resumed_after_a_crash_ends_bit_identical(
-    error, data, monkeypatch, tmp_path
+    phase, saved_phase, error, data, label_reference, monkeypatch, tmp_path
 ):
-    """The hybrid training of the label model's top RBM (between pretraining and up-down) is
-    a phase of the checkpoint like the others."""
+    """The hybrid training of the label model's top RBM and the backprop through its
+    recognition path (between pretraining and up-down) are phases of the checkpoint like the
+    others."""
     X, y = data["dbn"]
-    settings = dict(SETTINGS["dbn"], label_training="hybrid", label_epochs=5)
-    reference = DBN(**settings).fit(X, y)
+    reference = label_reference
     path = tmp_path / "fit.ckpt"
     epoch, every = (4, 2) if error is HardCrash else (3, 3)
-    crash_in_epoch(monkeypatch, "labels", epoch, error)
+    crash_in_epoch(monkeypatch, phase, epoch, error)
     with pytest.raises(error):
-        DBN(**settings).fit(X, y, checkpoint=path, checkpoint_every=every)
+        DBN(**LABEL_SETTINGS).fit(X, y, checkpoint=path, checkpoint_every=every)
     monkeypatch.undo()
     batches_done = 3 if error is KeyboardInterrupt else 0
-    assert position(path) == ("labels", None, 2, batches_done)
-    resumed = DBN(**settings).fit(X, y, checkpoint=path, checkpoint_every=every)
+    assert position(path) == (saved_phase, None, 2, batches_done)
+    resumed = DBN(**LABEL_SETTINGS).fit(X, y, checkpoint=path, checkpoint_every=every)
     assert_same_fit("dbn", reference, resumed, X)
-    assert without_seconds(resumed.label_history_) == without_seconds(reference.label_history_)
-    assert len(resumed.label_history_) == 5
+    for name in ("label_history_", "finetune_history_"):
+        history = getattr(resumed, name)
+        assert without_seconds(history) == without_seconds(getattr(reference, name))
+        assert len(history) == 5
 
 
 @pytest.mark.parametrize("kind", list(MAKERS))

@@ -340,7 +340,8 @@ def _add_train(p) -> None:
         "--epochs",
         type=positive_int,
         help="backprop epochs of a classifier or regressor; with early stopping the most "
-        "(default: auto: 50 + 30,000 / rows, at most 300)",
+        "(default: auto: 50 + 30,000 / rows, at most 300); with --model generative, of the "
+        "label model's recognition path before up-down (default 0)",
     )
     f.add_argument(
         "--batch-size",
@@ -357,7 +358,7 @@ def _add_train(p) -> None:
         "--lr",
         type=positive_float,
         help="learning rate (default: by optimizer and task: 0.1 for sgd, 0.01 for adam on "
-        "regression, 0.001 for adam on classification)",
+        "regression, 0.001 for adam on classification; 0.01 with --model generative)",
     )
     f.add_argument("--momentum", type=fraction, default=0.9, help="SGD momentum")
     f.add_argument(
@@ -367,12 +368,13 @@ def _add_train(p) -> None:
         "--dropout",
         type=fraction,
         help="dropout rate of hidden units (default: auto: 0.2 for classification, 0.3 for "
-        "regression)",
+        "regression, 0.5 with --model generative)",
     )
     f.add_argument(
         "--input-dropout",
         type=fraction,
-        help="dropout rate of inputs (default: auto: 0, or the --preset's)",
+        help="dropout rate of inputs (default: auto: 0, or the --preset's; 0.2 with --model "
+        "generative)",
     )
     f.add_argument(
         "--max-norm",

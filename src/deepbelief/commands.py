@@ -284,6 +284,9 @@ OPTION_OF = {
     "up_down_epochs": "--up-down-epochs", "checkpoint_every": "--checkpoint-every",
     "label_training": "--label-training",
     "preset": "--preset", "time_budget": "--time-budget",
+    # the generative label model's backprop through its recognition path
+    "finetune_epochs": "--epochs", "finetune_learning_rate": "--lr",
+    "finetune_dropout": "--dropout", "finetune_input_dropout": "--input-dropout",
 }  # fmt: skip
 _PARAMETER = re.compile(
     r"(?<![\w-])(" + "|".join(sorted(OPTION_OF, key=len, reverse=True)) + r")(?!\w)"
@@ -437,10 +440,16 @@ def _estimator(settings, task: str, spec: InputSpec, verbose: int):
                 "--conv needs a classifier or regressor: give the data a target (not "
                 "--no-target or --model generative)"
             )
-        label_training = settings.label_training if settings.model == "generative" else None
+        generative = settings.model == "generative"
+        label_training = settings.label_training if generative else None
+        finetune = _given(
+            finetune_epochs=settings.epochs, finetune_learning_rate=settings.lr,
+            finetune_dropout=settings.dropout, finetune_input_dropout=settings.input_dropout,
+        ) if generative else {}  # fmt: skip
         return DBN(
             **common,
             **_given(label_training=label_training, up_down_epochs=settings.up_down_epochs),
+            **finetune,
         )
     if settings.early_stopping and settings.average_epochs:
         raise UsageError("--average-epochs and --early-stopping exclude each other")

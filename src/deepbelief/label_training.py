@@ -20,15 +20,19 @@ import torch.nn.functional as F
 from .loop import FitLoop, make_generator
 from .optim import SGD
 
-__all__ = ["LABEL_TRAINING", "LabelTraining", "label_free_energy_matrix"]
+__all__ = ["LABEL_TRAINING", "LabelBackprop", "LabelTraining", "label_free_energy_matrix"]
 
 #: ``label_training`` choices: pretraining alone (CD on the joint), discriminative, hybrid.
 LABEL_TRAINING = ("generative", "discriminative", "hybrid")
 
 
-def label_free_energy_matrix(dbn, features: torch.Tensor) -> torch.Tensor:
+def label_free_energy_matrix(dbn, features: torch.Tensor, keep=None) -> torch.Tensor:
     """``F(features, y)`` of the top RBM for every label ``y``, shape (n, n_labels), with
-    gradients (one product for the features; each label adds its row of the weights)."""
+    gradients (one product for the features; each label adds its row of the weights).
+
+    ``keep`` (optional, shape (n, n_hidden), 0 or ``1 / (1 - p)``) drops the top's hidden
+    units where it is 0 and scales the others' terms of the free energy (inverted dropout:
+    the expected free energy is the full one)."""
     top, n_labels = dbn.rbms[-1], dbn.n_labels
     base = top.hidden_field(dbn.top_visible(features))  # the label units off
     label_rows = top.weight[top.n_visible - n_labels :]
@@ -36,7 +40,13 @@ def label_free_energy_matrix(dbn, features: torch.Tensor) -> torch.Tensor:
     for c in range(n_labels):
         labels = torch.full((len(features),), c, dtype=torch.long, device=features.device)
         v = dbn.top_visible(features, labels)
-        energies.append(top.free_energy_from_field(v, base + label_rows[c]))
+        field = base + label_rows[c]
+        if keep is None:
+            energies.append(top.free_energy_from_field(v, field))
+            continue
+        hidden_terms = F.softplus(field + top.hidden_bias) * keep
+        visible = top.visible.energy(v, top.visible_bias, top.visible_logvar)
+        energies.append(visible - hidden_terms.sum(1))
     return torch.stack(energies, 1)
 
 
@@ -130,6 +140,107 @@ class LabelTraining(FitLoop):
 
     def _load_rule_state(self, state: dict) -> None:
         self.dbn.rbms[-1].load_state_dict(state["top"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        chains = state.get("chains")
+        self.chains = None if chains is None else chains.to(self.features.device).clone()
+
+
+class LabelBackprop(LabelTraining):
+    """Backprop of ``-log p(y | x)`` through the whole recognition path of a label DBN.
+
+    The layers below the top are untied first (:meth:`deepbelief.nn.DBN.untie`): their
+    generative weights keep their values while the recognition weights (the RBMs' own weights
+    and hidden biases) learn, with the top RBM, to classify by the top's label free energies.
+    With ``objective="hybrid"`` the top also keeps ``generative_weight`` times the PCD
+    estimate of its generative gradient, on the features of the undropped up pass, so it stays
+    a model of the features it now sees; up-down afterwards fits the generative weights to
+    them. Dropout (inverted) on the input, on every hidden layer below the top and on the top's
+    hidden units (their free-energy terms), at ``input_dropout`` and ``dropout``; the learning
+    rate decays linearly to zero.
+
+    Parameters
+    ----------
+    dbn : deepbelief.nn.DBN
+        With label units and two or more dense layers.
+    X : tensor of shape (n, n_visible)
+        The inputs.
+    labels : int64 tensor of shape (n,)
+    dropout, input_dropout : float in [0, 1)
+    other parameters : as :class:`LabelTraining`
+    """
+
+    what = "label backprop"
+    lr_schedule = "linear"
+
+    def __init__(
+        self, dbn, X, labels, *, objective="hybrid", generative_weight=0.01, epochs=20,
+        batch_size=100, learning_rate=0.01, momentum=0.9, dropout=0.5, input_dropout=0.2,
+        generator=None, callbacks=(),
+    ):  # fmt: skip
+        if len(dbn.rbms) < 2:
+            raise ValueError("label backprop needs two or more hidden layers")
+        super().__init__(
+            dbn, X, labels, objective=objective, generative_weight=generative_weight,
+            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+            momentum=momentum, generator=generator, callbacks=callbacks,
+        )  # fmt: skip
+        for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
+            if not 0 <= rate < 1:
+                raise ValueError(f"{name} must lie in [0, 1), got {rate!r}")
+        self.dropout, self.input_dropout = float(dropout), float(input_dropout)
+        dbn.untie()
+        recognition = [p for r in dbn.rbms[:-1] for p in (r.weight, r.hidden_bias)]
+        self.optimizer = SGD(
+            [*dbn.rbms[-1].parameters(), *recognition], lr=learning_rate, momentum=momentum
+        )
+
+    def train_step(self, x, y, learning_rate: float, generator=None) -> float:
+        """One update of the recognition weights and the top RBM on inputs ``x`` and labels
+        ``y``; returns ``-log p(y | x)``'s mean (under the dropout masks)."""
+        generator = generator if generator is not None else self.generator
+        self.optimizer.param_groups[0]["lr"] = learning_rate
+        self.optimizer.zero_grad(set_to_none=True)
+        h = self._dropped(x, self.input_dropout, generator)
+        for rbm in self.dbn.rbms[:-1]:
+            h = self._dropped(rbm.hidden_mean(h), self.dropout, generator)
+        keep = self._keep((len(x), self.dbn.rbms[-1].n_hidden), self.dropout, h, generator)
+        loss = F.cross_entropy(-label_free_energy_matrix(self.dbn, h, keep), y)
+        objective = loss
+        if self.objective == "hybrid":
+            with torch.no_grad():
+                features = self.dbn.transform(x, layer=len(self.dbn.rbms) - 1)
+            divergence = self._persistent_divergence(features, y, generator)
+            objective = objective + self.generative_weight * divergence
+        objective.backward()
+        value = self._average_gradients(float(loss.detach()))
+        if math.isfinite(value):
+            self.optimizer.step()
+        return value
+
+    @staticmethod
+    def _keep(shape, rate, like, generator):
+        """Inverted-dropout factors: 0 with probability ``rate``, else ``1 / (1 - rate)``
+        (None when ``rate`` is 0)."""
+        if not rate:
+            return None
+        keep = torch.bernoulli(like.new_full(shape, 1 - rate), generator=generator)
+        return keep.div_(1 - rate)
+
+    def _dropped(self, h, rate, generator):
+        keep = self._keep(h.shape, rate, h, generator)
+        return h if keep is None else h * keep
+
+    def _parameters(self):
+        return self.dbn.parameters()
+
+    def _rule_state(self) -> dict:
+        state = {"dbn": dict(self.dbn.state_dict()), "optimizer": self.optimizer.state_dict()}
+        if self.chains is not None:
+            state["chains"] = self.chains.clone()
+        return state
+
+    def _load_rule_state(self, state: dict) -> None:
+        self.dbn.load_state_dict(state["dbn"])
         self.optimizer.load_state_dict(state["optimizer"])
         chains = state.get("chains")
         self.chains = None if chains is None else chains.to(self.features.device).clone()
