@@ -72,6 +72,20 @@ class InputSpec:
         spec = cls(dataset.kind, pre.to_config(), None if target is None else str(target), shape)
         return spec, X
 
+    @classmethod
+    def as_is(cls, n_features: int, scaling: str) -> InputSpec:
+        """The spec of rows that reach the model as they are (``n_features`` numeric columns
+        named ``"0"``, ``"1"``, ...; the estimator does its own scaling), such as rows read
+        a block at a time from a ``.npy`` file. ``scaling`` says what the visible units take:
+        ``"minmax"`` (Bernoulli: new rows are clipped to [0, 1], as the estimator clips them)
+        or ``"standard"`` (Gaussian: the estimator standardises). Missing values are refused,
+        since training saw none."""
+        columns = [dict(name=str(i), kind="numeric", offset=0.0, scale=1.0, fill=0.0)
+                   for i in range(n_features)]  # fmt: skip
+        pre = TablePreprocessor(scaling, missing="error")
+        pre.columns = columns
+        return cls("array", pre.to_config())
+
     @property
     def preprocessing(self) -> TablePreprocessor:
         return TablePreprocessor.from_config(self.preprocessor)
