@@ -46,7 +46,7 @@ from .model_dir import (
     spec_to_card,
 )
 from .resources import check_device, check_memory, check_training_memory, sampling_memory
-from .streams import RowFile, column_stats, first_outside, holds_rows, is_row_file
+from .streams import RowFile, column_stats, holds_rows, is_row_file
 
 log = logging.getLogger("deepbelief")
 
@@ -248,33 +248,31 @@ def _check_shard_options(settings, path: Path) -> None:
 def _streamed_data(settings):
     """:func:`_training_data` of a ``.npy`` file or folder of shards read a block at a time:
     the last ``--validation-split`` of the rows are held out (read only to score them), the
-    rows before them are trained on, as they are in the file (the estimator standardises them
-    for Gaussian units and refuses values outside [0, 1] for Bernoulli units)."""
+    rows before them are trained on. For Bernoulli units each column is scaled to [0, 1] by
+    its minimum and maximum over the file (one pass, as the in-memory path scales); Gaussian
+    units take the rows as they are (the estimator standardises them)."""
     path = Path(settings.data)
     rows = RowFile(path)  # DataError: not numeric rows, shards with other columns
     if 0 in rows.shape:
         raise DataError(f"{path}: no data (the rows have shape {rows.shape})")
     n = len(rows)
     held = math.ceil(settings.validation_split * n) if n >= 10 else 0
-    train = RowFile(path, rows=range(n - held))
-    held_out = RowFile(path, rows=range(n - held, n))
-    bernoulli = settings.visible != "gaussian"
-    if held:
-        _check_held_out(held_out, bernoulli)
-    spec = InputSpec.as_is(rows.n_features, "minmax" if bernoulli else "standard")
+    scaling, offsets, scales, scale_rows = "standard", None, None, None
+    if settings.visible != "gaussian":
+        stats = column_stats(rows)  # DataError: a value that is not finite, by row and column
+        offsets = stats["min"]
+        scales = np.where(stats["max"] > offsets, stats["max"] - offsets, 1.0)
+        scaling, scale_rows = "minmax", _minmax(offsets, scales)
+    train = RowFile(path, rows=range(n - held), transform=scale_rows)
+    held_out = RowFile(path, rows=range(n - held, n), transform=scale_rows)
+    spec = InputSpec.as_is(rows.n_features, scaling, offsets, scales)
     return "unsupervised", spec, (train, None), (held_out, None)
 
 
-def _check_held_out(rows: RowFile, bernoulli: bool) -> None:
-    """The held-out rows, before training: finite, and in [0, 1] for Bernoulli units (the
-    estimator checks the training rows); DataError naming the file's row and column."""
-    stats = column_stats(rows)
-    if bernoulli and (stats["min"].min() < 0 or stats["max"].max() > 1):
-        row, column, value = first_outside(rows, 0.0, 1.0)
-        raise DataError(
-            f"{rows.path}: row {row} (held out), column {column} holds {value}, outside [0, 1] "
-            "for bernoulli visible units (scale the values to [0, 1], or use --visible gaussian)"
-        )
+def _minmax(offsets: np.ndarray, scales: np.ndarray):
+    """Rows scaled to [0, 1] column by column (clipped: rounding only)."""
+    low, scale = offsets.astype(np.float32), scales.astype(np.float32)
+    return lambda rows: np.clip((rows - low) / scale, 0.0, 1.0)
 
 
 def _training_choices(estimator) -> dict:

@@ -73,14 +73,16 @@ class InputSpec:
         return spec, X
 
     @classmethod
-    def as_is(cls, n_features: int, scaling: str) -> InputSpec:
-        """The spec of rows that reach the model as they are (``n_features`` numeric columns
-        named ``"0"``, ``"1"``, ...; the estimator does its own scaling), such as rows read
-        a block at a time from a ``.npy`` file. ``scaling`` says what the visible units take:
-        ``"minmax"`` (Bernoulli: new rows are clipped to [0, 1], as the estimator clips them)
-        or ``"standard"`` (Gaussian: the estimator standardises). Missing values are refused,
-        since training saw none."""
-        columns = [dict(name=str(i), kind="numeric", offset=0.0, scale=1.0, fill=0.0)
+    def as_is(cls, n_features: int, scaling: str, offsets=None, scales=None) -> InputSpec:
+        """The spec of numeric rows (``n_features`` columns named ``"0"``, ``"1"``, ...) read
+        a block at a time from a ``.npy`` file: each column becomes ``(x - offset) / scale``
+        (default 0 and 1: as they are, the estimator doing its own scaling). ``scaling`` says
+        what the visible units take: ``"minmax"`` (Bernoulli: new rows are clipped to [0, 1],
+        as the estimator clips them) or ``"standard"`` (Gaussian: the estimator
+        standardises). Missing values are refused, since training saw none."""
+        offsets = [0.0] * n_features if offsets is None else [float(v) for v in offsets]
+        scales = [1.0] * n_features if scales is None else [float(v) for v in scales]
+        columns = [dict(name=str(i), kind="numeric", offset=offsets[i], scale=scales[i], fill=0.0)
                    for i in range(n_features)]  # fmt: skip
         pre = TablePreprocessor(scaling, missing="error")
         pre.columns = columns
