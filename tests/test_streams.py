@@ -22,6 +22,7 @@ from deepbelief.streams import (
     blocked_permutation,
     column_stats,
     csv_to_shards,
+    holds_rows,
     write_rows,
 )
 from deepbelief.training import RBMTrainer
@@ -73,6 +74,27 @@ def test_row_file_refuses_what_it_cannot_read(tmp_path):
     np.save(mixed / "b.npy", np.zeros((2, 4)))
     with pytest.raises(DataError, match="4 columns"):
         RowFile(mixed)
+
+
+def test_a_range_of_rows_reads_as_those_rows_and_names_the_files_rows(binary, tmp_path):
+    X, path = binary
+    part = RowFile(path, rows=range(1000, 2500))
+    assert part.shape == (1500, 40)
+    assert torch.equal(part[torch.tensor([0, 1499, 7])], torch.as_tensor(X[[1000, 2499, 1007]]))
+    assert torch.equal(torch.cat(list(part.chunks(400))), torch.as_tensor(X[1000:2500]))
+    assert part.read(1400, 9999).shape == (100, 40)  # never beyond the range
+    bad = X.copy()
+    bad[1200, 5] = np.inf
+    np.save(tmp_path / "inf.npy", bad)
+    with pytest.raises(DataError, match="row 1200, column 5 holds inf"):
+        column_stats(RowFile(tmp_path / "inf.npy", rows=range(1000, 1300)))
+    column_stats(RowFile(tmp_path / "inf.npy", rows=range(1200)))  # the bad row is not in it
+    with pytest.raises(ValueError, match="consecutive rows"):
+        RowFile(path, rows=range(0, 3001))
+    np.save(tmp_path / "flat.npy", X[:, 0])
+    np.save(tmp_path / "fortran.npy", np.asfortranarray(X))
+    shapes = ["x.npy", "flat.npy", "fortran.npy", "nothing.npy", "."]
+    assert [holds_rows(tmp_path / name) for name in shapes] == [True, False, False, False, True]
 
 
 @pytest.mark.parametrize("n, block", [(10, 3), (12, 4), (5, 10), (1, 1)])

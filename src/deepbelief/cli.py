@@ -247,7 +247,14 @@ def _add_data_options(p, training: bool) -> None:
 
 
 def _add_train(p) -> None:
-    p.add_argument("data", nargs="?", type=Path, help="CSV, NPY/NPZ, IDX or image folder")
+    p.add_argument(
+        "data",
+        nargs="?",
+        type=Path,
+        help="CSV, NPY/NPZ, IDX, image folder, or folder of .npy shards; with --model "
+        "unsupervised (or --no-target), a 2-D .npy file or a folder of shards is read a block "
+        "at a time, never whole into memory",
+    )
     p.add_argument("-o", "--output", type=Path, help="model directory to write")
     p.add_argument(
         "--config",
@@ -441,7 +448,8 @@ def _add_train(p) -> None:
         type=fraction,
         default=0.0,
         help="fraction of the rows held out, never trained on, and scored after training "
-        "(early stopping uses its own split and then trains on every row)",
+        "(early stopping uses its own split and then trains on every row; data read a block at "
+        "a time holds out its last rows)",
     )
     r.add_argument(
         "--checkpoint-every",

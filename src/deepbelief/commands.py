@@ -46,6 +46,7 @@ from .model_dir import (
     spec_to_card,
 )
 from .resources import check_device, check_memory, check_training_memory, sampling_memory
+from .streams import RowFile, column_stats, holds_rows, is_row_file
 
 log = logging.getLogger("deepbelief")
 
@@ -151,27 +152,24 @@ def train(args) -> int:
                      overwrite=getattr(args, "overwrite", False)) as folder:  # fmt: skip
         if args.resume is not None and not args.quiet:
             print(f"deepbelief: resuming the interrupted run in {directory}", file=sys.stderr)
-        task, y, spec, X, train_rows, held_out = _training_data(settings)
+        task, spec, (X, y), (X_held, y_held) = _training_data(settings)
         estimator = _estimator(settings, task, spec, verbose=verbosity(args))
         _check_estimator(estimator)
-        check_training_memory(_layers(settings), X.shape[1], len(train_rows))
+        cached = None if is_row_file(X) else len(X)  # a RowFile is read a block at a time
+        check_training_memory(_layers(settings), X.shape[1], cached)
         if args.resume is None:
             folder.write_run(_stored_settings(settings))
         start = time.perf_counter()
-        fit_y = None if y is None else y[train_rows]
         estimator.fit(
-            X[train_rows],
-            fit_y,
+            X,
+            y,
             checkpoint=directory / CHECKPOINT_FILE,
             checkpoint_every=settings.checkpoint_every or "auto",
         )
         seconds = time.perf_counter() - start
-        metrics = {}
-        if len(held_out):
-            y_held = None if y is None else y[held_out]
-            metrics = score(estimator, task, X[held_out], y_held)
-        card = _card(task, estimator, spec, settings.data, len(train_rows), len(held_out),
-                     seconds, metrics)  # fmt: skip
+        metrics = score(estimator, task, X_held, y_held) if len(X_held) else {}
+        card = _card(task, estimator, spec, settings.data, len(X), len(X_held), seconds,
+                     metrics)  # fmt: skip
         card.update(_training_choices(estimator))
         save_model(directory, estimator, card)
         (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
@@ -180,27 +178,101 @@ def train(args) -> int:
 
 
 def _training_data(settings):
-    """The run's data as training sees it: ``(task, y, spec, X, train_rows, held_out)``
-    (the same on every process of a distributed run: the split follows the seed)."""
+    """The run's data as training sees it: ``(task, spec, (X, y), (X_held, y_held))``, the
+    rows to train on and the held-out rows (the same on every process of a distributed run:
+    the split follows the seed). ``X`` is a :class:`~deepbelief.streams.RowFile` when the
+    data is read a block at a time (:func:`_streamed`), else an array."""
+    if _streamed(settings):
+        return _streamed_data(settings)
     dataset = _load(settings, Path(settings.data))
     task, y = _target(dataset, settings)
     scaling = "standard" if settings.visible == "gaussian" else "minmax"
     spec, X = InputSpec.fit(dataset, scaling, settings.missing, settings.drop_ids,
                             settings.non_numeric)  # fmt: skip
     train_rows, held_out = _split(len(X), y, task, settings)
-    return task, y, spec, X, train_rows, held_out
+    y_train, y_held = (None, None) if y is None else (y[train_rows], y[held_out])
+    return task, spec, (X[train_rows], y_train), (X[held_out], y_held)
 
 
 def _train_quietly(settings, directory: Path, resume: bool) -> int:
     """``train`` on a process of a distributed run other than rank 0: the same data, split
     and estimator as rank 0's (same seed), fitted in step with it (with ``--resume``, from
     rank 0's checkpoint, which every process must be able to read); rank 0 alone writes."""
-    task, y, spec, X, train_rows, _ = _training_data(settings)
+    task, spec, (X, y), _ = _training_data(settings)
     estimator = _estimator(settings, task, spec, verbose=0)
     checkpoint = directory / CHECKPOINT_FILE if resume else None
-    fit_y = None if y is None else y[train_rows]
-    estimator.fit(X[train_rows], fit_y, checkpoint=checkpoint)
+    estimator.fit(X, y, checkpoint=checkpoint)
     return 0
+
+
+# ---------------------------------------------------------------------- data larger than memory
+def _streamed(settings) -> bool:
+    """Whether the run reads DATA a block at a time (a RowFile) instead of into memory: an
+    unsupervised model (``--model unsupervised``, or ``--no-target``) of a ``.npy`` file of
+    rows (2-D, C order), without options that need the rows in memory (``--labels``,
+    ``--up-down-epochs``); and always a folder of ``.npy`` shards, which only that model
+    reads (UsageError for the options that do not apply to it)."""
+    path = Path(settings.data)
+    if not holds_rows(path):
+        return False
+    if path.is_dir():
+        _check_shard_options(settings, path)
+        return True
+    unsupervised = settings.model == "unsupervised" or (
+        settings.no_target and settings.model == "auto"
+    )
+    in_memory = settings.labels is not None or settings.up_down_epochs
+    refused = settings.target is not None or settings.image_size is not None  # by load_dataset
+    return unsupervised and not (in_memory or refused)
+
+
+def _check_shard_options(settings, path: Path) -> None:
+    if settings.model not in ("auto", "unsupervised"):
+        raise UsageError(
+            f"--model {settings.model} needs a target; {path}, a folder of .npy shards, has none"
+        )
+    given = {
+        "--target": settings.target,
+        "--labels": settings.labels,
+        "--image-size": settings.image_size,
+        "--up-down-epochs": settings.up_down_epochs,
+    }
+    for option, value in given.items():
+        if value:
+            raise UsageError(
+                f"{option} does not apply to {path}, a folder of .npy shards (read a block at "
+                "a time to pretrain an unsupervised model)"
+            )
+
+
+def _streamed_data(settings):
+    """:func:`_training_data` of a ``.npy`` file or folder of shards read a block at a time:
+    the last ``--validation-split`` of the rows are held out (read only to score them), the
+    rows before them are trained on. For Bernoulli units each column is scaled to [0, 1] by
+    its minimum and maximum over the file (one pass, as the in-memory path scales); Gaussian
+    units take the rows as they are (the estimator standardises them)."""
+    path = Path(settings.data)
+    rows = RowFile(path)  # DataError: not numeric rows, shards with other columns
+    if 0 in rows.shape:
+        raise DataError(f"{path}: no data (the rows have shape {rows.shape})")
+    n = len(rows)
+    held = math.ceil(settings.validation_split * n) if n >= 10 else 0
+    scaling, offsets, scales, scale_rows = "standard", None, None, None
+    if settings.visible != "gaussian":
+        stats = column_stats(rows)  # DataError: a value that is not finite, by row and column
+        offsets = stats["min"]
+        scales = np.where(stats["max"] > offsets, stats["max"] - offsets, 1.0)
+        scaling, scale_rows = "minmax", _minmax(offsets, scales)
+    train = RowFile(path, rows=range(n - held), transform=scale_rows)
+    held_out = RowFile(path, rows=range(n - held, n), transform=scale_rows)
+    spec = InputSpec.as_is(rows.n_features, scaling, offsets, scales)
+    return "unsupervised", spec, (train, None), (held_out, None)
+
+
+def _minmax(offsets: np.ndarray, scales: np.ndarray):
+    """Rows scaled to [0, 1] column by column (clipped: rounding only)."""
+    low, scale = offsets.astype(np.float32), scales.astype(np.float32)
+    return lambda rows: np.clip((rows - low) / scale, 0.0, 1.0)
 
 
 def _training_choices(estimator) -> dict:
@@ -564,15 +636,21 @@ def score(estimator, task: str, X: np.ndarray, y, source: str = "data") -> dict:
     return _unsupervised_scores(estimator, X)
 
 
-def _unsupervised_scores(estimator, X: np.ndarray) -> dict:
+def _unsupervised_scores(estimator, X) -> dict:
+    """Reconstruction error and the first RBM's free energies of the rows of ``X`` (an array,
+    or a RowFile read a block at a time)."""
     import torch
 
-    reconstruction = estimator.reconstruct(X)
-    with torch.no_grad():
-        v = estimator._prepare(np.asarray(X)).to(torch.float64)
-        free = estimator._exact().rbms[0].free_energy(v).cpu().numpy()
+    first = estimator._exact().rbms[0]
+    squares, free = 0.0, []
+    for block in (rows.numpy() for rows in X.chunks()) if is_row_file(X) else [X]:
+        squares += float(np.sum((estimator.reconstruct(block) - block) ** 2))
+        with torch.no_grad():
+            v = estimator._prepare(np.asarray(block)).to(torch.float64)
+            free.append(first.free_energy(v).cpu().numpy())
+    free = np.concatenate(free)
     return {
-        "reconstruction_error": float(np.mean((reconstruction - X) ** 2)),
+        "reconstruction_error": squares / max(1, len(X) * X.shape[1]),
         "free_energy_mean": float(free.mean()),
         "free_energy_std": float(free.std()),
         "rows": int(len(X)),

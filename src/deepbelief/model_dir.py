@@ -72,6 +72,22 @@ class InputSpec:
         spec = cls(dataset.kind, pre.to_config(), None if target is None else str(target), shape)
         return spec, X
 
+    @classmethod
+    def as_is(cls, n_features: int, scaling: str, offsets=None, scales=None) -> InputSpec:
+        """The spec of numeric rows (``n_features`` columns named ``"0"``, ``"1"``, ...) read
+        a block at a time from a ``.npy`` file: each column becomes ``(x - offset) / scale``
+        (default 0 and 1: as they are, the estimator doing its own scaling). ``scaling`` says
+        what the visible units take: ``"minmax"`` (Bernoulli: new rows are clipped to [0, 1],
+        as the estimator clips them) or ``"standard"`` (Gaussian: the estimator
+        standardises). Missing values are refused, since training saw none."""
+        offsets = [0.0] * n_features if offsets is None else [float(v) for v in offsets]
+        scales = [1.0] * n_features if scales is None else [float(v) for v in scales]
+        columns = [dict(name=str(i), kind="numeric", offset=offsets[i], scale=scales[i], fill=0.0)
+                   for i in range(n_features)]  # fmt: skip
+        pre = TablePreprocessor(scaling, missing="error")
+        pre.columns = columns
+        return cls("array", pre.to_config())
+
     @property
     def preprocessing(self) -> TablePreprocessor:
         return TablePreprocessor.from_config(self.preprocessor)

@@ -40,9 +40,12 @@ class RowFile:
     transform : callable, optional
         Applied to each block of rows read (a NumPy array) before it becomes a tensor, e.g. an
         estimator's input scaling.
+    rows : range, optional
+        Consecutive rows of the file (step 1): the RowFile holds only these, its row 0 being
+        ``rows.start`` (default: all of them). Messages still name the file's row numbers.
     """
 
-    def __init__(self, path, dtype=torch.float32, device="cpu", transform=None):
+    def __init__(self, path, dtype=torch.float32, device="cpu", transform=None, rows=None):
         self.path = Path(path)
         files = sorted(self.path.glob("*.npy")) if self.path.is_dir() else [self.path]
         if not files:
@@ -58,18 +61,24 @@ class RowFile:
         self.file_dtype = first["dtype"]
         self.n_features = first["columns"]
         self._starts = np.cumsum([0] + [f["rows"] for f in self._files])
+        total = int(self._starts[-1])
+        self.rows = range(total) if rows is None else rows
+        if self.rows.step != 1 or not 0 <= self.rows.start <= self.rows.stop <= total:
+            raise ValueError(f"rows must be consecutive rows of the file's {total}, got {rows}")
         self.dtype, self.device = dtype, torch.device(device)
         self.transform = transform
 
     def __len__(self) -> int:
-        return int(self._starts[-1])
+        return len(self.rows)
 
     @property
     def shape(self) -> tuple[int, int]:
         return len(self), self.n_features
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start`` to ``stop`` as they are in the file."""
+        """Rows ``start`` to ``stop`` (of those it holds) as they are in the file."""
+        first = self.rows.start
+        start, stop = first + max(0, start), first + min(stop, len(self))
         parts = []
         for i, layout in enumerate(self._files):
             lo, hi = max(start, self._starts[i]), min(stop, self._starts[i + 1])
@@ -144,14 +153,7 @@ def csv_to_shards(csv, folder, *, chunk_rows: int = 50_000, dtype=np.float32) ->
 def _npy_layout(path: Path) -> dict:
     """Where a ``.npy`` file's rows are: header length, shape, dtype (DataError otherwise)."""
     try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                           (2, 0): np.lib.format.read_array_header_2_0}.get(version)  # fmt: skip
-            if read_header is None:
-                raise ValueError(f"format version {version}")
-            shape, fortran, dtype = read_header(f)
-            offset = f.tell()
+        shape, fortran, dtype, offset = _npy_header(path)
     except (ValueError, OSError) as exc:
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
     if len(shape) != 2 or fortran or dtype.hasobject or dtype.kind not in "fiub":
@@ -161,6 +163,19 @@ def _npy_layout(path: Path) -> dict:
         )
     return {"path": path, "offset": offset, "rows": shape[0], "columns": shape[1],
             "dtype": dtype}  # fmt: skip
+
+
+def _npy_header(path: Path) -> tuple:
+    """``(shape, fortran_order, dtype, data offset)`` from a ``.npy`` file's header
+    (ValueError or OSError when it has none)."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                       (2, 0): np.lib.format.read_array_header_2_0}.get(version)  # fmt: skip
+        if read_header is None:
+            raise ValueError(f"format version {version}")
+        shape, fortran, dtype = read_header(f)
+        return shape, fortran, dtype, f.tell()
 
 
 def _read_rows(layout: dict, start: int, stop: int) -> np.ndarray:
@@ -229,6 +244,22 @@ def propagate_to_file(
     return RowFile(name, dtype=source.dtype, device=source.device)
 
 
+def holds_rows(path) -> bool:
+    """Whether ``path`` is data for a :class:`RowFile`: a folder holding ``.npy`` files, or a
+    ``.npy`` file whose header says 2-D and C order (of any dtype: RowFile refuses the
+    non-numeric ones). False for other shapes, other files and unreadable headers."""
+    path = Path(path)
+    if path.is_dir():
+        return any(path.glob("*.npy"))
+    if path.suffix.lower() != ".npy" or not path.is_file():
+        return False
+    try:
+        shape, fortran, _, _ = _npy_header(path)
+    except (ValueError, OSError):
+        return False
+    return len(shape) == 2 and not fortran
+
+
 def is_row_file(X) -> bool:
     """Whether ``X`` is a :class:`RowFile` (read a block at a time)."""
     return isinstance(X, RowFile)
@@ -236,7 +267,8 @@ def is_row_file(X) -> bool:
 
 def column_stats(source: RowFile) -> dict:
     """One pass over the file: each column's ``min``, ``max``, ``mean`` and ``std`` (float64
-    arrays); DataError naming the row and column of the first value that is not finite."""
+    arrays); DataError naming the (file's) row and column of the first value that is not
+    finite."""
     n, lo, hi = 0, None, None
     total = squares = 0.0
     for block in source.chunks():
@@ -245,7 +277,8 @@ def column_stats(source: RowFile) -> dict:
             bad = ~torch.isfinite(block)
             row, column = (int(i) for i in bad.nonzero()[0])
             raise DataError(
-                f"{source.path}: row {n + row}, column {column} holds {float(block[row, column])}"
+                f"{source.path}: row {source.rows.start + n + row}, column {column} holds "
+                f"{float(block[row, column])}"
             )
         low, high = block.min(0).values, block.max(0).values
         lo = low if lo is None else torch.minimum(lo, low)
@@ -262,8 +295,9 @@ def column_stats(source: RowFile) -> dict:
 
 
 def first_outside(source: RowFile, low: float, high: float) -> tuple[int, int, float] | None:
-    """``(row, column, value)`` of the first value outside [low, high] (None when none is)."""
-    n = 0
+    """``(row, column, value)`` of the first value outside [low, high] (None when none is),
+    with the file's row number."""
+    n = source.rows.start
     for block in source.chunks():
         outside = (block < low) | (block > high)
         if outside.any():
