@@ -1413,6 +1413,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         check("finetune_learning_rate", self.finetune_learning_rate, real(0, low_open=True))
         check("finetune_dropout", self.finetune_dropout, PROBABILITY)
         check("finetune_input_dropout", self.finetune_input_dropout, PROBABILITY)
+        if self.finetune_epochs and self.finetune_dropout and self.hidden != "bernoulli":
+            raise ValueError(
+                f"finetune_dropout needs bernoulli hidden units, got hidden={self.hidden!r} "
+                "(set finetune_dropout=0)"
+            )
         if self.finetune_epochs and len(layers) < 2:
             raise ValueError(
                 "finetune_epochs needs at least two hidden layers (one hidden layer with labels "

@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .loop import FitLoop, make_generator
+from .nn.units import BernoulliUnits
 from .optim import SGD
 
 __all__ = ["LABEL_TRAINING", "LabelBackprop", "LabelTraining", "label_free_energy_matrix"]
@@ -32,21 +33,26 @@ def label_free_energy_matrix(dbn, features: torch.Tensor, keep=None) -> torch.Te
 
     ``keep`` (optional, shape (n, n_hidden), 0 or ``1 / (1 - p)``) drops the top's hidden
     units where it is 0 and scales the others' terms of the free energy (inverted dropout:
-    the expected free energy is the full one)."""
+    the expected free energy is the full one). Bernoulli hidden units take every label in one
+    pass over an (n, n_labels, n_hidden) field; other units one label at a time."""
     top, n_labels = dbn.rbms[-1], dbn.n_labels
-    base = top.hidden_field(dbn.top_visible(features))  # the label units off
+    v_off = dbn.top_visible(features)  # the label units off
+    base = top.hidden_field(v_off)
     label_rows = top.weight[top.n_visible - n_labels :]
+    if type(top.hidden) is BernoulliUnits:
+        terms = F.softplus(base[:, None, :] + label_rows + top.hidden_bias)
+        if keep is not None:
+            terms = terms * keep[:, None, :]
+        # a one-hot label c adds -b_c to the energy of the visible units (softmax units)
+        visible = top.visible.energy(v_off, top.visible_bias, top.visible_logvar)[:, None]
+        return visible - top.visible_bias[top.n_visible - n_labels :] - terms.sum(-1)
+    if keep is not None:
+        raise TypeError("dropout of the top's hidden units needs Bernoulli hidden units")
     energies = []
     for c in range(n_labels):
         labels = torch.full((len(features),), c, dtype=torch.long, device=features.device)
         v = dbn.top_visible(features, labels)
-        field = base + label_rows[c]
-        if keep is None:
-            energies.append(top.free_energy_from_field(v, field))
-            continue
-        hidden_terms = F.softplus(field + top.hidden_bias) * keep
-        visible = top.visible.energy(v, top.visible_bias, top.visible_logvar)
-        energies.append(visible - hidden_terms.sum(1))
+        energies.append(top.free_energy_from_field(v, base + label_rows[c]))
     return torch.stack(energies, 1)
 
 
@@ -188,6 +194,8 @@ class LabelBackprop(LabelTraining):
             if not 0 <= rate < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {rate!r}")
         self.dropout, self.input_dropout = float(dropout), float(input_dropout)
+        if dropout and type(dbn.rbms[-1].hidden) is not BernoulliUnits:
+            raise ValueError("dropout in label backprop needs Bernoulli hidden units on the top")
         dbn.untie()
         recognition = [p for r in dbn.rbms[:-1] for p in (r.weight, r.hidden_bias)]
         self.optimizer = SGD(
