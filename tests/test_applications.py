@@ -277,6 +277,29 @@ def test_outlier_detector_ranks_anomalies_above_normal_rows(seed):
     )
 
 
+def test_outlier_detector_removes_the_scores_trend_in_the_row_sums():
+    """``detrend``: ``trend_`` is the least-squares slope of the training rows' ``-F`` against
+    their row sums, and the training scores are then uncorrelated with the row sums; without
+    it, and by default on Gaussian units, the scores are ``-F`` itself."""
+    from deepbelief.applications import typicality
+
+    X = np.random.default_rng(4).random((300, 12)) ** 2  # rows of unequal sums
+    on = OutlierDetector(n_components=6, n_iter=3, random_state=0).fit(X)
+    raw = typicality(on.rbm_, X)
+    sums = X.sum(1)
+    assert on.trend_ == pytest.approx(np.polyfit(sums, raw, 1)[0], rel=1e-9)
+    assert on.trend_ != 0
+    np.testing.assert_allclose(on.score_samples(X), raw - on.trend_ * sums)
+    assert abs(np.corrcoef(on.score_samples(X), sums)[0, 1]) < 1e-9
+    off = OutlierDetector(n_components=6, n_iter=3, detrend=False, random_state=0).fit(X)
+    assert off.trend_ == 0.0
+    np.testing.assert_array_equal(off.score_samples(X), typicality(off.rbm_, X))
+    gaussian = OutlierDetector(n_components=6, n_iter=3, visible="gaussian", random_state=0)
+    assert gaussian.fit(X * 5 - 2).trend_ == 0.0
+    with pytest.raises(ValueError, match="detrend must be True, False or 'auto'"):
+        OutlierDetector(detrend="sum").fit(X)
+
+
 @pytest.mark.parametrize("contamination", [0.01, 0.05, 0.2])
 def test_outlier_detector_flags_the_contamination_share(contamination):
     """On rows without tied scores, ``predict`` flags the ``contamination`` share of the

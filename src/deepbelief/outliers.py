@@ -19,8 +19,18 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
 
     ``fit`` trains a :class:`deepbelief.RBM` on the normal data; a row's score is its
     unnormalised log-likelihood ``-F(v)`` (the log-likelihood up to the constant ``log Z``,
-    so the same ranking), higher for more typical rows. The threshold is the ``contamination``
-    quantile of the training scores, as for scikit-learn's ``EllipticEnvelope``.
+    so the same ranking), higher for more typical rows, less its linear trend in the row's
+    sum (``detrend``). The threshold is the ``contamination`` quantile of the training
+    scores, as for scikit-learn's ``EllipticEnvelope``.
+
+    Likelihoods favour simple inputs: on binary data ``-F`` falls with the number of units on
+    (an image's ink), so rows of another kind with less ink than the normal ones score as
+    more typical than normal rows with more (Nalisnick et al. 2019; Serra et al. 2020 correct
+    it with a compressor's code length). ``detrend`` removes the least-squares slope of the
+    training rows' ``-F`` against their row sums, fitted on the normal data alone. On MNIST
+    one-class (benchmarks/RESULTS.md) it raised the mean AUROC from 0.927 to 0.959 (digit 8:
+    0.803 -> 0.884, digit 2: 0.870 -> 0.928), with no digit lower by more than 0.0005; on
+    scikit-learn's 8x8 digits it cost a little (0.967 -> 0.963).
 
     Parameters
     ----------
@@ -41,6 +51,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
     contamination : float in (0, 0.5], default 0.1
         Expected share of outliers in the training data: the share of training rows
         ``predict`` marks -1.
+    detrend : bool or "auto", default "auto"
+        Subtract ``trend_ * row sum`` from ``-F``; "auto": for Bernoulli visible units (on
+        Gaussian units, standardised, a row's sum says little of its complexity).
     random_state : None, int, RandomState or Generator
     device : str, default "auto"
     verbose : int, default 0
@@ -49,6 +62,9 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
     ----------
     rbm_ : deepbelief.RBM
         The fitted RBM.
+    trend_ : float
+        The slope of the training rows' ``-F`` against their row sums (0.0 without
+        ``detrend``).
     offset_ : float
         ``decision_function = score_samples - offset_``.
     n_features_in_ : int
@@ -71,6 +87,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         sampler="pcd",
         visible="auto",
         contamination=0.1,
+        detrend="auto",
         random_state=None,
         device="auto",
         verbose=0,
@@ -82,6 +99,7 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self.sampler = sampler
         self.visible = visible
         self.contamination = contamination
+        self.detrend = detrend
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
@@ -105,6 +123,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self
         """
         _check_contamination(self.contamination)
+        if not (isinstance(self.detrend, bool) or self.detrend == "auto"):
+            raise ValueError(f"detrend must be True, False or 'auto'; got {self.detrend!r}")
         X = check_X(self, X, reset=True, accept_sparse=True)
         rbm = RBM(
             n_components=self.n_components,
@@ -118,12 +138,21 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
             verbose=self.verbose,
         )
         self.rbm_ = rbm.fit(X)
+        self.trend_ = 0.0
+        detrend = self.detrend
+        if detrend == "auto":
+            detrend = self.rbm_.visible_units_ == "bernoulli"
+        if detrend:
+            sums = _row_sums(X)
+            if np.ptp(sums) > 0:  # else no trend to fit (and the slope is undefined)
+                self.trend_ = float(np.polyfit(sums, typicality(self.rbm_, X), 1)[0])
         scores = self.score_samples(X)
         self.offset_ = float(np.percentile(scores, 100 * self.contamination))
         return self
 
     def score_samples(self, X):
-        """``-F(v)``, the unnormalised log-likelihood of each row: higher is more typical.
+        """``-F(v) - trend_ * sum(v)``: the unnormalised log-likelihood of each row less its
+        trend in the row sum; higher is more typical.
 
         Parameters
         ----------
@@ -135,7 +164,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         """
         check_is_fitted(self, "rbm_")
         X = check_X(self, X, reset=False, accept_sparse=True)
-        return typicality(self.rbm_, X)
+        scores = typicality(self.rbm_, X)
+        return scores - self.trend_ * _row_sums(X) if self.trend_ else scores
 
     def decision_function(self, X):
         """``score_samples(X) - offset_``: negative for outliers.
@@ -155,6 +185,11 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         ndarray of shape (n_samples,), int
         """
         return np.where(self.decision_function(X) >= 0, 1, -1)
+
+
+def _row_sums(X) -> np.ndarray:
+    """Each row's sum as a float64 vector (a sparse matrix's too)."""
+    return np.asarray(X.sum(1), dtype=np.float64).ravel()
 
 
 def _check_contamination(contamination) -> None:
