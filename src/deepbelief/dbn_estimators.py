@@ -1535,41 +1535,40 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         ``resume`` (a checkpoint's ``"labels"`` part) when given."""
         dbn = self.dbn_
         features = X if dbn.classification_rbm else dbn.transform(X, layer=len(dbn.rbms) - 1)
-
-        def state(loop):
-            return {
-                "phase": "labels",
-                "dbn": self._dbn_state(),
-                "pretrain_history": self.pretrain_history_,
-                "labels": loop.loop_state(),
-            }
-
         loop = LabelTraining(
             dbn, features, labels, objective=self.label_training,
             generative_weight=self.generative_weight, epochs=self.label_epochs,
             batch_size=self._s("pretrain_batch_size"), learning_rate=self.label_learning_rate,
             generator=self.generator_,
-            callbacks=[_Tracked(ckpt, state), *progress_callbacks("label training", self.verbose)],
+            callbacks=[self._tracked("labels", ckpt),
+                       *progress_callbacks("label training", self.verbose)],
         )  # fmt: skip
         if resume is not None:
             loop.load_loop_state(resume)
         self.label_history_ = loop.run().history
         ckpt.save()
 
+    #: the histories of the phases before each phase after pretraining, kept in its checkpoint
+    _EARLIER = {"labels": (), "finetune": ("label",), "up_down": ("label", "finetune")}
+
+    def _tracked(self, phase: str, ckpt) -> _Tracked:
+        """The callback that keeps ``ckpt`` at the state of ``phase``'s fit loop: the DBN, the
+        histories of the phases before it and the loop's own state."""
+
+        def state(loop):
+            tree = {"phase": phase, "dbn": self._dbn_state(),
+                    "pretrain_history": self.pretrain_history_}  # fmt: skip
+            for name in self._EARLIER[phase]:
+                tree[f"{name}_history"] = getattr(self, f"{name}_history_")
+            tree[phase] = loop.loop_state()
+            return tree
+
+        return _Tracked(ckpt, state)
+
     def _finetune(self, X, labels, ckpt, resume) -> None:
         """Backprop of ``-log p(y | x)`` through the recognition path and the label RBM
         (:class:`~deepbelief.label_training.LabelBackprop`), from ``resume`` (a checkpoint's
         ``"finetune"`` part) when given."""
-
-        def state(loop):
-            return {
-                "phase": "finetune",
-                "dbn": self._dbn_state(),
-                "pretrain_history": self.pretrain_history_,
-                "label_history": self.label_history_,
-                "finetune": loop.loop_state(),
-            }
-
         loop = LabelBackprop(
             self.dbn_, X, labels,
             objective="discriminative" if self.label_training == "discriminative" else "hybrid",
@@ -1577,7 +1576,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             batch_size=self._s("pretrain_batch_size"), learning_rate=self.finetune_learning_rate,
             dropout=self.finetune_dropout, input_dropout=self.finetune_input_dropout,
             generator=self.generator_,
-            callbacks=[_Tracked(ckpt, state), *progress_callbacks("fine-tune", self.verbose)],
+            callbacks=[self._tracked("finetune", ckpt),
+                       *progress_callbacks("fine-tune", self.verbose)],
         )  # fmt: skip
         if resume is not None:
             loop.load_loop_state(resume)
@@ -1588,16 +1588,6 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         """Up-down fine-tuning, from ``resume`` (a checkpoint's ``"up_down"`` part) when given;
         ``ckpt`` follows its state."""
 
-        def state(loop):
-            return {
-                "phase": "up_down",
-                "dbn": self._dbn_state(),
-                "pretrain_history": self.pretrain_history_,
-                "label_history": self.label_history_,
-                "finetune_history": self.finetune_history_,
-                "up_down": loop.loop_state(),
-            }
-
         objective = None if labels is None else self.label_training
         loop = UpDown(
             self.dbn_,
@@ -1607,7 +1597,10 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             batch_size=self._s("pretrain_batch_size"),
             learning_rate=self.up_down_learning_rate,
             generator=self.generator_,
-            callbacks=[_Tracked(ckpt, state), *progress_callbacks("up-down", self.verbose)],
+            callbacks=[
+                self._tracked("up_down", ckpt),
+                *progress_callbacks("up-down", self.verbose),
+            ],
             label_objective=None if objective == "generative" else objective,
             generative_weight=self.generative_weight,
         )

@@ -132,12 +132,18 @@ class LabelTraining(FitLoop):
             self.chains = top.gibbs(start, 1, generator=generator)
         return top.free_energy(v_data).mean() - top.free_energy(self.chains).mean()
 
+    #: the module this rule trains, under its key in the checkpoint
+    _trained_key = "top"
+
+    def _trained(self):
+        return self.dbn.rbms[-1]
+
     def _parameters(self):
-        return self.dbn.rbms[-1].parameters()
+        return self._trained().parameters()
 
     def _rule_state(self) -> dict:
         state = {
-            "top": dict(self.dbn.rbms[-1].state_dict()),
+            self._trained_key: dict(self._trained().state_dict()),
             "optimizer": self.optimizer.state_dict(),
         }
         if self.chains is not None:
@@ -145,7 +151,7 @@ class LabelTraining(FitLoop):
         return state
 
     def _load_rule_state(self, state: dict) -> None:
-        self.dbn.rbms[-1].load_state_dict(state["top"])
+        self._trained().load_state_dict(state[self._trained_key])
         self.optimizer.load_state_dict(state["optimizer"])
         chains = state.get("chains")
         self.chains = None if chains is None else chains.to(self.features.device).clone()
@@ -238,17 +244,7 @@ class LabelBackprop(LabelTraining):
         keep = self._keep(h.shape, rate, h, generator)
         return h if keep is None else h * keep
 
-    def _parameters(self):
-        return self.dbn.parameters()
+    _trained_key = "dbn"
 
-    def _rule_state(self) -> dict:
-        state = {"dbn": dict(self.dbn.state_dict()), "optimizer": self.optimizer.state_dict()}
-        if self.chains is not None:
-            state["chains"] = self.chains.clone()
-        return state
-
-    def _load_rule_state(self, state: dict) -> None:
-        self.dbn.load_state_dict(state["dbn"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        chains = state.get("chains")
-        self.chains = None if chains is None else chains.to(self.features.device).clone()
+    def _trained(self):
+        return self.dbn
