@@ -159,9 +159,10 @@ def test_one_layer_generative_model_is_the_classification_rbm(capsys, tmp_path):
     code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "m2", "--model",
                        "generative", "--layers", "8", "--up-down-epochs", "2")  # fmt: skip
     assert code == 2 and "--up-down-epochs needs at least two --layers" in err
-    code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "m3",
-                       "--label-training", "hybrid")  # fmt: skip
-    assert code == 2 and "--label-training needs --model generative" in err
+    for option, value in (("--label-training", "hybrid"), ("--shift", "1")):
+        code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "m3",
+                           option, value)  # fmt: skip
+        assert code == 2 and f"{option} needs --model generative" in err
 
 
 def test_generative_model_takes_the_fine_tuning_options_for_its_recognition_path(capsys, tmp_path):
@@ -183,3 +184,39 @@ def test_generative_model_takes_the_fine_tuning_options_for_its_recognition_path
                        "generative", "--layers", "8", "--epochs", "2")  # fmt: skip
     assert code == 2 and err.startswith("deepbelief: error: --epochs needs at least two"), err
     assert not (tmp_path / "m2").exists()
+
+
+def test_generative_model_takes_the_generative_preset_and_a_time_budget(capsys, tmp_path):
+    """--model generative --preset hinton2006 is GENERATIVE_PRESETS["hinton2006"], the options
+    given winning; a preset without a generative model, --time-budget without backprop epochs,
+    and the preset's image shifts on rows that are no image are refused in one line before
+    any work."""
+    from deepbelief.recipes import GENERATIVE_PRESETS
+
+    X = blocks(100, 7)
+    y = (X[:, 0] > 0.5).astype(int)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "model",
+                       "--model", "generative", "--preset", "hinton2006", "--pretrain-epochs",
+                       "1", "--epochs", "2", "--time-budget", "600", "--shift", "0",
+                       "--quiet")  # fmt: skip
+    assert code == 0, err
+    model = deepbelief.load(tmp_path / "model" / "model.safetensors")
+    params, preset = model.get_params(), GENERATIVE_PRESETS["hinton2006"]
+    assert params["hidden_layers"] == preset["hidden_layers"] == (500, 500, 2000)
+    assert params["layer_params"] == preset["layer_params"]
+    assert params["label_epochs"] == preset["label_epochs"]
+    assert params["finetune_learning_rate"] == preset["finetune_learning_rate"]
+    assert (params["pretrain_epochs"], params["finetune_epochs"]) == (1, 2)
+    assert params["time_budget"] == 600 != preset["time_budget"]
+    assert params["finetune_shift"] == 0 != preset["finetune_shift"]
+    assert len(model.finetune_history_) == 2
+    for options, message in (
+        (["--preset", "lee2009"], "--preset lee2009 has no generative model (known: hinton2006)"),
+        (["--time-budget", "60"], "--time-budget needs --epochs"),
+        (["--preset", "hinton2006"], "features are no square image"),
+    ):
+        code, _, err = run(capsys, "train", tmp_path / "data.npz", "-o", tmp_path / "m2",
+                           "--model", "generative", *options)  # fmt: skip
+        assert code == 2 and err.count("\n") == 1 and message in err, err
+        assert not (tmp_path / "m2").exists()

@@ -839,67 +839,59 @@ def test_label_free_energy_matrix_is_the_label_free_energies_with_gradients():
         assert float(dbn.rbms[-1].weight.grad.abs().sum()) > 0
 
 
-def test_label_free_energy_matrix_with_dropped_top_units_is_the_smaller_rbms():
-    """``keep`` 0 removes a top hidden unit from every label's free energy (the free energy
-    of the RBM without it); a factor 2 doubles the kept units' terms."""
-    from deepbelief.label_training import label_free_energy_matrix
-
-    dbn, x = label_dbn(seed=5), binary_data(6, 6, seed=9)
-    features = dbn.transform(x, layer=1)
-    dropped = [1, 3]
-    keep = torch.ones(6, 4, dtype=F64)
-    keep[:, dropped] = 0
-    smaller = copy.deepcopy(dbn)
-    top = smaller.rbms[-1]
-    kept = [j for j in range(4) if j not in dropped]
-    top.weight = nn.Parameter(top.weight.detach()[:, kept].clone())
-    top.hidden_bias = nn.Parameter(top.hidden_bias.detach()[kept].clone())
-    with torch.no_grad():
-        torch.testing.assert_close(
-            label_free_energy_matrix(dbn, features, keep),
-            label_free_energy_matrix(smaller, features),
-        )
-        full = label_free_energy_matrix(dbn, features)
-        visible = torch.stack(
-            [
-                dbn.rbms[-1].visible.energy(
-                    dbn.top_visible(features, torch.full((6,), c)), dbn.rbms[-1].visible_bias
-                )
-                for c in range(3)
-            ],
-            1,
-        )
-        torch.testing.assert_close(
-            label_free_energy_matrix(dbn, features, torch.full((6, 4), 2.0, dtype=F64)),
-            2 * full - visible,
-        )
-
-
 def test_label_backprop_step_is_sgd_on_the_exact_label_log_likelihood_of_the_whole_path():
-    """Without dropout, momentum or the generative term, one update moves the recognition
-    weights and the top RBM by ``-lr`` times autograd's gradient of ``-log p(y | x)`` through
-    the up pass, and leaves the untied generative weights where the tied ones were."""
+    """Without dropout or momentum, one update moves the recognition weights by ``-lr`` times
+    autograd's gradient of ``-log p(y | x)`` through the up pass into the top RBM's label free
+    energies; the top RBM and the untied generative weights stay where they were, so the
+    samples are the same."""
     from deepbelief.label_training import LabelBackprop, label_free_energy_matrix
 
     dbn, x = label_dbn(seed=6), binary_data(8, 6, seed=4)
     y = torch.tensor([0, 1, 2, 0, 1, 2, 2, 1])
-    tied = [r.weight.detach().clone() for r in dbn.rbms[:-1]]
+    before = copy.deepcopy(dbn)
     reference = copy.deepcopy(dbn)
     features = reference.rbms[0].hidden_mean(x)  # the up pass, with gradients
     loss = torch.nn.functional.cross_entropy(-label_free_energy_matrix(reference, features), y)
     loss.backward()
     settings = dict(epochs=1, batch_size=8, learning_rate=0.3, momentum=0.0)
-    loop = LabelBackprop(
-        dbn, x, y, objective="discriminative", dropout=0.0, input_dropout=0.0, **settings
-    )
+    loop = LabelBackprop(dbn, x, y, dropout=0.0, input_dropout=0.0, **settings)
     value = loop.train_step(x, y, 0.3)
     assert value == pytest.approx(loss.item())
     trained = dict(dbn.named_parameters())
-    for name, p in reference.named_parameters():
-        if "visible_bias" in name and not name.startswith("rbms.1"):
-            continue  # the lower layers' visible biases are generative: not on the path
+    for name in ("rbms.0.weight", "rbms.0.hidden_bias"):
+        p = dict(reference.named_parameters())[name]
         expected = p.detach() - 0.3 * p.grad
         torch.testing.assert_close(trained[name], expected, msg=name)
         assert not torch.equal(trained[name], p.detach()), name
-    for layer, weight in enumerate(tied):
-        assert torch.equal(dbn.generative_weights[layer], weight)
+    for name, p in before.rbms[-1].named_parameters():
+        assert torch.equal(dict(dbn.rbms[-1].named_parameters())[name], p), name
+        assert dict(dbn.rbms[-1].named_parameters())[name].requires_grad, name
+    assert torch.equal(dbn.generative_weights[0], before.rbms[0].weight)
+    assert torch.equal(dbn.rbms[0].visible_bias, before.rbms[0].visible_bias)
+    labels = torch.tensor([0, 1, 2, 2])
+    torch.testing.assert_close(
+        dbn.generate(4, 5, labels, torch.Generator().manual_seed(3)),
+        before.generate(4, 5, labels, torch.Generator().manual_seed(3)),
+    )
+
+
+def test_label_backprop_with_shift_is_the_step_on_the_shifted_images():
+    """``shift`` translates the batch (:func:`random_shifts`, from the step's generator) before
+    the up pass: the update equals the unshifted rule's on those images; without the images'
+    shape it is refused."""
+    from deepbelief.images import random_shifts
+    from deepbelief.label_training import LabelBackprop
+
+    dbn, x = label_dbn(seed=6), binary_data(8, 6, seed=4)
+    y = torch.tensor([0, 1, 2, 0, 1, 2, 2, 1])
+    settings = dict(epochs=1, batch_size=8, momentum=0.0, dropout=0.0, input_dropout=0.0)
+    shifted, plain = copy.deepcopy(dbn), copy.deepcopy(dbn)
+    loop = LabelBackprop(shifted, x, y, shift=1, image_shape=(1, 2, 3), **settings)
+    loop.train_step(x, y, 0.3, generator=torch.Generator().manual_seed(5))
+    moved = random_shifts(x, (1, 2, 3), 1, torch.Generator().manual_seed(5))
+    assert not torch.equal(moved, x)
+    LabelBackprop(plain, x, y, **settings).train_step(moved, y, 0.3)
+    for (name, a), b in zip(shifted.named_parameters(), plain.parameters()):
+        torch.testing.assert_close(a, b, msg=name)
+    with pytest.raises(ValueError, match="shift needs the images' shape"):
+        LabelBackprop(copy.deepcopy(dbn), x, y, shift=1, image_shape=(1, 2, 2), **settings)

@@ -333,27 +333,29 @@ def test_one_hidden_layer_with_labels_is_the_classification_rbm(digits, one_seed
 
 @pytest.mark.stochastic
 def test_backprop_through_the_recognition_path_lowers_the_label_models_log_loss(digits, one_seed):
-    """``finetune_epochs`` of backprop of -log p(y | x) through the recognition weights and the
-    label RBM lower the held-out log loss of the generative label model (measured, seeds 0-2:
-    0.29-0.33 -> 0.246-0.253); the recognition weights move away from the generative ones,
-    which keep the pretrained values."""
+    """``finetune_epochs`` of backprop of -log p(y | x) through the recognition weights (the
+    defaults: lr 0.1, dropout 0.2) lower the held-out log loss of the generative label model
+    (measured, seeds 0-2: 0.27-0.29 -> 0.175-0.179); the recognition weights move away from
+    the generative ones, and the generative model (the top RBM, the generative weights) is the
+    one up-down left."""
     from sklearn.metrics import log_loss
 
     X_train, X_test, y_train, y_test = digits
-    losses = {}
+    losses, models = {}, {}
     for epochs in (0, 10):
-        finetune = dict(finetune_epochs=epochs, finetune_dropout=0.2,
-                        finetune_input_dropout=0.0, finetune_learning_rate=0.02)  # fmt: skip
-        model = DBN(hidden_layers=(64, 64), pretrain_epochs=5, label_epochs=5, up_down_epochs=0,
-                    random_state=one_seed, **finetune)  # fmt: skip
+        model = DBN(hidden_layers=(64, 64), pretrain_epochs=5, label_epochs=5, up_down_epochs=2,
+                    finetune_epochs=epochs, random_state=one_seed)  # fmt: skip
         model.fit(X_train, y_train)
         losses[epochs] = log_loss(y_test, model.predict_proba(X_test))
+        models[epochs] = model
         assert len(model.finetune_history_) == epochs
     print(f"measured: {losses}")
-    assert losses[10] <= losses[0] - 0.02, losses
-    dbn = model.dbn_
-    assert dbn.untied
-    assert not torch.equal(dbn.generative_weights[0], dbn.rbms[0].weight)
+    assert losses[10] <= losses[0] - 0.05, losses
+    before, after = models[0].dbn_, models[10].dbn_
+    assert after.untied
+    assert not torch.equal(after.generative_weights[0], after.rbms[0].weight)
+    torch.testing.assert_close(after.generative_weights[0], before.generative_weights[0])
+    torch.testing.assert_close(after.rbms[-1].weight, before.rbms[-1].weight)
 
 
 @pytest.mark.stochastic
@@ -371,3 +373,26 @@ def test_discriminative_and_hybrid_label_training_beat_generative_training(digit
     print(f"measured: {accuracy}")
     assert accuracy["discriminative"] >= accuracy["generative"] + 0.005, accuracy
     assert accuracy["hybrid"] >= accuracy["generative"] + 0.005, accuracy
+
+
+def test_finetune_shift_translates_image_rows_and_refuses_other_rows(tmp_path):
+    """``finetune_shift`` needs rows that are images: a square grey image by default, else
+    ``image_shape``; other rows are refused before any training, in the parameter's words.
+    The shape is kept in the model file."""
+    rng = np.random.default_rng(0)
+    y = np.arange(40) % 2
+    quick = dict(hidden_layers=(8, 6), pretrain_epochs=1, label_epochs=1, up_down_epochs=0,
+                 finetune_epochs=1, finetune_shift=1, random_state=0)  # fmt: skip
+    with pytest.raises(DataError, match="rows of 10 features are no square image"):
+        DBN(**quick).fit(rng.random((40, 10)), y)
+    with pytest.raises(DataError, match=r"image_shape \(1, 3, 3\) holds 9 values"):
+        DBN(**quick, image_shape=(3, 3)).fit(rng.random((40, 10)), y)
+    model = DBN(**quick, image_shape=(2, 5)).fit(rng.random((40, 10)), y)
+    assert model.image_shape_ == (1, 2, 5) and len(model.finetune_history_) == 1
+    square = DBN(**quick).fit(rng.random((40, 9)), y)
+    assert square.image_shape_ == (1, 3, 3)
+    square.save(tmp_path / "square.safetensors")
+    loaded = deepbelief.load(tmp_path / "square.safetensors")
+    assert loaded.image_shape_ == (1, 3, 3) and loaded.finetune_history_ == square.finetune_history_
+    assert not hasattr(DBN(**{**quick, "finetune_shift": 0}).fit(rng.random((40, 10)), y),
+                       "image_shape_")  # fmt: skip

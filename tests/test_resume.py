@@ -269,7 +269,7 @@ def test_label_training_resumed_after_a_crash_ends_bit_identical(
     phase, saved_phase, error, data, label_reference, monkeypatch, tmp_path
 ):
     """The hybrid training of the label model's top RBM and the backprop through its
-    recognition path (between pretraining and up-down) are phases of the checkpoint like the
+    recognition path (after up-down, the last phase) are phases of the checkpoint like the
     others."""
     X, y = data["dbn"]
     reference = label_reference

@@ -348,7 +348,7 @@ def _add_train(p) -> None:
         type=positive_int,
         help="backprop epochs of a classifier or regressor; with early stopping the most "
         "(default: auto: 50 + 30,000 / rows, at most 300); with --model generative, of the "
-        "label model's recognition path before up-down (default 0)",
+        "label model's recognition path after up-down (default 0)",
     )
     f.add_argument(
         "--batch-size",
@@ -365,7 +365,7 @@ def _add_train(p) -> None:
         "--lr",
         type=positive_float,
         help="learning rate (default: by optimizer and task: 0.1 for sgd, 0.01 for adam on "
-        "regression, 0.001 for adam on classification; 0.01 with --model generative)",
+        "regression, 0.001 for adam on classification; 0.1 with --model generative)",
     )
     f.add_argument("--momentum", type=fraction, default=0.9, help="SGD momentum")
     f.add_argument(
@@ -375,13 +375,20 @@ def _add_train(p) -> None:
         "--dropout",
         type=fraction,
         help="dropout rate of hidden units (default: auto: 0.2 for classification, 0.3 for "
-        "regression, 0.5 with --model generative)",
+        "regression, 0.2 with --model generative)",
     )
     f.add_argument(
         "--input-dropout",
         type=fraction,
-        help="dropout rate of inputs (default: auto: 0, or the --preset's; 0.2 with --model "
-        "generative)",
+        help="dropout rate of inputs (default: auto: 0, or the --preset's)",
+    )
+    f.add_argument(
+        "--shift",
+        type=nonnegative_int,
+        metavar="PIXELS",
+        help="with --model generative: translate each training image by a random offset of up "
+        "to PIXELS along each axis in the backprop epochs (data augmentation; default 0, or "
+        "the --preset's)",
     )
     f.add_argument(
         "--max-norm",
@@ -433,15 +440,17 @@ def _add_train(p) -> None:
         choices=PRESETS,
         help="a published setup: hinton2006 (784-500-500-2000, 50 CD-1 epochs a layer, "
         "backprop), srivastava2014 (the same net fine-tuned with dropout in a 30-minute "
-        "budget), lee2009 (a convolutional DBN for 28x28 images, 30 minutes); options given "
-        "explicitly win (default: none)",
+        "budget), lee2009 (a convolutional DBN for 28x28 images, 30 minutes); with --model "
+        "generative, hinton2006 is the generative DBN of Hinton, Osindero & Teh (2006) in a "
+        "60-minute budget; options given explicitly win (default: none)",
     )
     r.add_argument(
         "--time-budget",
         type=positive_float,
         metavar="SECONDS",
-        help="plan the epochs of pretraining (15%%) and fine-tuning to end within this time "
-        "(default: none, or the --preset's)",
+        help="plan the epochs of pretraining (15%%) and fine-tuning to end within this time; "
+        "with --model generative, those of the backprop after up-down (default: none, or "
+        "the --preset's)",
     )
     r.add_argument(
         "--validation-split",

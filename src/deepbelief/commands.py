@@ -58,13 +58,13 @@ RUN_KEYS = (  # the train options that define a run (what --resume reads back)
     "epochs", "batch_size",
     "optimizer", "lr", "momentum", "weight_decay", "dropout", "input_dropout", "max_norm",
     "lr_schedule", "early_stopping", "average_epochs", "mixed_precision", "up_down_epochs",
-    "label_training", "validation_split", "checkpoint_every", "preset", "time_budget",
+    "label_training", "validation_split", "checkpoint_every", "preset", "time_budget", "shift",
 )  # fmt: skip
 # settings added after run.json first shipped: an older file ran with these values (the label
 # RBM of a generative model was trained by CD alone)
 RUN_ADDED = {"conv": None, "average_epochs": 0, "centering": False, "pretrain_dropout": 0.0,
              "non_numeric": "error", "preset": None, "time_budget": None,
-             "label_training": "generative"}  # fmt: skip
+             "label_training": "generative", "shift": None}  # fmt: skip
 
 
 # ====================================================================== output
@@ -359,6 +359,7 @@ OPTION_OF = {
     # the generative label model's backprop through its recognition path
     "finetune_epochs": "--epochs", "finetune_learning_rate": "--lr",
     "finetune_dropout": "--dropout", "finetune_input_dropout": "--input-dropout",
+    "finetune_shift": "--shift", "shift": "--shift",
 }  # fmt: skip
 _PARAMETER = re.compile(
     r"(?<![\w-])(" + "|".join(sorted(OPTION_OF, key=len, reverse=True)) + r")(?!\w)"
@@ -393,8 +394,9 @@ def _validate_settings(settings) -> None:
     need at the least."""
     if settings.early_stopping and settings.average_epochs:
         raise UsageError("--average-epochs and --early-stopping exclude each other")
-    if settings.label_training is not None and settings.model != "generative":
-        raise UsageError("--label-training needs --model generative")
+    for option in ("label_training", "shift"):
+        if getattr(settings, option) is not None and settings.model != "generative":
+            raise UsageError(f"{OPTION_OF[option]} needs --model generative")
     if settings.model == "generative" and settings.up_down_epochs and len(_layers(settings)) < 2:
         raise UsageError(
             "--up-down-epochs needs at least two --layers (one is the classification RBM)"
@@ -517,12 +519,13 @@ def _estimator(settings, task: str, spec: InputSpec, verbose: int):
         finetune = _given(
             finetune_epochs=settings.epochs, finetune_learning_rate=settings.lr,
             finetune_dropout=settings.dropout, finetune_input_dropout=settings.input_dropout,
+            finetune_shift=settings.shift, time_budget=settings.time_budget,
         ) if generative else {}  # fmt: skip
-        return DBN(
-            **common,
-            **_given(label_training=label_training, up_down_epochs=settings.up_down_epochs),
-            **finetune,
-        )
+        if generative and spec is not None and spec.image_shape:
+            finetune["image_shape"] = tuple(spec.image_shape)
+        preset = _generative_preset(settings) if generative else {}
+        given = _given(label_training=label_training, up_down_epochs=settings.up_down_epochs)
+        return DBN(**{**preset, **common, **given, **finetune})
     if settings.early_stopping and settings.average_epochs:
         raise UsageError("--average-epochs and --early-stopping exclude each other")
     cls = DBNClassifier if task == "classification" else DBNRegressor
@@ -549,6 +552,19 @@ def _estimator(settings, task: str, spec: InputSpec, verbose: int):
         conv_layers=None if not settings.conv else [tuple(c) for c in settings.conv],
         image_shape=tuple(spec.image_shape) if spec is not None and spec.image_shape else None,
     )
+
+
+def _generative_preset(settings) -> dict:
+    """``--preset``'s parameters for ``--model generative`` (the options given override them:
+    the caller passes them after)."""
+    from .recipes import GENERATIVE_PRESETS
+
+    if settings.preset is None:
+        return {}
+    if settings.preset not in GENERATIVE_PRESETS:
+        known = ", ".join(sorted(GENERATIVE_PRESETS))
+        raise UsageError(f"--preset {settings.preset} has no generative model (known: {known})")
+    return dict(GENERATIVE_PRESETS[settings.preset])
 
 
 def _given(**options) -> dict:

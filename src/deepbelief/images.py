@@ -92,3 +92,24 @@ def check_conv_fit(image_shape, layers) -> None:
 
 def _positive_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def random_shifts(rows, image_shape, max_shift: int, generator=None):
+    """Flat image rows, each translated by its own random whole-pixel offset in
+    ``[-max_shift, max_shift]`` along each axis of ``image_shape`` ``(C, H, W)`` longer than
+    one pixel (all channels alike); the pixels shifted in are 0. A torch tensor of the same
+    shape, dtype and device, drawn with ``generator``."""
+    import torch
+    import torch.nn.functional as F
+
+    n, (channels, height, width), s = len(rows), image_shape, int(max_shift)
+    images = F.pad(rows.reshape(n, channels, height, width), (s, s, s, s))
+    offsets = []
+    for size in (height, width):
+        offset = torch.randint(0, 2 * s + 1, (n, 1), generator=generator, device=rows.device)
+        offsets.append(offset if size > 1 else torch.full_like(offset, s))
+    ys = (offsets[0] + torch.arange(height, device=rows.device))[:, None, :, None]
+    xs = (offsets[1] + torch.arange(width, device=rows.device))[:, None, None, :]
+    row = torch.arange(n, device=rows.device)[:, None, None, None]
+    channel = torch.arange(channels, device=rows.device)[None, :, None, None]
+    return images[row, channel, ys, xs].reshape(rows.shape)

@@ -12,11 +12,13 @@ pretrained RBM and run in the shared fit loop (callbacks, checkpoints, divergenc
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
 import torch.nn.functional as F
 
+from .images import random_shifts
 from .loop import FitLoop, make_generator
 from .nn.units import BernoulliUnits
 from .optim import SGD
@@ -27,27 +29,20 @@ __all__ = ["LABEL_TRAINING", "LabelBackprop", "LabelTraining", "label_free_energ
 LABEL_TRAINING = ("generative", "discriminative", "hybrid")
 
 
-def label_free_energy_matrix(dbn, features: torch.Tensor, keep=None) -> torch.Tensor:
+def label_free_energy_matrix(dbn, features: torch.Tensor) -> torch.Tensor:
     """``F(features, y)`` of the top RBM for every label ``y``, shape (n, n_labels), with
     gradients (one product for the features; each label adds its row of the weights).
-
-    ``keep`` (optional, shape (n, n_hidden), 0 or ``1 / (1 - p)``) drops the top's hidden
-    units where it is 0 and scales the others' terms of the free energy (inverted dropout:
-    the expected free energy is the full one). Bernoulli hidden units take every label in one
-    pass over an (n, n_labels, n_hidden) field; other units one label at a time."""
+    Bernoulli hidden units take every label in one pass over an (n, n_labels, n_hidden)
+    field; other units one label at a time."""
     top, n_labels = dbn.rbms[-1], dbn.n_labels
     v_off = dbn.top_visible(features)  # the label units off
     base = top.hidden_field(v_off)
     label_rows = top.weight[top.n_visible - n_labels :]
     if type(top.hidden) is BernoulliUnits:
         terms = F.softplus(base[:, None, :] + label_rows + top.hidden_bias)
-        if keep is not None:
-            terms = terms * keep[:, None, :]
         # a one-hot label c adds -b_c to the energy of the visible units (softmax units)
         visible = top.visible.energy(v_off, top.visible_bias, top.visible_logvar)[:, None]
         return visible - top.visible_bias[top.n_visible - n_labels :] - terms.sum(-1)
-    if keep is not None:
-        raise TypeError("dropout of the top's hidden units needs Bernoulli hidden units")
     energies = []
     for c in range(n_labels):
         labels = torch.full((len(features),), c, dtype=torch.long, device=features.device)
@@ -158,17 +153,19 @@ class LabelTraining(FitLoop):
 
 
 class LabelBackprop(LabelTraining):
-    """Backprop of ``-log p(y | x)`` through the whole recognition path of a label DBN.
+    """Backprop of ``-log p(y | x)`` through the recognition path of a label DBN, into the
+    top RBM's label free energies, which stay as they are.
 
-    The layers below the top are untied first (:meth:`deepbelief.nn.DBN.untie`): their
-    generative weights keep their values while the recognition weights (the RBMs' own weights
-    and hidden biases) learn, with the top RBM, to classify by the top's label free energies.
-    With ``objective="hybrid"`` the top also keeps ``generative_weight`` times the PCD
-    estimate of its generative gradient, on the features of the undropped up pass, so it stays
-    a model of the features it now sees; up-down afterwards fits the generative weights to
-    them. Dropout (inverted) on the input, on every hidden layer below the top and on the top's
-    hidden units (their free-energy terms), at ``input_dropout`` and ``dropout``; the learning
-    rate decays linearly to zero.
+    The layers below the top are untied first (:meth:`deepbelief.nn.DBN.untie`) and only their
+    recognition weights (the RBMs' own weights and hidden biases) learn: they become an
+    inference network trained to give the features on which the top RBM's exact
+    ``p(y | h) = softmax_y(-F(h, y))`` is right. The generative model (the top RBM and the
+    generative weights) is not changed, so the samples are those of the model before this
+    phase. Inverted dropout on the input at ``input_dropout`` and on every hidden layer below
+    the top at ``dropout`` (none on the top's units: its free energy is the trained one); with
+    ``shift``, each input image is first translated by a random offset of up to ``shift``
+    pixels along each axis (:func:`deepbelief.images.random_shifts`). The learning rate
+    decays linearly to zero.
 
     Parameters
     ----------
@@ -178,73 +175,84 @@ class LabelBackprop(LabelTraining):
         The inputs.
     labels : int64 tensor of shape (n,)
     dropout, input_dropout : float in [0, 1)
-    other parameters : as :class:`LabelTraining`
+    shift : int, default 0
+        The largest translation of the input images, in pixels (0: none).
+    image_shape : (C, H, W), optional
+        The shape of the input rows as images (needed when ``shift`` is given).
+    epochs, batch_size, learning_rate, momentum, generator, callbacks : as
+        :class:`LabelTraining`
     """
 
     what = "label backprop"
     lr_schedule = "linear"
 
     def __init__(
-        self, dbn, X, labels, *, objective="hybrid", generative_weight=0.01, epochs=20,
-        batch_size=100, learning_rate=0.01, momentum=0.9, dropout=0.5, input_dropout=0.2,
-        generator=None, callbacks=(),
+        self, dbn, X, labels, *, epochs=20, batch_size=100, learning_rate=0.1, momentum=0.9,
+        dropout=0.2, input_dropout=0.0, shift=0, image_shape=None, generator=None, callbacks=(),
     ):  # fmt: skip
         if len(dbn.rbms) < 2:
             raise ValueError("label backprop needs two or more hidden layers")
         super().__init__(
-            dbn, X, labels, objective=objective, generative_weight=generative_weight,
-            epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-            momentum=momentum, generator=generator, callbacks=callbacks,
+            dbn, X, labels, objective="discriminative", epochs=epochs, batch_size=batch_size,
+            learning_rate=learning_rate, momentum=momentum, generator=generator,
+            callbacks=callbacks,
         )  # fmt: skip
         for name, rate in (("dropout", dropout), ("input_dropout", input_dropout)):
             if not 0 <= rate < 1:
                 raise ValueError(f"{name} must lie in [0, 1), got {rate!r}")
         self.dropout, self.input_dropout = float(dropout), float(input_dropout)
-        if dropout and type(dbn.rbms[-1].hidden) is not BernoulliUnits:
-            raise ValueError("dropout in label backprop needs Bernoulli hidden units on the top")
+        if shift and (image_shape is None or math.prod(image_shape) != X.shape[1]):
+            raise ValueError(f"shift needs the images' shape; got {image_shape!r}")
+        self.shift, self.image_shape = int(shift), image_shape
         dbn.untie()
         recognition = [p for r in dbn.rbms[:-1] for p in (r.weight, r.hidden_bias)]
-        self.optimizer = SGD(
-            [*dbn.rbms[-1].parameters(), *recognition], lr=learning_rate, momentum=momentum
-        )
+        self.optimizer = SGD(recognition, lr=learning_rate, momentum=momentum)
 
     def train_step(self, x, y, learning_rate: float, generator=None) -> float:
-        """One update of the recognition weights and the top RBM on inputs ``x`` and labels
-        ``y``; returns ``-log p(y | x)``'s mean (under the dropout masks)."""
+        """One update of the recognition weights on inputs ``x`` and labels ``y``; returns
+        ``-log p(y | x)``'s mean (under the dropout masks)."""
         generator = generator if generator is not None else self.generator
         self.optimizer.param_groups[0]["lr"] = learning_rate
         self.optimizer.zero_grad(set_to_none=True)
+        if self.shift:
+            x = random_shifts(x, self.image_shape, self.shift, generator)
         h = self._dropped(x, self.input_dropout, generator)
         for rbm in self.dbn.rbms[:-1]:
             h = self._dropped(rbm.hidden_mean(h), self.dropout, generator)
-        keep = self._keep((len(x), self.dbn.rbms[-1].n_hidden), self.dropout, h, generator)
-        loss = F.cross_entropy(-label_free_energy_matrix(self.dbn, h, keep), y)
-        objective = loss
-        if self.objective == "hybrid":
-            with torch.no_grad():
-                features = self.dbn.transform(x, layer=len(self.dbn.rbms) - 1)
-            divergence = self._persistent_divergence(features, y, generator)
-            objective = objective + self.generative_weight * divergence
-        objective.backward()
+        with frozen(self.dbn.rbms[-1]):
+            loss = F.cross_entropy(-label_free_energy_matrix(self.dbn, h), y)
+            loss.backward()
         value = self._average_gradients(float(loss.detach()))
         if math.isfinite(value):
             self.optimizer.step()
         return value
 
     @staticmethod
-    def _keep(shape, rate, like, generator):
-        """Inverted-dropout factors: 0 with probability ``rate``, else ``1 / (1 - rate)``
-        (None when ``rate`` is 0)."""
+    def _dropped(h, rate, generator):
+        """``h`` with inverted dropout at ``rate`` (``h`` itself when it is 0)."""
         if not rate:
-            return None
-        keep = torch.bernoulli(like.new_full(shape, 1 - rate), generator=generator)
-        return keep.div_(1 - rate)
+            return h
+        keep = torch.bernoulli(h.new_full(h.shape, 1 - rate), generator=generator)
+        return h * keep.div_(1 - rate)
 
-    def _dropped(self, h, rate, generator):
-        keep = self._keep(h.shape, rate, h, generator)
-        return h if keep is None else h * keep
+    def _parameters(self):
+        return self.optimizer.param_groups[0]["params"]
 
     _trained_key = "dbn"
 
     def _trained(self):
         return self.dbn
+
+
+@contextlib.contextmanager
+def frozen(module: torch.nn.Module):
+    """``module``'s parameters without gradients inside the block (gradients still flow
+    through it to its inputs); restored after."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield module
+    finally:
+        for p in params:
+            p.requires_grad_(True)

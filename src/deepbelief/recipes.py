@@ -103,6 +103,14 @@ GENERATIVE_PRESETS: dict[str, dict] = {
         layer_params=[{}, {}, {"sampler": "pcd", "learning_rate": 0.02}],
         label_training="hybrid",
         label_epochs=40,
+        # then backprop of the recognition path alone (the generative model stays as it is),
+        # the images shifted by up to a pixel, for the time the earlier phases leave
+        finetune_epochs=60,
+        finetune_learning_rate=0.15,
+        finetune_dropout=0.2,
+        finetune_input_dropout=0.0,
+        finetune_shift=1,
+        time_budget=3300.0,
     ),
 }
 
