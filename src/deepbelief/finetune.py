@@ -106,7 +106,7 @@ class FinetuneResult(FitLoop):
             group["lr"] = learning_rate
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(X.device.type, torch.bfloat16, enabled=s.mixed_precision):
-            out = self.network(X[rows])
+            out = self.network(X.index_select(0, rows))  # whole rows: faster than X[rows]
         loss = _loss(out.to(X.dtype), self.y[rows], s.task)
         loss.backward()
         value = self._average_gradients(float(loss.detach()))

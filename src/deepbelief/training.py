@@ -471,7 +471,9 @@ class RBMTrainer(FitLoop):
             per_block = _rows_per_block(data.shape[1], n)
             self._block_start, offset = start, 0
             self._block_end = min(self.local_order.shape[0], start + per_block)
-            self._block = data[self.local_order[self._block_start : self._block_end]]
+            order = self.local_order[self._block_start : self._block_end]
+            # index_select copies whole rows: several times faster than data[order]
+            self._block = data[order] if is_row_file(data) else data.index_select(0, order)
         return self._block[offset : offset + n]
 
     def _new_order(self, n_rows: int) -> torch.Tensor:
