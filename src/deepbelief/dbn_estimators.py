@@ -1308,10 +1308,9 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
     the input; ``finetune_shift`` translates each input image by a random offset of up to that
     many pixels along each axis first (data augmentation; the rows are images of
     ``image_shape``, by default square and grey). ``time_budget`` (seconds for the whole fit,
-    optional) re-plans the backprop's
-    epochs, at most ``finetune_epochs``, to end within it. On scikit-learn's digits, 10 epochs
-    lower a 64-64 label model's held-out log loss from 0.27-0.29 to 0.18 (seeds 0-2); on MNIST
-    see :data:`deepbelief.recipes.GENERATIVE_PRESETS`.
+    optional) re-plans the backprop's epochs, at most ``finetune_epochs``, to end within it.
+    On scikit-learn's digits, 10 epochs lower a 64-64 label model's held-out log loss from
+    0.27-0.29 to 0.18 (seeds 0-2); on MNIST see :data:`deepbelief.recipes.GENERATIVE_PRESETS`.
 
     A continuous ``y`` (as scikit-learn's checks pass to transformers) is ignored with a warning.
 
@@ -1540,7 +1539,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
     def _fit_fresh(self, X, labels, ckpt, saved) -> None:
         """Pretraining, label training, up-down, then backprop of the recognition path,
         resuming ``saved``."""
-        deadline = Deadline(self.time_budget)
+        self._deadline = Deadline(self.time_budget)
         phase = saved["phase"] if saved else "pretrain"
         if phase == "pretrain":
             self._pretrain(X, labels, ckpt, saved["pretrain"] if saved else None)
@@ -1553,7 +1552,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             done = self._phases.index(phase) > self._phases.index(name)
             setattr(self, f"{history}_", saved.get(history, []) if done else [])
             if not done and self._runs(name, labels):
-                train(X, labels, ckpt, saved.get(name) if phase == name else None, deadline)
+                train(X, labels, ckpt, saved.get(name) if phase == name else None)
 
     def _runs(self, phase: str, labels) -> bool:
         """Whether this fit has ``phase`` (after pretraining)."""
@@ -1565,7 +1564,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             return self.label_training != "generative"
         return bool(self.finetune_epochs)
 
-    def _train_labels(self, X, labels, ckpt, resume, deadline=None) -> None:
+    def _train_labels(self, X, labels, ckpt, resume) -> None:
         """Discriminative or hybrid training of the top RBM (``label_training``), from
         ``resume`` (a checkpoint's ``"labels"`` part) when given."""
         dbn = self.dbn_
@@ -1600,11 +1599,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
 
         return _Tracked(ckpt, state)
 
-    def _finetune(self, X, labels, ckpt, resume, deadline) -> None:
+    def _finetune(self, X, labels, ckpt, resume) -> None:
         """Backprop of ``-log p(y | x)`` through the recognition path into the top RBM's label
         free energies (:class:`~deepbelief.label_training.LabelBackprop`), from ``resume`` (a
-        checkpoint's ``"finetune"`` part) when given, within what ``deadline`` leaves."""
-        left = deadline.left()
+        checkpoint's ``"finetune"`` part) when given, within what the time budget leaves."""
+        left = self._deadline.left()
         budget = [] if left is None else [TimeBudget(max(left, 0.0), self.finetune_epochs)]
         loop = LabelBackprop(
             self.dbn_, X, labels, epochs=self.finetune_epochs,
@@ -1620,7 +1619,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         self.finetune_history_ = loop.run().history
         ckpt.save()
 
-    def _up_down(self, X, labels, ckpt, resume, deadline=None) -> None:
+    def _up_down(self, X, labels, ckpt, resume) -> None:
         """Up-down fine-tuning, from ``resume`` (a checkpoint's ``"up_down"`` part) when given;
         ``ckpt`` follows its state."""
 
