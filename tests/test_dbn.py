@@ -770,6 +770,41 @@ def test_generate_with_a_label_draws_that_labels_pattern(seed):
     assert drawn == {tuple(p) for p in patterns.tolist()}
 
 
+def test_generate_from_a_given_start_takes_one_step_from_it():
+    """``start`` replaces the draw from the visible biases: with no Gibbs steps, the result is
+    the hidden sample from ``start`` (labels clamped) and its down pass, drawn with the same
+    generator."""
+    dbn = label_dbn()
+    top = dbn.rbms[-1]
+    start = binary_data(4, 5, seed=2) * 0.8 + 0.1  # means, not only binary states
+    labels = torch.tensor([2, 0, 1, 2])
+    out = dbn.generate(4, gibbs_steps=0, labels=labels, generator=gen(7), start=start)
+    h = top.sample_hidden(dbn.top_visible(start, labels), generator=gen(7))
+    expected = dbn.down(top.visible_mean(h)[:, :5])
+    torch.testing.assert_close(out, expected, rtol=0, atol=0)
+
+
+@pytest.mark.stochastic
+def test_generate_from_a_pattern_stays_with_it(seed):
+    """In pattern_dbn each top hidden unit draws one penultimate pattern: started from pattern
+    1 with the labels free, every chain is in pattern 1 after a step; from the biases (labels
+    drawn at random) they are not."""
+    dbn, patterns = pattern_dbn()
+    start = patterns[1].expand(30, -1)
+    out = dbn.generate(30, gibbs_steps=0, generator=gen(seed), start=start)
+    assert torch.equal((out > 0.5).to(F64), start)
+    free = dbn.generate(30, gibbs_steps=0, generator=gen(seed))
+    assert not torch.equal((free > 0.5).to(F64), start)
+
+
+def test_generate_refuses_a_start_of_the_wrong_shape():
+    dbn = label_dbn()
+    with pytest.raises(ValueError, match=r"start must have shape \(3, 5\)"):
+        dbn.generate(3, gibbs_steps=1, start=torch.zeros(3, 6, dtype=F64))
+    with pytest.raises(ValueError, match="start must have shape"):
+        dbn.generate(3, gibbs_steps=1, start=torch.zeros(2, 5, dtype=F64))
+
+
 def test_generate_by_label_is_refused_without_label_units():
     with pytest.raises(ValueError):
         bernoulli_dbn().generate(2, gibbs_steps=1, labels=torch.tensor([0, 1]))

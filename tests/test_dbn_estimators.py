@@ -139,15 +139,56 @@ def test_class_conditional_samples_are_recognised_as_their_class(digits, one_see
         assert samples.shape == (50, 64) and samples.min() >= 0 and samples.max() <= 1
         rates.append(float(np.mean(judge.predict(samples) == c)))
     # The defaults: hybrid label training, then up-down (AUTO_UP_DOWN_EPOCHS) with the top
-    # RBM kept hybrid. Before up-down was in the defaults the means were 0.765 .. 0.860 and the
-    # worst classes 0.58 .. 0.74. Now, measured mean / worst class: seed 0 0.966 / 0.90 (native),
-    # seed 1 0.992 / 0.98 and seed 2 0.978 / 0.92 (ATEN_CPU_CAPABILITY=default, one thread).
-    # 50 samples a class: sd 0.01 on the mean, 0.04 on a class's rate near 0.9. Margins 0.9
-    # (6 sd below the lowest mean) and 0.7 (5 sd below the worst class); chance is 0.1.
+    # RBM kept hybrid; the chains start at the class's mean features (class_features_). Before
+    # up-down was in the defaults the means were 0.765 .. 0.860 and the worst classes 0.58 ..
+    # 0.74. Now, measured mean / worst class: seed 0 0.990 / 0.94, seed 1 0.976 / 0.92, seed 2
+    # 0.982 / 0.92 (native and ATEN_CPU_CAPABILITY=avx2 with one thread alike; seed 0 with
+    # ATEN_CPU_CAPABILITY=default 0.982 / 0.96). 50 samples a class: sd 0.01 on the mean, 0.04
+    # on a class's rate near 0.9. Margins 0.9 (6 sd below the lowest mean) and 0.7 (5 sd below
+    # the worst class); chance is 0.1.
     assert len(gen.up_down_history_) == AUTO_UP_DOWN_EPOCHS  # up-down is in the defaults
     print(f"measured: class rates mean {np.mean(rates):.3f} min {min(rates):.3f}")
     assert np.mean(rates) >= 0.9, rates
     assert min(rates) >= 0.7, rates
+
+
+def test_class_features_are_each_class_mean_of_the_top_rbms_input(digits, tmp_path):
+    X, y = digits[0][:300], digits[2][:300]
+    gen = DBN(hidden_layers=(16, 12), pretrain_epochs=2, label_epochs=2, random_state=0)
+    gen.fit(X, y)
+    exact = gen.dbn_.transform(torch.as_tensor(X, dtype=torch.float32), layer=1).numpy()
+    means = np.stack([exact[y == c].mean(0) for c in range(10)])
+    assert gen.class_features_.shape == (10, 16)
+    np.testing.assert_allclose(gen.class_features_.numpy(), means, rtol=1e-5, atol=1e-6)
+    gen.save(tmp_path / "g.safetensors")
+    again = deepbelief.load(tmp_path / "g.safetensors")
+    assert torch.equal(again.class_features_, gen.class_features_)
+    assert DBN(hidden_layers=(8,), pretrain_epochs=1).fit(X).class_features_ is None
+
+
+def test_sample_by_class_starts_at_the_class_features(digits, monkeypatch, tmp_path):
+    X, y = digits[0][:300], digits[2][:300] + 10  # labels that are not their indices
+    gen = DBN(hidden_layers=(16, 12), pretrain_epochs=1, label_epochs=1, random_state=0)
+    gen.fit(X, y)
+    starts = []
+    original = gen.dbn_.generate
+
+    def spy(n, steps, labels, generator, start=None):
+        starts.append(start)
+        return original(n, steps, labels, generator, start)
+
+    monkeypatch.setattr(gen.dbn_, "generate", spy)
+    assert gen.sample(4, label=13, gibbs_steps=2).shape == (4, 64)
+    assert torch.equal(starts[-1], gen.class_features_[3].expand(4, -1))
+    gen.sample(2, gibbs_steps=2)
+    assert starts[-1] is None  # unclamped: from the visible biases
+    # a file written before the class features were kept samples from the biases
+    monkeypatch.undo()
+    gen.class_features_ = None
+    gen.save(tmp_path / "old.safetensors")
+    old = deepbelief.load(tmp_path / "old.safetensors")
+    assert old.class_features_ is None
+    assert old.sample(3, label=12, gibbs_steps=2).shape == (3, 64)
 
 
 @pytest.mark.stochastic

@@ -320,6 +320,7 @@ class DBN(nn.Module):
         gibbs_steps: int = 1000,
         labels: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        start: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Draw ``n`` samples: ``gibbs_steps`` of Gibbs sampling in the top RBM (label units
         clamped to ``labels`` when given), then a down pass of means.
@@ -328,15 +329,24 @@ class DBN(nn.Module):
         ----------
         labels : tensor of int64 class indices, shape (n,), optional
             Only for a DBN with label units.
+        start : tensor, shape (n, n_features), optional
+            The chains' first state of the top RBM's visible features (means are fine; the
+            first step samples the hidden units from them). Default: a draw from the top
+            RBM's visible biases.
         """
         top = self.rbms[-1]
         if labels is not None and not self.n_labels:
             raise ValueError("this DBN has no label units; it cannot generate by class")
         kw = {"dtype": top.weight.dtype, "device": top.weight.device}
-        x = top.visible_bias.detach().expand(int(n), -1).clone().to(**kw)
-        v = top.visible.sample(x, top.visible_logvar, generator)
-        clamp = self._label_block(int(n), labels, v) if labels is not None else None
         n_features = top.n_visible - self.n_labels
+        if start is None:
+            x = top.visible_bias.detach().expand(int(n), -1).clone().to(**kw)
+            v = top.visible.sample(x, top.visible_logvar, generator)
+        else:
+            if tuple(start.shape) != (int(n), n_features):
+                raise ValueError(f"start must have shape ({n}, {n_features}), got {start.shape}")
+            v = self.top_visible(start.to(**kw))
+        clamp = self._label_block(int(n), labels, v) if labels is not None else None
         for _ in range(int(gibbs_steps)):
             if clamp is not None:
                 v = torch.cat([v[:, :n_features], clamp], 1)
