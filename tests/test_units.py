@@ -534,6 +534,21 @@ def test_support_error_names_row_column_and_value():
     assert GaussianUnits().support_error(torch.full((2, 2), -1e6)) is None
 
 
+@pytest.mark.parametrize("units", [BernoulliUnits(), SoftmaxUnits(), ReLUUnits()])
+def test_support_error_finds_one_offender_in_a_large_array(units):
+    """The quick check (the array's extremes) and the masks agree: a single value just outside
+    the support anywhere is found; the bounds, NaN (checked elsewhere) and no rows pass."""
+    x = torch.rand(3000, 300, generator=torch.Generator().manual_seed(0))
+    assert units.support_error(x) is None
+    assert units.support_error(torch.zeros(0, 300)) is None
+    assert units.support_error(torch.tensor([[0.0, float("nan"), 1.0]])) is None
+    x[2999, 299] = -1e-7
+    assert "row 2999, column 299" in units.support_error(x)
+    if not isinstance(units, ReLUUnits):
+        x[2999, 299], x[1234, 5] = 0.5, 1.0 + 1e-6
+        assert "row 1234, column 5" in units.support_error(x)
+
+
 def test_mixed_support_error_names_the_block():
     mixed = MixedUnits([(BernoulliUnits(), 3), (ReLUUnits(), 2)])
     x = torch.zeros(2, 5)
