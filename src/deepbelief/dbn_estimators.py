@@ -1534,13 +1534,10 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         """Each class's mean of the top RBM's visible features over its training rows, shape
         (n_classes, n_features): where :meth:`sample` starts the chains of that class."""
         dbn = self.dbn_
-        layer = len(dbn.rbms) - 1
-        sums = None
-        for rows in torch.split(torch.arange(len(X), device=X.device), 8192):
-            features = dbn.transform(X.index_select(0, rows), layer=layer)
-            if sums is None:
-                sums = features.new_zeros(dbn.n_labels, features.shape[1])
-            sums.index_add_(0, labels.index_select(0, rows), features)
+        top = dbn.rbms[-1]
+        sums = X.new_zeros(dbn.n_labels, top.n_visible - dbn.n_labels)
+        for rows, classes in zip(torch.split(X, 8192), torch.split(labels, 8192), strict=True):
+            sums.index_add_(0, classes, dbn.transform(rows, layer=len(dbn.rbms) - 1))
         counts = torch.bincount(labels, minlength=dbn.n_labels).to(sums.dtype)
         return sums / counts.clamp_min(1).unsqueeze(1)
 
@@ -1723,7 +1720,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             labels = torch.full((int(n_samples),), int(matches[0]), dtype=torch.long, device=device)
             means = getattr(self, "class_features_", None)  # None: a file written before them
             if means is not None:
-                start = means[int(matches[0])].to(device).expand(int(n_samples), -1)
+                start = means[int(matches[0])].expand(int(n_samples), -1)
         v = self.dbn_.generate(int(n_samples), int(gibbs_steps), labels, self.generator_, start)
         return self._restore_scale(v)
 
@@ -1791,12 +1788,11 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         if hasattr(self, "dbn_"):
             classes = None if self.classes_ is None else self.classes_.tolist()
             histories = {name: getattr(self, f"{name}_", []) for name in self._HISTORIES}
-            class_features = getattr(self, "class_features_", None)
             state["fitted"] = {
                 **self._common_state(),
                 "classes": classes,
                 **histories,
-                "class_features": class_features,
+                "class_features": getattr(self, "class_features_", None),
             }
         return state
 
