@@ -36,14 +36,16 @@ REFERENCE = {
 }
 
 
-def deepbelief() -> str:
+def deepbelief() -> list[str]:
+    """The command beside this interpreter, else the package run by it (``-m deepbelief``:
+    a checkout on ``PYTHONPATH``, as on a GPU machine)."""
     beside = Path(sys.executable).with_name("deepbelief")
-    return str(beside) if beside.exists() else "deepbelief"
+    return [str(beside)] if beside.exists() else [sys.executable, "-m", "deepbelief"]
 
 
 def via_command(mnist: Path, seed: int, options: list[str], folder: Path) -> dict:
     model = folder / f"seed{seed}"
-    train = [deepbelief(), "train", str(mnist / TRAIN[0]), "--labels", str(mnist / TRAIN[1])]
+    train = [*deepbelief(), "train", str(mnist / TRAIN[0]), "--labels", str(mnist / TRAIN[1])]
     train += ["-o", str(model), "--seed", str(seed), "--json", *options]
     start = time.perf_counter()
     done = subprocess.run(train, capture_output=True, text=True)
@@ -51,7 +53,7 @@ def via_command(mnist: Path, seed: int, options: list[str], folder: Path) -> dic
     if done.returncode:
         raise SystemExit(f"train failed ({done.returncode}): {done.stderr.strip()[-2000:]}")
     card = json.loads(done.stdout)
-    score = [deepbelief(), "evaluate", str(model), str(mnist / TEST[0]), "--labels"]
+    score = [*deepbelief(), "evaluate", str(model), str(mnist / TEST[0]), "--labels"]
     score += [str(mnist / TEST[1]), "--json"]
     scored = subprocess.run(score, capture_output=True, text=True, check=True)
     accuracy = json.loads(scored.stdout)["accuracy"]
@@ -94,6 +96,8 @@ def main() -> None:
     print(f"# {' '.join(sys.argv)}")
     print(f"# {platform.processor() or platform.machine()}; nproc {os.cpu_count()}; "
           f"torch {torch.__version__}; {time.strftime('%Y-%m-%d %H:%M')}")  # fmt: skip
+    if torch.cuda.is_available():
+        print(f"# GPU: {torch.cuda.get_device_name()} (device 'auto' trains there)")
     run = via_command if args.via == "command" else via_estimator
     budgeted = any(o in ("--preset", "--time-budget") for o in options)
     reference = REFERENCE["budgeted" if budgeted else "defaults"]

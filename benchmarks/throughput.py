@@ -7,9 +7,11 @@ matrix products one CD-1 update needs (v0 W, h0 W^T, v1 W, v0^T p0, v1^T p1) tim
 the same batch size.
 
     python benchmarks/throughput.py [--mnist ../shared/datasets/mnist] [--batch-sizes 10 100 1000]
+    python benchmarks/throughput.py --device cuda     # batch 100 to 10,000 on a GPU
 
-Targets at batch 100: deepbelief within 1.25x of the ceiling, at least 1.6x faster than
-scikit-learn; the estimator within 1.1x of the trainer.
+Target (issue 16): the trainer and the estimator within 1.1x of the ceiling at batch 10, 100
+and 1000 on the CPU; on a GPU the same table (without scikit-learn, which has no GPU path)
+with samples per second, after one epoch of warm-up, over ``--gpu-epochs`` epochs.
 
 Each epoch is timed in a fresh worker process (this script with --worker), one after the
 other, so that no library's idle threads (OpenBLAS spins after scikit-learn's calls) slow the
@@ -41,25 +43,50 @@ DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "m
 N_HIDDEN = 500
 
 
+#: epochs timed per worker on a GPU (after one of warm-up); one on the CPU
+EPOCHS = {"cpu": 1}
+
+
+def clock(device: torch.device) -> float:
+    """``time.perf_counter`` once the device's queued work is done."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def epochs_on(device: torch.device) -> int:
+    return EPOCHS.get(device.type, EPOCHS["gpu"])
+
+
 def time_deepbelief(X: torch.Tensor, batch: int, reconstruction: str = "mean") -> float:
-    generator = make_generator(0, torch.device("cpu"))
-    model = RBM(X.shape[1], N_HIDDEN, generator=generator)
+    """Seconds per epoch of the trainer (the data already on its device)."""
+    generator = make_generator(0, X.device)
+    model = RBM(X.shape[1], N_HIDDEN, generator=generator, device=X.device)
     sampler = CD(1, reconstruction=reconstruction)
+    epochs = epochs_on(X.device)
+    if X.device.type != "cpu":  # a warm-up epoch: kernels loaded, cuBLAS set up
+        RBMTrainer(model, sampler, epochs=1, batch_size=batch, monitor_rows=0).fit(X)
     trainer = RBMTrainer(
-        model, sampler, epochs=1, batch_size=batch, monitor_rows=0, generator=generator
+        model, sampler, epochs=epochs, batch_size=batch, monitor_rows=0, generator=generator
     )
-    start = time.perf_counter()
+    start = clock(X.device)
     trainer.fit(X)
-    return time.perf_counter() - start
+    return (clock(X.device) - start) / epochs
 
 
-def time_estimator(X: np.ndarray, batch: int) -> float:
-    """The scikit-learn estimator with its defaults (CD-1, the same rate and momentum as the
-    trainer, per-epoch monitors on 1000 rows), on the NumPy array."""
-    rbm = deepbelief.RBM(N_HIDDEN, batch_size=batch, n_iter=1, random_state=0, device="cpu")
-    start = time.perf_counter()
+def time_estimator(X: np.ndarray, batch: int, device: torch.device) -> float:
+    """Seconds per epoch of the scikit-learn estimator with its defaults (CD-1, the same rate
+    and momentum as the trainer, per-epoch monitors on 1000 rows), on the NumPy array (its
+    copy to the device included)."""
+    epochs = epochs_on(device)
+    if device.type != "cpu":
+        deepbelief.RBM(N_HIDDEN, batch_size=batch, n_iter=1, device=device.type).fit(X)
+    rbm = deepbelief.RBM(
+        N_HIDDEN, batch_size=batch, n_iter=epochs, random_state=0, device=device.type
+    )
+    start = clock(device)
     rbm.fit(X)
-    return time.perf_counter() - start
+    return (clock(device) - start) / epochs
 
 
 def time_sklearn(X: np.ndarray, batch: int) -> float:
@@ -70,16 +97,19 @@ def time_sklearn(X: np.ndarray, batch: int) -> float:
 
 
 def time_ceiling(X: torch.Tensor, batch: int) -> float:
-    """The matrix products of one CD-1 epoch, nothing else."""
-    W = torch.randn(X.shape[1], N_HIDDEN) * 0.01
-    start = time.perf_counter()
-    for v0 in torch.split(X, batch):
-        p0 = v0 @ W
-        v1 = p0 @ W.t()
-        p1 = v1 @ W
-        v0.t() @ p0
-        v1.t() @ p1
-    return time.perf_counter() - start
+    """Seconds per epoch of the matrix products of CD-1, nothing else."""
+    W = torch.randn(X.shape[1], N_HIDDEN, device=X.device) * 0.01
+    epochs = epochs_on(X.device)
+    for warm_up in (True, False) if X.device.type != "cpu" else (False,):
+        start = clock(X.device)
+        for _ in range(1 if warm_up else epochs):
+            for v0 in torch.split(X, batch):
+                p0 = v0 @ W
+                v1 = p0 @ W.t()
+                p1 = v1 @ W
+                v0.t() @ p0
+                v1.t() @ p1
+    return (clock(X.device) - start) / epochs
 
 
 def time_deepbelief_sampled(X: torch.Tensor, batch: int) -> float:
@@ -93,17 +123,23 @@ TIMERS = {
     "deepbelief-sampled": time_deepbelief_sampled,
     "estimator": time_estimator,
 }
-NUMPY_INPUT = ("sklearn", "estimator")
+GPU_TIMERS = ("ceiling", "deepbelief", "estimator")  # scikit-learn has no GPU path
 
 
-def worker(method: str, batch: int, mnist: Path) -> None:
+def worker(method: str, batch: int, mnist: Path, device: torch.device) -> None:
     images, _ = load_mnist(mnist, "train")
     X = images.astype(np.float32)
-    print(TIMERS[method](X if method in NUMPY_INPUT else torch.from_numpy(X), batch))
+    if method == "sklearn":
+        print(time_sklearn(X, batch))
+    elif method == "estimator":
+        print(time_estimator(X, batch, device))
+    else:
+        print(TIMERS[method](torch.from_numpy(X).to(device), batch))
 
 
-def measure(method: str, batch: int, mnist: Path) -> float:
+def measure(method: str, batch: int, mnist: Path, device: str = "cpu") -> float:
     command = [sys.executable, __file__, "--worker", method, "--batch", str(batch)]
+    command += ["--device", device, "--gpu-epochs", str(EPOCHS["gpu"])]
     out = subprocess.run(command + ["--mnist", str(mnist)], capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{method} worker failed: {out.stderr.strip().splitlines()[-1]}")
@@ -113,13 +149,22 @@ def measure(method: str, batch: int, mnist: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mnist", type=Path, default=DEFAULT_MNIST)
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument(
+        "--batch-sizes", type=int, nargs="+", help="default: 10 100 1000 (GPU: 100 1000 10000)"
+    )
     parser.add_argument("--repeats", type=int, default=3, help="epochs timed per method (median)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda, cuda:N")
+    parser.add_argument("--gpu-epochs", type=int, default=5, help="epochs per GPU timing")
     parser.add_argument("--worker", choices=sorted(TIMERS), help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    EPOCHS["gpu"] = args.gpu_epochs
+    device = torch.device(args.device)
     if args.worker:
-        return worker(args.worker, args.batch, args.mnist)
+        return worker(args.worker, args.batch, args.mnist, device)
+    if device.type != "cpu":
+        return gpu_table(args, device)
+    args.batch_sizes = args.batch_sizes or [10, 100, 1000]
 
     print(f"MNIST train (60000, 784), 784-{N_HIDDEN} binary RBM, CD-1, float32, CPU")
     print(
@@ -148,6 +193,33 @@ def main() -> None:
         print(
             f"{batch:>6} {c:>10.2f} {d:>13.2f} {s:>10.2f} {d2:>10.2f} {e:>12.2f} {d / c:>11.2f} "
             f"{s / d:>11.2f} {d2 / c:>13.2f} {s / d2:>16.2f} {e / c:>12.2f} {e / d:>7.2f}",
+            flush=True,
+        )
+
+
+def gpu_table(args, device: torch.device) -> None:
+    """The trainer, the estimator and the ceiling on a GPU: seconds per epoch, samples per
+    second and each one's fraction of the ceiling's pace."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else str(device)
+    print(f"MNIST train (60000, 784), 784-{N_HIDDEN} binary RBM, CD-1, float32, {name}")
+    print(
+        f"torch={torch.__version__} tf32={torch.backends.cuda.matmul.allow_tf32} "
+        f"repeats={args.repeats} (medians), {args.gpu_epochs} epochs per timing after a warm-up"
+    )
+    print(
+        f"{'batch':>6} {'ceiling s':>10} {'trainer s':>10} {'estimator s':>12} "
+        f"{'ceiling/s':>10} {'trainer/s':>10} {'estimator/s':>12} {'tr/ceil':>8} {'est/ceil':>9}"
+    )
+    for batch in args.batch_sizes or [100, 1000, 10000]:
+        times = {m: [] for m in GPU_TIMERS}
+        for _ in range(args.repeats):
+            for method in GPU_TIMERS:
+                times[method].append(measure(method, batch, args.mnist, str(device)))
+        c, d, e = (statistics.median(times[m]) for m in GPU_TIMERS)
+        rows = 60000
+        print(
+            f"{batch:>6} {c:>10.4f} {d:>10.4f} {e:>12.4f} {rows / c:>10.0f} {rows / d:>10.0f} "
+            f"{rows / e:>12.0f} {d / c:>8.2f} {e / c:>9.2f}",
             flush=True,
         )
 

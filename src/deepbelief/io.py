@@ -376,6 +376,15 @@ _REGISTERING_MODULES = (
 )
 
 
+def _requested_device(device) -> torch.device | None:
+    """``device`` resolved, or None; ValueError naming it when this machine lacks it."""
+    if device is None:
+        return None
+    from .loop import resolve_device  # the registry's classes live above this module too
+
+    return resolve_device(device)
+
+
 def _import_registering_modules() -> None:
     """Import every module that registers a kind, so that :func:`load` knows them all."""
     for name in _REGISTERING_MODULES:
@@ -405,13 +414,17 @@ def save(obj, path) -> None:
     write_file(path, kind, obj._to_state())
 
 
-def load(path):
+def load(path, device=None):
     """Load an object saved with :func:`save`.
 
     Parameters
     ----------
     path : str or PathLike
         The model file.
+    device : str or torch.device, optional
+        Where to put the model: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``"auto"``;
+        an estimator also keeps it as its ``device`` (and refits there). Default: the device
+        it was saved with when this machine has it, else the CPU.
 
     Returns
     -------
@@ -423,6 +436,7 @@ def load(path):
     ModelFileError
         When the file is missing, corrupt, tampered with, foreign or of a newer format.
     """
+    target = _requested_device(device)
     kind, tree = read_file(path)
     cls = _REGISTRY.get(kind)
     if cls is None:
@@ -431,7 +445,14 @@ def load(path):
     if cls is None:
         raise ModelFileError(f"{path}: unknown object kind {kind!r} in model file")
     try:
-        return cls._from_state(tree)
+        if target is None:
+            return cls._from_state(tree)
+        if isinstance(tree.get("params"), dict) and "device" in tree["params"]:
+            tree["params"]["device"] = device if isinstance(device, str) else str(device)
+            return cls._from_state(tree)  # an estimator: it loads on its device
+        if kind == "checkpoint":
+            return cls._from_state(tree, device=target)
+        return cls._from_state(tree).to(target)  # a module
     except ModelFileError:
         raise
     except Exception as exc:  # a file that passed the checksum but does not fit the class
