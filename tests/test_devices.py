@@ -217,9 +217,7 @@ def test_a_module_and_a_checkpoint_load_onto_a_named_device(tmp_path):
     assert torch.equal(back.model.weight, module.weight)
 
 
-def test_loading_onto_a_device_this_machine_lacks_is_refused_before_reading(
-    tmp_path, monkeypatch
-):
+def test_loading_onto_a_device_this_machine_lacks_is_refused_before_reading(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match="device 'cuda': not available"):
         deepbelief.load(tmp_path / "no such file", device="cuda")
