@@ -437,3 +437,52 @@ def test_finetune_shift_translates_image_rows_and_refuses_other_rows(tmp_path):
     assert loaded.image_shape_ == (1, 3, 3) and loaded.finetune_history_ == square.finetune_history_
     assert not hasattr(DBN(**{**quick, "finetune_shift": 0}).fit(rng.random((40, 10)), y),
                        "image_shape_")  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::deepbelief.UndertrainedWarning")
+@pytest.mark.parametrize("maker", [DBNClassifier, DBNRegressor, DBN])
+def test_numpy_generators_seed_the_dbn_estimators_as_scikit_learn_does(maker):
+    """``random_state`` may be a RandomState or a Generator (a seed is drawn from it), as for
+    ``RBM``; anything else is refused naming it."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:100] / 16, y[:100]
+    kw = dict(hidden_layers=(4,), pretrain_epochs=1)
+    if maker is not DBN:
+        kw["epochs"] = 1
+    outputs = []
+    for state in (np.random.RandomState(3), np.random.RandomState(3), np.random.default_rng(3)):
+        model = maker(random_state=state, **kw).fit(X, y)
+        outputs.append(model.transform(X) if maker is DBN else model.predict(X))
+    np.testing.assert_array_equal(outputs[0], outputs[1])
+    for bad in ("a", 1.5, True):
+        with pytest.raises(ValueError, match="random_state must be None, an int"):
+            maker(random_state=bad, **kw).fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::deepbelief.UndertrainedWarning")
+def test_a_fit_that_fails_part_way_leaves_the_estimator_unfitted_not_half_fitted():
+    """A divergence in pretraining leaves a classifier without its network: not fitted (it
+    used to pass check_is_fitted and fail in predict with an AttributeError); a refit whose
+    data is refused forgets the earlier fit rather than mixing the two."""
+    from sklearn.exceptions import NotFittedError
+
+    from deepbelief.errors import DivergenceError
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16, y[:200]
+    clf = DBNClassifier(hidden_layers=(8,), pretrain_epochs=2, epochs=1, random_state=0)
+    with pytest.raises(DivergenceError):
+        clf.set_params(pretrain_learning_rate=1e8).fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+    clf.set_params(pretrain_learning_rate="auto").fit(X, y)
+    assert clf.predict(X).shape == (200,)
+    with pytest.raises(ValueError, match="class"):
+        clf.fit(X[:, :10], np.zeros(200))  # one class: refused
+    with pytest.raises(NotFittedError):
+        clf.predict(X[:, :10])
+    dbn = DBN(hidden_layers=(4,), pretrain_epochs=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError):
+        dbn.fit(X[:, :10], np.full(200, np.inf))
+    with pytest.raises(NotFittedError):
+        dbn.transform(X[:, :10])

@@ -21,7 +21,7 @@ from sklearn.preprocessing import MinMaxScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import deepbelief
-from deepbelief import RBM, DataError
+from deepbelief import DBN, RBM, DataError
 from deepbelief.estimators import BERNOULLI_RBM_COMPAT, ClippedInputWarning
 from deepbelief.evaluation import pseudo_log_likelihood
 
@@ -143,6 +143,31 @@ def test_values_outside_unit_interval_for_explicit_bernoulli_units():
     with pytest.warns(ClippedInputWarning, match=r"1 value\(s\) outside \[0, 1\]"):
         out = fitted.transform(X)
     np.testing.assert_array_equal(out, fitted.transform(np.clip(X, 0, 1)))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_rounding_past_the_unit_interval_is_inside_it(dtype, tmp_path):
+    """A MinMaxScaler's 1.0000001 (float32) or 1.0000000000000002 (float64) is 1: ``auto``
+    keeps Bernoulli units, training clips it silently, transform does not warn; a real
+    excursion is still refused, its value given in full."""
+    X = np.random.default_rng(0).random((40, 3)).astype(dtype)
+    X[3, 1] = np.nextafter(np.nextafter(dtype(1), dtype(2)), dtype(2))  # 2 ulps past 1
+    X[5, 2] = -np.finfo(dtype).eps
+    for visible in ("auto", "bernoulli"):
+        rbm = RBM(n_components=2, n_iter=1, visible=visible, random_state=0).fit(X)
+        assert rbm.visible_units_ == "bernoulli"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ClippedInputWarning)
+            np.testing.assert_array_equal(rbm.transform(X), rbm.transform(np.clip(X, 0, 1)))
+    dbn = DBN(hidden_layers=(2,), pretrain_epochs=1, random_state=0).fit(X)
+    assert dbn.visible_units_ == "bernoulli"
+    np.save(tmp_path / "rows.npy", X)
+    streamed = RBM(n_components=2, n_iter=1, random_state=0)
+    assert streamed.fit(np.load(tmp_path / "rows.npy", mmap_mode="r")).visible_units_ == "bernoulli"
+    X[3, 1] = dtype(1.0001)
+    with pytest.raises(DataError, match=r"row 3, column 1 has value 1\.000\d+"):
+        RBM(n_components=2, n_iter=1, visible="bernoulli").fit(X)
+    assert RBM(n_components=2, n_iter=1).fit(X).visible_units_ == "gaussian"
 
 
 def test_wrong_number_of_features_at_transform():

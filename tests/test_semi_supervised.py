@@ -45,3 +45,18 @@ def test_a_nan_marker_for_regression_and_an_all_unlabeled_target(pretrained_rows
     assert pretrained_rows == [60]
     with pytest.raises(DataError, match="every row's target is the unlabeled marker -1"):
         DBNClassifier(unlabeled=-1).fit(X, np.full(60, -1))
+
+
+@pytest.mark.parametrize("missing", [np.nan, None, "pd.NA"])
+def test_a_nan_marker_finds_missing_text_labels(pretrained_rows, missing):
+    """Text labels read by pandas mark the missing ones NaN, None or ``pd.NA``; the NaN marker
+    finds each (it used to convert the labels to numbers and fail on the text)."""
+    import pandas as pd
+
+    X, digits = load_digits(return_X_y=True)
+    y = pd.Series(np.array(list("abcdefghij"))[digits[:200]], dtype=object)
+    y[::4] = pd.NA if missing == "pd.NA" else missing
+    clf = DBNClassifier(hidden_layers=(8,), pretrain_epochs=1, epochs=2, unlabeled=np.nan)
+    clf.set_params(random_state=0).fit(X[:200] / 16, y)
+    assert pretrained_rows == [200]
+    assert list(clf.classes_) == list("abcdefghij")

@@ -51,6 +51,8 @@ from .estimators import (
     fit_scaling,
     prepare_row_file,
     row_file_input,
+    seed_from,
+    snap_unit_interval,
 )
 from .finetune import UpDown, evaluate, finetune
 from .images import (
@@ -127,6 +129,17 @@ def _check_finite_targets(y) -> None:
         row = int(np.argwhere(bad)[0][0])
         kind = "NaN" if np.isnan(values.flat[np.flatnonzero(bad)[0]]) else "infinity"
         raise DataError(f"y contains {kind} at row {row} (counting from 0); remove or impute it")
+
+
+def _is_missing(y: np.ndarray) -> np.ndarray:
+    """Where ``y`` holds NaN (numbers) or NaN, None or ``pd.NA`` (objects: text labels)."""
+    if y.dtype.kind in "fc":
+        return np.isnan(y)
+    if y.dtype.kind != "O":
+        return np.zeros(y.shape, bool)
+    import pandas as pd  # (only for labels held as objects)
+
+    return np.asarray(pd.isna(y), bool)
 
 
 def _target_kind(y) -> str:
@@ -325,6 +338,12 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         tags.input_tags.sparse = True  # densified for training, in row blocks afterwards
         return tags
 
+    def _forget_fit(self) -> None:
+        """Drop what an earlier fit learned (scikit-learn's fitted attributes: a trailing
+        underscore), so that a fit that fails part way leaves no mix of two fits."""
+        for name in [k for k in vars(self) if k.endswith("_") and not k.endswith("__")]:
+            delattr(self, name)
+
     def _check_input(self, X):
         """``X`` validated at predict, transform or score time: dense or CSR, and for Bernoulli
         visible units clipped into [0, 1] (with one :class:`ClippedInputWarning`; ``fit``
@@ -469,7 +488,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         self.visible_units_ = visible.name
         self.input_mean_, self.input_scale_ = scaling
         device = resolve_device(self.device)
-        self.generator_ = make_generator(self.random_state, device)
+        self.generator_ = make_generator(seed_from(self.random_state), device)
         kw = dict(generator=self.generator_, weight_std=self.weight_std)
         kw.update(dtype=_DTYPES[self.dtype], device=device)
         if convs:
@@ -481,6 +500,8 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         if is_row_file(X):
             X.dtype, X.device = _DTYPES[self.dtype], device
             return X
+        if isinstance(visible, BernoulliUnits):
+            X = snap_unit_interval(X)
         return self._prepare(X)
 
     def _open_checkpoint(self, path, every: int, X, y) -> tuple[_FitCheckpoint, dict | None]:
@@ -722,6 +743,10 @@ class _SupervisedDBN(_DBNBase):
             average_epochs=self.average_epochs,
         )
 
+    def __sklearn_is_fitted__(self) -> bool:
+        """Fitted once fine-tuned: a fit stopped in pretraining (a divergence) is not."""
+        return hasattr(self, "network_")
+
     # subclasses: _targets(y, reset) -> (tensor, n_outputs); _head_name
     def fit(self, X, y, *, checkpoint=None, checkpoint_every=1):
         """Pretrain (unless ``pretrain=False`` or a ``warm_start`` refit), then fine-tune.
@@ -763,6 +788,8 @@ class _SupervisedDBN(_DBNBase):
             raise ValueError(
                 "a warm_start refit continues the fitted model: it takes no checkpoint"
             )
+        if not continuing:
+            self._forget_fit()
         X, y, unlabeled = self._labelled_rows(self._flat(X), y)
         X, y = check_Xy(self, X, y, reset=not continuing, multi_output=self._task == "regression")
         targets, n_outputs = self._targets(y, reset=not continuing)
@@ -791,7 +818,7 @@ class _SupervisedDBN(_DBNBase):
             return X, y, None
         y = np.asarray(y)
         if isinstance(marker, float) and np.isnan(marker):
-            missing = np.isnan(y.astype(np.float64))
+            missing = _is_missing(y)
         else:
             missing = y == marker
         missing = missing if missing.ndim == 1 else missing.all(1)
@@ -1495,6 +1522,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         """
         self._check_params()
         every = _check_checkpoint_every(checkpoint_every)
+        self._forget_fit()
         labels = None
         if y is not None and _target_kind(y) in ("continuous", "continuous-multioutput"):
             warnings.warn(
@@ -1766,7 +1794,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         float, or ndarray of shape (n_samples,) with ``per_row=True``
         """
         v = self._prepare(_dense(self._check_input(X)))  # whole: AIS fits its base model to it
-        generator = make_generator(self.random_state, v.device)
+        generator = make_generator(seed_from(self.random_state), v.device)
         rows = evaluation.dbn_lower_bound(
             self.dbn_, v, n_samples=n_samples, generator=generator, per_row=True,
             n_runs=n_runs, betas=betas,

@@ -131,9 +131,36 @@ def _check_finite(X) -> None:
     )
 
 
+def rounding_slack(X) -> float:
+    """How far past [0, 1] a value of ``X`` may lie and still count as inside it: a few units
+    of rounding of its dtype (a ``MinMaxScaler`` returns 1.0000001 in float32 and
+    1.0000000000000002 in float64), never a real excursion."""
+    dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64
+    return 4 * float(np.finfo(dtype).eps)
+
+
+def in_unit_interval(low: float, high: float, slack: float) -> bool:
+    """Whether a range ``[low, high]`` lies in [0, 1] up to ``slack``."""
+    return low >= -slack and high <= 1 + slack
+
+
+def snap_unit_interval(X: np.ndarray) -> np.ndarray:
+    """``X`` with values within rounding of [0, 1] (:func:`rounding_slack`) clipped into it,
+    silently (a copy; ``X`` itself when none is outside); values further out stay, for the
+    units' check to name."""
+    if not X.size or (X.min() >= 0 and X.max() <= 1):
+        return X
+    slack = rounding_slack(X)
+    X = X.copy()
+    X[(X < 0) & (X >= -slack)] = 0
+    X[(X > 1) & (X <= 1 + slack)] = 1
+    return X
+
+
 def clip_unit_interval(X):
     """``X`` with its values outside [0, 1] clipped into it (a copy), with one
-    :class:`ClippedInputWarning` saying how many there were; ``X`` itself when there are none.
+    :class:`ClippedInputWarning` saying how many there were (values within rounding of it are
+    clipped without a word); ``X`` itself when there are none.
 
     Parameters
     ----------
@@ -144,19 +171,21 @@ def clip_unit_interval(X):
     ndarray or sparse matrix
     """
     values = X.data if sp.issparse(X) else X
-    n_outside = int(np.count_nonzero((values < 0) | (values > 1)))
-    if n_outside == 0:
+    if not np.count_nonzero((values < 0) | (values > 1)):
         return X
+    slack = rounding_slack(values)
+    n_outside = int(np.count_nonzero((values < -slack) | (values > 1 + slack)))
     low, high = float(values.min()), float(values.max())
     if sp.issparse(X) and X.nnz < X.shape[0] * X.shape[1]:  # implicit zeros
         low, high = min(low, 0.0), max(high, 0.0)
-    warnings.warn(
-        f"X has {n_outside} value(s) outside [0, 1] (seen range [{low:g}, {high:g}]); they were "
-        "clipped into [0, 1] for the Bernoulli visible units (scale new data as the training "
-        "data, for example with the same MinMaxScaler)",
-        ClippedInputWarning,
-        stacklevel=_outside_stacklevel(),
-    )
+    if n_outside:
+        warnings.warn(
+            f"X has {n_outside} value(s) outside [0, 1] (seen range [{low:g}, {high:g}]); they "
+            "were clipped into [0, 1] for the Bernoulli visible units (scale new data as the "
+            "training data, for example with the same MinMaxScaler)",
+            ClippedInputWarning,
+            stacklevel=_outside_stacklevel(),
+        )
     if sp.issparse(X):
         X = X.copy()
         X.data = np.clip(X.data, 0.0, 1.0)
@@ -233,7 +262,7 @@ def choose_visible(spec, X: np.ndarray) -> Units:
     """Visible units for ``spec``: with ``"auto"``, Bernoulli units when every value of ``X``
     lies in [0, 1], otherwise Gaussian units (on standardised data); the choice is logged."""
     if isinstance(spec, str) and spec == "auto":
-        if X.min() >= 0 and X.max() <= 1:
+        if not X.size or in_unit_interval(X.min(), X.max(), rounding_slack(X)):
             return BernoulliUnits()
         log.info("visible='auto': values outside [0, 1], using Gaussian units on standardised data")
         return units_from_spec("gaussian")
@@ -274,15 +303,18 @@ def prepare_row_file(spec, source: RowFile) -> tuple[Units, np.ndarray | None, n
     Bernoulli units); sets the file's transform to the scaling."""
     stats = column_stats(source)
     low, high = float(stats["min"].min()), float(stats["max"].max())
+    inside = in_unit_interval(low, high, rounding_slack(np.empty(0, source.file_dtype)))
     if isinstance(spec, str) and spec == "auto":
-        visible = BernoulliUnits() if low >= 0 and high <= 1 else units_from_spec("gaussian")
+        visible = BernoulliUnits() if inside else units_from_spec("gaussian")
     else:
         visible = units_from_spec(spec)
     mean = scale = None
     if visible.name == "gaussian":
         mean, scale = stats["mean"], np.where(stats["std"] > 0, stats["std"], 1.0)
         source.transform = standardize(mean, scale)
-    elif isinstance(visible, BernoulliUnits) and (low < 0 or high > 1):
+    elif isinstance(visible, BernoulliUnits) and inside and (low < 0 or high > 1):
+        source.transform = snap_unit_interval  # rounding past the bounds: clipped
+    elif isinstance(visible, BernoulliUnits) and not inside:
         row, column, value = first_outside(source, 0.0, 1.0)
         raise DataError(
             f"X does not fit bernoulli visible units: {source.path}: row {row}, column "
@@ -738,6 +770,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
 
     def _setup(self, X: np.ndarray, partial: bool) -> torch.Tensor:
         visible = choose_visible(self.visible, X)
+        if isinstance(visible, BernoulliUnits):
+            X = snap_unit_interval(X)
         self._build(X.shape[1], visible, partial)
         self.input_mean_, self.input_scale_ = fit_scaling(visible, X)
         with self.trainer_.thread_scope(len(X)):  # small problems: one thread, as training

@@ -136,8 +136,8 @@ def _first_outside(x: torch.Tensor, bad: torch.Tensor, column_offset: int = 0) -
     """Name the row, column and value of the first ``True`` in ``bad``."""
     rows = x.reshape(-1, x.shape[-1]) if x.dim() else x.reshape(1, 1)
     row, col = (int(i) for i in torch.nonzero(bad.reshape(rows.shape))[0])
-    value = float(rows[row, col])
-    return f"row {row}, column {col + column_offset} has value {value:g} (counting from 0)"
+    value = float(rows[row, col])  # every digit: 1.0000001 is not 1
+    return f"row {row}, column {col + column_offset} has value {value!r} (counting from 0)"
 
 
 class BernoulliUnits(Units):
