@@ -486,3 +486,53 @@ def test_a_fit_that_fails_part_way_leaves_the_estimator_unfitted_not_half_fitted
         dbn.fit(X[:, :10], np.full(200, np.inf))
     with pytest.raises(NotFittedError):
         dbn.transform(X[:, :10])
+
+
+def test_sample_refuses_bad_counts_and_labels_naming_them():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:100] / 16, y[:100]
+    dbn = DBN(hidden_layers=(4,), pretrain_epochs=1, label_epochs=1, random_state=0).fit(X, y)
+    rbm = deepbelief.RBM(4, n_iter=1, random_state=0).fit(X)
+    for call, message in [
+        (lambda: dbn.sample(-1), "n_samples must be an integer >= 1, got -1"),
+        (lambda: dbn.sample(2.7), "n_samples must be an integer >= 1, got 2.7"),
+        (lambda: dbn.sample("2"), "n_samples must be an integer >= 1, got '2'"),
+        (lambda: dbn.sample(2, gibbs_steps=-5), "gibbs_steps must be an integer >= 0, got -5"),
+        (lambda: dbn.sample(2, label=[1, 2]), r"unknown label \[1, 2\]; classes are \[0, 1,"),
+        (lambda: dbn.sample(2, label=True), "unknown label True"),
+        (lambda: rbm.sample(-1), "n_samples must be an integer >= 1, got -1"),
+        (lambda: rbm.sample(2, n_steps=-1), "n_steps must be an integer >= 0, got -1"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert dbn.sample(np.int64(2), label=np.int64(3), gibbs_steps=0).shape == (2, 64)
+    assert rbm.sample(2.0, n_steps=0).shape == (2, 64)
+
+
+@pytest.mark.filterwarnings("ignore::deepbelief.UndertrainedWarning")
+@pytest.mark.parametrize(
+    "labels",
+    [np.int8, np.uint16, bool, object, "U", "category"],
+    ids=["int8", "uint16", "bool", "object", "str", "category"],
+)
+def test_saved_classes_keep_their_dtype(labels, tmp_path):
+    import pandas as pd
+
+    X, digits = load_digits(return_X_y=True)
+    X, digits = X[:60] / 16, digits[:60] % 2
+    if labels == "category":
+        y = pd.Series(np.array(["even", "odd"])[digits], dtype="category")
+    elif labels in (object, "U"):
+        y = np.array(["even", "odd"], dtype=labels)[digits]
+    else:
+        y = digits.astype(labels)
+    for model in (
+        DBNClassifier(hidden_layers=(4,), pretrain_epochs=1, epochs=1, random_state=0),
+        DBN(hidden_layers=(4,), pretrain_epochs=1, label_epochs=1, random_state=0),
+    ):
+        model.fit(X, y)
+        model.save(tmp_path / "model.safetensors")
+        loaded = deepbelief.load(tmp_path / "model.safetensors")
+        assert loaded.classes_.dtype == model.classes_.dtype
+        np.testing.assert_array_equal(loaded.classes_, model.classes_)
+        assert loaded.predict(X).dtype == model.predict(X).dtype

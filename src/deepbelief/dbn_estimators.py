@@ -1217,10 +1217,10 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         return torch.as_tensor(index, dtype=torch.long), len(self.classes_)
 
     def _target_state(self):
-        return {"classes": self.classes_.tolist()}
+        return _classes_state(self.classes_)
 
     def _restore_targets(self, state) -> int:
-        self.classes_ = np.array(state["classes"])
+        self.classes_ = _classes_from_state(state)
         return len(self.classes_)
 
     def predict_proba(self, X):
@@ -1283,6 +1283,22 @@ class DBNRegressor(RegressorMixin, _SupervisedDBN):
         """Predicted targets, shape (n_samples,) or (n_samples, n_outputs)."""
         out = self._forward(X).cpu().numpy().astype(np.float64) * self.y_scale_ + self.y_mean_
         return out.ravel() if self._y_was_1d else out
+
+
+def _classes_state(classes) -> dict:
+    """``classes_`` for a model file: the values and their dtype (predict returns the labels'
+    own dtype after loading: int8, bool, object, ...)."""
+    if classes is None:
+        return {"classes": None}
+    return {"classes": classes.tolist(), "classes_dtype": classes.dtype.str}
+
+
+def _classes_from_state(state: dict):
+    """``classes_`` from :func:`_classes_state` (files without a dtype: NumPy's guess)."""
+    if state["classes"] is None:
+        return None
+    dtype = state.get("classes_dtype")
+    return np.array(state["classes"], dtype=None if dtype is None else np.dtype(dtype))
 
 
 def _has_labels(estimator) -> bool:
@@ -1737,20 +1753,31 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         ndarray of shape (n_samples, n_features_in_)
         """
         check_is_fitted(self)
+        n_samples = check("n_samples", n_samples, integer(1))
+        gibbs_steps = check("gibbs_steps", gibbs_steps, integer(0))
         labels = start = None
         if label is not None:
             if not _has_labels(self):
                 raise ValueError("this DBN was fitted without labels; it cannot sample by class")
-            matches = np.flatnonzero(self.classes_ == label)
-            if not len(matches):
-                raise ValueError(f"unknown label {label!r}; classes are {self.classes_.tolist()}")
+            index = self._class_index(label)
             device = self.dbn_.rbms[0].weight.device
-            labels = torch.full((int(n_samples),), int(matches[0]), dtype=torch.long, device=device)
+            labels = torch.full((n_samples,), index, dtype=torch.long, device=device)
             means = getattr(self, "class_features_", None)  # None: a file written before them
             if means is not None:
-                start = means[int(matches[0])].expand(int(n_samples), -1)
-        v = self.dbn_.generate(int(n_samples), int(gibbs_steps), labels, self.generator_, start)
+                start = means[index].expand(n_samples, -1)
+        v = self.dbn_.generate(n_samples, gibbs_steps, labels, self.generator_, start)
         return self._restore_scale(v)
+
+    def _class_index(self, label) -> int:
+        """The position of ``label`` in ``classes_`` (ValueError naming it when it is none of
+        them: a list, an unknown value, True for numeric classes)."""
+        is_bool = isinstance(label, (bool, np.bool_))
+        matches = []
+        if np.ndim(label) == 0 and is_bool == (self.classes_.dtype == bool):
+            matches = np.flatnonzero(self.classes_ == label)
+        if not len(matches):
+            raise ValueError(f"unknown label {label!r}; classes are {self.classes_.tolist()}")
+        return int(matches[0])
 
     @available_if(_has_labels)
     def predict_proba(self, X):
@@ -1814,11 +1841,10 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
     def _to_state(self) -> dict:
         state = {"params": _params_to_state(self.get_params(deep=False))}
         if hasattr(self, "dbn_"):
-            classes = None if self.classes_ is None else self.classes_.tolist()
             histories = {name: getattr(self, f"{name}_", []) for name in self._HISTORIES}
             state["fitted"] = {
                 **self._common_state(),
-                "classes": classes,
+                **_classes_state(self.classes_),
                 **histories,
                 "class_features": getattr(self, "class_features_", None),
             }
@@ -1833,8 +1859,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         fitted = state.get("fitted")
         if fitted:
             est._restore_common(fitted)
-            classes = fitted["classes"]
-            est.classes_ = None if classes is None else np.array(classes)
+            est.classes_ = _classes_from_state(fitted)
             for name in cls._HISTORIES:  # absent from files written before they were kept
                 setattr(est, f"{name}_", fitted.get(name, []))
             means = fitted.get("class_features")

@@ -941,8 +941,10 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         """Draw ``n_samples`` new rows by ``n_steps`` of Gibbs sampling from random starts
         (parallel tempering when the estimator was trained with ``sampler="pt"``)."""
         check_is_fitted(self)
+        n_samples = check("n_samples", n_samples, integer(1))
+        n_steps = check("n_steps", n_steps, integer(0))
         sampler = self.trainer_.sampler
-        v = sampler.sample(self.model_, int(n_samples), int(n_steps), self.trainer_.generator)
+        v = sampler.sample(self.model_, n_samples, n_steps, self.trainer_.generator)
         return self._restore_scale(v)
 
     @torch.no_grad()
