@@ -49,13 +49,29 @@ def estimators() -> dict:
     return out
 
 
+def uneven() -> dict:
+    """Each process with another number of rows (other data): the refusal each one gets."""
+    from deepbelief.errors import DataError
+    from deepbelief.nn import RBM
+    from deepbelief.training import RBMTrainer
+
+    rank, _ = distributed.world()
+    X = torch.bernoulli(torch.full((8 + 2 * rank, 6), 0.4), generator=torch.Generator())
+    trainer = RBMTrainer(RBM(6, 4), epochs=1, batch_size=4, monitor_rows=0)
+    try:
+        trainer.fit(X)
+    except DataError as exc:
+        return {"error": np.array(str(exc))}
+    return {"error": np.array("")}
+
+
 def main() -> None:
     mode, out = sys.argv[1], Path(sys.argv[2])
     if distributed.launched_by_torchrun():
         distributed.init_from_environment()
     rank, size = distributed.world()
     try:
-        arrays = {"rbm": rbm_update, "estimators": estimators}[mode]()
+        arrays = {"rbm": rbm_update, "estimators": estimators, "uneven": uneven}[mode]()
         np.savez(out / f"rank{rank}-of-{size}.npz", **arrays)
     finally:
         distributed.leave()

@@ -340,6 +340,11 @@ def test_an_interrupted_run_can_be_resumed_or_discarded(ws, tmp_path, capsys, mo
     assert sorted(p.name for p in model.iterdir()) == [
         "deepbelief.json", "model.safetensors", "run.json",
     ]  # fmt: skip
+    # the run finished: a second --resume would retrain and replace the model, so it is refused
+    before = snapshot(model)
+    code, _, err = run(capsys, "train", "--resume", model, "--quiet")
+    one_line(code, err, "finished", "nothing to resume", "--overwrite")
+    assert snapshot(model) == before
 
 
 # ------------------------------------------------------------------ 4. the lock

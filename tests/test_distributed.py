@@ -86,6 +86,14 @@ def test_two_processes_make_the_update_of_one_on_the_concatenated_batch(tmp_path
     assert np.abs(one["weight"]).max() > 0.05
 
 
+def test_processes_with_different_data_are_refused_on_every_process(tmp_path):
+    """Rank 1 holding 10 rows where rank 0 holds 8 (another file) used to end in gloo's abort
+    of mismatched collectives; each process now stops with the same DataError."""
+    errors = [str(r["error"]) for r in _worker("uneven", tmp_path, 2)]
+    assert errors[0] == errors[1] != ""
+    assert "different numbers of training rows (rank 0: 8, rank 1: 10)" in errors[0]
+
+
 def test_estimators_end_with_the_same_parameters_on_every_process(tmp_path):
     first, second = _worker("estimators", tmp_path, 2)
     assert first.keys() == second.keys()

@@ -40,6 +40,7 @@ from .model_dir import (
     MODEL_FILE,
     RUN_FILE,
     InputSpec,
+    file_sha256,
     load_model,
     read_json,
     save_model,
@@ -171,6 +172,7 @@ def train(args) -> int:
         card = _card(task, estimator, spec, settings.data, len(X), len(X_held), seconds,
                      metrics)  # fmt: skip
         card.update(_training_choices(estimator))
+        card["run_sha256"] = file_sha256(directory / RUN_FILE)  # this run ended here
         save_model(directory, estimator, card)
         (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
         folder.done()
@@ -322,6 +324,11 @@ def _run_settings(args):
         if not directory.is_dir():
             raise ModelFileError(f"{directory}: no such model directory to resume")
         stored = {**RUN_ADDED, **read_json(directory / RUN_FILE)}
+        if _finished(directory):
+            raise UsageError(
+                f"{directory}: its run finished (the model was written): nothing to resume; to "
+                f"train it again, give DATA and -o {directory} --overwrite"
+            )
         missing = [k for k in RUN_KEYS if k not in stored]
         if missing:
             raise ModelFileError(f"{directory / RUN_FILE}: missing setting(s) {missing}")
@@ -333,6 +340,18 @@ def _run_settings(args):
     stored["data"] = str(Path(args.data).resolve())
     stored["labels"] = None if args.labels is None else str(Path(args.labels).resolve())
     return args.output, argparse.Namespace(**stored)
+
+
+def _finished(directory: Path) -> bool:
+    """Whether the folder's model is the end of the run in its ``run.json`` (the card records
+    that file's checksum when the run ends) with no checkpoint of a later run beside it."""
+    if (directory / CHECKPOINT_FILE).exists() or not (directory / CARD_FILE).is_file():
+        return False
+    try:
+        recorded = read_json(directory / CARD_FILE).get("run_sha256")
+    except ModelFileError:  # a damaged card: what --resume then does is its own concern
+        return False
+    return recorded is not None and recorded == file_sha256(directory / RUN_FILE)
 
 
 def _stored_settings(settings) -> dict:

@@ -148,6 +148,15 @@ def shared_seed(generator: torch.Generator | None = None) -> int:
     return int(seed)
 
 
+def gathered(value: float) -> list[float]:
+    """``value`` of every process, in rank order (every process gets the same list)."""
+    if not is_distributed():
+        return [value]
+    values = [torch.zeros(1, dtype=torch.float64, device=_carrier()) for _ in range(world()[1])]
+    dist.all_gather(values, torch.tensor([value], dtype=torch.float64, device=_carrier()))
+    return [v.item() for v in values]
+
+
 def agree(flag: bool) -> bool:
     """Whether ``flag`` is true on any process (every process gets the same answer)."""
     if not is_distributed():

@@ -34,7 +34,7 @@ import time
 import torch
 
 from . import distributed
-from .errors import DivergenceError
+from .errors import DataError, DivergenceError
 
 #: Size in bytes of a CPU generator's state (a Mersenne twister); CUDA's is 16.
 _CPU_STATE_BYTES = 5056
@@ -437,7 +437,7 @@ class FitLoop:
         self._consistent, self._good = True, None
         self._order_generator = shared = self.generator
         if self._world > 1:
-            self._join_processes()
+            self._join_processes(n_rows)
         try:
             self._train(n_rows, batch_size)
         finally:
@@ -465,12 +465,20 @@ class FitLoop:
         """A random order of the ``n_rows`` training rows for the next epoch."""
         return torch.randperm(n_rows, generator=self._order_generator, device=self._device())
 
-    def _join_processes(self) -> None:
+    def _join_processes(self, n_rows: int) -> None:
         """Before a distributed run: every process starts from rank 0's parameters, draws
         the epochs' orders from one shared stream and its samples from a stream of its own
         (:mod:`deepbelief.distributed`), both seeded from ``generator``, which advances alike
         on every process and is the loop's again when it stops (what follows, such as an
-        estimator's validation split, draws the same on every process)."""
+        estimator's validation split, draws the same on every process). Processes that hold
+        different numbers of rows (other data) are refused on every process."""
+        counts = [int(n) for n in distributed.gathered(n_rows)]
+        if len(set(counts)) > 1:
+            held = ", ".join(f"rank {rank}: {n}" for rank, n in enumerate(counts))
+            raise DataError(
+                f"the processes of this distributed run hold different numbers of training rows "
+                f"({held}); every process must read the same data"
+            )
         distributed.broadcast_(self._parameters())
         device = self._device()
         self._order_generator = torch.Generator(device=device)
