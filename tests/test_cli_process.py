@@ -105,3 +105,34 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(csv_file, tmp_path):
     for a, b in zip(one.network_.parameters(), two.network_.parameters(), strict=True):
         assert torch.equal(a, b)
     assert len(one.history_) == len(two.history_) == 200
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(csv_file, tmp_path, monkeypatch):
+    """``deepbelief ... | head -1``: when the pipe's reader is gone, the command stops with the
+    status of a process that SIGPIPE ends (141), no error line and no traceback."""
+    from deepbelief import commands
+    from deepbelief.cli import main
+
+    def closed(args):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(commands, "evaluate", closed)
+    assert main(["evaluate", str(tmp_path), str(csv_file)]) == 141
+    model = tmp_path / "model"
+    trained = subprocess.run(
+        [*command(), "train", str(csv_file), "-o", str(model), "--layers", "4",
+         "--pretrain-epochs", "1", "--epochs", "1", "--quiet"],
+        capture_output=True, env=environment(), timeout=300,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    for argv in (["evaluate", model, csv_file], ["predict", model, csv_file, "--proba"]):
+        reader = subprocess.Popen(
+            [*command(), *map(str, argv)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment(),
+        )  # fmt: skip
+        reader.stdout.readline()
+        reader.stdout.close()
+        err = reader.stderr.read().decode()
+        reader.stderr.close()
+        assert reader.wait(timeout=300) in (0, 141), err
+        assert "error" not in err and "Traceback" not in err, err

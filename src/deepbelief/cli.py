@@ -567,11 +567,25 @@ def _add_score(p) -> None:
 
 
 def _add_impute(p) -> None:
-    p.add_argument("data", type=Path, help="CSV file with empty cells")
+    p.add_argument(
+        "data", type=Path,
+        help="CSV file with empty cells (empty fields, or NA, NaN, null, ...); in a one-column "
+        "file a blank line is an empty cell (refused: with one column a row with no value has "
+        "nothing to fill it from), wider files skip blank lines",
+    )  # fmt: skip
     p.add_argument(
         "-o", "--output", type=Path, help="CSV file to write (default, or -: standard output)"
     )
-    p.add_argument("--no-header", action="store_true", help="the CSV has no header line")
+    p.add_argument(
+        "--no-header", action="store_true",
+        help="the CSV has no header line (nor has the output)",
+    )  # fmt: skip
+    p.add_argument(
+        "--non-numeric", choices=("error", "missing", "text"), default="error",
+        help="non-numeric cells in a mostly numeric column (as train): refuse them (error), "
+        "read them as empty cells and fill them (missing) or keep the column as categories "
+        "(text)",
+    )  # fmt: skip
     p.add_argument("--hidden", type=positive_int, default=128, help="hidden units of the RBM")
     p.add_argument(
         "--epochs", type=positive_int,
@@ -709,6 +723,8 @@ def _main(argv: list[str]) -> int:
         return getattr(commands, args.command)(args)
     except DeepBeliefError as exc:
         return _fail(str(exc), debug)
+    except BrokenPipeError:  # the reader stopped (``| head``): what it wanted, it has
+        return _closed_pipe()
     except OSError as exc:  # unreadable input, unwritable output, full disk
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}", debug)
@@ -827,8 +843,26 @@ def _fail(message: str, debug: bool) -> int:
     return 2
 
 
+def _closed_pipe() -> int:
+    """Stop quietly when standard output's reader has gone: point the output at the null
+    device (so the interpreter's last flush does not fail again) and return 141, the status of
+    a process that SIGPIPE ends, as other Unix tools give."""
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+    except (OSError, ValueError, AttributeError):  # no file descriptor (a test's capture)
+        pass
+    return 141
+
+
 def run() -> None:  # console-script entry point
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()  # the buffered rest, while a closed pipe can still be answered
+    except BrokenPipeError:
+        code = _closed_pipe()
+    sys.exit(code)
 
 
 if __name__ == "__main__":  # python -m deepbelief.cli
