@@ -308,6 +308,19 @@ def test_warm_start_continues_fine_tuning_without_pretraining_again(digits):
         est.fit(X, np.where(y == 1, 42, y))
 
 
+def test_a_warm_start_after_early_stopping_trains_every_row_for_the_chosen_epochs(digits):
+    """The first fit refits on every row for the epochs early stopping chose; a warm refit
+    continues the same way (it used to hold out a validation split and train on the rest)."""
+    X, y = digits[0][:300], digits[2][:300]
+    est = DBNClassifier(hidden_layers=(16,), pretrain_epochs=1, epochs=40, early_stopping=True,
+                        n_iter_no_change=2, warm_start=True, random_state=0).fit(X, y)  # fmt: skip
+    first = len(est.history_)
+    assert first == est.best_epoch_
+    est.fit(X, y)
+    added = est.history_[first:]
+    assert len(added) == est.best_epoch_ and not any("val_loss" in h for h in added)
+
+
 @pytest.mark.stochastic
 def test_early_stopping_holds_out_validation_rows(digits, one_seed):
     X, y = digits[0][:400], digits[2][:400]

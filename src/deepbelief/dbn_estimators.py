@@ -797,9 +797,11 @@ class _SupervisedDBN(_DBNBase):
             self.settings_ = self._values(len(X))
         self._active = self.settings_  # a warm start continues with the first fit's settings
         self._deadline = Deadline(self._s("time_budget"))
-        if continuing:
+        if continuing:  # every row: for the epochs early stopping chose, else ``epochs``
             Xt = self._prepare(X)
-            self._finetune(Xt, targets.to(Xt.device), _FitCheckpoint(None, every, None, ()))
+            chosen = self._s("early_stopping") and getattr(self, "best_epoch_", None)
+            self._finetune(Xt, targets.to(Xt.device), _FitCheckpoint(None, every, None, ()),
+                           phase="refit" if chosen else None)  # fmt: skip
             return self
         if unlabeled is not None:  # they join the scaling and pretraining
             X = np.concatenate([X, _dense(check_X(self, unlabeled, reset=False))])
@@ -1162,7 +1164,8 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
     head_epochs : int, default 0
         Train only the output layer for the first epochs.
     warm_start : bool, default False
-        Refit continues fine-tuning from the current weights.
+        Refit continues fine-tuning from the current weights, on every row: for the number of
+        epochs the first fit's early stopping chose (``best_epoch_``), else for ``epochs``.
     mixed_precision : bool, "auto" or None, default None
         Fine-tune under bfloat16 autocast (see :func:`deepbelief.finetune.finetune`): faster
         on GPUs and CPUs with native bfloat16, slower elsewhere. "auto": where the device
