@@ -549,3 +549,11 @@ def test_saved_classes_keep_their_dtype(labels, tmp_path):
         assert loaded.classes_.dtype == model.classes_.dtype
         np.testing.assert_array_equal(loaded.classes_, model.classes_)
         assert loaded.predict(X).dtype == model.predict(X).dtype
+
+
+def test_one_class_is_refused_naming_the_label_as_written():
+    X = np.random.default_rng(0).random((10, 3))
+    with pytest.raises(DataError, match=r"y has only one class \(0\.0\); a classifier needs"):
+        DBNClassifier().fit(X, np.zeros(10))
+    with pytest.raises(DataError, match=r"y has only one class \('a'\)"):
+        DBNClassifier().fit(X, np.array(["a"] * 10))

@@ -131,6 +131,11 @@ def _check_finite_targets(y) -> None:
         raise DataError(f"y contains {kind} at row {row} (counting from 0); remove or impute it")
 
 
+def _shown(label) -> str:
+    """A label as a user wrote it: ``0.0`` or ``'yes'``, not ``np.float64(0.0)``."""
+    return repr(label.item() if isinstance(label, np.generic) else label)
+
+
 def _is_missing(y: np.ndarray) -> np.ndarray:
     """Where ``y`` holds NaN (numbers) or NaN, None or ``pd.NA`` (objects: text labels)."""
     if y.dtype.kind in "fc":
@@ -162,7 +167,7 @@ def _class_labels(y) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"y contains NaN at row {row} (counting from 0)")
     classes, index = np.unique(y, return_inverse=True)
     if len(classes) < 2:
-        raise DataError(f"y has only one class ({classes[0]!r}); a classifier needs at least two")
+        raise DataError(f"y has only one class ({_shown(classes[0])}); a classifier needs at least two")
     return classes, index
 
 
