@@ -15,7 +15,7 @@ import torch
 
 from deepbelief import DBN, RBM
 from deepbelief import training as training_module
-from deepbelief.errors import DataError
+from deepbelief.errors import DataError, UsageError
 from deepbelief.nn import RBM as RBMModule
 from deepbelief.streams import (
     RowFile,
@@ -194,3 +194,103 @@ def test_a_csv_file_becomes_shards_a_chunk_at_a_time(tmp_path):
     frame.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(DataError, match=r"bad.csv: row 651, column 'c' holds 'x', not a number"):
         csv_to_shards(tmp_path / "bad.csv", tmp_path / "bad", chunk_rows=300)
+
+
+def test_csv_to_shards_refuses_a_folder_that_holds_files_and_leaves_it_as_it_was(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    pd.DataFrame(rng.random((300, 3)), columns=list("abc")).to_csv(
+        tmp_path / "old.csv", index=False
+    )
+    new = pd.DataFrame(rng.random((100, 3)), columns=list("abc"))
+    new.to_csv(tmp_path / "new.csv", index=False)
+    shards = tmp_path / "shards"
+    csv_to_shards(tmp_path / "old.csv", shards, chunk_rows=64)
+    before = {p.name: p.read_bytes() for p in shards.iterdir()}
+    assert len(before) == 5
+    with pytest.raises(UsageError, match=r"shards: is not empty \(holds 00000000.npy"):
+        csv_to_shards(tmp_path / "new.csv", shards, chunk_rows=64)
+    assert {p.name: p.read_bytes() for p in shards.iterdir()} == before
+    assert len(RowFile(shards)) == 300  # the earlier conversion, not a mix
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("mine")
+    with pytest.raises(UsageError, match="notes: is not empty"):
+        csv_to_shards(tmp_path / "new.csv", tmp_path / "notes")
+    assert [p.name for p in (tmp_path / "notes").iterdir()] == ["readme.txt"]
+    (tmp_path / "file").write_text("mine")
+    with pytest.raises(UsageError, match="file: exists and is not a folder"):
+        csv_to_shards(tmp_path / "new.csv", tmp_path / "file")
+    assert (tmp_path / "file").read_text() == "mine"
+    # a new folder (with new parents) or an empty one takes the shards, nothing else is left
+    rows = csv_to_shards(tmp_path / "new.csv", tmp_path / "a" / "b" / "new", chunk_rows=64)
+    np.testing.assert_allclose(rows[:].numpy(), new.to_numpy(np.float32))
+    (tmp_path / "empty").mkdir()
+    rows = csv_to_shards(tmp_path / "new.csv", tmp_path / "empty", chunk_rows=64)
+    assert len(rows) == 100 and len(list((tmp_path / "empty").glob("*.npy"))) == 2
+    assert not list(tmp_path.rglob(".*partial"))
+
+
+def test_csv_to_shards_leaves_nothing_behind_when_it_fails(tmp_path, monkeypatch):
+    import pandas as pd
+
+    frame = pd.DataFrame(np.random.default_rng(2).random((400, 3)), columns=list("abc"))
+    frame = frame.astype(object)
+    frame.loc[250, "b"] = "abc"
+    frame.to_csv(tmp_path / "bad.csv", index=False)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(DataError, match=r"bad.csv: row 251, column 'b' holds 'abc'"):
+        csv_to_shards(tmp_path / "bad.csv", tmp_path / "out" / "shards", chunk_rows=100)
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no folder, no shards
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="row 251"):
+        csv_to_shards(tmp_path / "bad.csv", tmp_path / "empty", chunk_rows=100)
+    assert not list((tmp_path / "empty").iterdir())
+    # an interruption midway leaves nothing either
+    frame.loc[250, "b"] = 0.5
+    frame.to_csv(tmp_path / "good.csv", index=False)
+    save = np.save
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        save(*args, **kwargs)
+
+    monkeypatch.setattr(np, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        csv_to_shards(tmp_path / "good.csv", tmp_path / "out" / "shards", chunk_rows=100)
+    assert len(calls) == 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "empty", "good.csv"])
+
+
+def test_csv_to_shards_refuses_a_file_without_rows(tmp_path):
+    (tmp_path / "header.csv").write_text("a,b,c\n")
+    with pytest.raises(DataError, match=r"header.csv: no rows \(only the header: a, b, c\)"):
+        csv_to_shards(tmp_path / "header.csv", tmp_path / "shards")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match="empty.csv: an empty file"):
+        csv_to_shards(tmp_path / "empty.csv", tmp_path / "shards")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "header.csv"]
+
+
+def test_a_big_endian_file_streams_as_the_native_one(binary, tmp_path):
+    X, path = binary
+    big = tmp_path / "big.npy"
+    np.save(big, X.astype(">f4"))
+    rows, native = RowFile(big), RowFile(path)
+    index = torch.tensor([2999, 5, 17, 5, 1200])
+    assert torch.equal(rows[index], native[index])
+    assert torch.equal(torch.cat(list(rows.chunks(700))), torch.as_tensor(X))
+    assert rows.file_dtype == native.file_dtype and rows.read(0, 0).dtype == np.float32
+    # shards of either byte order read as one file
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    np.save(mixed / "a.npy", X[:1000].astype(">f4"))
+    np.save(mixed / "b.npy", X[1000:])
+    assert torch.equal(RowFile(mixed)[:], torch.as_tensor(X))
+    # an estimator streams the memory map of the big-endian file as the native one
+    a = RBM(n_components=10, n_iter=2, random_state=0).fit(np.load(path, mmap_mode="r"))
+    b = RBM(n_components=10, n_iter=2, random_state=0).fit(np.load(big, mmap_mode="r"))
+    np.testing.assert_array_equal(b.components_, a.components_)

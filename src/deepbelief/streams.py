@@ -15,6 +15,9 @@ of shards, a chunk at a time (:func:`csv_to_shards`).
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .errors import DataError
+from .errors import DataError, UsageError
 
 #: Rows of this many values make one block of reads (4 MiB of float32).
 CHUNK_ELEMENTS = 1 << 20
@@ -52,13 +55,17 @@ class RowFile:
             raise DataError(f"{self.path}: a folder without .npy files")
         self._files = [_npy_layout(f) for f in files]
         first = self._files[0]
+
+        def kind(layout):  # byte order aside: blocks are read in native order
+            return layout["columns"], _native(layout["dtype"])
+
         for other in self._files[1:]:
-            if (other["columns"], other["dtype"]) != (first["columns"], first["dtype"]):
+            if kind(other) != kind(first):
                 raise DataError(
                     f"{other['path']}: {other['columns']} columns of {other['dtype']}, unlike "
                     f"{first['path']}'s {first['columns']} of {first['dtype']}"
                 )
-        self.file_dtype = first["dtype"]
+        self.file_dtype = _native(first["dtype"])  # what read() gives
         self.n_features = first["columns"]
         self._starts = np.cumsum([0] + [f["rows"] for f in self._files])
         total = int(self._starts[-1])
@@ -76,7 +83,8 @@ class RowFile:
         return len(self), self.n_features
 
     def read(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start`` to ``stop`` (of those it holds) as they are in the file."""
+        """Rows ``start`` to ``stop`` (of those it holds) as they are in the file (in the
+        machine's byte order)."""
         first = self.rows.start
         start, stop = first + max(0, start), first + min(stop, len(self))
         parts = []
@@ -124,30 +132,135 @@ class RowFile:
 
 
 def csv_to_shards(csv, folder, *, chunk_rows: int = 50_000, dtype=np.float32) -> RowFile:
-    """Read a numeric CSV file (with a header row) ``chunk_rows`` rows at a time into a
+    """Read a numeric CSV file (with a header row) ``chunk_rows`` rows at a time into a new
     folder of ``.npy`` shards and open them as one :class:`RowFile`; DataError naming the
-    row and column of a value that is not a number (nothing is kept in memory but a chunk).
+    row and column of a value that is not a number, or for a file without data rows (nothing
+    is kept in memory but a chunk).
+
+    ``folder`` must not exist yet or be an empty folder (UsageError otherwise, before any
+    work: the files of an earlier conversion are never mixed with new ones nor replaced). The
+    shards are written to a temporary folder beside it, renamed to ``folder`` only once the
+    whole file converted; on any error (or an interruption) the temporary folder is removed
+    and ``folder`` is as it was.
     """
     import pandas as pd
 
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    start, columns = 0, None
-    for i, chunk in enumerate(pd.read_csv(csv, chunksize=chunk_rows)):
-        columns = list(chunk.columns) if columns is None else columns
-        values = chunk.apply(pd.to_numeric, errors="coerce")
-        bad = values.isna() & chunk.notna()
-        if bad.any(axis=None):
-            row, column = np.argwhere(bad.to_numpy())[0]
-            raise DataError(
-                f"{csv}: row {start + row + 1}, column {columns[column]!r} holds "
-                f"{chunk.iat[row, column]!r}, not a number"
-            )
-        np.save(folder / f"{i:08d}.npy", np.ascontiguousarray(values.to_numpy(dtype=dtype)))
-        start += len(chunk)
-    if columns is None:
-        raise DataError(f"{csv}: no rows")
+    existing = _check_new_folder(folder)
+    try:  # the header is read here: a missing or empty file fails before any folder is made
+        reader = pd.read_csv(csv, chunksize=chunk_rows)
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{csv}: an empty file, no header row and no rows") from None
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{csv}: not a readable CSV file ({exc})") from None
+    created = _make_parents(folder.parent)
+    work = None
+    try:
+        work = _make_temporary_folder(folder)
+        start, columns = 0, None
+        for i, chunk in enumerate(_chunks(reader, csv)):
+            columns = list(chunk.columns) if columns is None else columns
+            values = chunk.apply(pd.to_numeric, errors="coerce")
+            bad = values.isna() & chunk.notna()
+            if bad.any(axis=None):
+                row, column = np.argwhere(bad.to_numpy())[0]
+                raise DataError(
+                    f"{csv}: row {start + row + 1}, column {columns[column]!r} holds "
+                    f"{chunk.iat[row, column]!r}, not a number"
+                )
+            if len(chunk):
+                np.save(work / f"{i:08d}.npy", np.ascontiguousarray(values.to_numpy(dtype=dtype)))
+            start += len(chunk)
+        if start == 0:
+            shown = f" (only the header: {', '.join(map(str, columns))})" if columns else ""
+            raise DataError(f"{csv}: no rows{shown}")
+        if existing is not None:
+            os.chmod(work, stat.S_IMODE(existing.st_mode))
+        try:
+            os.rename(work, folder)  # over an empty folder, or none
+        except OSError as exc:
+            raise UsageError(
+                f"{folder}: the shards cannot go there ({exc.strerror or exc}): it is no "
+                "longer a new or empty folder"
+            ) from None
+        work = None
+    except BaseException:
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        for made in reversed(created):
+            try:
+                made.rmdir()  # only when still empty
+            except OSError:
+                break
+        raise
+    finally:
+        reader.close()
     return RowFile(folder)
+
+
+def _check_new_folder(folder: Path) -> os.stat_result | None:
+    """``folder``'s status when it is an empty folder, None when it does not exist; UsageError
+    naming it for anything else (a folder holding files, a file, a symbolic link)."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISDIR(info.st_mode):
+        raise UsageError(
+            f"{folder}: exists and is not a folder; the shards go into a new or empty folder, "
+            "deepbelief will not replace it"
+        )
+    names = sorted(os.listdir(folder))
+    if names:
+        shown = ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+        raise UsageError(
+            f"{folder}: is not empty (holds {shown}); the shards go into a new or empty "
+            "folder, deepbelief will not mix them with those files or replace them"
+        )
+    return info
+
+
+def _make_parents(parent: Path) -> list[Path]:
+    """Make the missing folders of ``parent``; those it made, outermost first."""
+    missing = []
+    path = parent
+    while not os.path.lexists(path) and path.parent != path:
+        missing.append(path)
+        path = path.parent
+    created = []
+    for path in reversed(missing):
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue  # made meanwhile by someone else: not ours to remove
+        created.append(path)
+    return created
+
+
+def _make_temporary_folder(folder: Path) -> Path:
+    """A new folder beside ``folder`` (the usual permissions, as ``mkdir`` gives)."""
+    for _ in range(100):
+        work = folder.absolute().with_name(f".{folder.name}.{secrets.token_hex(4)}.partial")
+        try:
+            work.mkdir()
+        except FileExistsError:
+            continue
+        return work
+    raise FileExistsError(f"{folder}: no free name for a temporary folder beside it")
+
+
+def _chunks(reader, csv) -> Iterator:
+    """The reader's chunks; a malformed line is a DataError naming the file."""
+    import pandas as pd
+
+    while True:
+        try:
+            chunk = next(reader)
+        except StopIteration:
+            return
+        except pd.errors.ParserError as exc:
+            raise DataError(f"{csv}: not a readable CSV file ({exc})") from None
+        yield chunk
 
 
 def _npy_layout(path: Path) -> dict:
@@ -190,7 +303,14 @@ def _read_rows(layout: dict, start: int, stop: int) -> np.ndarray:
             if not n:
                 raise DataError(f"{layout['path']}: the file ends before row {stop}")
             done += n
+    if not out.dtype.isnative:  # e.g. a big-endian file: torch reads native order only
+        out = out.byteswap(inplace=True).view(_native(out.dtype))
     return out
+
+
+def _native(dtype: np.dtype) -> np.dtype:
+    """``dtype`` in the machine's byte order."""
+    return dtype if dtype.isnative else dtype.newbyteorder("=")
 
 
 def blocked_permutation(n: int, block: int, generator: torch.Generator | None = None):
