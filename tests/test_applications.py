@@ -257,6 +257,32 @@ def test_application_errors_name_the_problem():
         denoise(gaussian, X, noise="gaussian", noise_level=0.3)
 
 
+def test_application_functions_refuse_bad_shapes_and_unfitted_models():
+    """A 1-D X to fill_in is a ValueError about the shape (it was an IndexError); an unfitted
+    estimator is said to be unfitted (it was "must be a fitted RBM ... got RBM"); zero rows
+    are refused clearly, as scikit-learn's estimators refuse them."""
+    from sklearn.exceptions import NotFittedError
+
+    from deepbelief.applications import typicality
+
+    rbm = block_rbm()
+    X = exact_samples(rbm, 5, seed=0)
+    row = X[0].copy()
+    row[3] = np.nan
+    with pytest.raises(ValueError, match=r"X must be 2-D.*got shape \(16,\).*reshape\(1, -1\)"):
+        fill_in(rbm, row)
+    assert fill_in(rbm, row.reshape(1, -1)).shape == (1, N_VISIBLE)
+    for unfitted in (RBM(n_components=3), DBN(hidden_layers=(3,))):
+        name = type(unfitted).__name__
+        for call in (denoise, fill_in, typicality):
+            with pytest.raises(NotFittedError, match=f"this {name} is not fitted yet"):
+                call(unfitted, X)
+    for call in (denoise, fill_in, typicality):
+        with pytest.raises(ValueError, match=r"needs at least one row; X has shape \(0, 16\)"):
+            call(rbm, np.zeros((0, N_VISIBLE)))
+    assert typicality(rbm, X).shape == (5,)
+
+
 # ---------------------------------------------------------------------- outliers
 @pytest.mark.stochastic
 def test_outlier_detector_ranks_anomalies_above_normal_rows(seed):

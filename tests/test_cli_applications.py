@@ -220,3 +220,153 @@ def test_generative_model_takes_the_generative_preset_and_a_time_budget(capsys, 
                            "--model", "generative", *options)  # fmt: skip
         assert code == 2 and err.count("\n") == 1 and message in err, err
         assert not (tmp_path / "m2").exists()
+
+
+FAST_IMPUTE = ("--epochs", "1", "--prediction-epochs", "0", "--hidden", "4")
+
+
+def stray_token_csv(path, token: str = "abc") -> None:
+    """Columns a and b of numbers; a holds ``token`` in row 4 and is empty in rows 6, 9, 12."""
+    rng = np.random.default_rng(0)
+    a = rng.random(40).round(2).astype(object)
+    a[3], a[[5, 8, 11]] = token, None
+    pd.DataFrame({"a": a, "b": rng.random(40).round(2)}).to_csv(path, index=False)
+
+
+def test_impute_types_the_columns_as_train_does(capsys, tmp_path):
+    """A numeric column with a stray token is refused in train's words (it used to become a
+    categorical column whose empty cells were filled with the token); --non-numeric missing
+    reads the token as an empty cell, filled with a number; --non-numeric text keeps the
+    column as categories. NA is an empty cell; ``?`` is a stray token."""
+    stray_token_csv(tmp_path / "stray.csv")
+    code, out, err = run(capsys, "impute", tmp_path / "stray.csv", "-o", "-", *FAST_IMPUTE)
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "column 'a', row 4: 'abc' is not a number" in err and "--non-numeric missing" in err
+    code, trained, err2 = run(capsys, "train", tmp_path / "stray.csv", "--no-target", "-o",
+                              tmp_path / "model")  # fmt: skip
+    assert code == 2 and err2.split(": ", 2)[2] == err.split(": ", 2)[2]
+    code, out, err = run(capsys, "impute", tmp_path / "stray.csv", "-o", "-", *FAST_IMPUTE,
+                         "--non-numeric", "missing")  # fmt: skip
+    assert code == 0 and "filled 4 empty cells (1 of them not a number" in err, err
+    filled = pd.read_csv(io.StringIO(out))
+    assert filled["a"].dtype == np.float64 and filled["a"].notna().all()
+    original = pd.read_csv(tmp_path / "stray.csv", dtype=str)
+    kept = original["a"].notna() & (original["a"] != "abc")
+    assert (pd.read_csv(io.StringIO(out), dtype=str)["a"][kept] == original["a"][kept]).all()
+    code, out, err = run(capsys, "impute", tmp_path / "stray.csv", "-o", "-", *FAST_IMPUTE,
+                         "--non-numeric", "text")  # fmt: skip
+    assert code == 0 and "filled 3 empty cells" in err, err
+    assert pd.read_csv(io.StringIO(out), dtype=str)["a"][3] == "abc"
+    text = (tmp_path / "stray.csv").read_text().replace("\n,", "\nNA,", 1)
+    (tmp_path / "na.csv").write_text(text.replace("abc", "?"))
+    code, _, err = run(capsys, "impute", tmp_path / "na.csv", "-o", "-", *FAST_IMPUTE)
+    assert code == 2 and "row 4: '?' is not a number" in err, err
+    code, out, err = run(capsys, "impute", tmp_path / "na.csv", "-o", "-", *FAST_IMPUTE,
+                         "--non-numeric", "missing")  # fmt: skip
+    assert code == 0 and "filled 4 empty cells" in err, err
+    assert pd.read_csv(io.StringIO(out))["a"].notna().all()
+
+
+def test_impute_without_a_header_writes_none(capsys, tmp_path):
+    (tmp_path / "rows.csv").write_text("1,2\n3,\n5,6\n7,8\n")
+    code, out, err = run(capsys, "impute", tmp_path / "rows.csv", "--no-header", "-o", "-",
+                         *FAST_IMPUTE)  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert len(lines) == 4 and lines[0] == "1,2" and lines[2:] == ["5,6", "7,8"], out
+    assert lines[1].startswith("3,") and lines[1] != "3,"
+    code, out, err = run(capsys, "impute", tmp_path / "rows.csv", "-o", tmp_path / "out.csv",
+                         *FAST_IMPUTE)  # fmt: skip
+    assert code == 0 and (tmp_path / "out.csv").read_text().splitlines()[0] == "1,2"
+
+
+def test_impute_takes_a_blank_line_of_a_one_column_file_as_an_empty_cell(capsys, tmp_path):
+    """A blank line in a one-column CSV is an empty cell: a row with no value, refused (it
+    used to be dropped silently, three rows coming back of four); wider files skip them."""
+    (tmp_path / "one.csv").write_text("x\n1\n\n3\n4\n")
+    code, out, err = run(capsys, "impute", tmp_path / "one.csv", "-o", tmp_path / "out.csv",
+                         *FAST_IMPUTE)  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and out == "", err
+    assert "row 2 (counting data rows from 1, blank lines included) is empty" in err
+    assert not (tmp_path / "out.csv").exists()
+    (tmp_path / "full.csv").write_text("x\n1\n2\n3\n")
+    code, out, err = run(capsys, "impute", tmp_path / "full.csv", "-o", "-", *FAST_IMPUTE)
+    assert code == 0 and out.splitlines() == ["x", "1", "2", "3"], err
+    (tmp_path / "two.csv").write_text("x,y\n1,2\n\n3,\n4,5\n5,6\n")
+    code, out, err = run(capsys, "impute", tmp_path / "two.csv", "-o", "-", *FAST_IMPUTE)
+    assert code == 0 and "of 4 rows" in err and len(out.splitlines()) == 5, err
+
+
+@pytest.fixture(scope="module")
+def text_column_models(tmp_path_factory):
+    """A generative and an unsupervised model of a CSV with a text column (and labels 2, 3)."""
+    folder = tmp_path_factory.mktemp("text")
+    rng = np.random.default_rng(0)
+    rows = pd.DataFrame(
+        {
+            "a": rng.random(60).round(2),
+            "c": rng.choice(["x", "y"], 60),
+            "label": rng.integers(2, 4, 60),
+        }
+    )
+    rows.to_csv(folder / "rows.csv", index=False)
+    for kind, options in (("generative", ()), ("unsupervised", ("--no-target",))):
+        code = main(["train", str(folder / "rows.csv"), "-o", str(folder / kind), "--model",
+                     kind, *options, "--layers", "4", "--pretrain-epochs", "1",
+                     "--quiet"])  # fmt: skip
+        assert code == 0
+    return folder
+
+
+def test_npy_output_of_text_columns_is_refused_before_the_work(
+    text_column_models, capsys, tmp_path, monkeypatch
+):
+    """sample and denoise to .npy of a model with a text column: one line naming the file and
+    suggesting .csv, before sampling or denoising (they used to run, then fail with "could not
+    convert string to float"); .csv works."""
+    from deepbelief import applications
+    from deepbelief.dbn_estimators import DBN
+
+    def never(*args, **kwargs):
+        raise AssertionError("the work ran before the refusal")
+
+    folder = text_column_models
+    with monkeypatch.context() as patch:
+        patch.setattr(DBN, "sample", never)
+        patch.setattr(applications, "denoise", never)
+        for argv in (
+            ["sample", folder / "generative", "-n", "3", "-o", tmp_path / "out.npy"],
+            ["sample", folder / "unsupervised", "-n", "3", "-o", tmp_path / "out.npy"],
+            ["denoise", folder / "unsupervised", folder / "rows.csv", "-o", tmp_path / "out.npy"],
+        ):
+            code, _, err = run(capsys, *argv)
+            assert code == 2 and err.count("\n") == 1, err
+            assert f"{tmp_path / 'out.npy'}: a .npy file holds numbers only" in err
+            assert "'c'" in err and "write .csv" in err
+            assert not (tmp_path / "out.npy").exists()
+    code, _, err = run(capsys, "sample", folder / "unsupervised", "-n", "3", "--gibbs-steps",
+                       "2", "-o", tmp_path / "out.csv")  # fmt: skip
+    assert code == 0 and "c" in pd.read_csv(tmp_path / "out.csv").columns, err
+
+
+def test_npy_writer_refuses_pandas_string_columns(tmp_path):
+    """The writer's own guard sees pandas' string dtype (pandas 3 reads text as it), not only
+    object columns."""
+    from deepbelief.commands import _write_rows
+    from deepbelief.errors import UsageError
+
+    rows = pd.DataFrame({"a": [0.5], "c": pd.array(["x"], dtype="string")})
+    with pytest.raises(UsageError, match="categorical columns do not fit a .npy file"):
+        _write_rows(rows, tmp_path / "out.npy", None)
+    assert not (tmp_path / "out.npy").exists()
+
+
+def test_sample_label_matches_by_value(text_column_models, capsys):
+    """--label 3.0 is the label 3, as train and evaluate match labels (it used to be refused)."""
+    folder = text_column_models
+    code, out, err = run(capsys, "sample", folder / "generative", "-n", "2", "--label", "3.0",
+                         "--gibbs-steps", "2", "-o", "-")  # fmt: skip
+    assert code == 0 and "of class 3 " in err and len(out.splitlines()) == 3, err
+    code, _, err = run(capsys, "sample", folder / "generative", "-n", "2", "--label", "4",
+                       "-o", "-")  # fmt: skip
+    assert code == 2 and "unknown --label '4'; the classes are 2, 3" in err, err

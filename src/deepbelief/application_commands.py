@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from .commands import _model_and_rows, _where, _write_rows, _write_table, finish
+from .commands import (
+    _model_and_rows,
+    _where,
+    _write_rows,
+    _write_table,
+    _write_text,
+    check_rows_fit,
+    finish,
+)
 from .errors import DataError, UsageError
 from .folders import check_input_path, output_file
 
@@ -25,6 +33,7 @@ def denoise(args) -> int:
     estimator, _, spec, X, _ = _model_and_rows(args)
     if suffix == ".png" and not spec.image_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
+    check_rows_fit(args.output, spec)
     if args.noise:
         applications.check_bernoulli_input(estimator, f"--noise {args.noise}", UsageError)
     cleaned = applications.denoise(
@@ -56,28 +65,77 @@ def score(args) -> int:
 
 def impute(args) -> int:
     """``deepbelief impute DATA -o OUT``: the CSV with its empty cells filled by an RBM
-    trained on it (:class:`deepbelief.imputer.RBMImputer`); categorical columns too."""
+    trained on it (:class:`deepbelief.imputer.RBMImputer`); categorical columns too.
+
+    Columns are typed as ``train`` types them: a mostly numeric column with a few cells that
+    are no number is refused naming the first (``--non-numeric error``), read with those
+    cells empty, to be filled (``missing``), or kept as categories (``text``). The output has
+    a header line when the input has one. In a one-column file a blank line is an empty cell
+    (refused, as every row with no value: nothing to fill it from); wider files skip blank
+    lines, as ``train`` does."""
+    import io
+
     from .data import read_table
     from .imputer import RBMImputer
 
     _suffix(args.output, (".csv",))
     check_input_path(args.data, "DATA")
-    frame, _ = read_table(args.data, no_target=True, header=not args.no_header)
-    matrix, columns = _encode(frame, str(args.data))
+    source, header = str(args.data), not args.no_header
+    frame, _ = read_table(args.data, no_target=True, header=header)
+    frame, coerced = _typed(frame, source, args.non_numeric)
+    matrix, columns = _encode(frame, source)
+    out = _as_text(args.data, header, blank_lines=frame.shape[1] == 1)  # the cells as read
+    if frame.shape[1] == 1:
+        _refuse_blank_lines(out, source)
     missing = np.isnan(matrix)
     imputer = RBMImputer(
         n_components=args.hidden, n_iter=args.epochs or "auto", random_state=args.seed,
         sample_posterior=args.sample, prediction_epochs=args.prediction_epochs,
     )  # fmt: skip
     filled = imputer.fit_transform(matrix) if missing.any() else matrix
-    out = _as_text(args.data, not args.no_header)  # the cells written as they were read
     for name, values in _filled_cells(frame, filled, columns).items():
         out[name] = out[name].where(~frame[name].isna().to_numpy(), values)
-    _write_table(out, output_file(args.output))
+    buffer = io.StringIO()
+    out.to_csv(buffer, index=False, header=header)
+    _write_text(buffer.getvalue(), output_file(args.output))
     cells = int(frame.isna().to_numpy().sum())
-    message = f"filled {cells} empty cells of {len(frame)} rows; wrote {_where(args.output)}"
+    read_as_empty = f" ({coerced} of them not a number: --non-numeric missing)" if coerced else ""
+    message = (
+        f"filled {cells} empty cells{read_as_empty} of {len(frame)} rows; "
+        f"wrote {_where(args.output)}"
+    )
     payload = {"output": str(args.output), "rows": len(frame), "filled": cells}
     return finish(args, message, None if str(args.output) == "-" else payload)
+
+
+def _typed(frame, source: str, non_numeric: str):
+    """``(frame, coerced)``: the columns typed as ``train`` types them
+    (:class:`deepbelief.data.TablePreprocessor`): a mostly numeric column with stray tokens
+    is refused (``non_numeric="error"``, naming the column, row and value), becomes numbers
+    with those cells empty (``"missing"``; ``coerced`` counts them) or stays categorical
+    (``"text"``)."""
+    from .data import TablePreprocessor
+
+    typing = TablePreprocessor(non_numeric=non_numeric)
+    coerced = 0
+    for name in frame.columns:
+        column, stray = typing._stray_tokens(str(name), frame[name], source)
+        if stray is not None:
+            frame[name] = column
+            coerced += int(stray.sum())
+    return frame, coerced
+
+
+def _refuse_blank_lines(text, source: str) -> None:
+    """DataError naming the first empty row of a one-column file (read with its blank lines):
+    a row with no value has nothing to fill it from."""
+    empty = np.flatnonzero(text.iloc[:, 0].isna().to_numpy())
+    if len(empty):
+        raise DataError(
+            f"{source}: row {int(empty[0]) + 1} (counting data rows from 1, blank lines "
+            f"included) is empty ({len(empty)} such row(s)); with a single column there is "
+            "nothing to fill it from (in a one-column CSV a blank line is an empty cell)"
+        )
 
 
 def _check_noise_options(noise, level) -> None:
@@ -160,9 +218,10 @@ def _filled_cells(frame, filled: np.ndarray, columns: dict) -> dict:
     return out
 
 
-def _as_text(path, header: bool):
+def _as_text(path, header: bool, blank_lines: bool = False):
     """The CSV's cells as the text they hold (empty cells NaN), columns named as
-    :func:`deepbelief.data.read_table` names them."""
+    :func:`deepbelief.data.read_table` names them; with ``blank_lines``, a blank line is a
+    row of empty cells (else it is skipped, as ``read_table`` skips it)."""
     import pandas as pd
 
     from .data import _plain_suffix
@@ -170,6 +229,7 @@ def _as_text(path, header: bool):
     frame = pd.read_csv(
         path, sep="\t" if _plain_suffix(path) == ".tsv" else ",", header=0 if header else None,
         dtype=str, skipinitialspace=True, encoding="utf-8-sig", index_col=False,
+        skip_blank_lines=not blank_lines,
     )  # fmt: skip
     frame.columns = [str(c) for c in frame.columns]
     return frame

@@ -233,11 +233,21 @@ def check_noise(noise: str, level) -> None:
 
 
 def _module(estimator):
-    """The fitted estimator's torch module (an RBM's ``model_``, a DBN's ``dbn_``)."""
+    """The fitted estimator's torch module (an RBM's ``model_``, a DBN's ``dbn_``).
+    sklearn's NotFittedError (a ValueError) for an estimator not fitted yet; TypeError for
+    anything else."""
+    from sklearn.base import BaseEstimator
+    from sklearn.exceptions import NotFittedError
+
     for name in ("model_", "dbn_"):
         module = getattr(estimator, name, None)
         if module is not None:
             return module
+    if isinstance(estimator, BaseEstimator) and hasattr(estimator, "_prepare"):
+        raise NotFittedError(
+            f"this {type(estimator).__name__} is not fitted yet: call fit before using it "
+            "to denoise, fill in or score rows"
+        )
     raise TypeError(
         "model must be a fitted deepbelief.RBM or deepbelief.DBN (or a deepbelief.nn.RBM or "
         f"deepbelief.nn.DBN module); got {type(estimator).__name__}"
@@ -304,6 +314,8 @@ def denoise(
     --------
     >>> cleaned = denoise(rbm, noisy, noise="salt-and-pepper", noise_level=0.1)  # doctest: +SKIP
     """
+    _module(model)  # refuses an unfitted model before looking at X
+    _check_rows(X, "denoise")
     if noise is None:
         if noise_level is not None:
             raise ValueError("noise_level needs noise (the noise model it is the level of)")
@@ -395,7 +407,14 @@ def fill_in(
     -------
     ndarray of shape (n_samples, n_features), float64
     """
+    _module(model)  # refuses an unfitted model before looking at X
     X = np.array(X, dtype=np.float64)
+    if X.ndim != 2:
+        raise DataError(
+            f"X must be 2-D, of shape (n_samples, n_features); got shape {X.shape} (one row: "
+            "X.reshape(1, -1))"
+        )
+    _check_rows(X, "fill_in")
     missing = np.isnan(X)
     check_rows_observed(missing)
     steps = _default_steps(method, steps, True)
@@ -423,6 +442,7 @@ def typicality(model, X) -> np.ndarray:
     """
     module = _module(model)
     energy = module.free_energy if isinstance(module, RBMModule) else module.input_free_energy
+    _check_rows(X, "typicality")
     X = model._check_input(X)
     scores = [-energy(v).double() for v in model._blocks(X)]
     if not scores:
@@ -438,6 +458,16 @@ def check_rows_observed(missing: np.ndarray) -> None:
             f"row {int(empty[0])} has no observed value (counting from 0; {len(empty)} such "
             "row(s)): nothing to condition on; drop it"
         )
+
+
+def _check_rows(X, what: str) -> None:
+    """DataError (a ValueError) for an ``X`` of zero rows, as scikit-learn's estimators
+    refuse them."""
+    shape = getattr(X, "shape", None)
+    if shape is None:
+        shape = np.shape(X)
+    if len(shape) >= 1 and shape[0] == 0:
+        raise DataError(f"{what} needs at least one row; X has shape {tuple(shape)} (0 rows)")
 
 
 def _default_steps(method: str, steps, masked: bool):

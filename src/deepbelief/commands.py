@@ -846,6 +846,7 @@ def sample(args) -> int:
         )
     if suffix == ".png" and not spec.image_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
+    check_rows_fit(args.output, spec)
     by_class = kind == "generative" and args.label is None and suffix == ".png"
     draws = args.n * (len(estimator.classes_) if by_class else 1)
     check_memory(sampling_memory(estimator, draws), f"-n {args.n} samples")
@@ -876,10 +877,25 @@ def _label(estimator, text: str):
     classes = getattr(estimator, "classes_", None)
     if classes is None:
         raise UsageError("--label needs a model trained with --model generative")
-    for c in classes:
-        if str(c) == text:
-            return c
+    try:  # by value, as train and evaluate match labels: 2.0 is the label 2
+        return classes[label_codes([text], classes)[0]]
+    except DataError:
+        pass
     raise UsageError(f"unknown --label {text!r}; the classes are {', '.join(map(str, classes))}")
+
+
+def check_rows_fit(path, spec: InputSpec) -> None:
+    """UsageError, before any work, when ``path`` is a ``.npy`` file and the model's rows
+    have categorical (text) columns, which an array of numbers cannot hold."""
+    if output_file(path) is None or path.suffix.lower() != ".npy":
+        return
+    text = [c["name"] for c in spec.preprocessor["columns"] if c["kind"] != "numeric"]
+    if text:
+        raise UsageError(
+            f"{path}: a .npy file holds numbers only, but the model's rows have text column(s) "
+            f"{', '.join(map(repr, text[:5]))}{' ...' if len(text) > 5 else ''}; write .csv "
+            "(or - for CSV on standard output)"
+        )
 
 
 def _write_rows(rows, path: Path, spec: InputSpec) -> None:
@@ -891,7 +907,7 @@ def _write_rows(rows, path: Path, spec: InputSpec) -> None:
 
         save_image_grid(tile_images(np.asarray(rows), tuple(spec.image_shape)), path)
     elif suffix == ".npy":
-        if _is_frame(rows) and any(dtype is np.dtype(object) for dtype in rows.dtypes):
+        if _is_frame(rows) and any(_holds_text(rows[c]) for c in rows.columns):
             raise UsageError(f"{path}: categorical columns do not fit a .npy file; write .csv")
         buffer = io.BytesIO()
         np.save(buffer, np.asarray(rows, dtype=np.float64), allow_pickle=False)
@@ -905,6 +921,19 @@ def _write_rows(rows, path: Path, spec: InputSpec) -> None:
 
 def _is_frame(value) -> bool:
     return hasattr(value, "to_csv")
+
+
+def _holds_text(column) -> bool:
+    """Whether a column holds text or other objects (pandas' object or string dtypes, or
+    categories), which a .npy file of numbers cannot hold."""
+    import pandas as pd
+
+    types = pd.api.types
+    return (
+        types.is_object_dtype(column)
+        or types.is_string_dtype(column)
+        or isinstance(column.dtype, pd.CategoricalDtype)
+    )
 
 
 def transform(args) -> int:

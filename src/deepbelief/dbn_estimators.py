@@ -167,7 +167,9 @@ def _class_labels(y) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"y contains NaN at row {row} (counting from 0)")
     classes, index = np.unique(y, return_inverse=True)
     if len(classes) < 2:
-        raise DataError(f"y has only one class ({_shown(classes[0])}); a classifier needs at least two")
+        raise DataError(
+            f"y has only one class ({_shown(classes[0])}); a classifier needs at least two"
+        )
     return classes, index
 
 
