@@ -175,6 +175,26 @@ def test_generative_model_samples_by_class_as_png_and_reports(tmp_path, capsys):
     summary = json.loads(out)
     assert summary["model"] == "generative" and summary["classes"][:3] == ["0", "1", "2"]
     assert [layer["hidden"] for layer in summary["layers"]] == [32, 64]
+    # the bound of rows without their labels: the bound alone (it used to ask for the labels)
+    np.save(tmp_path / "images.npy", X[500:540].reshape(-1, 8, 8))
+    code, out, err = run(capsys, "evaluate", model, tmp_path / "images.npy", "--json",
+                         "--log-likelihood")  # fmt: skip
+    assert code == 0, err
+    assert list(json.loads(out)) == ["log_likelihood_bound"]
+
+
+def test_log_likelihood_of_a_classifier_is_refused_before_the_data_is_read(
+    binary_model, tmp_path, capsys, monkeypatch
+):
+    from deepbelief import commands
+
+    def never(*args, **kwargs):
+        raise AssertionError("the data was read")
+
+    monkeypatch.setattr(commands, "_load", never)
+    code, _, err = run(capsys, "evaluate", binary_model, tmp_path / "any.csv", "--log-likelihood")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "--log-likelihood needs a generative or unsupervised model" in err
 
 
 def test_info_prints_architecture_and_format(binary_model, capsys):

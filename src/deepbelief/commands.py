@@ -693,10 +693,23 @@ def _unsupervised_scores(estimator, X) -> dict:
 
 
 # ====================================================================== predict / evaluate
-def _model_and_rows(args, need_target: bool = False):
+def _check_log_likelihood(estimator, model: Path) -> None:
+    """``--log-likelihood`` needs a generative model: refused before the data is read."""
+    if estimator_kind(estimator) not in ("generative", "unsupervised"):
+        raise UsageError(
+            f"{model}: --log-likelihood needs a generative or unsupervised model; fine-tuning "
+            "turned this one into a discriminative network"
+        )
+
+
+def _model_and_rows(args, need_target: bool = False, check_model=None):
+    """The model, its card and input spec, and the rows of ``args.data`` with their target
+    (``check_model(estimator, path)`` runs before the data is read)."""
     check_input_path(args.model, "MODEL")
     check_input_path(args.data, "DATA")
     estimator, card, spec = load_model(args.model)
+    if check_model is not None:
+        check_model(estimator, args.model)
     settings = argparse.Namespace(  # a table's target column is found by its name
         no_header=args.no_header,
         labels=args.labels,
@@ -797,17 +810,19 @@ def _write_text(text: str, path: Path | None) -> None:
 
 
 def evaluate(args) -> int:
-    """``deepbelief evaluate MODEL DATA [--json] [--log-likelihood]``."""
-    estimator, card, _, X, target = _model_and_rows(args, need_target=True)
+    """``deepbelief evaluate MODEL DATA [--json] [--log-likelihood]`` (with
+    ``--log-likelihood``, rows without their target get the bound alone)."""
+    estimator, card, _, X, target = _model_and_rows(
+        args,
+        need_target=not args.log_likelihood,
+        check_model=_check_log_likelihood if args.log_likelihood else None,
+    )
     task = card["task"]
     y = None if target is None else np.asarray(target)
-    results = score(estimator, task, X, y, str(args.data))
+    results = (
+        {} if y is None and args.log_likelihood else score(estimator, task, X, y, str(args.data))
+    )
     if args.log_likelihood:
-        if estimator_kind(estimator) not in ("generative", "unsupervised"):
-            raise UsageError(
-                "--log-likelihood needs a generative or unsupervised model; fine-tuning "
-                "turned this one into a discriminative network"
-            )
         results["log_likelihood_bound"] = float(estimator.log_likelihood_bound(X))
     if args.json:
         print_json(results)
