@@ -186,8 +186,8 @@ def _bad_inputs(tmp_path):
 UNSUPERVISED = ["--model", "unsupervised"]
 BAD = {  # DATA, options -> what the one line on stderr must say
     "held out": ("held.npy", ["--no-target", "--validation-split", "0.1"],
-                 r"held\.npy: row 95, column 2 holds inf"),
-    "nan": ("nan.npy", UNSUPERVISED, r"nan\.npy: row 5, column 4 holds nan"),
+                 r"held\.npy: row 95, column 2 \(counting from 0\) holds inf"),
+    "nan": ("nan.npy", UNSUPERVISED, r"nan\.npy: row 5, column 4 \(counting from 0\) holds nan"),
     "text": ("text.npy", UNSUPERVISED,
              r"text\.npy: expected a 2-D C-ordered numeric array, got shape \(2, 2\)"),
     "shards": ("mixed", [], r"mixed/b\.npy: 5 columns of float32, unlike .*mixed/a\.npy's 6 of"),

@@ -66,7 +66,7 @@ def test_row_file_refuses_what_it_cannot_read(tmp_path):
     bad = np.zeros((4, 3))
     bad[2, 1] = np.nan
     np.save(tmp_path / "nan.npy", bad)
-    with pytest.raises(DataError, match="nan.npy: row 2, column 1 holds nan"):
+    with pytest.raises(DataError, match=r"nan.npy: row 2, column 1 \(counting from 0\) holds nan"):
         column_stats(RowFile(tmp_path / "nan.npy"))
     mixed = tmp_path / "mixed"
     mixed.mkdir()
@@ -86,7 +86,7 @@ def test_a_range_of_rows_reads_as_those_rows_and_names_the_files_rows(binary, tm
     bad = X.copy()
     bad[1200, 5] = np.inf
     np.save(tmp_path / "inf.npy", bad)
-    with pytest.raises(DataError, match="row 1200, column 5 holds inf"):
+    with pytest.raises(DataError, match=r"row 1200, column 5 \(counting from 0\) holds inf"):
         column_stats(RowFile(tmp_path / "inf.npy", rows=range(1000, 1300)))
     column_stats(RowFile(tmp_path / "inf.npy", rows=range(1200)))  # the bad row is not in it
     with pytest.raises(ValueError, match="consecutive rows"):
@@ -144,7 +144,7 @@ def test_estimators_fit_a_memory_map_as_the_array(binary, tmp_path, monkeypatch)
     bad = X.copy()
     bad[7, 3] = 2.0
     np.save(tmp_path / "bad.npy", bad)
-    with pytest.raises(DataError, match="row 7, column 3 holds 2.0"):
+    with pytest.raises(DataError, match=r"row 7, column 3 \(counting from 0\) holds 2.0"):
         RBM(visible="bernoulli", n_iter=1).fit(np.load(tmp_path / "bad.npy", mmap_mode="r"))
 
 

@@ -608,7 +608,7 @@ def _missing_message(source: str, name: str, missing) -> str:
     row = int(np.flatnonzero(missing.to_numpy())[0])
     return (
         f"{source}: column {name!r}, row {row + 1}: missing value ({int(missing.sum())} in the "
-        "column); use missing='impute' to fill them"
+        "column); use --missing impute (missing='impute') to fill them"
     )
 
 

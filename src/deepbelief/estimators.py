@@ -318,8 +318,8 @@ def prepare_row_file(spec, source: RowFile) -> tuple[Units, np.ndarray | None, n
         row, column, value = first_outside(source, 0.0, 1.0)
         raise DataError(
             f"X does not fit bernoulli visible units: {source.path}: row {row}, column "
-            f"{column} holds {value}, outside [0, 1] (scale the values to [0, 1], or use "
-            "gaussian visible units)"
+            f"{column} (counting from 0) holds {value!r}, outside [0, 1] (scale the values to "
+            "[0, 1], or use gaussian visible units)"
         )
     return visible, mean, scale
 

@@ -397,8 +397,8 @@ def column_stats(source: RowFile) -> dict:
             bad = ~torch.isfinite(block)
             row, column = (int(i) for i in bad.nonzero()[0])
             raise DataError(
-                f"{source.path}: row {source.rows.start + n + row}, column {column} holds "
-                f"{float(block[row, column])}"
+                f"{source.path}: row {source.rows.start + n + row}, column {column} (counting "
+                f"from 0) holds {float(block[row, column])}; remove or impute such values"
             )
         low, high = block.min(0).values, block.max(0).values
         lo = low if lo is None else torch.minimum(lo, low)
