@@ -155,9 +155,9 @@ CASES = [
         ["colour"],
     ),
     (
-        "wrong feature count at predict",
+        "wrong feature count at transform",
         lambda ws, t: [
-            "predict",
+            "transform",
             ws / "arraymodel",
             (np.save(t / "w.npy", np.zeros((3, 7))), t / "w.npy")[1],
         ],

@@ -136,6 +136,60 @@ def test_predict_output_onto_a_non_regular_file_is_refused_untouched(
 
 
 @pytest.mark.parametrize(
+    ("command", "output"),
+    [
+        (["predict", "{model}", "{data}", "-o", "{data}"], "{data}"),
+        (["predict", "{model}", "{data}", "-o", "{model}/deepbelief.json"], "{model}"),
+        (["predict", "{model}", "{data}", "-o", "{model}/model.safetensors"], "{model}"),
+        (["transform", "{model}", "{data}", "-o", "{model}/features.csv"], "{model}"),
+        (["score", "{umodel}", "{x}", "-o", "{umodel}/scores.csv"], "{umodel}"),
+        (["denoise", "{umodel}", "{x}", "-o", "{x}"], "{x}"),
+        (["impute", "{data}", "-o", "{data}"], "{data}"),
+        (["sample", "{umodel}", "-n", "2", "-o", "{umodel}/run.json"], "{umodel}"),
+        (["report", "{model}", "-o", "{model}"], "{model}"),
+    ],
+    ids=[
+        "predict data",
+        "predict card",
+        "predict tensors",
+        "transform",
+        "score",
+        "denoise",
+        "impute",
+        "sample",
+        "report",
+    ],
+)
+def test_no_command_writes_over_its_own_input(ws, capsys, monkeypatch, command, output):
+    """An output that is the command's input file, or a file in its model folder, is refused
+    before any work (predict -o data.csv used to replace the data with its predictions)."""
+    names = {"model": ws / "model", "umodel": ws / "umodel", "data": ws / "data.csv",
+             "x": ws / "x.npy"}  # fmt: skip
+    before = snapshot(ws)
+    no_work(monkeypatch)
+    code, _, err = run(capsys, *(part.format(**names) for part in command))
+    one_line(code, err, "the input", output.format(**names), "will not write over")
+    assert snapshot(ws) == before
+
+
+def test_predict_refuses_an_output_named_for_another_format_and_option_clashes_first(
+    ws, tmp_path, capsys, monkeypatch
+):
+    no_work(monkeypatch)
+    for name in ("p.npy", "p.csv.gz", "p.json"):
+        code, _, err = run(capsys, "predict", ws / "model", ws / "data.csv", "-o", tmp_path / name)
+        one_line(code, err, name, "as CSV")
+    code, _, err = run(capsys, "predict", ws / "model", ws / "data.csv", "--json", "-o",
+                       tmp_path / "p.csv")  # fmt: skip
+    one_line(code, err, "p.csv", "as JSON")
+    monkeypatch.undo()
+    monkeypatch.setattr(commands, "load_dataset", lambda *a, **k: pytest.fail("data read"))
+    code, _, err = run(capsys, "predict", ws / "umodel", ws / "x.npy")
+    one_line(code, err, "an unsupervised model has nothing to predict")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
     "command",
     [
         lambda ws, o: ["transform", ws / "model", ws / "data.csv", "-o", o],

@@ -28,7 +28,11 @@ def denoise(args) -> int:
     cleaned by the model (in the data's own columns, or a PNG grid for image data)."""
     from . import applications
 
-    suffix = _suffix(args.output, (".csv", ".npy", ".png"))
+    suffix = _suffix(
+        args.output,
+        (".csv", ".npy", ".png"),
+        (args.model, args.data, getattr(args, "labels", None)),
+    )
     _check_noise_options(args.noise, args.noise_level)
     estimator, _, spec, X, _ = _model_and_rows(args)
     if suffix == ".png" and not spec.image_shape:
@@ -53,7 +57,7 @@ def score(args) -> int:
 
     from . import applications
 
-    _suffix(args.output, (".csv",))
+    _suffix(args.output, (".csv",), (args.model, args.data, getattr(args, "labels", None)))
     estimator, _, _, X, _ = _model_and_rows(args)
     scores = applications.typicality(estimator, X)
     _write_table(pd.DataFrame({"score": scores}), output_file(args.output))
@@ -78,7 +82,7 @@ def impute(args) -> int:
     from .data import read_table
     from .imputer import RBMImputer
 
-    _suffix(args.output, (".csv",))
+    _suffix(args.output, (".csv",), (args.data,))
     check_input_path(args.data, "DATA")
     source, header = str(args.data), not args.no_header
     frame, _ = read_table(args.data, no_target=True, header=header)
@@ -154,9 +158,10 @@ def _check_noise_options(noise, level) -> None:
         raise UsageError(str(error).replace("noise_level", "--noise-level")) from None
 
 
-def _suffix(path, allowed) -> str:
-    """The output's suffix ("-" for standard output), refused unless ``allowed``."""
-    if output_file(path) is None:
+def _suffix(path, allowed, inputs=()) -> str:
+    """The output's suffix ("-" for standard output), refused unless ``allowed`` or when it is
+    one of the ``inputs``."""
+    if output_file(path, inputs) is None:
         return "-"
     suffix = path.suffix.lower()
     if suffix not in allowed:

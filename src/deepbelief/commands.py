@@ -693,6 +693,14 @@ def _unsupervised_scores(estimator, X) -> dict:
 
 
 # ====================================================================== predict / evaluate
+def _check_predict(estimator, model: Path, proba: bool) -> None:
+    """What ``predict`` refuses before the data is read."""
+    if estimator_kind(estimator) == "unsupervised":
+        raise UsageError(f"{model}: an unsupervised model has nothing to predict")
+    if proba and estimator_kind(estimator) == "regressor":
+        raise UsageError("--proba needs a classification model")
+
+
 def _check_log_likelihood(estimator, model: Path) -> None:
     """``--log-likelihood`` needs a generative model: refused before the data is read."""
     if estimator_kind(estimator) not in ("generative", "unsupervised"):
@@ -730,13 +738,16 @@ def predict(args) -> int:
     object (:func:`predictions_json`)."""
     import pandas as pd
 
-    args.output = output_file(args.output)
-    estimator, card, spec, X, _ = _model_and_rows(args)
-    kind = estimator_kind(estimator)
-    if kind == "unsupervised":
-        raise UsageError(f"{args.model}: an unsupervised model has nothing to predict")
-    if args.proba and card["task"] != "classification":
-        raise UsageError("--proba needs a classification model")
+    args.output = output_file(args.output, (args.model, args.data, getattr(args, "labels", None)))
+    allowed = (".json", ".txt", "") if args.json else (".csv", ".txt", "")
+    if args.output is not None and args.output.suffix.lower() not in allowed:
+        what = "JSON" if args.json else "CSV"
+        raise UsageError(
+            f"{args.output}: predictions are written as {what}; name a .{what.lower()} file"
+        )
+    estimator, card, spec, X, _ = _model_and_rows(
+        args, check_model=lambda estimator, model: _check_predict(estimator, model, args.proba)
+    )
     column = spec.target or "prediction"
     predicted = estimator.predict(X)
     proba = estimator.predict_proba(X) if args.proba else None
@@ -847,7 +858,7 @@ def _print_metrics(results: dict) -> None:
 # ====================================================================== sample / transform
 def sample(args) -> int:
     """``deepbelief sample MODEL -n N [--label C] [--gibbs-steps K] -o OUT``."""
-    stdout = output_file(args.output) is None
+    stdout = output_file(args.output, (args.model,)) is None
     suffix = ".csv" if stdout else args.output.suffix.lower()
     if suffix not in (".png", ".csv", ".npy"):
         raise UsageError(f"{args.output}: sample output must be .png, .csv, .npy or -")
@@ -953,7 +964,8 @@ def _holds_text(column) -> bool:
 
 def transform(args) -> int:
     """``deepbelief transform MODEL DATA -o OUT``: the top layer's features."""
-    if output_file(args.output) is not None and args.output.suffix.lower() not in (".csv", ".npy"):
+    written = output_file(args.output, (args.model, args.data, getattr(args, "labels", None)))
+    if written is not None and args.output.suffix.lower() not in (".csv", ".npy"):
         raise UsageError(f"{args.output}: features go to a .csv or .npy file (or - for CSV)")
     estimator, _, _, X, _ = _model_and_rows(args)
     if estimator_kind(estimator) in ("classifier", "regressor"):
@@ -1043,7 +1055,7 @@ def info(args) -> int:
 
 def report(args) -> int:
     """``deepbelief report MODEL -o DIR``: report.html and its PNG plots."""
-    output_folder(args.output, REPORT_FILES)
+    output_folder(args.output, REPORT_FILES, inputs=(args.model,))
     check_input_path(args.model, "MODEL")
     estimator, card, spec = load_model(args.model)
     plots: list[Path] = []

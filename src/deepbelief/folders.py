@@ -27,11 +27,13 @@ def check_input_path(path, what: str) -> None:
         raise UsageError(f"{path}: {exc.strerror or exc} ({what})") from None
 
 
-def output_file(path: Path | None) -> Path | None:
+def output_file(path: Path | None, inputs=()) -> Path | None:
     """An output file, checked before any work: None (or ``-``) is standard output; a path
-    must be a regular file or not exist yet, in an existing folder."""
+    must be a regular file or not exist yet, in an existing folder, and none of the
+    command's ``inputs`` (:func:`check_not_input`)."""
     if path is None or str(path) == "-":
         return None
+    check_not_input(path, inputs)
     check_output_path(path)
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
@@ -39,9 +41,28 @@ def output_file(path: Path | None) -> Path | None:
     return path
 
 
-def output_folder(folder: Path, names=()) -> None:
+def check_not_input(path, inputs) -> None:
+    """UsageError when the output ``path`` is one of the command's ``inputs`` (the same file,
+    through any link) or lies inside an input folder (a model's): the command would write
+    over what it reads."""
+    target = Path(os.path.realpath(path))
+    for given in inputs:
+        if given is None:
+            continue
+        source = Path(os.path.realpath(given))
+        if target == source or source in target.parents:
+            where = "" if target == source else "inside "
+            raise UsageError(
+                f"{path}: is {where}the input {given}; deepbelief will not write over what it "
+                "reads: choose another output"
+            )
+
+
+def output_folder(folder: Path, names=(), inputs=()) -> None:
     """An output folder, checked before any work: a folder or nothing (never a symbolic link,
-    a file or a device), whose files ``names`` are regular files or absent."""
+    a file or a device), whose files ``names`` are regular files or absent, neither one of
+    the command's ``inputs`` nor inside one (:func:`check_not_input`)."""
+    check_not_input(folder, inputs)
     try:
         info = os.lstat(folder)
     except FileNotFoundError:
