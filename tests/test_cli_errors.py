@@ -160,6 +160,8 @@ CASES = [
             "transform",
             ws / "arraymodel",
             (np.save(t / "w.npy", np.zeros((3, 7))), t / "w.npy")[1],
+            "-o",
+            "-",
         ],
         ["7", "5"],
     ),
