@@ -561,3 +561,34 @@ def test_main_leaves_the_library_logger_as_it_was(ws, capsys):
         logger.handlers[:], logger.propagate = saved[0], saved[2]
         logger.setLevel(saved[1])
     capsys.readouterr()
+
+
+CONTRADICTIONS = {  # train's arguments -> what the one line names
+    "target and no target": (
+        ["{data}", "-o", "{out}", "--target", "label", "--no-target"],
+        ["--target", "--no-target"],
+    ),
+    "task without target": (
+        ["{data}", "-o", "{out}", "--no-target", "--task", "classification"],
+        ["--task", "--no-target"],
+    ),
+    "resume with options": (
+        ["--resume", "{model}", "--layers", "8", "--epochs", "2"],
+        ["--resume", "--layers", "--epochs"],
+    ),
+    "resume with data": (["{data}", "-o", "{out}", "--resume", "{model}"], ["DATA", "-o"]),
+}
+
+
+@pytest.mark.parametrize(("argv", "words"), CONTRADICTIONS.values(), ids=CONTRADICTIONS)
+def test_contradicting_train_options_are_refused_before_any_work(
+    ws, tmp_path, capsys, monkeypatch, argv, words
+):
+    """They used to be accepted silently: --no-target won over --target (training on the
+    target as a feature), --resume ignored the data, the folder and the options given."""
+    names = {"data": ws / "data.csv", "out": tmp_path / "m", "model": ws / "model"}
+    before = snapshot(ws)
+    no_work(monkeypatch)
+    code, _, err = run(capsys, "train", *(part.format(**names) for part in argv))
+    one_line(code, err, *words)
+    assert snapshot(ws) == before and list(tmp_path.iterdir()) == []

@@ -799,7 +799,36 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     args = parser.parse_args(argv)  # --help and --version exit here (SystemExit 0)
     if args.command == "train" and args.config is not None:
         args = apply_config(parser, argv, read_config(args.config), args.config)
+    if args.command == "train":
+        _check_train_options(parser, args)
     return args
+
+
+#: what ``train --resume`` may be given besides the folder: how it talks, not what it trains
+RESUME_ALLOWED = {"command", "resume", "quiet", "verbose", "debug", "json"}
+
+
+def _check_train_options(parser, args) -> None:
+    """Options of ``train`` that contradict each other (UsageError naming them)."""
+    if args.no_target and args.target is not None:
+        raise UsageError("--target and --no-target contradict each other: give one")
+    if args.no_target and args.task != "auto":
+        raise UsageError(f"--task {args.task} needs a target: it contradicts --no-target")
+    if args.resume is None:
+        return
+    train = _subparser(parser, "train")
+    given = [
+        action.option_strings[0] if action.option_strings else action.dest.upper()
+        for action in train._actions
+        if action.dest not in RESUME_ALLOWED and action.dest != "help"
+        and getattr(args, action.dest, action.default) != action.default
+    ]  # fmt: skip
+    if given:
+        raise UsageError(
+            f"--resume continues the interrupted run with the settings it started with "
+            f"({args.resume}/run.json); it takes no {', '.join(given)}: drop them, or start a "
+            "new run"
+        )
 
 
 def _configure_logging(quiet: bool, verbose: bool) -> None:
