@@ -592,3 +592,18 @@ def test_contradicting_train_options_are_refused_before_any_work(
     code, _, err = run(capsys, "train", *(part.format(**names) for part in argv))
     one_line(code, err, *words)
     assert snapshot(ws) == before and list(tmp_path.iterdir()) == []
+
+
+def test_report_replaces_an_earlier_report_but_not_the_users_files(ws, tmp_path, capsys):
+    out = tmp_path / "reports"
+    out.mkdir()
+    (out / "report.html").write_text("<html>my own notes</html>")
+    before = snapshot(out)
+    code, _, err = run(capsys, "report", ws / "model", "-o", out)
+    one_line(code, err, "report.html", "not an earlier deepbelief report", "--overwrite")
+    assert snapshot(out) == before
+    code, _, err = run(capsys, "report", ws / "model", "-o", out, "--overwrite")
+    assert code == 0, err
+    code, _, err = run(capsys, "report", ws / "model", "-o", out)  # its own: replaced
+    assert code == 0, err
+    assert "Written by deepbelief" in (out / "report.html").read_text()

@@ -192,6 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument(
         "-o", "--output", type=Path, required=True, help="output folder (report.html, PNGs)"
     )
+    report.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace report files in the folder that an earlier report did not write",
+    )
     demo = add("demo", "end-to-end run on the digits bundled with scikit-learn")
     demo.add_argument(
         "-o", "--output", type=Path, default=Path("deepbelief-demo"), help="output folder"

@@ -1056,6 +1056,7 @@ def info(args) -> int:
 def report(args) -> int:
     """``deepbelief report MODEL -o DIR``: report.html and its PNG plots."""
     output_folder(args.output, REPORT_FILES, inputs=(args.model,))
+    _check_report_folder(args.output, args.overwrite)
     check_input_path(args.model, "MODEL")
     estimator, card, spec = load_model(args.model)
     plots: list[Path] = []
@@ -1067,6 +1068,28 @@ def report(args) -> int:
 
 
 REPORT_FILES = ("report.html", "learning_curves.png", "confusion_matrix.png", "filters.png")
+
+
+def _check_report_folder(folder: Path, overwrite: bool) -> None:
+    """The report's files already in ``folder`` are replaced only when they are an earlier
+    report's (its report.html says deepbelief wrote it) or with ``--overwrite``."""
+    taken = [name for name in REPORT_FILES if (folder / name).exists()]
+    if overwrite or not taken or _written_by_deepbelief(folder / "report.html"):
+        return
+    raise UsageError(
+        f"{folder}: holds {', '.join(taken)}, not an earlier deepbelief report; use another "
+        "folder, or --overwrite to replace them"
+    )
+
+
+def _written_by_deepbelief(page: Path) -> bool:
+    """Whether ``page`` ends with the footer :func:`deepbelief.report.render_report` writes."""
+    try:
+        with open(page, "rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            return b"<footer>Written by deepbelief" in f.read()
+    except OSError:
+        return False
 
 
 def write_model_report(
