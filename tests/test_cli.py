@@ -102,6 +102,15 @@ def test_regression_csv_reaches_r2(tmp_path, capsys):
     assert card["metrics"]["r2"] >= 0.85, card["metrics"]
     code, out, _ = run(capsys, "evaluate", model, tmp_path / "reg.csv", "--json")
     assert json.loads(out)["r2"] >= 0.85
+    # a target cell that is not a number, empty or infinite: named, not a library's words
+    for cell, shown in (("abc", "'abc' is not a finite number"), ("", "missing"),
+                        ("inf", "inf is not a finite number")):  # fmt: skip
+        broken = frame.head(20).astype(object)
+        broken.loc[7, "y"] = cell
+        broken.to_csv(tmp_path / "broken.csv", index=False)
+        code, _, err = run(capsys, "evaluate", model, tmp_path / "broken.csv")
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert f"broken.csv: target row 8: {shown}" in err, err
 
 
 def test_categorical_and_missing_values_end_to_end(tmp_path, capsys):
@@ -281,3 +290,12 @@ def test_demo_writes_model_plots_and_report(tmp_path, capsys):
     code, _, err = run(capsys, "demo", "-o", tmp_path, "--epochs", "1", "--quiet", "--overwrite")
     assert code == 0, err
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_evaluate_names_a_missing_label(binary_model, binary_csv, tmp_path, capsys):
+    frame = pd.read_csv(binary_csv / "test.csv")
+    frame.loc[4, "label"] = None
+    frame.to_csv(tmp_path / "holes.csv", index=False)
+    code, _, err = run(capsys, "evaluate", binary_model, tmp_path / "holes.csv")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "holes.csv: target row 5: missing (in 1 of 100 rows)" in err  # not "never saw: nan"

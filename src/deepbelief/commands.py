@@ -645,6 +645,7 @@ def score(estimator, task: str, X: np.ndarray, y, source: str = "data") -> dict:
         if y is None:
             raise DataError("scoring a classifier needs the target values")
         classes = list(estimator.classes_)
+        _check_no_missing_target(y, source)
         codes = label_codes(y, estimator.classes_, source)  # by value: 2.0 is the label 2
         proba = np.clip(estimator.predict_proba(X), 1e-15, 1.0)
         predicted = proba.argmax(1)
@@ -661,14 +662,50 @@ def score(estimator, task: str, X: np.ndarray, y, source: str = "data") -> dict:
     if task == "regression":
         if y is None:
             raise DataError("scoring a regressor needs the target values")
+        truth = _numeric_targets(y, source)
         predicted = np.asarray(estimator.predict(X), dtype=np.float64)
-        truth = np.asarray(y, dtype=np.float64).reshape(predicted.shape)
+        truth = truth.reshape(predicted.shape)
         return {
             "r2": float(metrics.r2_score(truth, predicted)),
             "rmse": float(np.sqrt(np.mean((truth - predicted) ** 2))),
             "rows": int(len(truth)),
         }
     return _unsupervised_scores(estimator, X)
+
+
+def _check_no_missing_target(y, source: str) -> None:
+    """DataError naming the first row (counted from 1) whose target is missing."""
+    import pandas as pd
+
+    missing = np.asarray(pd.isna(pd.DataFrame(np.asarray(y, dtype=object).reshape(len(y), -1))))
+    if missing.any():
+        row = int(np.argwhere(missing)[0][0])
+        raise DataError(
+            f"{source}: target row {row + 1}: missing (in {int(missing.any(1).sum())} of "
+            f"{len(missing)} rows); scoring needs the target of every row"
+        )
+
+
+def _numeric_targets(y, source: str) -> np.ndarray:
+    """A regressor's targets as floats; DataError naming the first cell (rows counted from 1)
+    that is missing, no number or infinite."""
+    import pandas as pd
+
+    _check_no_missing_target(y, source)
+    cells = pd.DataFrame(np.asarray(y, dtype=object).reshape(len(y), -1))
+    values = cells.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        row, column = (int(i) for i in np.argwhere(bad)[0])
+        raise DataError(
+            f"{source}: target row {row + 1}: {_show_cell(cells.iat[row, column])} is not a "
+            "finite number; scoring a regressor needs a number in every target cell"
+        )
+    return values.reshape(np.shape(y))
+
+
+def _show_cell(value) -> str:
+    return repr(value.item() if isinstance(value, np.generic) else value)
 
 
 def _unsupervised_scores(estimator, X) -> dict:
