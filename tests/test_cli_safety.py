@@ -607,3 +607,10 @@ def test_report_replaces_an_earlier_report_but_not_the_users_files(ws, tmp_path,
     code, _, err = run(capsys, "report", ws / "model", "-o", out)  # its own: replaced
     assert code == 0, err
     assert "Written by deepbelief" in (out / "report.html").read_text()
+
+
+def test_a_validation_split_that_leaves_no_training_row_names_the_option(ws, tmp_path, capsys):
+    code, _, err = run(capsys, "train", ws / "data.csv", "-o", tmp_path / "m", *TINY,
+                       "--validation-split", "0.999")  # fmt: skip
+    one_line(code, err, "--validation-split 0.999 of 40 rows holds out 40")
+    assert list(tmp_path.iterdir()) == []

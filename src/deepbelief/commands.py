@@ -492,6 +492,12 @@ def _split(n: int, y, task: str, settings):
     if fraction == 0 or n < 10:
         return rows, rows[:0]
     stratify = y if task == "classification" and _stratifiable(y, fraction, n) else None
+    held_out = math.ceil(fraction * n)  # as scikit-learn's train_test_split counts
+    if held_out >= n:
+        raise UsageError(
+            f"--validation-split {fraction:g} of {n} rows holds out {held_out}: leave at least "
+            "one row to score and one to train on"
+        )
     train_rows, held = train_test_split(
         rows, test_size=fraction, random_state=settings.seed, stratify=stratify
     )
@@ -764,7 +770,7 @@ def _model_and_rows(args, need_target: bool = False, check_model=None):
     dataset = _load(settings, args.data)
     X, target = spec.features(dataset)
     if need_target and target is None and card["task"] != "unsupervised":
-        what = f"the target column {spec.target!r}" if spec.target else "target values"
+        what = f"target column {spec.target!r}" if spec.target else "target values"
         raise DataError(f"{args.data}: has no {what} to evaluate against")
     return estimator, card, spec, X, target
 
@@ -799,7 +805,8 @@ def predict(args) -> int:
         _write_table(table, args.output)
     extra = " with class probabilities" if proba is not None else ""
     form = "JSON" if args.json else "CSV"
-    message = f"wrote {len(predicted)} predictions of {column}{extra} as {form} to "
+    noun = "prediction" if len(predicted) == 1 else "predictions"
+    message = f"wrote {len(predicted)} {noun} of {column}{extra} as {form} to "
     if args.json and args.output is None:
         return 0  # the JSON on standard output says it all
     return finish(args, message + _where(args.output))

@@ -535,7 +535,7 @@ def _numeric_values(column, source: str, name: str, non_numeric: str = "error"):
         row = int(np.flatnonzero(bad)[0])
         raise DataError(
             f"{source}: column {name!r}, row {row + 1}: {_show(column.iloc[row])} is not a number "
-            f"({int(bad.sum())} such cells); correct the file, or train with --non-numeric "
+            f"({_cells(int(bad.sum()))}); correct the file, or train with --non-numeric "
             "missing (non_numeric='missing') to read such cells as missing values"
         )
     return values, bad
@@ -562,9 +562,13 @@ def _coerced_message(source: str, name: str, column, coerced: np.ndarray) -> str
     row = int(np.flatnonzero(coerced)[0])
     return (
         f"{source}: column {name!r}, row {row + 1}: {_show(column.iloc[row])} is not a number; "
-        f"read as a missing value ({int(coerced.sum())} such cells in the column), it is refused "
+        f"read as a missing value ({_cells(int(coerced.sum()))} in the column), it is refused "
         "by --missing error; use --missing impute (missing='impute') to fill them"
     )
+
+
+def _cells(n: int) -> str:
+    return "1 such cell" if n == 1 else f"{n} such cells"
 
 
 def _too_many_categories(source: str, name: str, n_values: int, n_rows: int, limit: int) -> str:
