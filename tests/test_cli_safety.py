@@ -526,8 +526,31 @@ def test_sampling_past_the_machines_memory_is_refused(ws, tmp_path, capsys, monk
     monkeypatch.setattr(DBN, "sample", lambda *a, **k: pytest.fail("sampled anyway"))
     out = tmp_path / "s.npy"
     code, _, err = run(capsys, "sample", ws / "umodel", "-n", "100000000", "-o", out)
-    one_line(code, err, "-n 100000000", "GB", "2.0 GB available")
+    one_line(code, err, "-n 100000000", "GB", "can have 2.0 GB more")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_memory_check_counts_the_control_group_and_the_address_space_limit(
+    tmp_path, monkeypatch
+):
+    """Under a container's memory limit or ``ulimit -v`` the machine's free memory is not what
+    a process can get (training past them ended in an allocation failure, not a refusal)."""
+    import resource
+
+    limit, usage = tmp_path / "memory.max", tmp_path / "memory.current"
+    limit.write_text("3000000000\n")
+    usage.write_text("1000000000\n")
+    monkeypatch.setattr(resources, "_CGROUPS", ((str(limit), str(usage)),))
+    assert resources._cgroup_room() == 2 * 10**9
+    limit.write_text("max\n")
+    assert resources._cgroup_room() == resources.UNKNOWN
+    mapped = resources._address_space_room  # the limit, less what this process maps
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (resources.UNKNOWN, -1))
+    room = mapped()
+    assert 0 < room < resources.UNKNOWN
+    monkeypatch.setattr(resources, "_free_memory", lambda: 10**12)
+    limit.write_text("3000000000\n")
+    assert resources.available_memory() == 2 * 10**9
 
 
 @pytest.mark.parametrize("where", ["data", "model", "resume"])

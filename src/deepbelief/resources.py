@@ -4,6 +4,7 @@ needs (the command refuses with the figures instead of failing after allocating)
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .errors import UsageError
 
@@ -19,7 +20,14 @@ def check_device(text: str) -> None:
 
 
 def available_memory() -> int:
-    """Bytes of memory this machine can still give (``MemAvailable``, else free pages)."""
+    """Bytes of memory this process can still get: the least of what the machine has free
+    (``MemAvailable``, else free pages), what its control group allows more (cgroup v2's
+    ``memory.max``, v1's ``memory.limit_in_bytes``) and its address-space limit
+    (``ulimit -v``) less what it maps already."""
+    return min(_free_memory(), _cgroup_room(), _address_space_room())
+
+
+def _free_memory() -> int:
     try:
         with open("/proc/meminfo", encoding="ascii") as meminfo:
             for line in meminfo:
@@ -30,7 +38,45 @@ def available_memory() -> int:
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
-        return 1 << 62  # unknown: do not refuse
+        return UNKNOWN
+
+
+#: what a figure that cannot be read counts as: no limit
+UNKNOWN = 1 << 62
+
+_CGROUPS = (  # (limit, usage) files: cgroup v2, then v1
+    ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+    ("/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/memory/memory.usage_in_bytes"),
+)
+
+
+def _cgroup_room() -> int:
+    for limit_file, usage_file in _CGROUPS:
+        try:
+            limit = Path(limit_file).read_text().strip()
+            usage = int(Path(usage_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if limit == "max" or int(limit) >= UNKNOWN:  # v1 writes a huge number for none
+            return UNKNOWN
+        return max(0, int(limit) - usage)
+    return UNKNOWN
+
+
+def _address_space_room() -> int:
+    try:
+        import resource
+
+        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if limit == resource.RLIM_INFINITY:
+            return UNKNOWN
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return max(0, limit - int(line.split()[1]) * 1024)
+    except (ImportError, OSError, ValueError, IndexError):
+        pass
+    return UNKNOWN
 
 
 def gb(n: float) -> str:
@@ -41,7 +87,8 @@ def check_memory(needed: float, what: str) -> None:
     available = available_memory()
     if needed > available:
         raise UsageError(
-            f"{what} need about {gb(needed)} of memory; this machine has {gb(available)} available"
+            f"{what} need about {gb(needed)} of memory; this process can have {gb(available)} "
+            "more (free memory, its control group's and its address-space limit)"
         )
 
 
