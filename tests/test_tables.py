@@ -394,3 +394,14 @@ def test_huge_values_scale_to_finite_numbers_or_raise():
     assert np.isfinite(X).all() and X[2, 0] == 1.0
     with pytest.raises(DataError, match=r"column 'a': .*too wide a range"):
         TablePreprocessor(scaling="standard").fit(pd.DataFrame({"a": [1.7e308, 1.7e308]}))
+
+
+def test_header_names_are_trimmed_and_a_name_twice_after_trimming_is_refused(tmp_path):
+    from deepbelief.data import read_table
+
+    (tmp_path / "spaced.csv").write_text(" a , y ,b\n1,2,3\n4,5,6\n")
+    frame, target = read_table(tmp_path / "spaced.csv", target="y")
+    assert list(frame.columns) == ["a", "b"] and target.name == "y"
+    (tmp_path / "twice.csv").write_text("a,a ,y\n1,2,3\n")
+    with pytest.raises(DataError, match=r"twice\.csv: two columns are named 'a'"):
+        read_table(tmp_path / "twice.csv")

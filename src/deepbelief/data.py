@@ -861,12 +861,17 @@ _NA_TEXT = (
 
 
 def _tidy(frame, path: Path, text: set = frozenset()):
-    """String column names; numbers that pandas left as text or Python objects (integers
-    beyond 64 bits, alone or among decimals) as float64, so that every chunk of a file and the
-    whole file agree on what a column holds. Columns in ``text`` stay text."""
+    """String column names without surrounding spaces (``" y "`` is ``y``, as ``--target y``
+    names it); numbers that pandas left as text or Python objects (integers beyond 64 bits,
+    alone or among decimals) as float64, so that every chunk of a file and the whole file
+    agree on what a column holds. Columns in ``text`` stay text."""
     import pandas as pd
 
-    frame.columns = [str(c) for c in frame.columns]
+    names = [str(c).strip() for c in frame.columns]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise DataError(f"{path}: two columns are named {twice!r} (spaces around names aside)")
+    frame.columns = names
     for column in frame.columns:
         values = frame[column]
         if values.dtype != object and not pd.api.types.is_string_dtype(values):
