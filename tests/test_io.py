@@ -296,3 +296,29 @@ def test_malformed_metadata_is_a_model_file_error(tmp_path, edit, message):
     with pytest.raises(ModelFileError, match=message) as info:
         deepbelief.load(path)
     assert str(path) in str(info.value)
+
+
+def test_the_outlier_detector_and_the_imputer_save_as_data(tmp_path):
+    """Both exported estimators around an RBM load with the same scores, threshold and fills
+    (they used to be refused by save: 'cannot save objects of type ...')."""
+    from sklearn.datasets import load_digits
+
+    from deepbelief import OutlierDetector, RBMImputer
+
+    X = (load_digits().data[:200] > 8).astype(float)
+    detector = OutlierDetector(16, n_iter=2, random_state=0).fit(X)
+    detector.save(tmp_path / "detector.safetensors")
+    loaded = deepbelief.load(tmp_path / "detector.safetensors")
+    assert isinstance(loaded, OutlierDetector) and loaded.get_params() == detector.get_params()
+    np.testing.assert_array_equal(loaded.score_samples(X), detector.score_samples(X))
+    assert (loaded.offset_, loaded.trend_) == (detector.offset_, detector.trend_)
+    holes = X[:20].copy()
+    holes[:, :5] = np.nan
+    imputer = RBMImputer(16, n_iter=2, prediction_epochs=1, random_state=0).fit(X)
+    imputer.save(tmp_path / "imputer.safetensors")
+    loaded = deepbelief.load(tmp_path / "imputer.safetensors", device="cpu")
+    np.testing.assert_array_equal(loaded.transform(holes), imputer.transform(holes))
+    assert loaded.prediction_history_ == imputer.prediction_history_
+    assert loaded.visible_ == "bernoulli" and isinstance(loaded.statistics_, np.ndarray)
+    RBMImputer(8).save(tmp_path / "unfitted.safetensors")  # parameters alone
+    assert deepbelief.load(tmp_path / "unfitted.safetensors").get_params()["n_components"] == 8

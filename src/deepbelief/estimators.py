@@ -1171,6 +1171,46 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         return est
 
 
+class SavedRBMWrapper:
+    """Saving and loading for an estimator built around a fitted :class:`RBM` (``rbm_``):
+    its parameters, the RBM's own state, and the fitted attributes named in ``_FITTED``
+    (arrays, numbers, strings, lists of dicts), with ``n_features_in_`` and
+    ``feature_names_in_``. Loaded, the RBM goes to the wrapper's ``device``."""
+
+    _FITTED: tuple[str, ...] = ()
+
+    def save(self, path) -> None:
+        """Save to ``path`` (safetensors + JSON; atomic); :func:`deepbelief.load` reads it."""
+        save(self, path)
+
+    def _to_state(self) -> dict:
+        state = {"params": _params_to_state(self.get_params(deep=False))}
+        if hasattr(self, "rbm_") and all(hasattr(self, f"{n}_") for n in self._FITTED):
+            names = list(getattr(self, "feature_names_in_", [])) or None
+            state["fitted"] = {
+                "rbm": self.rbm_._to_state(),
+                "n_features_in": self.n_features_in_,
+                "feature_names_in": names,
+                **{name: getattr(self, f"{name}_") for name in self._FITTED},
+            }
+        return state
+
+    @classmethod
+    def _from_state(cls, state: dict):
+        est = cls(**_params_from_state(state["params"]))
+        fitted = state.get("fitted")
+        if fitted:
+            inner = {**fitted["rbm"], "params": {**fitted["rbm"]["params"], "device": est.device}}
+            est.rbm_ = RBM._from_state(inner)
+            est.n_features_in_ = int(fitted["n_features_in"])
+            if fitted["feature_names_in"]:
+                est.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
+            for name in cls._FITTED:
+                value = fitted[name]
+                setattr(est, f"{name}_", value.numpy() if torch.is_tensor(value) else value)
+        return est
+
+
 def _as_array(value):
     if value is None:
         return None

@@ -9,7 +9,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .applications import check_method, check_rows_observed, fill_in
 from .errors import DataError
-from .estimators import RBM, seed_from
+from .estimators import RBM, SavedRBMWrapper, seed_from
+from .io import register
 from .loop import make_generator
 from .multi_prediction import train_to_fill
 
@@ -19,7 +20,8 @@ __all__ = ["RBMImputer"]
 AUTO_UPDATES = 30_000
 
 
-class RBMImputer(TransformerMixin, BaseEstimator):
+@register("RBMImputer")
+class RBMImputer(SavedRBMWrapper, TransformerMixin, BaseEstimator):
     """Fills the NaN entries of a table from an RBM trained on it, the observed entries
     clamped (never changed).
 
@@ -120,6 +122,9 @@ class RBMImputer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+
+    #: saved beside the RBM (SavedRBMWrapper)
+    _FITTED = ("data_min", "data_range", "visible", "statistics", "prediction_history")
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

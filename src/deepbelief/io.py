@@ -373,6 +373,8 @@ _REGISTERING_MODULES = (
     "deepbelief.training",
     "deepbelief.estimators",
     "deepbelief.dbn_estimators",
+    "deepbelief.outliers",
+    "deepbelief.imputer",
 )
 
 

@@ -9,12 +9,14 @@ from sklearn.base import BaseEstimator, OutlierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from .applications import typicality
-from .estimators import RBM, check_X
+from .estimators import RBM, SavedRBMWrapper, check_X
+from .io import register
 
 __all__ = ["OutlierDetector"]
 
 
-class OutlierDetector(OutlierMixin, BaseEstimator):
+@register("OutlierDetector")
+class OutlierDetector(SavedRBMWrapper, OutlierMixin, BaseEstimator):
     """Flags rows that do not look like the training data, by their free energy under an RBM.
 
     ``fit`` trains a :class:`deepbelief.RBM` on the normal data; a row's score is its
@@ -103,6 +105,8 @@ class OutlierDetector(OutlierMixin, BaseEstimator):
         self.random_state = random_state
         self.device = device
         self.verbose = verbose
+
+    _FITTED = ("trend", "offset")  # saved beside the RBM (SavedRBMWrapper)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
