@@ -557,3 +557,13 @@ def test_one_class_is_refused_naming_the_label_as_written():
         DBNClassifier().fit(X, np.zeros(10))
     with pytest.raises(DataError, match=r"y has only one class \('a'\)"):
         DBNClassifier().fit(X, np.array(["a"] * 10))
+
+
+def test_text_in_a_regression_target_and_a_missing_text_label_are_named_by_row():
+    X = np.random.default_rng(0).random((6, 3))
+    text = np.array(["1", "2", "x", "4", "5", "6"], dtype=object)
+    with pytest.raises(DataError, match=r"y must hold numbers for a regressor; row 2 .* 'x'"):
+        DBNRegressor().fit(X, text)
+    labels = np.array(["a", "b", None, "a", "b", "a"], dtype=object)
+    with pytest.raises(DataError, match=r"y is missing at row 2 \(counting from 0\)"):
+        DBNClassifier().fit(X, labels)

@@ -122,13 +122,27 @@ def _check_finite_targets(y) -> None:
         return  # scikit-learn's validation says that y is required
     try:
         values = np.asarray(y, dtype=np.float64)
-    except (TypeError, ValueError):
-        return  # non-numeric labels: nothing to check here
+    except (TypeError, ValueError):  # labels as text: only missing ones to name
+        missing = _is_missing(np.asarray(y, dtype=object))
+        if missing.any():
+            row = int(np.argwhere(missing)[0][0])
+            raise DataError(
+                f"y is missing at row {row} (counting from 0); remove the row or give its label"
+            ) from None
+        return
     bad = ~np.isfinite(values)
     if bad.any():
         row = int(np.argwhere(bad)[0][0])
         kind = "NaN" if np.isnan(values.flat[np.flatnonzero(bad)[0]]) else "infinity"
         raise DataError(f"y contains {kind} at row {row} (counting from 0); remove or impute it")
+
+
+def _is_number(value) -> bool:
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _shown(label) -> str:
@@ -1263,7 +1277,15 @@ class DBNRegressor(RegressorMixin, _SupervisedDBN):
         return tags
 
     def _targets(self, y, reset: bool):
-        y = np.asarray(y, dtype=np.float64)
+        try:
+            y = np.asarray(y, dtype=np.float64)
+        except (TypeError, ValueError):
+            cells = np.asarray(y, dtype=object).reshape(len(y), -1)
+            row = next(i for i, r in enumerate(cells) if not all(_is_number(v) for v in r))
+            raise DataError(
+                f"y must hold numbers for a regressor; row {row} (counting from 0) holds "
+                f"{_shown(next(v for v in cells[row] if not _is_number(v)))}"
+            ) from None
         if not np.isfinite(y).all():
             row = int(np.argwhere(~np.isfinite(y))[0][0])
             raise DataError(f"y contains NaN or infinity at row {row} (counting from 0)")
