@@ -181,3 +181,21 @@ def test_the_command_line_knows_every_preset():
     from deepbelief import cli
 
     assert set(cli.PRESETS) == set(PRESETS)
+
+
+def test_the_undertrained_warning_says_when_the_loss_rose_and_not_when_there_was_none(
+    monkeypatch,
+):
+    from deepbelief import dbn_estimators
+
+    watch = dbn_estimators._LossWatch.__new__(dbn_estimators._LossWatch)
+    watch.X = watch.y = watch.task = None
+    for start, end, expected in ((1.0, 1.5, "above its start"), (1.0, 0.99, "barely below")):
+        watch.start = start
+        monkeypatch.setattr(dbn_estimators, "evaluate", lambda *a, end=end: {"val_loss": end})
+        with pytest.warns(UndertrainedWarning, match=expected):
+            watch.check(None, 3)
+    watch.start = 0.0  # a target already fitted (a constant one): nothing to warn about
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UndertrainedWarning)
+        watch.check(None, 3)

@@ -1091,9 +1091,10 @@ class _LossWatch:
 
     def check(self, network, epochs: int) -> None:
         end = evaluate(network, self.X, self.y, self.task)["val_loss"]
-        if end > BARELY_TRAINED * self.start:
+        if end > BARELY_TRAINED * self.start and self.start > 1e-8:  # (0: nothing to learn)
+            where = "above" if end > self.start else "barely below"
             warnings.warn(
-                f"fine-tuning ended with the training loss at {end:.4g}, barely below its "
+                f"fine-tuning ended with the training loss at {end:.4g}, {where} its "
                 f"start ({self.start:.4g}) after {epochs} epoch(s): the model may be no "
                 "better than chance; train longer (epochs) or raise the learning rate",
                 UndertrainedWarning,
