@@ -389,6 +389,7 @@ def test_an_interrupted_run_can_be_resumed_or_discarded(ws, tmp_path, capsys, mo
     assert snapshot(model) == before
     monkeypatch.setattr(DBNClassifier, "fit", real_fit)
     (model / "checkpoint.safetensors").unlink()
+    (model / ".checkpoint.safetensors.k2j3h4g5.tmp").write_bytes(b"half")  # a kill -9's
     code, _, err = run(capsys, "train", "--resume", model, "--quiet")
     assert code == 0, err
     assert sorted(p.name for p in model.iterdir()) == [

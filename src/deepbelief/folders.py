@@ -6,6 +6,7 @@ fails."""
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
 import shutil
 import stat
@@ -150,11 +151,21 @@ class ModelFolder:
             self._create()
             self._lock()
             self.check()  # again, under the lock
+            self._remove_stale_temporaries()
         except BaseException:
             self._release()
             self._remove_created()
             raise
         return self
+
+    def _remove_stale_temporaries(self) -> None:
+        """The temporary files of the model's own atomic writes (``.NAME.XXXXXXXX.tmp``, see
+        :func:`deepbelief.io.atomic_write_bytes`) that a killed run left: under the lock no
+        other run is writing them."""
+        for name in MODEL_FILES:
+            for stale in self.directory.glob(f".{glob.escape(name)}.*.tmp"):
+                if stale.is_file() and not stale.is_symlink():
+                    stale.unlink(missing_ok=True)
 
     def _create(self) -> None:
         missing = []
