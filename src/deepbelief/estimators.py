@@ -194,12 +194,14 @@ def clip_unit_interval(X):
 
 
 def _outside_stacklevel() -> int:
-    """The ``stacklevel`` of the first caller outside deepbelief, scikit-learn and torch (the
-    user's line that called ``transform`` or ``predict``), for the caller of this function."""
+    """The ``stacklevel`` of the first caller outside deepbelief, scikit-learn, joblib (a grid
+    search's) and torch (the user's line that called ``transform`` or ``predict``), for the
+    caller of this function."""
     frame, level = sys._getframe(1), 1
     while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in (
         "deepbelief",
         "sklearn",
+        "joblib",
         "torch",
     ):
         frame, level = frame.f_back, level + 1
