@@ -8,6 +8,7 @@ measured with seeds 0, 1 and 2.
 
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -436,6 +437,22 @@ def test_values_outside_the_unit_interval_are_clipped_with_one_warning_per_call(
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # data inside [0, 1]: no warning
         est.transform(to_input(clipped))
+
+
+def test_the_clipping_warning_points_at_the_users_line_through_a_grid_search(digits):
+    """Through scikit-learn's and joblib's frames (a grid search scoring a scaled split) the
+    warning names this file, the caller's, not a library's."""
+    from sklearn.model_selection import GridSearchCV
+
+    X = digits[0][:60]
+    wild = np.vstack([X[:30], X[30:] * 1.5])  # the second half's scores see values above 1
+    search = GridSearchCV(RBM(n_iter=1, random_state=0), {"n_components": [2]}, cv=[
+        (np.arange(30), np.arange(30, 60))], n_jobs=1)  # fmt: skip
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        search.fit(wild)
+    clipped = [w for w in record if issubclass(w.category, ClippedInputWarning)]
+    assert clipped and {Path(w.filename).name for w in clipped} == {Path(__file__).name}
 
 
 def test_gaussian_visible_units_are_not_clipped():
