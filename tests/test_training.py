@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepbelief.data import bars_and_stripes
-from deepbelief.errors import DivergenceError
+from deepbelief.errors import DataError, DivergenceError
 from deepbelief.evaluation import exact_log_likelihood, exact_log_partition
 from deepbelief.nn import RBM, GaussianUnits, MixedUnits, ReLUUnits, SoftmaxUnits
 from deepbelief.samplers import CD, PCD
@@ -669,7 +669,7 @@ def test_sample_data_refuses_other_units_and_values_outside_the_unit_interval():
     with pytest.raises(ValueError, match="Bernoulli visible units"):
         RBMTrainer(RBM(3, 2, visible=GaussianUnits()), sample_data=True).fit(X)
     X[2, 1] = 1.5
-    with pytest.raises(ValueError, match=r"row 2, column 1 holds 1\.5"):
+    with pytest.raises(ValueError, match=r"row 2, column 1 has value 1\.5"):
         RBMTrainer(RBM(3, 2), sample_data=True).fit(X)
 
 
@@ -687,3 +687,48 @@ def test_monitor_every_is_a_setting_kept_in_checkpoints(tmp_path):
     assert trainer.settings["monitor_every"] is None
     with pytest.raises(ValueError, match="monitor_every"):
         trainer.monitor_every = 0
+
+
+def test_without_momentum_the_fused_step_with_both_penalties_is_sgd():
+    """Without momentum the fused step applies l1 and weight decay to the weights before the
+    step (it used to decay the weights after the l1 step: an extra lr^2 l1 wd sign(W))."""
+    gen = make_generator(0, CPU)
+    proto = RBM(7, 5, weight_std=0.5, generator=gen).double()
+    data = (torch.rand(9, 7, generator=gen) < 0.4).double()
+    models = []
+    for fused in (True, False):
+        model = RBM(7, 5).double()
+        model.load_state_dict(proto.state_dict())
+        trainer = RBMTrainer(model, "cd", epochs=3, batch_size=3, momentum=0.0, l1=0.05,
+                             weight_decay=0.1, learning_rate=0.5, monitor_rows=0,
+                             generator=make_generator(1, CPU))  # fmt: skip
+        trainer._fused = fused
+        trainer.fit(data)
+        models.append(model)
+    torch.testing.assert_close(models[0].weight, models[1].weight, rtol=0, atol=1e-13)
+
+
+def test_make_sampler_passes_its_settings_on():
+    from deepbelief.samplers import make_sampler
+
+    cd = make_sampler("cd", k=3, reconstruction="sample")
+    assert (cd.k, cd.reconstruction) == (3, "sample")  # reconstruction used to be dropped
+    with pytest.raises(TypeError):
+        make_sampler("pcd", 1, 4, reconstruction="sample")
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (torch.full((5, 4), float("nan")), r"X holds nan at row 0, column 0"),
+        (torch.rand(5, 4, generator=torch.Generator().manual_seed(0)) * 5, r"\[0, 1\]"),
+        (torch.rand(5, 3), r"X must have shape \(rows, 4\)"),
+        (torch.rand(5), r"got \(5,\)"),
+    ],
+    ids=["nan", "outside", "width", "1-D"],
+)
+def test_the_trainer_refuses_data_its_rbm_cannot_take(data, message):
+    """NaN used to surface as a divergence (with the advice to lower the rate), values
+    outside the support trained silently, a wrong width was torch's shape error."""
+    with pytest.raises(DataError, match=message):
+        RBMTrainer(RBM(4, 3), epochs=1, batch_size=2, monitor_rows=0).fit(data)

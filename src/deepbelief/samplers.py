@@ -319,10 +319,10 @@ def make_sampler(spec, k: int = 1, n_chains: int | None = None, **kw) -> Sampler
     settings of a :class:`Sampler` (whose chains are not shared)."""
     if isinstance(spec, Sampler):
         return sampler_from_config(spec.config())
-    if spec == "cd":
-        return CD(k)
+    if spec == "cd":  # (CD has no chains to keep: n_chains means nothing to it)
+        return CD(k, **kw)
     if spec == "pcd":
-        return PCD(k, n_chains)
+        return PCD(k, n_chains, **kw)
     if spec == "pt":
         return PT(k, n_chains, **kw)
     raise ValueError(f"unknown sampler {spec!r}; expected 'cd', 'pcd', 'pt' or a Sampler")

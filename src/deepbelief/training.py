@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import torch
 
 from . import distributed, evaluation
+from .errors import DataError
 from .io import read_file, register, write_file
 from .loop import (
     Callback,
@@ -392,6 +393,7 @@ class RBMTrainer(FitLoop):
 
     def _fit(self, X: torch.Tensor, validation: torch.Tensor | None) -> RBMTrainer:
         model = self.model
+        _check_training_data(model, X)
         if self.settings["sample_data"]:
             _check_probabilities(model, X)
         fresh = self.step == 0 and self.epoch == 0
@@ -855,10 +857,11 @@ class RBMTrainer(FitLoop):
             return True
         # the parameters take -lr times the gradient (penalties on the weights before the
         # step, as the gradient has them)
-        if s["l1"]:
-            W.add_(torch.sign(W), alpha=-lr * s["l1"])
+        signs = torch.sign(W) if s["l1"] else None  # both penalties at the weights before
         if s["weight_decay"]:
             W.mul_(1 - lr * s["weight_decay"])
+        if s["l1"]:
+            W.add_(signs, alpha=-lr * s["l1"])
         W.addmm_(v.t(), p_data, alpha=lr / n_data).addmm_(v_model.t(), p_model, alpha=-lr / n_model)
         row_b, row_c = step.param_rows
         row_c.addmm_(mean_model, p_model, alpha=-lr).addmm_(mean_data, p_data, alpha=lr)
@@ -1092,6 +1095,32 @@ def _spread_rows(X: torch.Tensor, n: int) -> torch.Tensor:
     if n >= len(X):
         return X[:] if is_row_file(X) else X
     return X[torch.arange(n, device=X.device) * len(X) // n]
+
+
+def _check_training_data(model, X) -> None:
+    """DataError for rows a dense RBM cannot take (not 2-D, another width), and for a value
+    that is not finite or outside the visible units' support, named by row and column
+    (NaN used to surface as a divergence, values outside the support trained silently)."""
+    if not is_row_file(X) and getattr(model, "n_visible", None) and model.weight.dim() == 2:
+        if X.dim() != 2 or X.shape[1] != model.n_visible:
+            raise DataError(
+                f"X must have shape (rows, {model.n_visible}) for this RBM's visible units; "
+                f"got {tuple(X.shape)}"
+            )
+    start = 0
+    for rows in _chunks(X):
+        finite = torch.isfinite(rows)
+        if not bool(finite.all()):
+            row, column = (int(i) for i in (~finite).reshape(len(rows), -1).nonzero()[0])
+            value = float(rows.reshape(len(rows), -1)[row, column])
+            raise DataError(
+                f"X holds {value} at row {start + row}, column {column} (counting from 0); "
+                "remove or impute such values"
+            )
+        problem = model.support_error(rows)
+        if problem is not None:
+            raise DataError(f"X does not fit the visible units ({model.visible.name}): {problem}")
+        start += len(rows)
 
 
 def _check_probabilities(model: RBM, X) -> None:
