@@ -930,3 +930,25 @@ def test_label_backprop_with_shift_is_the_step_on_the_shifted_images():
         torch.testing.assert_close(a, b, msg=name)
     with pytest.raises(ValueError, match="shift needs the images' shape"):
         LabelBackprop(copy.deepcopy(dbn), x, y, shift=1, image_shape=(1, 2, 2), **settings)
+
+
+def test_generate_and_to_feedforward_refuse_bad_arguments_naming_them():
+    dbn = DBN([RBM(6, 4), RBM(4 + 3, 5, visible=MixedUnits([("bernoulli", 4), ("softmax", 3)]))],
+              n_labels=3)  # fmt: skip
+    for kwargs, message in [
+        ({"n": -2}, "n must be a whole number >= 1, got -2"),
+        ({"n": 2, "gibbs_steps": -1}, "gibbs_steps must be a whole number >= 0, got -1"),
+        ({"n": 2, "labels": torch.tensor([0, 3])}, r"labels must lie in \[0, 3\), got 0..3"),
+        ({"n": 2, "labels": torch.tensor([0, 1, 2])}, r"labels must be 2 integer class indices"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            dbn.generate(**kwargs)
+    plain = DBN([RBM(6, 4)])
+    with pytest.raises(ValueError, match="n_outputs must be a whole number >= 1, got 0"):
+        plain.to_feedforward("classification", n_outputs=0)
+    with pytest.raises(ValueError, match="k must be a whole number >= 0, got -3"):
+        RBM(6, 4).gibbs(torch.rand(2, 6), k=-3)
+    with pytest.raises(ValueError, match="visible units cover 4 units, but the layer has 5"):
+        RBM(5, 3, visible=SoftmaxUnits([2, 2]))
+    with pytest.raises(ValueError, match="whole number of units"):
+        RBM(2.5, 3)

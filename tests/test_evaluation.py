@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import torch
 
 from deepbelief.evaluation import (
     MAX_EXACT_STATES,
+    ais_log_partition,
     exact_log_likelihood,
     exact_log_partition,
     free_energy_gap,
@@ -19,7 +21,7 @@ from deepbelief.evaluation import (
     reconstruction_error,
     tv_distance,
 )
-from deepbelief.nn import RBM, GaussianUnits, MixedUnits, SoftmaxUnits
+from deepbelief.nn import RBM, GaussianUnits, MixedUnits, ReLUUnits, SoftmaxUnits
 
 F64 = torch.float64
 
@@ -276,3 +278,16 @@ def test_reconstruction_error_of_gaussian_units():
 def test_tv_distance():
     assert tv_distance(torch.tensor([0.5, 0.5, 0.0]), torch.tensor([0.0, 0.5, 0.5])) == 0.5
     assert tv_distance(torch.tensor([0.2, 0.8]), torch.tensor([0.2, 0.8])) == 0.0
+
+
+def test_likelihoods_of_relu_units_say_whose_they_are():
+    """ReLU units sample noisy ReLUs but their free energy is the stepped sigmoid units':
+    the exact and AIS figures warn that they are the latter's."""
+    model = RBM(4, 3, hidden=ReLUUnits())
+    with pytest.warns(UserWarning, match="stepped sigmoid units"):
+        exact_log_partition(model)
+    with pytest.warns(UserWarning, match="stepped sigmoid units"):
+        ais_log_partition(model, n_runs=4, betas=10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exact_log_partition(RBM(4, 3))

@@ -21,6 +21,20 @@ from .nn.units import BernoulliUnits, MixedUnits, SoftmaxUnits
 MAX_EXACT_STATES = 2**24
 
 
+def warn_relu(model) -> None:
+    """A warning when ``model`` has ReLU units: their likelihood is that of the stepped
+    sigmoid units they approximate, while its sampler (and CD, PCD, AIS's transitions) draws
+    noisy ReLUs, another distribution (:class:`deepbelief.nn.units.ReLUUnits`)."""
+    if "relu" in (model.visible.name, model.hidden.name):
+        warnings.warn(
+            "ReLU units: log Z and likelihoods are those of the stepped sigmoid units that "
+            "noisy ReLUs approximate (Nair & Hinton 2010); the model's sampler draws noisy "
+            "ReLUs, another distribution, so sampled statistics and these figures differ",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def _enumerable_layer(model: RBM, max_states: float) -> str:
     candidates = []
     for layer, units, n in (
@@ -62,6 +76,7 @@ def exact_log_partition(
         The natural log of the partition function.
     """
     layer = _enumerable_layer(model, max_states)
+    warn_relu(model)
     exact = copy.deepcopy(model).to(dtype=torch.float64)
     units, n = (
         (exact.hidden, exact.n_hidden) if layer == "hidden" else (exact.visible, exact.n_visible)
@@ -346,6 +361,7 @@ def ais_log_partition(
         estimate falls below the floor, it is raised to it (with a RuntimeWarning), and
         ``log_z_lower <= log_z <= log_z_upper`` always holds.
     """
+    warn_relu(model)
     betas = _check_betas(betas)
     if int(n_runs) < 2:
         raise ValueError(f"AIS needs at least 2 runs to bound its estimate, got {n_runs}")

@@ -13,7 +13,7 @@ from torch.nn.utils import skip_init
 from ..io import register
 from .conv import ConvRBM, conv_feedforward, layer_from_config
 from .layers import Dropout
-from .rbm import RBM, conditional_log_prob
+from .rbm import RBM, check_count, conditional_log_prob
 from .units import MixedUnits, SoftmaxUnits, Units, units_from_spec
 
 _ACTIVATIONS = {"bernoulli": nn.Sigmoid, "relu": nn.ReLU, "gaussian": nn.Identity}
@@ -335,8 +335,17 @@ class DBN(nn.Module):
             RBM's visible biases.
         """
         top = self.rbms[-1]
+        n, gibbs_steps = check_count("n", n, 1), check_count("gibbs_steps", gibbs_steps, 0)
         if labels is not None and not self.n_labels:
             raise ValueError("this DBN has no label units; it cannot generate by class")
+        if labels is not None:
+            labels = torch.as_tensor(labels)
+            if labels.shape != (n,) or labels.is_floating_point():
+                raise ValueError(f"labels must be {n} integer class indices, got shape "
+                                 f"{tuple(labels.shape)} of {labels.dtype}")  # fmt: skip
+            if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < self.n_labels):
+                raise ValueError(f"labels must lie in [0, {self.n_labels}), got "
+                                 f"{int(labels.min())}..{int(labels.max())}")  # fmt: skip
         kw = {"dtype": top.weight.dtype, "device": top.weight.device}
         n_features = top.n_visible - self.n_labels
         if start is None:
@@ -414,6 +423,8 @@ class DBN(nn.Module):
         """
         if self.n_labels:
             raise ValueError("a DBN with label units classifies generatively; unfold a DBN without")
+        if isinstance(head, str):
+            check_count("n_outputs", n_outputs, 1)
         layers: list[nn.Module] = []
         if input_dropout:
             layers.append(Dropout(input_dropout, generator))

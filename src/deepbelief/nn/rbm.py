@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -57,6 +59,7 @@ class BaseRBM(nn.Module):
     @torch.no_grad()
     def gibbs(self, v: torch.Tensor, k: int = 1, beta=1.0, generator=None) -> torch.Tensor:
         """Run ``k`` steps of block Gibbs sampling from ``v``; returns the visible states."""
+        check_count("k", k, 0)
         for _ in range(int(k)):
             _, v = self.gibbs_step(v, beta, generator)
         return v
@@ -158,13 +161,20 @@ class RBM(BaseRBM):
         device: torch.device | str | None = None,
     ):
         super().__init__()
-        if int(n_visible) < 1 or int(n_hidden) < 1:
-            raise ValueError(
-                f"an RBM needs at least one unit per layer, got {n_visible}x{n_hidden}"
-            )
+        for value in (n_visible, n_hidden):
+            if not _is_count(value, 1):
+                raise ValueError(
+                    f"an RBM needs a whole number of units, at least one per layer; got "
+                    f"{n_visible!r}x{n_hidden!r}"
+                )
         self.n_visible, self.n_hidden = int(n_visible), int(n_hidden)
         self.visible = units_from_spec(visible)
         self.hidden = units_from_spec(hidden)
+        for layer, units, n in (("visible", self.visible, self.n_visible),
+                                ("hidden", self.hidden, self.n_hidden)):  # fmt: skip
+            width = _units_width(units)
+            if width is not None and width != n:
+                raise ValueError(f"{layer} units cover {width} units, but the layer has {n}")
         kw = {"dtype": dtype or torch.get_default_dtype(), "device": device}
         weight = torch.randn(self.n_visible, self.n_hidden, generator=generator, **kw)
         self.weight = nn.Parameter(weight * weight_std)
@@ -324,3 +334,23 @@ def conditional_log_prob(units, state, field, bias, logvar) -> torch.Tensor:
 
 def _is_one(beta) -> bool:
     return isinstance(beta, (int, float)) and beta == 1
+
+
+def _is_count(value, low: int) -> bool:
+    """Whether ``value`` is a whole number (an int, or an integral float) of at least ``low``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return False
+    return float(value).is_integer() and value >= low
+
+
+def check_count(name: str, value, low: int) -> int:
+    """``value`` as an int; ValueError naming ``name`` unless it is a whole number >= ``low``."""
+    if not _is_count(value, low):
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return int(value)
+
+
+def _units_width(units) -> int | None:
+    """How many units ``units`` describe when they say (softmax groups, mixed parts)."""
+    sizes = getattr(units, "group_sizes", None) or getattr(units, "sizes", None)
+    return None if not sizes else int(sum(sizes))
