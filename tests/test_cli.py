@@ -249,7 +249,7 @@ def test_resume_reads_a_run_file_written_before_the_newer_options(binary_csv, tm
     argv = ["--layers", "8", "--pretrain-epochs", "2", "--epochs", "3", "--quiet"]
     assert run(capsys, "train", binary_csv / "train.csv", "-o", model, *argv)[0] == 0
     settings = json.loads((model / "run.json").read_text())
-    for key in ("centering", "average_epochs"):  # options added after run.json shipped
+    for key in ("centering", "average_epochs", "finished"):  # added after run.json shipped
         del settings[key]
     (model / "run.json").write_text(json.dumps(settings))
     code, _, err = run(capsys, "train", "--resume", model, "--quiet")

@@ -395,7 +395,13 @@ def test_an_interrupted_run_can_be_resumed_or_discarded(ws, tmp_path, capsys, mo
     assert sorted(p.name for p in model.iterdir()) == [
         "deepbelief.json", "model.safetensors", "run.json",
     ]  # fmt: skip
-    # the run finished: a second --resume would retrain and replace the model, so it is refused
+    # the run finished: a second --resume would retrain and replace the model, so it is refused,
+    # also when run.json was reformatted or the card damaged
+    settings = json.loads((model / "run.json").read_text())
+    assert settings["finished"] is True
+    (model / "run.json").write_text(json.dumps(settings, indent=4))
+    card = model / "deepbelief.json"
+    card.write_bytes(card.read_bytes()[:-50])
     before = snapshot(model)
     code, _, err = run(capsys, "train", "--resume", model, "--quiet")
     one_line(code, err, "finished", "nothing to resume", "--overwrite")

@@ -40,11 +40,11 @@ from .model_dir import (
     MODEL_FILE,
     RUN_FILE,
     InputSpec,
-    file_sha256,
     load_model,
     read_json,
     save_model,
     spec_to_card,
+    write_json,
 )
 from .resources import check_device, check_memory, check_training_memory, sampling_memory
 from .streams import RowFile, column_stats, holds_rows, is_row_file
@@ -172,9 +172,9 @@ def train(args) -> int:
         card = _card(task, estimator, spec, settings.data, len(X), len(X_held), seconds,
                      metrics)  # fmt: skip
         card.update(_training_choices(estimator))
-        card["run_sha256"] = file_sha256(directory / RUN_FILE)  # this run ended here
         save_model(directory, estimator, card)
         (directory / CHECKPOINT_FILE).unlink(missing_ok=True)
+        write_json(directory / RUN_FILE, {**read_json(directory / RUN_FILE), "finished": True})
         folder.done()
     return _report_training(args, directory, estimator, card)
 
@@ -343,15 +343,11 @@ def _run_settings(args):
 
 
 def _finished(directory: Path) -> bool:
-    """Whether the folder's model is the end of the run in its ``run.json`` (the card records
-    that file's checksum when the run ends) with no checkpoint of a later run beside it."""
-    if (directory / CHECKPOINT_FILE).exists() or not (directory / CARD_FILE).is_file():
+    """Whether the run in the folder's ``run.json`` ended (it says so once its model is
+    written) with no checkpoint of a later run beside it."""
+    if (directory / CHECKPOINT_FILE).exists():
         return False
-    try:
-        recorded = read_json(directory / CARD_FILE).get("run_sha256")
-    except ModelFileError:  # a damaged card: what --resume then does is its own concern
-        return False
-    return recorded is not None and recorded == file_sha256(directory / RUN_FILE)
+    return read_json(directory / RUN_FILE).get("finished") is True
 
 
 def _stored_settings(settings) -> dict:
