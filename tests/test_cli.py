@@ -299,3 +299,19 @@ def test_evaluate_names_a_missing_label(binary_model, binary_csv, tmp_path, caps
     code, _, err = run(capsys, "evaluate", binary_model, tmp_path / "holes.csv")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "holes.csv: target row 5: missing (in 1 of 100 rows)" in err  # not "never saw: nan"
+
+
+def test_images_of_another_shape_with_the_same_pixel_count_are_refused(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    np.savez(tmp_path / "digits.npz", X=X[:200].reshape(-1, 8, 8), y=y[:200])
+    model = tmp_path / "model"
+    argv = ["train", tmp_path / "digits.npz", "-o", model, "--layers", "8",
+            "--pretrain-epochs", "1", "--epochs", "1", "--quiet"]  # fmt: skip
+    assert run(capsys, *argv)[0] == 0
+    np.savez(tmp_path / "wide.npz", X=X[:20].reshape(-1, 4, 16), y=y[:20])
+    code, _, err = run(capsys, "evaluate", model, tmp_path / "wide.npz")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "images of 4x16 pixels, but the model was trained on 8x8" in err
+    assert "--image-size 8x8" in err

@@ -634,9 +634,11 @@ def test_report_replaces_an_earlier_report_but_not_the_users_files(ws, tmp_path,
     assert snapshot(out) == before
     code, _, err = run(capsys, "report", ws / "model", "-o", out, "--overwrite")
     assert code == 0, err
+    (out / "filters.png").write_bytes(b"an image model's filters")  # of the earlier report
     code, _, err = run(capsys, "report", ws / "model", "-o", out)  # its own: replaced
     assert code == 0, err
     assert "Written by deepbelief" in (out / "report.html").read_text()
+    assert not (out / "filters.png").exists()  # a table model has none: not left to mislead
 
 
 def test_a_validation_split_that_leaves_no_training_row_names_the_option(ws, tmp_path, capsys):

@@ -1,6 +1,7 @@
 """NumPy files and image folders: what they load to, and the errors that name the file."""
 
 import gzip
+import os
 
 import numpy as np
 import pytest
@@ -309,3 +310,36 @@ def test_corrupt_npy_headers_and_compressed_npz_data_raise_data_error(tmp_path):
     with pytest.raises(DataError, match=r"c.npz(\[.X.\])?: cannot read as NumPy data") as info:
         read_array(path)
     assert type(info.value.__cause__).__name__ in ("error", "BadZipFile")
+
+
+def test_image_depths_are_scaled_by_their_own_range(tmp_path):
+    """16-bit and float images used to be clipped to 8 bits (every non-zero 16-bit pixel read
+    as 1.0, a float image in [0, 1] as black)."""
+    levels = np.array([[0.0, 0.25], [0.5, 1.0]])
+    (tmp_path / "a").mkdir()
+    Image.fromarray((levels * 65535).astype(np.uint16)).save(tmp_path / "a" / "deep.png")
+    Image.fromarray((levels * 255).astype(np.uint8)).save(tmp_path / "a" / "plain.png")
+    Image.fromarray(levels.astype(np.float32), mode="F").save(tmp_path / "a" / "float.tif")
+    X, _, shape = read_image_folder(tmp_path)
+    assert shape == (2, 2)
+    for row in X:  # deep, float, plain (sorted by name): the same grey levels
+        np.testing.assert_allclose(row, levels.ravel(), atol=1 / 255)
+    Image.fromarray(levels.astype(np.float32) * 7, mode="F").save(tmp_path / "a" / "float.tif")
+    with pytest.raises(DataError, match=r"float\.tif: a float image with values in \[0, 7\]"):
+        read_image_folder(tmp_path)
+
+
+def test_transparent_images_are_refused_and_hidden_or_special_entries_skipped(tmp_path):
+    (tmp_path / "a").mkdir()
+    Image.fromarray(np.full((2, 2), 200, np.uint8)).save(tmp_path / "a" / "x.png")
+    (tmp_path / ".ipynb_checkpoints").mkdir()  # a hidden folder is no class
+    Image.fromarray(np.zeros((2, 2), np.uint8)).save(tmp_path / ".ipynb_checkpoints" / "x.png")
+    (tmp_path / "a" / "._x.png").write_bytes(b"\x00\x05\x16\x07 AppleDouble")  # macOS's
+    os.mkfifo(tmp_path / "a" / "pipe.png")  # would block a reader forever
+    X, labels, _ = read_image_folder(tmp_path)
+    assert list(labels) == ["a"] and X.shape == (1, 4)
+    ink = np.zeros((2, 2, 4), np.uint8)
+    ink[0, 0] = (0, 0, 0, 255)  # black ink on a transparent background
+    Image.fromarray(ink, mode="RGBA").save(tmp_path / "a" / "ink.png")
+    with pytest.raises(DataError, match=r"ink\.png: the image is transparent in places"):
+        read_image_folder(tmp_path)

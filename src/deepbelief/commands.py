@@ -1101,13 +1101,25 @@ def report(args) -> int:
     estimator, card, spec = load_model(args.model)
     plots: list[Path] = []
     title = f"deepbelief: {args.model}"
+    earlier = _written_by_deepbelief(args.output / "report.html")
     path = write_model_report(estimator, card, spec, args.output, title=title, plots=plots)
+    if earlier:  # the earlier report's plots that this model has none of would mislead
+        written = {Path(p).name for p in plots} | {path.name}
+        for name in REPORT_FILES:
+            if name not in written:
+                (args.output / name).unlink(missing_ok=True)
     shown = f" with {', '.join(p.name for p in plots)}" if plots else ""
     payload = {"report": str(path), "plots": [str(p) for p in plots]}
     return finish(args, f"wrote report of {args.model} to {path}{shown}", payload)
 
 
-REPORT_FILES = ("report.html", "learning_curves.png", "confusion_matrix.png", "filters.png")
+REPORT_FILES = (
+    "report.html",
+    "learning_curves.png",
+    "confusion_matrix.png",
+    "filters.png",
+    "samples.png",
+)
 
 
 def _check_report_folder(folder: Path, overwrite: bool) -> None:
@@ -1229,7 +1241,7 @@ def _model_facts(summary: dict) -> dict:
 
 
 # ====================================================================== demo
-DEMO_FILES = (*REPORT_FILES, "samples.png")
+DEMO_FILES = REPORT_FILES  # the report's, samples.png by class among them
 
 
 DEMO_SOURCE = "scikit-learn digits"

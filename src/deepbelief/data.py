@@ -1372,13 +1372,13 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
         raise DataError(f"{folder}: no such folder")
     if size is not None:
         size = _image_size(size, folder)
-    try:
+    try:  # hidden folders and files (.ipynb_checkpoints, macOS's ._x.png) and non-files skipped
         files = sorted(
             (sub.name, f)
             for sub in folder.iterdir()
-            if sub.is_dir()
+            if sub.is_dir() and not sub.name.startswith(".")
             for f in sub.iterdir()
-            if f.suffix.lower() in IMAGE_SUFFIXES
+            if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()
         )
     except OSError as exc:
         raise DataError(f"{folder}: cannot list the folder ({exc})") from exc
@@ -1388,10 +1388,9 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
     for label, path in files:
         try:
             with Image.open(path) as image:
-                grey = image.convert("L")
-                if size is not None:
-                    grey = grey.resize((size[1], size[0]))
-                pixels = np.asarray(grey, dtype=np.float32) / 255.0
+                pixels = _grey_levels(image, size, path)
+        except DataError:
+            raise
         except Exception as exc:  # Pillow's decoders raise many kinds on corrupt files
             raise DataError(f"{path}: unreadable image ({type(exc).__name__}: {exc})") from exc
         if shape is None:
@@ -1404,6 +1403,38 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
         rows.append(pixels.reshape(-1))
         labels.append(label)
     return np.stack(rows), np.asarray(labels), tuple(shape)
+
+
+def _grey_levels(image, size, path) -> np.ndarray:
+    """An image's grey levels in [0, 1] as float32, resized to ``size`` (height, width) when
+    given: 8-bit images over 255, 16-bit ones over 65535, float ones as they are (refused
+    outside [0, 1]); an image with transparency is refused (it used to be dropped, and
+    ink drawn on a transparent background read as blank)."""
+    from PIL import Image
+
+    if "A" in image.getbands() or "transparency" in image.info:
+        alpha = np.asarray(image.convert("RGBA").getchannel("A"))
+        if alpha.min() < 255:
+            raise DataError(
+                f"{path}: the image is transparent in places; flatten it onto a background "
+                "first (its grey levels alone would lose what the transparency draws)"
+            )
+    if image.mode.startswith("I") or image.mode == "F":  # 16- and 32-bit integers, floats
+        grey = np.asarray(image, dtype=np.float32)
+        if image.mode != "F":
+            grey = grey / 65535.0
+        elif grey.size and not (0 <= grey.min() and grey.max() <= 1):
+            raise DataError(
+                f"{path}: a float image with values in [{grey.min():g}, {grey.max():g}]; "
+                "scale it to [0, 1]"
+            )
+        if size is not None:
+            grey = np.asarray(Image.fromarray(grey, mode="F").resize((size[1], size[0])))
+        return np.clip(grey, 0.0, 1.0).astype(np.float32)
+    grey = image.convert("L")
+    if size is not None:
+        grey = grey.resize((size[1], size[0]))
+    return np.asarray(grey, dtype=np.float32) / 255.0
 
 
 def _image_size(size, where) -> tuple[int, int]:

@@ -106,6 +106,13 @@ class InputSpec:
         if self.kind == "table" and self.target is not None and self.target in frame.columns:
             target = frame[self.target]
             frame = frame.drop(columns=self.target)
+        shape = getattr(dataset, "image_shape", None)
+        if self.image_shape and shape and tuple(shape) != tuple(self.image_shape):
+            trained = "x".join(map(str, self.image_shape))
+            raise DataError(
+                f"{dataset.source}: images of {'x'.join(map(str, shape))} pixels, but the model "
+                f"was trained on {trained}; resize them (--image-size {trained})"
+            )
         if self.kind != "table":
             expected = len(self.preprocessor["columns"])
             if frame.shape[1] != expected:
