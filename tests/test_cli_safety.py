@@ -646,3 +646,24 @@ def test_a_validation_split_that_leaves_no_training_row_names_the_option(ws, tmp
                        "--validation-split", "0.999")  # fmt: skip
     one_line(code, err, "--validation-split 0.999 of 40 rows holds out 40")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_image_size_past_memory_is_refused_before_any_image_is_read(
+    tmp_path, capsys, monkeypatch
+):
+    from PIL import Image
+
+    from deepbelief import data
+
+    for label in ("a", "b"):
+        (tmp_path / "images" / label).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray(np.zeros((4, 4), np.uint8)).save(
+                tmp_path / "images" / label / f"{i}.png"
+            )
+    monkeypatch.setattr(resources, "available_memory", lambda: 10**8)
+    monkeypatch.setattr(data, "read_image_folder", lambda *a, **k: pytest.fail("read"))
+    code, _, err = run(capsys, "train", tmp_path / "images", "-o", tmp_path / "m",
+                       "--image-size", "3000x3000", *TINY)  # fmt: skip
+    one_line(code, err, "--image-size 3000x3000 on 6 images", "GB")
+    assert not (tmp_path / "m").exists()

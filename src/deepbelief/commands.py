@@ -435,6 +435,8 @@ def _layers(settings) -> list[int]:
 def _load(settings, path: Path) -> Dataset:
     labels = getattr(settings, "labels", None)
     size = getattr(settings, "image_size", None)
+    if size is not None and Path(path).is_dir():
+        _check_image_memory(Path(path), tuple(size))
     return load_dataset(
         path,
         target=_target_spec(getattr(settings, "target", None)),
@@ -443,6 +445,16 @@ def _load(settings, path: Path) -> Dataset:
         image_size=None if size is None else tuple(size),
         labels_path=None if labels is None else Path(labels),
     )
+
+
+def _check_image_memory(folder: Path, size: tuple[int, int]) -> None:
+    """Refuse, before reading any, images that ``--image-size`` makes larger than memory."""
+    try:
+        n = sum(1 for sub in folder.iterdir() if sub.is_dir() for _ in sub.iterdir())
+    except OSError:
+        return  # the reader names the problem
+    height, width = size
+    check_memory(3 * 4 * n * height * width, f"--image-size {height}x{width} on {n} images")
 
 
 def _target_spec(target):
@@ -802,7 +814,8 @@ def predict(args) -> int:
     extra = " with class probabilities" if proba is not None else ""
     form = "JSON" if args.json else "CSV"
     noun = "prediction" if len(predicted) == 1 else "predictions"
-    message = f"wrote {len(predicted)} {noun} of {column}{extra} as {form} to "
+    of = f" of {column}" if spec.target else ""  # (a model of images or arrays: no name)
+    message = f"wrote {len(predicted)} {noun}{of}{extra} as {form} to "
     if args.json and args.output is None:
         return 0  # the JSON on standard output says it all
     return finish(args, message + _where(args.output))
