@@ -687,17 +687,20 @@ def score(estimator, task: str, X: np.ndarray, y, source: str = "data") -> dict:
     return _unsupervised_scores(estimator, X)
 
 
-def _check_no_missing_target(y, source: str) -> None:
-    """DataError naming the first row (counted from 1) whose target is missing."""
+def _check_no_missing_target(y, source: str):
+    """The target cells as a DataFrame (one column per target); DataError naming the first
+    row (counted from 1) whose target is missing."""
     import pandas as pd
 
-    missing = np.asarray(pd.isna(pd.DataFrame(np.asarray(y, dtype=object).reshape(len(y), -1))))
+    cells = pd.DataFrame(np.asarray(y, dtype=object).reshape(len(y), -1))
+    missing = cells.isna().to_numpy()
     if missing.any():
         row = int(np.argwhere(missing)[0][0])
         raise DataError(
             f"{source}: target row {row + 1}: missing (in {int(missing.any(1).sum())} of "
             f"{len(missing)} rows); scoring needs the target of every row"
         )
+    return cells
 
 
 def _numeric_targets(y, source: str) -> np.ndarray:
@@ -705,8 +708,7 @@ def _numeric_targets(y, source: str) -> np.ndarray:
     that is missing, no number or infinite."""
     import pandas as pd
 
-    _check_no_missing_target(y, source)
-    cells = pd.DataFrame(np.asarray(y, dtype=object).reshape(len(y), -1))
+    cells = _check_no_missing_target(y, source)
     values = cells.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(values)
     if bad.any():

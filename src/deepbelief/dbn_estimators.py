@@ -49,7 +49,9 @@ from .estimators import (
     choose_visible,
     clip_unit_interval,
     fit_scaling,
+    input_names_state,
     prepare_row_file,
+    restore_input_names,
     row_file_input,
     seed_from,
     snap_unit_interval,
@@ -599,8 +601,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
 
     def _common_state(self) -> dict:
         return {
-            "n_features_in": self.n_features_in_,
-            "feature_names_in": list(getattr(self, "feature_names_in_", [])) or None,
+            **input_names_state(self),
             "visible_units": self.visible_units_,
             "input_mean": self.input_mean_,
             "input_scale": self.input_scale_,
@@ -611,9 +612,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         }
 
     def _restore_common(self, fitted: dict) -> None:
-        self.n_features_in_ = int(fitted["n_features_in"])
-        if fitted["feature_names_in"]:
-            self.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
+        restore_input_names(self, fitted)
         self.visible_units_ = fitted["visible_units"]
         self.input_mean_ = _as_array(fitted["input_mean"])
         self.input_scale_ = _as_array(fitted["input_scale"])

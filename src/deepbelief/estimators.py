@@ -131,12 +131,11 @@ def _check_finite(X) -> None:
     )
 
 
-def rounding_slack(X) -> float:
-    """How far past [0, 1] a value of ``X`` may lie and still count as inside it: a few units
-    of rounding of its dtype (a ``MinMaxScaler`` returns 1.0000001 in float32 and
+def rounding_slack(dtype) -> float:
+    """How far past [0, 1] a value of ``dtype`` may lie and still count as inside it: a few
+    units of its rounding (a ``MinMaxScaler`` returns 1.0000001 in float32 and
     1.0000000000000002 in float64), never a real excursion."""
-    dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.float64
-    return 4 * float(np.finfo(dtype).eps)
+    return 4 * float(np.finfo(dtype if np.issubdtype(dtype, np.floating) else np.float64).eps)
 
 
 def in_unit_interval(low: float, high: float, slack: float) -> bool:
@@ -150,7 +149,7 @@ def snap_unit_interval(X: np.ndarray) -> np.ndarray:
     units' check to name."""
     if not X.size or (X.min() >= 0 and X.max() <= 1):
         return X
-    slack = rounding_slack(X)
+    slack = rounding_slack(X.dtype)
     X = X.copy()
     X[(X < 0) & (X >= -slack)] = 0
     X[(X > 1) & (X <= 1 + slack)] = 1
@@ -173,7 +172,7 @@ def clip_unit_interval(X):
     values = X.data if sp.issparse(X) else X
     if not np.count_nonzero((values < 0) | (values > 1)):
         return X
-    slack = rounding_slack(values)
+    slack = rounding_slack(values.dtype)
     n_outside = int(np.count_nonzero((values < -slack) | (values > 1 + slack)))
     low, high = float(values.min()), float(values.max())
     if sp.issparse(X) and X.nnz < X.shape[0] * X.shape[1]:  # implicit zeros
@@ -264,7 +263,7 @@ def choose_visible(spec, X: np.ndarray) -> Units:
     """Visible units for ``spec``: with ``"auto"``, Bernoulli units when every value of ``X``
     lies in [0, 1], otherwise Gaussian units (on standardised data); the choice is logged."""
     if isinstance(spec, str) and spec == "auto":
-        if not X.size or in_unit_interval(X.min(), X.max(), rounding_slack(X)):
+        if not X.size or in_unit_interval(X.min(), X.max(), rounding_slack(X.dtype)):
             return BernoulliUnits()
         log.info("visible='auto': values outside [0, 1], using Gaussian units on standardised data")
         return units_from_spec("gaussian")
@@ -305,7 +304,7 @@ def prepare_row_file(spec, source: RowFile) -> tuple[Units, np.ndarray | None, n
     Bernoulli units); sets the file's transform to the scaling."""
     stats = column_stats(source)
     low, high = float(stats["min"].min()), float(stats["max"].max())
-    inside = in_unit_interval(low, high, rounding_slack(np.empty(0, source.file_dtype)))
+    inside = in_unit_interval(low, high, rounding_slack(source.file_dtype))
     if isinstance(spec, str) and spec == "auto":
         visible = BernoulliUnits() if inside else units_from_spec("gaussian")
     else:
@@ -1145,8 +1144,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         state = {"params": _params_to_state(self.get_params(deep=False))}
         if hasattr(self, "model_"):
             state["fitted"] = {
-                "n_features_in": self.n_features_in_,
-                "feature_names_in": list(getattr(self, "feature_names_in_", [])) or None,
+                **input_names_state(self),
                 "visible_units": self.visible_units_,
                 "input_mean": self.input_mean_,
                 "input_scale": self.input_scale_,
@@ -1160,9 +1158,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         est = cls(**_params_from_state(state["params"]))
         fitted = state.get("fitted")
         if fitted:
-            est.n_features_in_ = int(fitted["n_features_in"])
-            if fitted["feature_names_in"]:
-                est.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
+            restore_input_names(est, fitted)
             est.visible_units_ = fitted["visible_units"]
             est.input_mean_ = _as_array(fitted["input_mean"])
             est.input_scale_ = _as_array(fitted["input_scale"])
@@ -1171,6 +1167,19 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
             est.trainer_ = RBMTrainer._from_state(fitted["trainer"], device=device)
             est.model_ = est.trainer_.model
         return est
+
+
+def input_names_state(estimator) -> dict:
+    """``n_features_in_`` and ``feature_names_in_`` (None without names) for a model file."""
+    names = list(getattr(estimator, "feature_names_in_", [])) or None
+    return {"n_features_in": estimator.n_features_in_, "feature_names_in": names}
+
+
+def restore_input_names(estimator, fitted: dict) -> None:
+    """Set what :func:`input_names_state` saved."""
+    estimator.n_features_in_ = int(fitted["n_features_in"])
+    if fitted["feature_names_in"]:
+        estimator.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
 
 
 class SavedRBMWrapper:
@@ -1188,11 +1197,9 @@ class SavedRBMWrapper:
     def _to_state(self) -> dict:
         state = {"params": _params_to_state(self.get_params(deep=False))}
         if hasattr(self, "rbm_") and all(hasattr(self, f"{n}_") for n in self._FITTED):
-            names = list(getattr(self, "feature_names_in_", [])) or None
             state["fitted"] = {
                 "rbm": self.rbm_._to_state(),
-                "n_features_in": self.n_features_in_,
-                "feature_names_in": names,
+                **input_names_state(self),
                 **{name: getattr(self, f"{name}_") for name in self._FITTED},
             }
         return state
@@ -1204,9 +1211,7 @@ class SavedRBMWrapper:
         if fitted:
             inner = {**fitted["rbm"], "params": {**fitted["rbm"]["params"], "device": est.device}}
             est.rbm_ = RBM._from_state(inner)
-            est.n_features_in_ = int(fitted["n_features_in"])
-            if fitted["feature_names_in"]:
-                est.feature_names_in_ = np.array(fitted["feature_names_in"], dtype=object)
+            restore_input_names(est, fitted)
             for name in cls._FITTED:
                 value = fitted[name]
                 setattr(est, f"{name}_", value.numpy() if torch.is_tensor(value) else value)

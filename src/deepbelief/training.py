@@ -1128,9 +1128,12 @@ def _check_training_data(model, X) -> None:
 
 
 def _check_probabilities(model: RBM, X) -> None:
-    """``sample_data`` needs Bernoulli visible units and rows of probabilities."""
+    """``sample_data`` needs Bernoulli visible units and rows of probabilities (a tensor's
+    :func:`_check_training_data` has checked; a RowFile is scanned here)."""
     if not isinstance(model.visible, BernoulliUnits):
         raise ValueError(f"sample_data needs Bernoulli visible units, not {model.visible.name}")
+    if not is_row_file(X):
+        return
     start = 0
     for rows in _chunks(X):
         outside = (rows < 0) | (rows > 1) | torch.isnan(rows)
