@@ -315,3 +315,65 @@ def test_images_of_another_shape_with_the_same_pixel_count_are_refused(tmp_path,
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "images of 4x16 pixels, but the model was trained on 8x8" in err
     assert "--image-size 8x8" in err
+
+
+def test_an_image_folder_of_new_images_is_predicted_scored_and_transformed_by_file(
+    tmp_path, capsys
+):
+    """A folder of class subfolders trains a classifier; a flat folder of new images (no
+    labels) is predicted, scored and transformed with each row named by its file."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    pixels = (X * 16).clip(0, 255).astype(np.uint8).reshape(-1, 8, 8)
+    for i in range(300):
+        (tmp_path / "train" / str(y[i])).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels[i]).save(tmp_path / "train" / str(y[i]) / f"{i}.png")
+    (tmp_path / "new").mkdir()
+    names = [f"z{i}.png" if i % 2 else f"a{i}.png" for i in range(300, 306)]
+    for i, name in zip(range(300, 306), names, strict=True):
+        Image.fromarray(pixels[i]).save(tmp_path / "new" / name)
+    model = tmp_path / "model"
+    argv = ["train", tmp_path / "train", "-o", model, "--layers", "32", "--seed", "0",
+            "--pretrain-epochs", "5", "--epochs", "30", "--quiet"]  # fmt: skip
+    assert run(capsys, *argv)[0] == 0
+    code, out, _ = run(capsys, "predict", model, tmp_path / "new", "-o", "-")
+    assert code == 0
+    table = pd.read_csv(pd.io.common.StringIO(out))
+    assert list(table.columns) == ["file", "prediction"]
+    assert list(table["file"]) == sorted(names)  # the order the rows are read in
+    # each file's prediction is the one its own pixels get (not the order's neighbour's)
+    estimator, _, spec = load_model(model)
+    by_file = {name: pixels[i].reshape(1, -1) / 255 for i, name in zip(range(300, 306), names)}
+    for name, predicted in zip(table["file"], table["prediction"], strict=True):
+        assert str(estimator.predict(by_file[name].astype(np.float32))[0]) == str(predicted)
+    code, out, _ = run(capsys, "predict", model, tmp_path / "new", "--json", "--proba")
+    document = json.loads(out)
+    assert document["files"] == sorted(names) and len(document["probabilities"]) == 6
+    code, out, _ = run(capsys, "score", model, tmp_path / "new", "-o", "-")
+    scores = pd.read_csv(pd.io.common.StringIO(out))
+    assert list(scores.columns) == ["file", "score"] and list(scores["file"]) == sorted(names)
+    code, out, _ = run(capsys, "transform", model, tmp_path / "new", "-o", tmp_path / "f.csv")
+    features = pd.read_csv(tmp_path / "f.csv")
+    assert list(features.columns[:2]) == ["file", "h0"] and features.shape == (6, 33)
+    code, _, _ = run(capsys, "transform", model, tmp_path / "new", "-o", tmp_path / "f.npy")
+    assert code == 0 and np.load(tmp_path / "f.npy").shape == (6, 32)  # numbers only
+    code, out, _ = run(capsys, "predict", model, tmp_path / "train", "-o", "-")
+    assert pd.read_csv(pd.io.common.StringIO(out))["file"].iloc[0] == "0/0.png"
+
+
+def test_a_flat_image_folder_trains_an_unsupervised_model_and_no_classifier(tmp_path, capsys):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "images").mkdir()
+    for i in range(40):
+        Image.fromarray((rng.random((4, 4)) * 255).astype(np.uint8)).save(
+            tmp_path / "images" / f"{i}.png"
+        )
+    argv = ["train", tmp_path / "images", "--layers", "4", "--pretrain-epochs", "1", "--quiet"]
+    code, _, err = run(capsys, *argv, "-o", tmp_path / "c", "--model", "classifier")
+    assert code == 2 and "--model classifier needs a target" in err, err
+    assert run(capsys, *argv, "-o", tmp_path / "u")[0] == 0
+    assert json.loads((tmp_path / "u" / "deepbelief.json").read_text())["task"] == "unsupervised"

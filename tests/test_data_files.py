@@ -343,3 +343,20 @@ def test_transparent_images_are_refused_and_hidden_or_special_entries_skipped(tm
     Image.fromarray(ink, mode="RGBA").save(tmp_path / "a" / "ink.png")
     with pytest.raises(DataError, match=r"ink\.png: the image is transparent in places"):
         read_image_folder(tmp_path)
+
+
+def test_a_flat_image_folder_is_unlabelled_and_a_mixed_one_refused(tmp_path):
+    save_image(tmp_path / "b.png", np.zeros((2, 3)))
+    save_image(tmp_path / "a.png", np.full((2, 3), 255))
+    (tmp_path / "empty").mkdir()  # a subfolder without images is no class
+    X, labels, shape = read_image_folder(tmp_path)
+    assert labels is None and shape == (2, 3) and X[0].min() == 1.0 and X[1].max() == 0.0
+    dataset = load_dataset(tmp_path)
+    assert dataset.target is None and dataset.row_names == ["a.png", "b.png"]
+    save_image(tmp_path / "cats" / "c.png", np.zeros((2, 3)))
+    with pytest.raises(DataError, match=r"holds images both directly \(a.png, ...\) and in class"):
+        read_image_folder(tmp_path)
+    (tmp_path / "a.png").unlink()
+    (tmp_path / "b.png").unlink()
+    dataset = load_dataset(tmp_path)
+    assert list(dataset.target) == ["cats"] and dataset.row_names == ["cats/c.png"]

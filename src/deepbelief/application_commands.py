@@ -10,6 +10,7 @@ import numpy as np
 
 from .commands import (
     _model_and_rows,
+    _named_rows,
     _where,
     _write_rows,
     _write_table,
@@ -34,7 +35,7 @@ def denoise(args) -> int:
         (args.model, args.data, getattr(args, "labels", None)),
     )
     _check_noise_options(args.noise, args.noise_level)
-    estimator, _, spec, X, _ = _model_and_rows(args)
+    estimator, _, spec, X, _, _ = _model_and_rows(args)
     if suffix == ".png" and not spec.image_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
     check_rows_fit(args.output, spec)
@@ -53,14 +54,13 @@ def denoise(args) -> int:
 def score(args) -> int:
     """``deepbelief score MODEL DATA -o OUT``: one ``score`` per row, the unnormalised
     log-likelihood ``-F(v)`` under the model's first RBM (higher: more typical)."""
-    import pandas as pd
 
     from . import applications
 
     _suffix(args.output, (".csv",), (args.model, args.data, getattr(args, "labels", None)))
-    estimator, _, _, X, _ = _model_and_rows(args)
+    estimator, _, _, X, _, names = _model_and_rows(args)
     scores = applications.typicality(estimator, X)
-    _write_table(pd.DataFrame({"score": scores}), output_file(args.output))
+    _write_table(_named_rows(names, {"score": scores}), output_file(args.output))
     low = float(np.min(scores)) if len(scores) else float("nan")
     message = f"wrote {len(scores)} scores (lowest {low:.4g}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(scores), "lowest": low}

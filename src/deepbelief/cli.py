@@ -123,9 +123,9 @@ JSON_HELP = {
     "train": "print the model card (settings, held-out metrics, model directory) as JSON on "
     "standard output instead of the summary line",
     "predict": 'write the predictions as one JSON object instead of CSV: {"target": COLUMN, '
-    '"rows": N, "classes": [...], "predictions": [...], "probabilities": [{CLASS: P, ...}, '
-    "...]} (classes for classifiers, probabilities with --proba; one entry per row, in order; "
-    "e.g. jq '.predictions[]')",
+    '"rows": N, "classes": [...], "files": [...], "predictions": [...], "probabilities": '
+    "[{CLASS: P, ...}, ...]} (classes for classifiers, files for an image folder, "
+    "probabilities with --proba; one entry per row, in order; e.g. jq '.predictions[]')",
     "evaluate": "print the metrics as JSON on standard output",
     "sample": "print what was written (file, rows, columns) as JSON on standard output "
     "instead of the summary line (when -o is a file)",
@@ -475,7 +475,12 @@ def _add_train(p) -> None:
 
 def _add_predict(p) -> None:
     p.add_argument("model", type=Path, help="model directory")
-    p.add_argument("data", type=Path, help="rows to predict (with or without the target)")
+    p.add_argument(
+        "data",
+        type=Path,
+        help="rows to predict (with or without the target); from an image folder (class "
+        "subfolders, or the images directly in it) the CSV's first column is each image's file",
+    )
     p.add_argument(
         "-o", "--output", type=Path, help="file to write (default, or -: standard output)"
     )

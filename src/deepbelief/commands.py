@@ -30,7 +30,7 @@ from . import (
     dbn_estimators,  # noqa: F401  (registers the model kinds that load_model reads)
     distributed,
 )
-from .data import Dataset, label_codes, load_dataset, prepare_target
+from .data import Dataset, image_files, label_codes, load_dataset, prepare_target
 from .errors import DataError, ModelFileError, UsageError
 from .folders import ModelFolder, check_input_path, output_file, output_folder
 from .io import atomic_write_bytes
@@ -450,8 +450,8 @@ def _load(settings, path: Path) -> Dataset:
 def _check_image_memory(folder: Path, size: tuple[int, int]) -> None:
     """Refuse, before reading any, images that ``--image-size`` makes larger than memory."""
     try:
-        n = sum(1 for sub in folder.iterdir() if sub.is_dir() for _ in sub.iterdir())
-    except OSError:
+        n = len(image_files(folder))
+    except DataError:
         return  # the reader names the problem
     height, width = size
     check_memory(3 * 4 * n * height * width, f"--image-size {height}x{width} on {n} images")
@@ -764,8 +764,9 @@ def _check_log_likelihood(estimator, model: Path) -> None:
 
 
 def _model_and_rows(args, need_target: bool = False, check_model=None):
-    """The model, its card and input spec, and the rows of ``args.data`` with their target
-    (``check_model(estimator, path)`` runs before the data is read)."""
+    """The model, its card and input spec, the rows of ``args.data``, their target and their
+    names (an image folder's files, else None); ``check_model(estimator, path)`` runs before
+    the data is read."""
     check_input_path(args.model, "MODEL")
     check_input_path(args.data, "DATA")
     estimator, card, spec = load_model(args.model)
@@ -782,14 +783,13 @@ def _model_and_rows(args, need_target: bool = False, check_model=None):
     if need_target and target is None and card["task"] != "unsupervised":
         what = f"target column {spec.target!r}" if spec.target else "target values"
         raise DataError(f"{args.data}: has no {what} to evaluate against")
-    return estimator, card, spec, X, target
+    return estimator, card, spec, X, target, dataset.row_names
 
 
 def predict(args) -> int:
     """``deepbelief predict MODEL DATA [-o OUT] [--proba] [--json]``: CSV (a column named as
     the target, then ``p(CLASS)`` columns with ``--proba``), or with ``--json`` one JSON
     object (:func:`predictions_json`)."""
-    import pandas as pd
 
     args.output = output_file(args.output, (args.model, args.data, getattr(args, "labels", None)))
     allowed = (".json", ".txt", "") if args.json else (".csv", ".txt", "")
@@ -798,17 +798,17 @@ def predict(args) -> int:
         raise UsageError(
             f"{args.output}: predictions are written as {what}; name a .{what.lower()} file"
         )
-    estimator, card, spec, X, _ = _model_and_rows(
+    estimator, card, spec, X, _, names = _model_and_rows(
         args, check_model=lambda estimator, model: _check_predict(estimator, model, args.proba)
     )
     column = spec.target or "prediction"
     predicted = estimator.predict(X)
     proba = estimator.predict_proba(X) if args.proba else None
     if args.json:
-        document = predictions_json(column, predicted, estimator, card["task"], proba)
+        document = predictions_json(column, predicted, estimator, card["task"], proba, names)
         _write_text(json.dumps(document) + "\n", args.output)
     else:
-        table = pd.DataFrame({column: _plain(predicted)})
+        table = _named_rows(names, {column: _plain(predicted)})
         if proba is not None:
             for i, c in enumerate(estimator.classes_):
                 table[f"p({c})"] = proba[:, i]
@@ -823,15 +823,18 @@ def predict(args) -> int:
     return finish(args, message + _where(args.output))
 
 
-def predictions_json(column: str, predicted, estimator, task: str, proba=None) -> dict:
-    """``predict --json``: ``{"target": COLUMN, "classes": [...], "predictions": [...],
-    "probabilities": [{CLASS: P, ...}, ...]}``, one entry per row in the rows' order;
-    ``classes`` for classification, ``probabilities`` with ``--proba``; a multi-output
-    regressor's predictions are lists. Values are JSON numbers or strings (non-finite numbers
-    are null); a class's key is its text."""
+def predictions_json(column: str, predicted, estimator, task: str, proba=None, names=None) -> dict:
+    """``predict --json``: ``{"target": COLUMN, "classes": [...], "files": [...],
+    "predictions": [...], "probabilities": [{CLASS: P, ...}, ...]}``, one entry per row in
+    the rows' order; ``classes`` for classification, ``files`` for an image folder (each
+    image's path in it), ``probabilities`` with ``--proba``; a multi-output regressor's
+    predictions are lists. Values are JSON numbers or strings (non-finite numbers are null);
+    a class's key is its text."""
     document = {"target": column, "rows": len(predicted)}
     if task == "classification":
         document["classes"] = [_json_value(c) for c in estimator.classes_]
+    if names is not None:
+        document["files"] = list(names)
     document["predictions"] = [_json_value(v) for v in _plain(predicted)]
     if proba is not None:
         names = [str(c) for c in estimator.classes_]
@@ -853,6 +856,21 @@ def _json_value(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+#: The first column of per-row output from an image folder: each image's path in it.
+FILE_COLUMN = "file"
+
+
+def _named_rows(names, columns: dict):
+    """A DataFrame of ``columns``, after a ``file`` column of the rows' ``names`` (an image
+    folder's files) when there are names."""
+    import pandas as pd
+
+    table = pd.DataFrame(columns)
+    if names is not None:
+        table.insert(0, FILE_COLUMN, list(names))
+    return table
 
 
 def _plain(values):
@@ -878,7 +896,7 @@ def _write_text(text: str, path: Path | None) -> None:
 def evaluate(args) -> int:
     """``deepbelief evaluate MODEL DATA [--json] [--log-likelihood]`` (with
     ``--log-likelihood``, rows without their target get the bound alone)."""
-    estimator, card, _, X, target = _model_and_rows(
+    estimator, card, _, X, target, _ = _model_and_rows(
         args,
         need_target=not args.log_likelihood,
         check_model=_check_log_likelihood if args.log_likelihood else None,
@@ -1022,7 +1040,7 @@ def transform(args) -> int:
     written = output_file(args.output, (args.model, args.data, getattr(args, "labels", None)))
     if written is not None and args.output.suffix.lower() not in (".csv", ".npy"):
         raise UsageError(f"{args.output}: features go to a .csv or .npy file (or - for CSV)")
-    estimator, _, _, X, _ = _model_and_rows(args)
+    estimator, _, _, X, _, names = _model_and_rows(args)
     if estimator_kind(estimator) in ("classifier", "regressor"):
         import torch
 
@@ -1032,10 +1050,12 @@ def transform(args) -> int:
         features = estimator.transform(X)
     import pandas as pd
 
-    names = [f"h{i}" for i in range(features.shape[1])]
-    _write_rows(
-        pd.DataFrame(np.asarray(features, dtype=np.float64), columns=names), args.output, None
+    table = pd.DataFrame(
+        np.asarray(features, dtype=np.float64), columns=[f"h{i}" for i in range(features.shape[1])]
     )
+    if written is None or written.suffix.lower() == ".csv":  # a .npy file holds numbers only
+        table = _named_rows(names, table)
+    _write_rows(table, args.output, None)
     rows, width = features.shape
     message = f"wrote {rows} rows of {width} features to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": int(rows), "features": int(width)}

@@ -1339,12 +1339,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".pg
 
 
 def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
-    """Read a folder of images, one subfolder per class, as grey levels in [0, 1].
+    """Read a folder of images as grey levels in [0, 1]: one subfolder per class, or the
+    images directly in the folder (unlabelled, for example new images to predict).
 
     Parameters
     ----------
     folder : str or Path
-        The folder; each subfolder's name is the label of the images in it.
+        The folder; each subfolder's name is the label of the images in it. Images directly
+        in the folder have no label (a folder may hold images or class subfolders, not both).
     size : (int, int) or None
         Resize every image to (height, width); by default every image must have the size of
         the first one.
@@ -1352,40 +1354,79 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
     Returns
     -------
     X : ndarray of shape (n, height * width)
-        One flattened image per row (float32).
-    labels : ndarray of shape (n,)
-        The subfolder name of each image.
+        One flattened image per row (float32), sorted by subfolder, then file name
+        (:func:`image_files`).
+    labels : ndarray of shape (n,) or None
+        The subfolder name of each image; None for images directly in the folder.
     shape : (int, int)
         The (height, width) of the images.
 
     Raises
     ------
     DataError
-        A missing folder, no images, an unreadable image or one of a different size (named).
+        A missing folder, no images, images both directly in the folder and in subfolders,
+        an unreadable image or one of a different size (named).
     """
+    X, labels, shape, _ = _read_images(folder, size)
+    return X, labels, shape
+
+
+def image_files(folder: str | Path) -> list[tuple[str | None, Path]]:
+    """The images of an image folder in the order :func:`read_image_folder` reads them:
+    ``(label, path)`` pairs sorted by label, then name, the label being the class subfolder's
+    name, or None for images directly in ``folder``. Hidden files and folders
+    (``.ipynb_checkpoints``, macOS's ``._x.png``), other files and non-files are skipped.
+    DataError for a missing folder, no images, or images both in the folder and in
+    subfolders."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder")
+
+    def images_in(where: Path) -> list[Path]:
+        return [
+            f
+            for f in where.iterdir()
+            if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()
+        ]
+
+    try:
+        loose = images_in(folder)
+        classes = [
+            (sub.name, f)
+            for sub in folder.iterdir()
+            if sub.is_dir() and not sub.name.startswith(".")
+            for f in images_in(sub)
+        ]
+    except OSError as exc:
+        raise DataError(f"{folder}: cannot list the folder ({exc})") from exc
+    if loose and classes:
+        raise DataError(
+            f"{folder}: holds images both directly ({loose[0].name}, ...) and in class "
+            f"subfolders ({classes[0][0]}/, ...); put every image in its class's subfolder, "
+            "or all of them directly in the folder (unlabelled)"
+        )
+    if not loose and not classes:
+        raise DataError(
+            f"{folder}: no images, neither in it nor in class subfolders "
+            f"({', '.join(IMAGE_SUFFIXES)})"
+        )
+    if loose:
+        return [(None, f) for f in sorted(loose)]
+    return sorted(classes)
+
+
+def _read_images(folder, size):
+    """:func:`read_image_folder`, and each image's path relative to the folder (POSIX)."""
     try:
         from PIL import Image
     except ImportError as exc:  # pragma: no cover - Pillow comes with matplotlib
         raise ImportError("image folders need Pillow: pip install pillow") from exc
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder")
     if size is not None:
         size = _image_size(size, folder)
-    try:  # hidden folders and files (.ipynb_checkpoints, macOS's ._x.png) and non-files skipped
-        files = sorted(
-            (sub.name, f)
-            for sub in folder.iterdir()
-            if sub.is_dir() and not sub.name.startswith(".")
-            for f in sub.iterdir()
-            if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()
-        )
-    except OSError as exc:
-        raise DataError(f"{folder}: cannot list the folder ({exc})") from exc
-    if not files:
-        raise DataError(f"{folder}: no images in class subfolders ({', '.join(IMAGE_SUFFIXES)})")
-    rows, labels, shape = [], [], size
-    for label, path in files:
+    files = image_files(folder)
+    rows, shape = [], size
+    for _, path in files:
         try:
             with Image.open(path) as image:
                 pixels = _grey_levels(image, size, path)
@@ -1401,8 +1442,9 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
                 f"{shape[0]}x{shape[1]}; pass a size to resize them"
             )
         rows.append(pixels.reshape(-1))
-        labels.append(label)
-    return np.stack(rows), np.asarray(labels), tuple(shape)
+    labels = None if files[0][0] is None else np.asarray([label for label, _ in files])
+    names = [path.relative_to(folder).as_posix() for _, path in files]
+    return np.stack(rows), labels, tuple(shape), names
 
 
 def _grey_levels(image, size, path) -> np.ndarray:
@@ -1465,6 +1507,9 @@ class Dataset:
         (height, width) when the rows are images.
     source : str
         The path the data came from.
+    row_names : list of str or None
+        What each row is, where the data says: an image folder's file paths, relative to
+        the folder (``"cats/a.png"``); None otherwise.
     """
 
     features: Any
@@ -1472,6 +1517,7 @@ class Dataset:
     kind: str
     image_shape: tuple[int, int] | None
     source: str
+    row_names: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.features)
@@ -1515,7 +1561,8 @@ def load_dataset(
 ) -> Dataset:
     """Read a data file or an image folder, choosing the reader from the path.
 
-    - a folder: :func:`read_image_folder` (labels are the subfolder names);
+    - a folder: :func:`read_image_folder` (labels are the subfolder names; images directly
+      in the folder have none; ``row_names`` are the files);
     - ``.csv``, ``.tsv`` (tab-separated), ``.txt``, each optionally ``.gz``:
       :func:`read_table`;
     - ``.npy``, ``.npz``: :func:`read_array` (an ``.npz`` may carry labels as ``"y"``);
@@ -1571,8 +1618,9 @@ def load_dataset(
     if kind == "folder":
         if labels_path is not None:
             refuse("a separate labels file", "IDX and NumPy data")
-        X, labels, shape = read_image_folder(path, image_size)
-        return Dataset(X, None if no_target else labels, "images", shape, str(path))
+        X, labels, shape, names = _read_images(path, image_size)
+        target = None if no_target else labels
+        return Dataset(X, target, "images", shape, str(path), row_names=names)
     if image_size is not None:
         refuse("an image size", "image folders")
     if kind == "array":
