@@ -4,7 +4,7 @@ Compares, in one process: deepbelief's RBM trainer (no monitors), the scikit-lea
 ``deepbelief.RBM(...).fit`` as a user calls it (NumPy input, its default per-epoch monitors),
 scikit-learn's BernoulliRBM of the same size and batch, and the machine's ceiling: the five
 matrix products one CD-1 update needs (v0 W, h0 W^T, v1 W, v0^T p0, v1^T p1) timed alone at
-the same batch size.
+the same batch size (and, where the trainer runs one thread, on one thread too).
 
     python benchmarks/throughput.py [--mnist ../shared/datasets/mnist] [--batch-sizes 10 100 1000]
     python benchmarks/throughput.py --device cuda     # batch 100 to 10,000 on a GPU
@@ -35,6 +35,7 @@ from sklearn.neural_network import BernoulliRBM
 
 import deepbelief
 from deepbelief.data import load_mnist
+from deepbelief.loop import ONE_THREAD_MACS
 from deepbelief.nn import RBM
 from deepbelief.samplers import CD
 from deepbelief.training import RBMTrainer, make_generator
@@ -116,12 +117,25 @@ def time_deepbelief_sampled(X: torch.Tensor, batch: int) -> float:
     return time_deepbelief(X, batch, reconstruction="sample")
 
 
+def one_thread(batch: int) -> bool:
+    """Whether the trainer runs this batch size's updates on one CPU thread (its policy for
+    small products, ``deepbelief.loop.ONE_THREAD_MACS``)."""
+    return batch * 784 * N_HIDDEN < ONE_THREAD_MACS
+
+
+def time_ceiling_one_thread(X: torch.Tensor, batch: int) -> float:
+    """:func:`time_ceiling` on one thread: the products on the threads the trainer uses."""
+    torch.set_num_threads(1)
+    return time_ceiling(X, batch)
+
+
 TIMERS = {
     "ceiling": time_ceiling,
     "deepbelief": time_deepbelief,
     "sklearn": time_sklearn,
     "deepbelief-sampled": time_deepbelief_sampled,
     "estimator": time_estimator,
+    "ceiling-1t": time_ceiling_one_thread,  # timed only where the trainer runs one thread
 }
 GPU_TIMERS = ("ceiling", "deepbelief", "estimator")  # scikit-learn has no GPU path
 
@@ -182,18 +196,29 @@ def main() -> None:
     print(
         f"{'batch':>6} {'ceiling s':>10} {'deepbelief s':>13} {'sklearn s':>10} "
         f"{'sampled s':>10} {'estimator s':>12} {'db/ceiling':>11} {'sklearn/db':>11} "
-        f"{'sampled/ceil':>13} {'sklearn/sampled':>16} {'est/ceiling':>12} {'est/db':>7}"
+        f"{'sampled/ceil':>13} {'sklearn/sampled':>16} {'est/ceiling':>12} {'est/db':>7} "
+        f"{'ceil-1t s':>10} {'db/ceil-1t':>11}"
     )
     for batch in args.batch_sizes:
-        times = {m: [] for m in TIMERS}
+        methods = [m for m in TIMERS if m != "ceiling-1t" or one_thread(batch)]
+        times = {m: [] for m in methods}
         for _ in range(args.repeats):
-            for method in TIMERS:
+            for method in methods:
                 times[method].append(measure(method, batch, args.mnist))
-        c, d, s, d2, e = (statistics.median(times[m]) for m in TIMERS)
+        c, d, s, d2, e = (statistics.median(times[m]) for m in methods[:5])
+        c1 = statistics.median(times["ceiling-1t"]) if one_thread(batch) else None
+        single = f"{c1:>10.2f} {d / c1:>11.2f}" if c1 else f"{'-':>10} {'-':>11}"
         print(
             f"{batch:>6} {c:>10.2f} {d:>13.2f} {s:>10.2f} {d2:>10.2f} {e:>12.2f} {d / c:>11.2f} "
-            f"{s / d:>11.2f} {d2 / c:>13.2f} {s / d2:>16.2f} {e / c:>12.2f} {e / d:>7.2f}",
+            f"{s / d:>11.2f} {d2 / c:>13.2f} {s / d2:>16.2f} {e / c:>12.2f} {e / d:>7.2f} "
+            f"{single}",
             flush=True,
+        )
+    if any(one_thread(b) for b in args.batch_sizes):
+        print(
+            "ceil-1t: the ceiling's products on one thread, where the trainer runs one (batch x "
+            f"784 x {N_HIDDEN} < {ONE_THREAD_MACS} multiply-adds: two threads lose several "
+            "times over when another process keeps a core busy)"
         )
 
 

@@ -107,6 +107,7 @@ def test_bad_conv_parameters_name_the_parameter(params, message):
         (dict(conv_layers=[(4, 4, 2)]), 64, "gives 5x5 maps, which blocks of 2x2 do not divide"),
         (dict(conv_layers=[(4, 3)]), 10, "does not fit its 1x10 input"),
         (dict(conv_layers=[(4, 3)], image_shape=(5, 5)), 64, r"holds 25 values; the rows have 64"),
+        (dict(preset="lee2009"), 64, r"does not fit its 2x2 input.*of preset 'lee2009'\)$"),
     ],
 )
 def test_images_the_layers_do_not_fit_are_refused_before_training(params, n_features, message):
@@ -217,3 +218,14 @@ def test_a_conv_fit_interrupted_in_the_conv_layer_resumes_bit_identical(tmp_path
     for name, tensor in reference.network_.state_dict().items():
         assert torch.equal(tensor, resumed.network_.state_dict()[name]), name
     np.testing.assert_array_equal(reference.predict_proba(X), resumed.predict_proba(X))
+
+
+def test_conv_layers_on_a_table_with_text_columns_are_refused_in_words(tmp_path, capsys):
+    from deepbelief.cli import main
+
+    (tmp_path / "t.csv").write_text("a,b,c,y\n1,x,3,0\n2,y,4,1\n3,x,5,0\n4,y,6,1\n")
+    code = main(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), "--conv", "2:2"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "not 'mixed' units: categorical columns (one-hot groups)" in err
+    assert "MixedUnits(" not in err and not (tmp_path / "m").exists()

@@ -7,6 +7,7 @@ pass uses 1); their margins were measured with seeds 0, 1 and 2 (tests/conftest.
 """
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -217,6 +218,33 @@ def test_unsupervised_dbn_transforms_samples_and_ignores_continuous_y(digits):
     assert dbn.sample(3, gibbs_steps=5).shape == (3, 64)
     with pytest.raises(ValueError, match="without labels"):
         dbn.sample(2, label=1)
+
+
+def test_use_labels_false_makes_the_dbn_unsupervised_features_before_a_regressor(digits):
+    """A Pipeline passes y to every step: an integer regression target used to be learned as
+    hundreds of class labels; it warns, and use_labels=False learns the features alone (the
+    same model as a fit without y)."""
+    from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+
+    X = digits[0][:300]
+    y = np.arange(300) * 7 % 1000  # integers, each on one row
+    settings = {"hidden_layers": (16,), "pretrain_epochs": 2, "random_state": 0}
+    with pytest.warns(UserWarning, match="300 class labels, most of them on a single row"):
+        DBN(**settings).fit(X, y)
+    pipe = make_pipeline(DBN(**settings, use_labels=False), Ridge())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning: y is not looked at
+        pipe.fit(X, y)
+    dbn = pipe[0]
+    assert dbn.classes_ is None and not hasattr(dbn, "predict")
+    alone = DBN(**settings).fit(X)
+    np.testing.assert_array_equal(dbn.transform(X), alone.transform(X))
+    with pytest.raises(ValueError, match="use_labels"):
+        DBN(use_labels="yes").fit(X)
+    with warnings.catch_warnings():  # ten classes of digits: no warning
+        warnings.simplefilter("error")
+        DBN(**settings).fit(X, digits[2][:300])
 
 
 BAD_LABELS = [

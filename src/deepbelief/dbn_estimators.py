@@ -78,7 +78,7 @@ from .loop import (
 from .nn.conv import ConvRBM
 from .nn.dbn import DBN as DBNModule
 from .nn.dbn import ConvDBN
-from .nn.units import BernoulliUnits
+from .nn.units import BernoulliUnits, GaussianUnits
 from .progress import pretrain_desc, progress_callbacks
 from .recipes import PRESETS, PRETRAIN_SHARE, Deadline, TimeBudget, check_preset, resolve
 from .settings import (
@@ -169,6 +169,20 @@ def _target_kind(y) -> str:
         return type_of_target(y)
     except ValueError as exc:
         raise DataError(f"bad y: {exc}") from exc
+
+
+def _warn_if_regression_like(index: np.ndarray, n_classes: int) -> None:
+    """Warn when most of the classes ``DBN.fit`` is about to learn hold a single row: the
+    mark of a regression target of integers (a Pipeline passes ``y`` to every step)."""
+    counts = np.bincount(index, minlength=n_classes)
+    if n_classes > 10 and np.count_nonzero(counts == 1) > n_classes / 2:
+        warnings.warn(
+            f"DBN.fit learns y as {n_classes} class labels, most of them on a single row; if "
+            "y is a regression target (a Pipeline passes y to every step), set "
+            "use_labels=False to learn the features alone",
+            UserWarning,
+            stacklevel=3,
+        )
 
 
 def _class_labels(y) -> tuple[np.ndarray, np.ndarray]:
@@ -501,13 +515,25 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             if is_row_file(X):
                 raise DataError("conv layers train on images in memory, not on a RowFile")
             image = image_shape_for(X.shape[1], self.image_shape, self.__dict__.get("_images"))
-            check_conv_fit(image, convs)
+            try:
+                check_conv_fit(image, convs)
+            except DataError as exc:
+                preset = getattr(self, "preset", None)
+                if preset is None or getattr(self, "conv_layers", None) is not None:
+                    raise
+                raise DataError(f"{exc} (the conv layers of preset {preset!r})") from exc
             self.image_shape_ = image
         if is_row_file(X):
             visible, *scaling = prepare_row_file(self.visible, X)
         else:
             visible = choose_visible(self.visible, X)
             scaling = fit_scaling(visible, X)
+        if convs and not isinstance(visible, (BernoulliUnits, GaussianUnits)):
+            raise DataError(
+                f"conv layers read images or numeric rows (Bernoulli or Gaussian visible units), "
+                f"not {visible.name!r} units: categorical columns (one-hot groups) have no "
+                "pixels to convolve; drop the conv layers or the text columns"
+            )
         self.visible_units_ = visible.name
         self.input_mean_, self.input_scale_ = scaling
         device = resolve_device(self.device)
@@ -1388,6 +1414,10 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
     0.27-0.29 to 0.18 (seeds 0-2); on MNIST see :data:`deepbelief.recipes.GENERATIVE_PRESETS`.
 
     A continuous ``y`` (as scikit-learn's checks pass to transformers) is ignored with a warning.
+    ``use_labels=False`` ignores any ``y``: the DBN as unsupervised features in a Pipeline
+    whose last step is a regressor (a Pipeline passes ``y`` to every step, and an integer
+    target would otherwise be learned as class labels; a ``y`` most of whose values are on a
+    single row warns so).
 
     scipy.sparse input is accepted everywhere (densified for training, one block of rows at a
     time afterwards). At transform, predict and score time, values outside [0, 1] given to
@@ -1429,6 +1459,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         weight_std=0.1,
         up_down_epochs="auto",
         up_down_learning_rate=0.01,
+        use_labels=True,
         label_training="hybrid",
         label_epochs=20,
         label_learning_rate=0.05,
@@ -1460,6 +1491,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         self.weight_std = weight_std
         self.up_down_epochs = up_down_epochs
         self.up_down_learning_rate = up_down_learning_rate
+        self.use_labels = use_labels
         self.label_training = label_training
         self.label_epochs = label_epochs
         self.label_learning_rate = label_learning_rate
@@ -1493,6 +1525,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         if not (isinstance(self.up_down_epochs, str) and self.up_down_epochs == "auto"):
             check("up_down_epochs", self.up_down_epochs, integer(0))
         check("up_down_learning_rate", self.up_down_learning_rate, real(0, low_open=True))
+        check("use_labels", self.use_labels, FLAG)
         check("label_training", self.label_training, choice(*LABEL_TRAINING))
         check("label_epochs", self.label_epochs, integer(1))
         check("label_learning_rate", self.label_learning_rate, real(0, low_open=True))
@@ -1572,7 +1605,9 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         every = _check_checkpoint_every(checkpoint_every)
         self._forget_fit()
         labels = None
-        if y is not None and _target_kind(y) in ("continuous", "continuous-multioutput"):
+        if not self.use_labels:
+            y = None
+        elif y is not None and _target_kind(y) in ("continuous", "continuous-multioutput"):
             warnings.warn(
                 "DBN.fit ignores a continuous y (it learns class labels only)",
                 UserWarning,
@@ -1595,6 +1630,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             X, y = check_Xy(self, X, y, reset=True)
             self.classes_, index = _class_labels(y)
             labels = torch.as_tensor(index, dtype=torch.long)
+            _warn_if_regression_like(index, len(self.classes_))
         self.__dict__.pop("image_shape_", None)
         if labels is not None and self.finetune_epochs and self.finetune_shift:
             self.image_shape_ = self._shifted_images(X.shape[1])
