@@ -377,3 +377,30 @@ def test_a_flat_image_folder_trains_an_unsupervised_model_and_no_classifier(tmp_
     assert code == 2 and "--model classifier needs a target" in err, err
     assert run(capsys, *argv, "-o", tmp_path / "u")[0] == 0
     assert json.loads((tmp_path / "u" / "deepbelief.json").read_text())["task"] == "unsupervised"
+
+
+def test_an_image_whose_name_is_not_utf8_is_named_by_its_own_bytes(tmp_path, capsys):
+    """A file name of Latin-1 bytes (Python's surrogate escapes) used to fail the CSV's
+    write with a codec error."""
+    import os
+
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "images").mkdir()
+    for i in range(30):
+        Image.fromarray((rng.random((4, 4)) * 255).astype(np.uint8)).save(
+            tmp_path / "images" / f"{i}.png"
+        )
+    odd = os.path.join(bytes(tmp_path / "images"), b"caf\xe9.png")
+    try:
+        Image.fromarray(np.zeros((4, 4), np.uint8)).save(os.fsdecode(odd))
+    except (OSError, UnicodeError):
+        pytest.skip("this file system refuses names that are not UTF-8")
+    model = tmp_path / "model"
+    argv = ["train", tmp_path / "images", "-o", model, "--layers", "4", "--pretrain-epochs", "1"]
+    assert run(capsys, *argv, "--quiet")[0] == 0
+    code, _, err = run(capsys, "score", model, tmp_path / "images", "-o", tmp_path / "s.csv")
+    assert code == 0, err
+    lines = (tmp_path / "s.csv").read_bytes().splitlines()
+    assert lines[0] == b"file,score" and any(line.startswith(b"caf\xe9.png,") for line in lines)

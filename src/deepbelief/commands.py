@@ -885,12 +885,17 @@ def _write_table(table, path: Path | None) -> None:
 
 
 def _write_text(text: str, path: Path | None) -> None:
-    """``text`` to standard output (``path`` None or ``-``) or atomically to ``path``."""
+    """``text`` to standard output (``path`` None or ``-``) or atomically to ``path``, as
+    UTF-8; file names that are not UTF-8 (Python's surrogate escapes) keep their own bytes."""
     if path is None or str(path) == "-":
-        sys.stdout.write(text)
+        try:
+            sys.stdout.write(text)
+        except UnicodeEncodeError:  # a strict locale's stdout and a file name's escapes
+            sys.stdout.flush()
+            sys.stdout.buffer.write(text.encode(sys.stdout.encoding, "surrogateescape"))
         sys.stdout.flush()
         return
-    atomic_write_bytes(path, text.encode())
+    atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
 
 
 def evaluate(args) -> int:
