@@ -575,6 +575,30 @@ def test_sample_inputs_feeds_binary_samples_of_the_layer_below(monkeypatch):
         torch.testing.assert_close(dbn.rbms[1].visible_bias, logit_of_mean(expected))
 
 
+def test_recorded_input_states_keep_their_device_type_and_old_bare_states_replay():
+    """A resumed pretraining draws the sampled inputs again from the recorded generator
+    states: they now carry the device type that wrote them (a CPU state cannot be loaded
+    into a CUDA generator), and bare ``get_state()`` tensors of older files still replay."""
+    from deepbelief.loop import generator_state
+    from deepbelief.training import _replay_inputs
+
+    X = training_data(40)
+    dbn = DBN.from_sizes([8, 6, 5, 4], generator=gen(0))
+    recorded = []
+
+    def end(i, trainer, input_states):
+        recorded[:] = input_states
+
+    settings = [quick(epochs=1)] * 3
+    pretrain_dbn(dbn, X, settings, sample_inputs=True, generator=gen(1), on_layer_end=end)
+    assert len(recorded) == 2 and all(s["device_type"] == "cpu" for s in recorded)
+    new = _replay_inputs(dbn, X, None, True, gen(5), recorded)
+    bare = _replay_inputs(dbn, X, None, True, gen(7), [s["state"] for s in recorded])
+    assert torch.equal(new, bare) and bool(((new == 0) | (new == 1)).all())
+    other = _replay_inputs(dbn, X, None, True, gen(5), [generator_state(gen(9))] * 2)
+    assert not torch.equal(new, other)  # the states, not the generator passed, decide
+
+
 def test_label_dbn_top_rbm_learns_from_features_joined_with_one_hot_labels(monkeypatch):
     X = training_data(60)
     labels = torch.arange(60) % 3

@@ -223,3 +223,77 @@ def test_loading_onto_a_device_this_machine_lacks_is_refused_before_reading(tmp_
         deepbelief.load(tmp_path / "no such file", device="cuda")
     with pytest.raises(ValueError, match="device 'gpu': not a device"):
         deepbelief.load(tmp_path / "no such file", device="gpu")
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fine_tuning_with_weight_averaging_resumes_on_the_device(device, digits, tmp_path):
+    """A checkpoint is read onto the CPU; its averaged and best weights used to stay there, and
+    the next epoch's running mean then mixed CPU and GPU tensors."""
+    from torch import nn
+
+    from deepbelief.finetune import finetune
+    from deepbelief.io import read_file, write_file
+
+    X, y = digits
+    X, y = torch.as_tensor(X, device=device), torch.as_tensor(y, device=device)
+
+    def network():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(64, 32), nn.Sigmoid(), nn.Linear(32, 10)).to(device)
+
+    def run(net, **kw):
+        return finetune(net, X, y, "classification", epochs=4, batch_size=50, average_epochs=3,
+                        generator=make_generator(0, torch.device(device)), **kw)  # fmt: skip
+
+    straight = network()
+    run(straight)
+
+    class StopAfterTwo:
+        def on_epoch_end(self, state, metrics):
+            state.stop_training = state.epoch == 2
+
+    first = network()
+    state = run(first, callbacks=[StopAfterTwo()]).state_dict()
+    write_file(tmp_path / "ckpt.safetensors", "checkpoint", state)
+    _, saved = read_file(tmp_path / "ckpt.safetensors")
+    assert all(t.device.type == "cpu" for t in saved["rule"]["averaged"].values())
+    resumed = network()
+    result = run(resumed, resume=saved)
+    assert result.n_averaged == 3 and all(on(device, t) for t in result.averaged.values())
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_mps_is_refused_in_words():
+    from deepbelief.loop import device_problem
+
+    assert "no float64" in device_problem("mps")
+    with pytest.raises(ValueError, match="device 'mps': not supported: Apple's MPS has no"):
+        DBNClassifier(device="mps").fit(np.zeros((4, 2)), [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize(
+    ("capability", "native"), [((7, 0), False), ((7, 5), False), ((8, 0), True)]
+)
+def test_bfloat16_counts_as_native_from_ampere_on(capability, native, monkeypatch):
+    """``torch.cuda.is_bf16_supported()`` also answers True on cards that emulate bfloat16
+    (V100, T4), where ``mixed_precision="auto"`` would be slower."""
+    from deepbelief.training import native_bfloat16
+
+    asked = []
+    monkeypatch.setattr(
+        torch.cuda, "get_device_capability", lambda d=None: asked.append(d) or capability
+    )
+    assert native_bfloat16("cuda:1") is native
+    assert asked == [torch.device("cuda:1")]  # the device given, not the current one
+
+
+def test_training_larger_than_the_gpus_free_memory_is_refused_before_work(monkeypatch):
+    from deepbelief.errors import UsageError
+    from deepbelief.resources import check_training_memory
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda d=None: (10**8, 8 * 10**9))
+    layers, rows = [2000, 2000], 60000
+    check_training_memory(layers, 784, rows, torch.device("cpu"))  # the machine's memory
+    with pytest.raises(UsageError, match=r"of GPU memory; cuda:0 has 0\.1 GB free"):
+        check_training_memory(layers, 784, rows, torch.device("cuda:0"))

@@ -306,7 +306,7 @@ def _add_train(p) -> None:
     )
     m.add_argument(
         "--device", default="auto", help="auto (CUDA when available, else CPU), cpu, cuda, "
-        "cuda:1, mps"
+        "cuda:1"
     )  # fmt: skip
     m.add_argument(
         "--seed", type=int, default=0, help="random seed; the same seed gives the same model"

@@ -157,7 +157,10 @@ def train(args) -> int:
         estimator = _estimator(settings, task, spec, verbose=verbosity(args))
         _check_estimator(estimator)
         cached = None if is_row_file(X) else len(X)  # a RowFile is read a block at a time
-        check_training_memory(_layers(settings), X.shape[1], cached)
+        from .loop import resolve_device
+
+        device = resolve_device(settings.device)
+        check_training_memory(_layers(settings), X.shape[1], cached, device)
         if args.resume is None:
             folder.write_run(_stored_settings(settings))
         start = time.perf_counter()

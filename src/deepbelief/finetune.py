@@ -148,9 +148,9 @@ class FinetuneResult(FitLoop):
         self.optimizer.load_state_dict(state["optimizer"])
         self.best_epoch = state["best_epoch"]
         self.best_loss = float(state["best_loss"])
-        self.best_weights = state["best_weights"]
+        self.best_weights = _on_device(state["best_weights"], self.network)
         self.epochs_without_improvement = int(state["epochs_without_improvement"])
-        self.averaged = state.get("averaged")
+        self.averaged = _on_device(state.get("averaged"), self.network)
         self.n_averaged = int(state.get("n_averaged", 0))
 
     # ---------------------------------------------------------------- state
@@ -447,6 +447,14 @@ def _dropout_generator(network, generator):
     finally:
         for m, g in zip(layers, previous):
             m.generator = g
+
+
+def _on_device(weights: dict | None, network: nn.Module) -> dict | None:
+    """Saved weights (read onto the CPU) on the device of ``network``'s parameters."""
+    if weights is None:
+        return None
+    device = next(network.parameters()).device
+    return {name: tensor.to(device) for name, tensor in weights.items()}
 
 
 def _snapshot(network: nn.Module) -> dict:

@@ -424,7 +424,7 @@ def load(path, device=None):
     path : str or PathLike
         The model file.
     device : str or torch.device, optional
-        Where to put the model: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"`` or ``"auto"``;
+        Where to put the model: ``"cpu"``, ``"cuda"``, ``"cuda:1"`` or ``"auto"``;
         an estimator also keeps it as its ``device`` (and refits there). Default: the device
         it was saved with when this machine has it, else the CPU.
 

@@ -68,7 +68,7 @@ def device_problem(device) -> str | None:
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError, ValueError):
-        return "not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'"
+        return "not a device; use 'auto', 'cpu', 'cuda' or 'cuda:N'"
     if device.type == "cuda":
         if not torch.cuda.is_available():
             return (
@@ -77,10 +77,13 @@ def device_problem(device) -> str | None:
             )
         if device.index is not None and device.index >= torch.cuda.device_count():
             return f"not available: this machine has {torch.cuda.device_count()} CUDA device(s)"
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        return "not available: this machine has no Apple MPS device; use 'cpu' or 'auto'"
-    elif device.type not in ("cpu", "cuda", "mps"):
-        return "not supported; deepbelief runs on 'cpu', 'cuda' and 'mps' devices"
+    elif device.type == "mps":
+        return (
+            "not supported: Apple's MPS has no float64, in which deepbelief computes "
+            "predictions, likelihoods and scores; use 'cpu'"
+        )
+    elif device.type not in ("cpu", "cuda"):
+        return "not supported; deepbelief runs on 'cpu' and 'cuda' devices"
     return None
 
 

@@ -10,7 +10,7 @@ from .errors import UsageError
 
 
 def check_device(text: str) -> None:
-    """``--device``: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, and available here
+    """``--device``: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``, and available here
     (:func:`deepbelief.loop.resolve_device`'s rule, in the command's words)."""
     from .loop import device_problem
 
@@ -102,11 +102,24 @@ def training_memory(layers, n_visible: int | None, rows: int | None) -> int:
     return 4 * (4 * params + cached)
 
 
-def check_training_memory(layers, n_visible, rows) -> None:
+def check_training_memory(layers, n_visible, rows, device=None) -> None:
+    """UsageError when training ``layers`` on ``rows`` rows needs more memory than this
+    process can have, or, on a CUDA ``device`` (where the rows are copied whole), more than
+    the GPU has free."""
     what = "--layers " + " ".join(map(str, layers))
     if rows:
         what += f" on {rows} rows of {n_visible} inputs"
-    check_memory(training_memory(layers, n_visible, rows), what)
+    needed = training_memory(layers, n_visible, rows)
+    check_memory(needed, what)
+    if device is not None and device.type == "cuda":
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(device)
+        if needed > free:
+            raise UsageError(
+                f"{what} need about {gb(needed)} of GPU memory; {device} has {gb(free)} free "
+                "(--device cpu trains in the machine's memory)"
+            )
 
 
 def sampling_memory(estimator, n: int) -> int:

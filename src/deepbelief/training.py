@@ -28,9 +28,11 @@ from .loop import (
     FitLoop,
     ProgressBar,
     clone_state,
+    generator_state,
     loading_device,
     make_generator,
     resolve_device,
+    set_generator_state,
 )
 from .nn.conv import layer_from_config
 from .nn.dbn import DBN
@@ -79,8 +81,8 @@ def native_bfloat16(device: str | torch.device) -> bool:
     """Whether ``device`` multiplies bfloat16 matrices natively (CUDA with bfloat16 support, or
     a CPU with AVX512-BF16 or AMX through oneDNN): where ``mixed_precision`` pays off."""
     device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # compute capability 8.0 (Ampere) on; older cards emulate it
+        return torch.cuda.get_device_capability(device) >= (8, 0)
     if device.type == "cpu":
         return bool(torch.backends.mkldnn.is_available() and _mkldnn_bf16_supported())
     return False
@@ -1269,7 +1271,7 @@ def _pretrain_layers(
         if on_layer_end is not None:
             on_layer_end(i, trainer, list(input_states))
         if i < len(dbn.rbms) - 1:
-            input_states.append(generator.get_state())
+            input_states.append(generator_state(generator))
             data = _layer_input(dbn, i, data, labels, sample_inputs, generator, folder)
     return trainers
 
@@ -1314,7 +1316,7 @@ def _replay_inputs(dbn, X, labels, sample_inputs, generator, input_states, folde
         else:
             data = dbn.top_visible(X, labels)
     for i, state in enumerate(input_states):
-        if sample_inputs:
-            generator.set_state(state)
+        if sample_inputs:  # a bare get_state() in files written before the device type
+            set_generator_state(generator, state)
         data = _layer_input(dbn, i, data, labels, sample_inputs, generator, folder)
     return data
