@@ -404,3 +404,69 @@ def test_an_image_whose_name_is_not_utf8_is_named_by_its_own_bytes(tmp_path, cap
     assert code == 0, err
     lines = (tmp_path / "s.csv").read_bytes().splitlines()
     assert lines[0] == b"file,score" and any(line.startswith(b"caf\xe9.png,") for line in lines)
+
+
+@pytest.fixture(scope="module")
+def image_folders(tmp_path_factory):
+    """A class folder of digits (three classes, some in nested folders) and its model."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    root = tmp_path_factory.mktemp("images")
+    X, y = load_digits(return_X_y=True)
+    pixels = (X * 16).clip(0, 255).astype(np.uint8).reshape(-1, 8, 8)
+    rows = [i for i in range(300) if y[i] < 3][:90]
+    for n, i in enumerate(rows):
+        deep = "deep/" if n % 3 == 0 else ""  # a third of them one folder further down
+        path = root / "train" / str(y[i]) / deep / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels[i]).save(path)
+    (root / "train" / "0" / "deep" / "loop").symlink_to(root / "train" / "0")  # read once
+    model = root / "model"
+    argv = ["train", root / "train", "-o", model, "--layers", "16", "--pretrain-epochs", "2",
+            "--epochs", "5", "--quiet"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    return root, model, pixels
+
+
+def test_images_in_nested_folders_belong_to_their_class_folder(image_folders, capsys):
+    """Images one folder down in a class folder used to be left out without a word."""
+    root, model, _ = image_folders
+    dataset = load_dataset(root / "train")
+    assert len(dataset.features) == 90 and set(dataset.target) == {"0", "1", "2"}
+    assert sum(name.count("/") == 2 for name in dataset.row_names) == 30
+    assert all(name.split("/")[0] == label for name, label in
+               zip(dataset.row_names, dataset.target, strict=True))  # fmt: skip
+    code, out, _ = run(capsys, "evaluate", model, root / "train", "--json")
+    assert code == 0 and json.loads(out)["rows"] == 90
+
+
+def test_a_carriage_return_in_a_file_name_keeps_its_row(image_folders, tmp_path, capsys):
+    from PIL import Image
+
+    root, model, pixels = image_folders
+    (tmp_path / "new").mkdir()
+    names = ["cr\rhere.png", "plain.png", 'q,"x".png']
+    for name, image in zip(names, pixels[:3], strict=True):
+        Image.fromarray(image).save(tmp_path / "new" / name)
+    for command in ("predict", "score", "denoise"):
+        out = tmp_path / f"{command}.csv"
+        assert run(capsys, command, model, tmp_path / "new", "-o", out)[0] == 0
+        table = pd.read_csv(out)
+        assert list(table["file"]) == sorted(names) and len(table) == 3, command
+    denoised = pd.read_csv(tmp_path / "denoise.csv")
+    assert denoised.shape == (3, 65)  # the file, then the 64 pixels
+
+
+def test_train_refuses_a_model_folder_inside_its_data(image_folders, capsys):
+    root, _, _ = image_folders
+    code, _, err = run(capsys, "train", root / "train", "-o", root / "train" / "0" / "model")
+    assert code == 2 and "is inside the input" in err, err
+    assert not (root / "train" / "0" / "model").exists()
+
+
+def test_a_table_model_given_images_says_so(binary_model, image_folders, capsys):
+    root, _, _ = image_folders
+    code, _, err = run(capsys, "predict", binary_model, root / "train")
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "holds images, but the model was trained on a CSV table (of 6 feature" in err

@@ -136,3 +136,28 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(csv_file, tmp_path, 
         reader.stderr.close()
         assert reader.wait(timeout=300) in (0, 141), err
         assert "error" not in err and "Traceback" not in err, err
+
+
+def test_a_reader_that_stops_early_on_large_output_gets_status_141(tmp_path):
+    """Output larger than the pipe holds, whose reader takes one line and goes: the command
+    used to end with status 0 and "wrote ... rows" (Python's buffered stream lost the broken
+    pipe of its one large write); it now stops with 141 and says nothing."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "rows.npy", rng.random((6000, 20)).astype(np.float32))
+    model = tmp_path / "model"
+    trained = subprocess.run(
+        [*command(), "train", str(tmp_path / "rows.npy"), "-o", str(model), "--layers", "16",
+         "--pretrain-epochs", "1", "--quiet"],
+        capture_output=True, env=environment(), timeout=300,
+    )  # fmt: skip
+    assert trained.returncode == 0, trained.stderr
+    reader = subprocess.Popen(
+        [*command(), "transform", str(model), str(tmp_path / "rows.npy"), "-o", "-"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment(),
+    )  # fmt: skip
+    assert reader.stdout.readline().startswith(b"h0,h1")
+    reader.stdout.close()
+    err = reader.stderr.read().decode()
+    reader.stderr.close()
+    assert reader.wait(timeout=300) == 141, err
+    assert err == "", err

@@ -35,7 +35,7 @@ def denoise(args) -> int:
         (args.model, args.data, getattr(args, "labels", None)),
     )
     _check_noise_options(args.noise, args.noise_level)
-    estimator, _, spec, X, _, _ = _model_and_rows(args)
+    estimator, _, spec, X, _, names = _model_and_rows(args)
     if suffix == ".png" and not spec.image_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
     check_rows_fit(args.output, spec)
@@ -45,7 +45,12 @@ def denoise(args) -> int:
         estimator, X, method=args.method, steps=args.steps, noise=args.noise,
         noise_level=args.noise_level, random_state=args.seed,
     )  # fmt: skip
-    _write_rows(spec.restore(cleaned), args.output, spec)
+    rows = spec.restore(cleaned)
+    if names is not None and suffix in (".csv", "-"):  # an image folder's rows, by file
+        import pandas as pd
+
+        rows = _named_rows(names, pd.DataFrame(np.asarray(rows)))
+    _write_rows(rows, args.output, spec)
     message = f"wrote {len(cleaned)} denoised rows ({args.method}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(cleaned), "method": args.method}
     return finish(args, message, None if suffix == "-" else payload)

@@ -32,7 +32,13 @@ from . import (
 )
 from .data import Dataset, image_files, label_codes, load_dataset, prepare_target
 from .errors import DataError, ModelFileError, UsageError
-from .folders import ModelFolder, check_input_path, output_file, output_folder
+from .folders import (
+    ModelFolder,
+    check_input_path,
+    check_not_input,
+    output_file,
+    output_folder,
+)
 from .io import atomic_write_bytes
 from .model_dir import (
     CARD_FILE,
@@ -147,6 +153,7 @@ def train(args) -> int:
     check_input_path(settings.data, "DATA")
     if settings.labels is not None:
         check_input_path(settings.labels, "--labels")
+    check_not_input(directory, (settings.data, settings.labels))  # e.g. inside an image folder
     if not distributed.is_main():  # another process of a distributed run: train, write nothing
         return _train_quietly(settings, directory, args.resume is not None)
     with ModelFolder(directory, resume=args.resume is not None,
@@ -883,22 +890,49 @@ def _plain(values):
 
 def _write_table(table, path: Path | None) -> None:
     buffer = io.StringIO()
-    table.to_csv(buffer, index=False)
+    table.to_csv(buffer, index=False, quoting=_quoting(table))
     _write_text(buffer.getvalue(), path)
+
+
+def _quoting(table) -> int:
+    """pandas quotes text holding a comma, a quote or a newline, but not a lone carriage
+    return (a file name may hold one), which CSV readers take for a line end: then every
+    text cell is quoted."""
+    import csv
+
+    import pandas as pd
+
+    for column in table.columns:
+        values = table[column]
+        text = values.dtype == object or pd.api.types.is_string_dtype(values.dtype)
+        if text and values.map(lambda v: isinstance(v, str) and "\r" in v).any():
+            return csv.QUOTE_NONNUMERIC
+    return csv.QUOTE_MINIMAL
 
 
 def _write_text(text: str, path: Path | None) -> None:
     """``text`` to standard output (``path`` None or ``-``) or atomically to ``path``, as
     UTF-8; file names that are not UTF-8 (Python's surrogate escapes) keep their own bytes."""
     if path is None or str(path) == "-":
-        try:
-            sys.stdout.write(text)
-        except UnicodeEncodeError:  # a strict locale's stdout and a file name's escapes
-            sys.stdout.flush()
-            sys.stdout.buffer.write(text.encode(sys.stdout.encoding, "surrogateescape"))
-        sys.stdout.flush()
+        _write_stdout(text)
         return
     atomic_write_bytes(path, text.encode("utf-8", "surrogateescape"))
+
+
+def _write_stdout(text: str) -> None:
+    """``text`` on standard output, written to its file descriptor until every byte is out:
+    a reader that goes away (``| head``) raises BrokenPipeError at the next write (Python's
+    buffered stream lost that error on one large write whose first part the pipe took)."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # no descriptor: a test's capture
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        return
+    data = memoryview(text.encode(sys.stdout.encoding or "utf-8", "surrogateescape"))
+    sys.stdout.flush()  # what was printed before comes first
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def evaluate(args) -> int:

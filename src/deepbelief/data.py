@@ -13,6 +13,7 @@ import codecs
 import gzip
 import itertools
 import math
+import os
 import re
 import warnings
 import zlib
@@ -383,7 +384,10 @@ class TablePreprocessor:
         self._check_fitted()
         missing_columns = [c["name"] for c in self.columns if c["name"] not in frame.columns]
         if missing_columns:
-            raise DataError(f"{source}: missing column(s) {', '.join(map(repr, missing_columns))}")
+            shown = ", ".join(map(repr, missing_columns[:5]))
+            more = len(missing_columns) - 5
+            shown += f" and {more} more (of {len(self.columns)})" if more > 0 else ""
+            raise DataError(f"{source}: missing column(s) {shown}")
         blocks = [self._transform_column(c, frame[c["name"]], source) for c in self.columns]
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
@@ -1345,8 +1349,9 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
     Parameters
     ----------
     folder : str or Path
-        The folder; each subfolder's name is the label of the images in it. Images directly
-        in the folder have no label (a folder may hold images or class subfolders, not both).
+        The folder; each subfolder's name is the label of the images in it (and in its own
+        subfolders). Images directly in the folder have no label (a folder may hold images or
+        class subfolders, not both).
     size : (int, int) or None
         Resize every image to (height, width); by default every image must have the size of
         the first one.
@@ -1373,8 +1378,9 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
 
 def image_files(folder: str | Path) -> list[tuple[str | None, Path]]:
     """The images of an image folder in the order :func:`read_image_folder` reads them:
-    ``(label, path)`` pairs sorted by label, then name, the label being the class subfolder's
-    name, or None for images directly in ``folder``. Hidden files and folders
+    ``(label, path)`` pairs sorted by label, then path, the label being the name of the class
+    subfolder that holds the image (at any depth below it), or None for images directly in
+    ``folder``. Hidden files and folders
     (``.ipynb_checkpoints``, macOS's ``._x.png``), other files and non-files are skipped.
     DataError for a missing folder, no images, or images both in the folder and in
     subfolders."""
@@ -1382,20 +1388,13 @@ def image_files(folder: str | Path) -> list[tuple[str | None, Path]]:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
 
-    def images_in(where: Path) -> list[Path]:
-        return [
-            f
-            for f in where.iterdir()
-            if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()
-        ]
-
     try:
-        loose = images_in(folder)
+        loose = _images_in(folder)
         classes = [
             (sub.name, f)
             for sub in folder.iterdir()
             if sub.is_dir() and not sub.name.startswith(".")
-            for f in images_in(sub)
+            for f in _images_in(sub, nested=True)
         ]
     except OSError as exc:
         raise DataError(f"{folder}: cannot list the folder ({exc})") from exc
@@ -1413,6 +1412,31 @@ def image_files(folder: str | Path) -> list[tuple[str | None, Path]]:
     if loose:
         return [(None, f) for f in sorted(loose)]
     return sorted(classes)
+
+
+def _images_in(where: Path, nested: bool = False) -> list[Path]:
+    """The image files in ``where`` (and, ``nested``, in its subfolders at any depth, each
+    folder once however links reach it), hidden ones and their folders left out."""
+
+    def images(folder: Path) -> list[Path]:
+        return [
+            f
+            for f in folder.iterdir()
+            if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith(".") and f.is_file()
+        ]
+
+    if not nested:
+        return images(where)
+    found, seen, pending = [], set(), [where]
+    while pending:
+        folder = pending.pop()
+        real = os.path.realpath(folder)
+        if real in seen:  # a link back up the tree
+            continue
+        seen.add(real)
+        found += images(folder)
+        pending += [d for d in folder.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    return found
 
 
 def _read_images(folder, size):
@@ -1439,7 +1463,7 @@ def _read_images(folder, size):
         elif pixels.shape != shape:
             raise DataError(
                 f"{path}: image is {pixels.shape[0]}x{pixels.shape[1]} but the others are "
-                f"{shape[0]}x{shape[1]}; pass a size to resize them"
+                f"{shape[0]}x{shape[1]}; pass a size to resize them (--image-size HxW)"
             )
         rows.append(pixels.reshape(-1))
     labels = None if files[0][0] is None else np.asarray([label for label, _ in files])

@@ -514,6 +514,15 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         if convs:
             if is_row_file(X):
                 raise DataError("conv layers train on images in memory, not on a RowFile")
+            units = self.visible
+            if not isinstance(units, str) and not isinstance(
+                units, (BernoulliUnits, GaussianUnits)
+            ):
+                raise DataError(
+                    "conv layers read images or numeric rows (Bernoulli or Gaussian visible "
+                    f"units), not {units.name!r} units: categorical columns (one-hot groups) "
+                    "have no pixels to convolve; drop the conv layers or the text columns"
+                )
             image = image_shape_for(X.shape[1], self.image_shape, self.__dict__.get("_images"))
             try:
                 check_conv_fit(image, convs)
@@ -528,12 +537,6 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         else:
             visible = choose_visible(self.visible, X)
             scaling = fit_scaling(visible, X)
-        if convs and not isinstance(visible, (BernoulliUnits, GaussianUnits)):
-            raise DataError(
-                f"conv layers read images or numeric rows (Bernoulli or Gaussian visible units), "
-                f"not {visible.name!r} units: categorical columns (one-hot groups) have no "
-                "pixels to convolve; drop the conv layers or the text columns"
-            )
         self.visible_units_ = visible.name
         self.input_mean_, self.input_scale_ = scaling
         device = resolve_device(self.device)

@@ -76,10 +76,16 @@ def check_conv_fit(image_shape, layers) -> None:
         maps = (height - kernel + 1, width - kernel + 1)
         where = f"conv layer {i + 1} ({n_filters}, {kernel}, {pool})"
         if min(maps) < 1:
+            strip = i == 0 and height == 1  # rows that are no square image
             raise DataError(
                 f"{where}: a {kernel}x{kernel} kernel does not fit its {height}x{width} input; "
-                "choose a smaller kernel (rows that are not a square image are read as 1-pixel "
-                "strips: give images (n, H, W), or image_shape=(height, width))"
+                "choose a smaller kernel"
+                + (
+                    " (rows that are not a square image are read as 1-pixel strips: give "
+                    "images (n, H, W), or image_shape=(height, width))"
+                    if strip
+                    else ""
+                )
             )
         if maps[0] % pool or maps[1] % pool:
             raise DataError(

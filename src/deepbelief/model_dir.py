@@ -102,6 +102,12 @@ class InputSpec:
         A table may contain the target column or not; its other columns must be the training
         columns (by name). Arrays and images must have the training feature count.
         """
+        if self.kind == "table" and dataset.kind != "table":
+            what = {"images": "images", "array": "an array of rows"}.get(dataset.kind, "no table")
+            raise DataError(
+                f"{dataset.source}: holds {what}, but the model was trained on a CSV table (of "
+                f"{len(self.feature_names)} feature columns); give it rows of that table"
+            )
         frame, target = _as_frame(dataset), dataset.target
         if self.kind == "table" and self.target is not None and self.target in frame.columns:
             target = frame[self.target]

@@ -235,7 +235,8 @@ class ConvRBM(BaseRBM):
         self.visible = units_from_spec(visible)
         if type(self.visible) not in (BernoulliUnits, GaussianUnits):
             raise ValueError(
-                f"a ConvRBM's visible units are 'bernoulli' or 'gaussian', got {self.visible}"
+                "a ConvRBM's visible units are 'bernoulli' or 'gaussian', got "
+                f"{self.visible.name!r}"
             )
         if self.pool > 1:
             self.hidden = MaxPoolBernoulliUnits(n_filters, maps, self.pool)
