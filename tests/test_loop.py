@@ -377,3 +377,52 @@ def test_estimators_refuse_a_bad_parameter_before_reading_any_data(maker, bad):
 def test_an_unavailable_device_is_a_clear_error():
     with pytest.raises(ValueError, match="'cuda': not available"):
         DBNClassifier(device="cuda").fit(None, None)
+
+
+class _Losses(loop_module.FitLoop):
+    """A rule whose update returns a preset loss, as a float or left in a tensor."""
+
+    def __init__(self, losses, as_tensor, check_every=64):
+        self._init_loop(1, 1, 0.1, None, ())
+        self.losses, self.as_tensor, self.check_every = losses, as_tensor, check_every
+        self.weight = torch.zeros(1)
+        self.synchronisations = 0
+
+    def _update(self, rows, learning_rate):
+        value = self.losses[int(rows[0])]
+        if not np.isfinite(value):
+            self.weight.fill_(float("nan"))  # a step on a non-finite gradient
+        return torch.tensor(value) if self.as_tensor else value
+
+    def _parameters(self):
+        return [self.weight]
+
+    def _rule_state(self):
+        return {"weight": self.weight}
+
+    def _load_rule_state(self, state):
+        self.weight.copy_(state["weight"])
+
+    def _read_losses(self, pending, check=True):
+        self.synchronisations += bool(pending)
+        super()._read_losses(pending, check)
+
+    def _new_order(self, n_rows):
+        return torch.arange(n_rows)
+
+
+@pytest.mark.parametrize("check_every", [1, 3, 64])
+def test_losses_left_on_the_device_are_read_in_bulk_with_the_same_figures(check_every):
+    """Fine-tuning and label training return their loss as a tensor, so that a GPU is not
+    synchronised at every update: the epoch's mean is the same, read once per check_every
+    updates, and a non-finite loss is still a divergence at its own batch."""
+    losses = [0.5, 0.25, 1.0, 0.75, 2.0, 0.125, 0.5]
+    floats, tensors = _Losses(losses, False), _Losses(losses, True, check_every)
+    floats.run_loop(len(losses))
+    tensors.run_loop(len(losses))
+    assert tensors.history[0]["loss"] == floats.history[0]["loss"] == sum(losses) / 7
+    assert tensors.synchronisations == -(-len(losses) // check_every)
+    broken = _Losses([0.5, 0.25, float("nan"), 0.75, 2.0], True, check_every)
+    with pytest.raises(DivergenceError, match=r"at epoch 1, batch 3 \(loss nan\)"):
+        broken.run_loop(5)
+    assert broken.step == broken.batch == 0 and torch.isfinite(broken.weight).all()

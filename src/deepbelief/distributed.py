@@ -117,13 +117,18 @@ def average_(tensors) -> None:
         t.detach().copy_(part.view_as(t))
 
 
-def average_gradients(parameters, loss: float | None = None) -> float | None:
+def average_gradients(parameters, loss=None):
     """Average the parameters' gradients over the processes (those with a gradient, the same
-    on every process), with ``loss`` (returned as its mean) in the same all-reduce."""
+    on every process), with ``loss`` (returned as its mean: a float, or a tensor on the
+    loss's device when it is one) in the same all-reduce."""
     grads = [p.grad for p in parameters if p.grad is not None]
     if loss is None:
         average_(grads)
         return None
+    if isinstance(loss, torch.Tensor):
+        scalar = loss.detach().reshape(1).to(torch.float64)
+        average_([*grads, scalar])
+        return scalar.reshape(())
     scalar = torch.tensor([loss], dtype=torch.float64)
     average_([*grads, scalar])
     return float(scalar)

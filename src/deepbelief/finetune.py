@@ -11,7 +11,6 @@ this module supplies the backprop step.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections.abc import Sequence
 
 import torch
@@ -100,7 +99,7 @@ class FinetuneResult(FitLoop):
         self._linears = [m for m in trained.modules() if isinstance(m, nn.Linear)]
         self.network.train()
 
-    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> torch.Tensor:
         s, optimizer, X = self.settings, self.optimizer, self.X
         for group in optimizer.param_groups:
             group["lr"] = learning_rate
@@ -109,11 +108,12 @@ class FinetuneResult(FitLoop):
             out = self.network(X.index_select(0, rows))  # whole rows: faster than X[rows]
         loss = _loss(out.to(X.dtype), self.y[rows], s.task)
         loss.backward()
-        value = self._average_gradients(float(loss.detach()))
-        if math.isfinite(value):  # the loop stops on a non-finite loss
-            optimizer.step()
-            if s.max_norm is not None:
-                apply_max_norm(self._linears, s.max_norm)
+        # the loss stays on its device (read every check_every updates: no synchronisation
+        # per update on a GPU); a non-finite one sends the loop back to its last good state
+        value = self._average_gradients(loss.detach())
+        optimizer.step()
+        if s.max_norm is not None:
+            apply_max_norm(self._linears, s.max_norm)
         return value
 
     def _end_epoch(self, metrics: dict) -> None:

@@ -96,7 +96,7 @@ class LabelTraining(FitLoop):
         self.run_loop(len(self.features))
         return self
 
-    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> torch.Tensor:
         x = self.features.index_select(0, rows)  # whole rows: faster than features[rows]
         return self.train_step(x, self.labels[rows], learning_rate)
 
@@ -114,9 +114,8 @@ class LabelTraining(FitLoop):
                 x, y, generator
             )
         objective.backward()
-        value = self._average_gradients(float(loss.detach()))
-        if math.isfinite(value):
-            self.optimizer.step()
+        value = self._average_gradients(loss.detach())  # read by the loop in bulk
+        self.optimizer.step()
         return value
 
     def _persistent_divergence(self, x, y, generator) -> torch.Tensor:
@@ -223,9 +222,8 @@ class LabelBackprop(LabelTraining):
         with frozen(self.dbn.rbms[-1]):
             loss = F.cross_entropy(-label_free_energy_matrix(self.dbn, h), y)
             loss.backward()
-        value = self._average_gradients(float(loss.detach()))
-        if math.isfinite(value):
-            self.optimizer.step()
+        value = self._average_gradients(loss.detach())  # read by the loop in bulk
+        self.optimizer.step()
         return value
 
     @staticmethod

@@ -326,6 +326,7 @@ class FitLoop:
         self.epoch = self.step = self.batch = self.batches_per_epoch = 0
         self.order: torch.Tensor | None = None
         self.epoch_losses: list[float] = []
+        self._pending_losses: list[torch.Tensor] = []
         self.history: list[dict] = []
         self.stop_training = self.interrupted = False
         self._consistent, self._good = True, None
@@ -333,11 +334,13 @@ class FitLoop:
     # ---------------------------------------------------------------- the rule's hooks
     lr_schedule = "constant"
 
-    def _update(self, rows: torch.Tensor, learning_rate: float) -> float | None:
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> float | torch.Tensor | None:
         """One update on the training rows ``rows`` (indices, a slice of the epoch's order);
-        returns the loss, which is NaN or infinite when training diverged, or None when the
-        rule has no loss worth a synchronisation (its parameters are then checked every
-        :attr:`check_every` updates)."""
+        returns the loss, which is NaN or infinite when training diverged: a float, or a
+        one-element tensor left on its device (the losses of :attr:`check_every` updates are
+        then read in one synchronisation, and a non-finite one sends the loop back to its
+        last good state as a float does), or None when the rule has no loss worth a
+        synchronisation (its parameters are then checked every :attr:`check_every` updates)."""
         raise NotImplementedError
 
     def _begin_epoch(self) -> None:
@@ -379,6 +382,10 @@ class FitLoop:
     def loop_state(self) -> dict:
         """Everything needed to continue exactly after the last completed update (live
         tensors: clone them to keep a snapshot)."""
+        # the losses still on the device join the epoch's (a checkpoint taken in a callback,
+        # before the loop read them); a non-finite one leaves non-finite parameters, which
+        # the loop's own checks find
+        self._read_losses(self.__dict__.setdefault("_pending_losses", []), check=False)
         return {
             "epoch": self.epoch,
             "step": self.step,
@@ -400,6 +407,7 @@ class FitLoop:
         order = state.get("order")
         self.order = None if order is None else order.to(self._device()).long()
         self.epoch_losses = [float(v) for v in state.get("epoch_losses", [])]
+        self.__dict__.setdefault("_pending_losses", []).clear()  # the updates undone
         self.history = list(state["history"])
         self.stop_training = bool(state.get("stop_training", False))
         if self.generator is not None and state.get("generator") is not None:
@@ -490,7 +498,7 @@ class FitLoop:
         own.manual_seed((distributed.shared_seed(self.generator) + 7919 * self._rank) % 2**63)
         self.generator = own
 
-    def _average_gradients(self, loss: float | None = None) -> float | None:
+    def _average_gradients(self, loss=None):
         """In a distributed run, the gradients of :meth:`_parameters` averaged over the
         processes (and ``loss``, returned as its mean); else ``loss`` as it is. An update rule
         calls it between its gradients and its step."""
@@ -510,16 +518,21 @@ class FitLoop:
         varies = self.lr_schedule != "constant"
         lr = self.learning_rate_at(self.step, total)
         unchecked, check_every = 0, max(1, int(self.check_every))
+        pending = self.__dict__.setdefault("_pending_losses", [])  # on the device, unread
         for rows in torch.split(self.local_order, batch_size)[self.batch :]:
             if varies:
                 lr = self.learning_rate_at(self.step, total)
             self._consistent = False
             loss = self._update(rows, lr)
-            if loss is not None:
+            if isinstance(loss, torch.Tensor):
+                pending.append(loss.detach().reshape(()))
+            elif loss is not None:
                 if not math.isfinite(loss):
                     self._diverged(loss)
                 self.epoch_losses.append(loss)
             self.step, self.batch = self.step + 1, self.batch + 1
+            if len(pending) == check_every:
+                self._read_losses(pending)
             if loss is None:
                 unchecked += 1
                 if unchecked == check_every:
@@ -529,7 +542,9 @@ class FitLoop:
             self._consistent = True
             call(self.callbacks, "on_batch_end", self, self.batch - 1, self.batches_per_epoch)
             if self.interrupted:
+                self._read_losses(pending)
                 raise KeyboardInterrupt
+        self._read_losses(pending)
         if not self._finite():
             self._diverged()
         self._consistent = False  # until the epoch's bookkeeping is done
@@ -549,6 +564,21 @@ class FitLoop:
             self.stop_training = distributed.agree(self.stop_training)
         if self.interrupted:
             raise KeyboardInterrupt
+
+    def _read_losses(self, pending: list, check: bool = True) -> None:
+        """Add the device-held losses of the last ``len(pending)`` updates to the epoch's, in
+        one synchronisation; with ``check``, the first non-finite one is a divergence at its
+        own batch (the updates after it are undone with the rest)."""
+        if not pending:
+            return
+        values = torch.stack(pending).to("cpu", torch.float64).tolist()
+        first = self.batch - len(pending)  # the batch of pending[0], counted from 0
+        pending.clear()
+        for i, value in enumerate(values):
+            if check and not math.isfinite(value):
+                self.batch = first + i
+                self._diverged(value)
+            self.epoch_losses.append(value)
 
     def _finite(self) -> bool:
         """Whether every parameter is finite: one sum per tensor (a sum is finite exactly when
