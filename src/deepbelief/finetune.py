@@ -561,16 +561,16 @@ class UpDown(FitLoop):
             self.run_loop(len(self.X))
         return self
 
-    def _update(self, rows: torch.Tensor, learning_rate: float) -> float:
+    def _update(self, rows: torch.Tensor, learning_rate: float) -> torch.Tensor:
         labels = None if self.labels is None else self.labels[rows]
         error = _up_down_step(self.dbn, self.X[rows], labels, learning_rate, self.k, self.generator,
                               self.label_rule)  # fmt: skip
         if self._world > 1:  # plain SGD steps from equal parameters: their mean is the step of
             # the averaged gradients (with the error's mean, in the same all-reduce)
-            mean_error = torch.tensor([error], dtype=torch.float64)
+            mean_error = error.reshape(1).to(torch.float64)
             distributed.average_([*self.dbn.parameters(), mean_error])
-            error = float(mean_error)
-        return error
+            error = mean_error.reshape(())
+        return error  # on its device: the loop reads the errors in bulk
 
     def _end_epoch(self, metrics: dict) -> None:
         metrics["generative_error"] = metrics.pop("loss")
@@ -657,7 +657,7 @@ class _EachEpoch:
 
 
 @torch.no_grad()
-def _up_down_step(dbn, data, labels, lr, k, generator, label_rule=None) -> float:
+def _up_down_step(dbn, data, labels, lr, k, generator, label_rule=None) -> torch.Tensor:
     lower, top = dbn.rbms[:-1], dbn.rbms[-1]
     n_features = top.n_visible - dbn.n_labels
     wake = [data]
@@ -695,20 +695,20 @@ def _contrastive_top_step(dbn, features, labels, lr, k, generator) -> torch.Tens
     return v_neg
 
 
-def _wake_sleep_step(dbn, wake, top_features, lr, generator) -> float:
+def _wake_sleep_step(dbn, wake, top_features, lr, generator) -> torch.Tensor:
     """The lower layers' step: generative weights from the wake states, recognition weights
     from the sleep states of a down pass from ``top_features``; returns the generative
-    error of the data."""
+    error of the data (a one-element tensor on the parameters' device)."""
     lower, n = dbn.rbms[:-1], len(wake[0])
     sleep = [top_features]
     for layer in reversed(range(len(lower))):
         sleep.insert(0, dbn.generative_sample(layer, sleep[0], generator))
-    error = 0.0
+    error = torch.zeros((), device=top_features.device)
     for layer, rbm in enumerate(lower):
         # generative weights predict each wake layer from the one above
         miss = wake[layer] - dbn.generative_mean(layer, wake[layer + 1])
         if layer == 0:
-            error = float((miss**2).mean())
+            error = (miss**2).mean()
         dbn.generative_weights[layer].add_(miss.t() @ wake[layer + 1], alpha=lr / n)
         dbn.generative_biases[layer].add_(miss.mean(0), alpha=lr)
         # recognition weights predict each sleep layer from the one below
