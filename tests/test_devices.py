@@ -297,3 +297,36 @@ def test_training_larger_than_the_gpus_free_memory_is_refused_before_work(monkey
     check_training_memory(layers, 784, rows, torch.device("cpu"))  # the machine's memory
     with pytest.raises(UsageError, match=r"of GPU memory; cuda:0 has 0\.1 GB free"):
         check_training_memory(layers, 784, rows, torch.device("cuda:0"))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_parallel_tempering_keeps_its_chains_and_counters_on_the_device(device, digits, tmp_path):
+    """PT's swap counters used to be copied to the CPU after every round (a GPU
+    synchronisation per update); they follow the chains now, and a checkpoint (read onto the
+    CPU) resumes on the device to the same weights as a straight run."""
+    from deepbelief.samplers import PT
+    from deepbelief.training import Checkpoint
+
+    X = torch.as_tensor(digits[0][:120], device=device)
+
+    def trainer(epochs, callbacks=()):
+        generator = make_generator(0, torch.device(device))
+        model = RBM(64, 16, generator=generator, device=device)
+        sampler = PT(k=1, n_chains=10, n_temperatures=4)
+        return RBMTrainer(model, sampler, epochs=epochs, batch_size=10, generator=generator,
+                          monitor_rows=0, callbacks=list(callbacks))  # fmt: skip
+
+    straight = trainer(2).fit(X)
+    assert on(device, straight.sampler.chains) and on(device, straight.sampler.swap_accepts)
+    assert straight.sampler.swap_attempts.sum() > 0
+    class StopAfterOne:
+        def on_epoch_end(self, loop, metrics):
+            loop.stop_training = True
+
+    path = tmp_path / "pt.safetensors"
+    trainer(2, [Checkpoint(path), StopAfterOne()]).fit(X)
+    resumed = RBMTrainer.from_checkpoint(path, device=device)
+    resumed.fit(X)
+    assert on(device, resumed.sampler.swap_accepts)
+    torch.testing.assert_close(resumed.model.weight, straight.model.weight, rtol=0, atol=0)
+    torch.testing.assert_close(resumed.sampler.swap_rates, straight.sampler.swap_rates)

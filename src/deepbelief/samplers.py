@@ -233,8 +233,8 @@ class PT(PCD):
         if len(lower) == 0:
             return chains
         v_i, v_j = chains[lower], chains[lower + 1]
-        b_i = torch.tensor(self.betas, dtype=chains.dtype, device=chains.device)[lower, None]
-        b_j = torch.tensor(self.betas, dtype=chains.dtype, device=chains.device)[lower + 1, None]
+        betas = torch.tensor(self.betas, dtype=chains.dtype, device=chains.device)
+        b_i, b_j = betas[lower, None], betas[lower + 1, None]
         f_i = model.hidden_field(v_i.reshape(-1, n)).reshape(len(lower), c, -1)
         f_j = model.hidden_field(v_j.reshape(-1, n)).reshape(len(lower), c, -1)
 
@@ -251,8 +251,12 @@ class PT(PCD):
         swapped = chains.clone()
         swapped[lower] = torch.where(accept.unsqueeze(-1), v_j, v_i)
         swapped[lower + 1] = torch.where(accept.unsqueeze(-1), v_i, v_j)
-        self.swap_attempts[lower] += c
-        self.swap_accepts[lower] += accept.sum(1).to(torch.float64).cpu()
+        if self.swap_accepts.device != chains.device:  # the counters follow the chains: no
+            self.swap_attempts = self.swap_attempts.to(chains.device)  # copy back each round
+            self.swap_accepts = self.swap_accepts.to(chains.device)
+        index = lower.to(chains.device)
+        self.swap_attempts[index] += c
+        self.swap_accepts[index] += accept.sum(1).to(torch.float64)
         return swapped
 
     @torch.no_grad()
@@ -288,8 +292,8 @@ class PT(PCD):
         self.reset()
         if "chains" in state:
             self.chains = state["chains"]
-            # the counters stay on the CPU whatever device wrote them (the chains follow the
-            # model: the trainer moves them)
+            # the counters are read onto the CPU whatever device wrote them, and follow the
+            # chains (which the trainer moves to the model's device) at the next round
             self.swap_attempts = state["swap_attempts"].to("cpu", torch.float64).clone()
             self.swap_accepts = state["swap_accepts"].to("cpu", torch.float64).clone()
             self.parity = int(state["parity"])
