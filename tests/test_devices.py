@@ -319,6 +319,7 @@ def test_parallel_tempering_keeps_its_chains_and_counters_on_the_device(device, 
     straight = trainer(2).fit(X)
     assert on(device, straight.sampler.chains) and on(device, straight.sampler.swap_accepts)
     assert straight.sampler.swap_attempts.sum() > 0
+
     class StopAfterOne:
         def on_epoch_end(self, loop, metrics):
             loop.stop_training = True
