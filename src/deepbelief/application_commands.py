@@ -45,12 +45,7 @@ def denoise(args) -> int:
         estimator, X, method=args.method, steps=args.steps, noise=args.noise,
         noise_level=args.noise_level, random_state=args.seed,
     )  # fmt: skip
-    rows = spec.restore(cleaned)
-    if names is not None and suffix in (".csv", "-"):  # an image folder's rows, by file
-        import pandas as pd
-
-        rows = _named_rows(names, pd.DataFrame(np.asarray(rows)))
-    _write_rows(rows, args.output, spec)
+    _write_rows(spec.restore(cleaned), args.output, spec, names)
     message = f"wrote {len(cleaned)} denoised rows ({args.method}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(cleaned), "method": args.method}
     return finish(args, message, None if suffix == "-" else payload)

@@ -904,8 +904,10 @@ def _quoting(table) -> int:
 
     for column in table.columns:
         values = table[column]
-        text = values.dtype == object or pd.api.types.is_string_dtype(values.dtype)
-        if text and values.map(lambda v: isinstance(v, str) and "\r" in v).any():
+        if (
+            pd.api.types.is_string_dtype(values.dtype)
+            and values.map(lambda v: isinstance(v, str) and "\r" in v).any()
+        ):
             return csv.QUOTE_NONNUMERIC
     return csv.QUOTE_MINIMAL
 
@@ -1039,7 +1041,9 @@ def check_rows_fit(path, spec: InputSpec) -> None:
         )
 
 
-def _write_rows(rows, path: Path, spec: InputSpec) -> None:
+def _write_rows(rows, path: Path, spec: InputSpec, names=None) -> None:
+    """``rows`` as a PNG grid, a ``.npy`` array or CSV (``-``: standard output); in CSV after
+    a ``file`` column of the rows' ``names`` (an image folder's files) when there are names."""
     import pandas as pd
 
     suffix = ".csv" if str(path) == "-" else path.suffix.lower()
@@ -1055,7 +1059,7 @@ def _write_rows(rows, path: Path, spec: InputSpec) -> None:
         atomic_write_bytes(path, buffer.getvalue())
     elif suffix == ".csv":
         table = rows if _is_frame(rows) else pd.DataFrame(np.asarray(rows))
-        _write_table(table, path)
+        _write_table(_named_rows(names, table), path)
     else:
         raise UsageError(f"{path}: output must be .csv or .npy")
 
@@ -1095,9 +1099,7 @@ def transform(args) -> int:
     table = pd.DataFrame(
         np.asarray(features, dtype=np.float64), columns=[f"h{i}" for i in range(features.shape[1])]
     )
-    if written is None or written.suffix.lower() == ".csv":  # a .npy file holds numbers only
-        table = _named_rows(names, table)
-    _write_rows(table, args.output, None)
+    _write_rows(table, args.output, None, names)
     rows, width = features.shape
     message = f"wrote {rows} rows of {width} features to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": int(rows), "features": int(width)}

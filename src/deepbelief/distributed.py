@@ -125,13 +125,9 @@ def average_gradients(parameters, loss=None):
     if loss is None:
         average_(grads)
         return None
-    if isinstance(loss, torch.Tensor):
-        scalar = loss.detach().reshape(1).to(torch.float64)
-        average_([*grads, scalar])
-        return scalar.reshape(())
-    scalar = torch.tensor([loss], dtype=torch.float64)
+    scalar = torch.as_tensor(loss, dtype=torch.float64).detach().reshape(1)
     average_([*grads, scalar])
-    return float(scalar)
+    return scalar.reshape(()) if isinstance(loss, torch.Tensor) else float(scalar)
 
 
 def broadcast_(tensors, src: int = 0) -> None:

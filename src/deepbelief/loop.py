@@ -326,7 +326,6 @@ class FitLoop:
         self.epoch = self.step = self.batch = self.batches_per_epoch = 0
         self.order: torch.Tensor | None = None
         self.epoch_losses: list[float] = []
-        self._pending_losses: list[torch.Tensor] = []
         self.history: list[dict] = []
         self.stop_training = self.interrupted = False
         self._consistent, self._good = True, None
@@ -385,7 +384,7 @@ class FitLoop:
         # the losses still on the device join the epoch's (a checkpoint taken in a callback,
         # before the loop read them); a non-finite one leaves non-finite parameters, which
         # the loop's own checks find
-        self._read_losses(self.__dict__.setdefault("_pending_losses", []), check=False)
+        self._read_losses(self._pending, check=False)
         return {
             "epoch": self.epoch,
             "step": self.step,
@@ -407,7 +406,7 @@ class FitLoop:
         order = state.get("order")
         self.order = None if order is None else order.to(self._device()).long()
         self.epoch_losses = [float(v) for v in state.get("epoch_losses", [])]
-        self.__dict__.setdefault("_pending_losses", []).clear()  # the updates undone
+        self._pending.clear()  # the updates undone
         self.history = list(state["history"])
         self.stop_training = bool(state.get("stop_training", False))
         if self.generator is not None and state.get("generator") is not None:
@@ -518,7 +517,7 @@ class FitLoop:
         varies = self.lr_schedule != "constant"
         lr = self.learning_rate_at(self.step, total)
         unchecked, check_every = 0, max(1, int(self.check_every))
-        pending = self.__dict__.setdefault("_pending_losses", [])  # on the device, unread
+        pending = self._pending
         for rows in torch.split(self.local_order, batch_size)[self.batch :]:
             if varies:
                 lr = self.learning_rate_at(self.step, total)
@@ -564,6 +563,12 @@ class FitLoop:
             self.stop_training = distributed.agree(self.stop_training)
         if self.interrupted:
             raise KeyboardInterrupt
+
+    @property
+    def _pending(self) -> list:
+        """The losses that updates left on the device and the loop has not read yet (kept
+        here, not set in ``_init_loop``: a subclass need not call it)."""
+        return self.__dict__.setdefault("_pending_losses", [])
 
     def _read_losses(self, pending: list, check: bool = True) -> None:
         """Add the device-held losses of the last ``len(pending)`` updates to the epoch's, in
