@@ -65,13 +65,85 @@ def uneven() -> dict:
     return {"error": np.array("")}
 
 
+def uneven_checkpoints(out: Path) -> dict:
+    """Rank 0 given a checkpoint and rank 1 none: the refusal each one gets."""
+    from sklearn.datasets import load_digits
+
+    from deepbelief import DBNClassifier
+
+    rank, _ = distributed.world()
+    X, y = load_digits(return_X_y=True)
+    estimator = DBNClassifier(hidden_layers=(8,), pretrain_epochs=1, epochs=1, random_state=0)
+    try:
+        estimator.fit(X[:100] / 16, y[:100], checkpoint=out / "run.ckpt" if rank == 0 else None)
+    except ValueError as exc:
+        return {"error": np.array(str(exc))}
+    return {"error": np.array("")}
+
+
+def interrupted(model: str, update: int, out: Path) -> dict:
+    """An estimator fitted with a checkpoint three times: straight through; interrupted on
+    rank 1 alone (as a signal reaching one process would) once ``update`` updates of its fit
+    loops are done; resumed from the checkpoint. The parameters of the first and the last,
+    and where each process stopped."""
+    from sklearn.datasets import load_digits
+
+    from deepbelief import DBN, DBNClassifier
+    from deepbelief import loop as loop_module
+
+    rank, _ = distributed.world()
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:240] / 16, y[:240]
+
+    def fit(checkpoint):
+        common = dict(pretrain_epochs=3, sampler="pcd", random_state=0)
+        if model == "classifier":
+            estimator = DBNClassifier(hidden_layers=(16,), epochs=6, batch_size=16, **common)
+            estimator.fit(X, y, checkpoint=checkpoint)
+            return estimator.network_.state_dict()
+        estimator = DBN(hidden_layers=(16, 16), label_epochs=2, up_down_epochs=3, **common)
+        estimator.fit(X, y, checkpoint=checkpoint)
+        return estimator.dbn_.state_dict()
+
+    straight = fit(out / f"straight-{rank}.ckpt")  # each process's own: never resumed
+    done, stopped = [0], {}
+    call = loop_module.call
+
+    def signalled(callbacks, hook, *args):
+        if hook == "on_batch_end":  # after each update
+            loop = args[0]
+            done[0] += 1
+            if rank == 1 and done[0] == update:
+                loop.interrupted = True  # the flag a SIGINT sets; rank 0 knows nothing of it
+            stopped.update(loop=type(loop).__name__, epoch=loop.epoch, batch=loop.batch)
+        return call(callbacks, hook, *args)
+
+    loop_module.call = signalled
+    try:
+        fit(out / "run.ckpt")
+    except KeyboardInterrupt as exc:
+        stopped.update(kind=type(exc).__name__, updates=done[0])
+    finally:
+        loop_module.call = call
+    resumed = fit(out / "run.ckpt")
+    arrays = {f"straight.{k}": v.detach().numpy() for k, v in straight.items()}
+    arrays.update({f"resumed.{k}": v.detach().numpy() for k, v in resumed.items()})
+    arrays.update({f"stopped.{k}": np.array(v) for k, v in stopped.items()})
+    return arrays
+
+
 def main() -> None:
     mode, out = sys.argv[1], Path(sys.argv[2])
     if distributed.launched_by_torchrun():
         distributed.init_from_environment()
     rank, size = distributed.world()
+    modes = {"rbm": rbm_update, "estimators": estimators, "uneven": uneven,
+             "uneven_checkpoints": lambda: uneven_checkpoints(out)}  # fmt: skip
+    if mode.startswith("interrupted:"):  # interrupted:MODEL:UPDATE
+        _, model, update = mode.split(":")
+        modes[mode] = lambda: interrupted(model, int(update), out)
     try:
-        arrays = {"rbm": rbm_update, "estimators": estimators, "uneven": uneven}[mode]()
+        arrays = modes[mode]()
         np.savez(out / f"rank{rank}-of-{size}.npz", **arrays)
     finally:
         distributed.leave()

@@ -4,9 +4,12 @@ process ends with the same parameters, and the command line trains one model."""
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,7 @@ import torch
 
 from deepbelief import distributed
 from deepbelief.cli import main
+from deepbelief.io import pack, unpack
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 TIMEOUT = 300
@@ -72,6 +76,40 @@ def test_world_size_without_torchrun_variables_is_refused(monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(ValueError, match="MASTER_ADDR.*torchrun"):
         distributed.init_from_environment()
+
+
+# ---------------------------------------------------------------------- checkpoints
+def test_a_process_own_part_of_a_checkpoint_survives_the_file_and_rebuilds_its_state(
+    monkeypatch,
+):
+    """What rank 1 holds apart from rank 0 (here: an optimizer buffer under an int key, one
+    element of a tuple, a longer list) is stored as paths and values beside rank 0's state,
+    and rank 1 gets its own state back from the file; with another number of processes,
+    every process takes rank 0's."""
+    rank0 = {"w": torch.arange(3.0), "opt": {0: {"buf": torch.ones(2)}},
+             "pair": (1, torch.zeros(2)), "seen": [1, 2], "name": "x"}  # fmt: skip
+    rank1 = {"w": torch.arange(3.0), "opt": {0: {"buf": torch.full((2,), 2.0)}},
+             "pair": (1, torch.ones(2)), "seen": [1, 2, 3], "name": "x"}  # fmt: skip
+    parts = [[], [[path, value] for path, value in distributed._differences(rank0, rank1, [])]]
+    assert [path for path, _ in parts[1]] == [["opt", 0, "buf"], ["pair", 1], ["seen"]]
+    config, tensors = pack({**rank0, "ranks": parts})
+    written = unpack(json.loads(json.dumps(config)), tensors)
+
+    def same(a, b):
+        assert type(a) is type(b)
+        if isinstance(a, torch.Tensor):
+            assert torch.equal(a, b)
+        elif isinstance(a, (dict, list, tuple)):
+            assert list(a) == list(b) if isinstance(a, dict) else len(a) == len(b)
+            for x, y in zip(a.values() if isinstance(a, dict) else a,
+                            b.values() if isinstance(b, dict) else b, strict=True):  # fmt: skip
+                same(x, y)
+        else:
+            assert a == b
+
+    for (rank, size), expected in [((1, 2), rank1), ((0, 2), rank0), ((1, 3), rank0)]:
+        monkeypatch.setattr(distributed, "world", lambda r=rank, n=size: (r, n))
+        same(distributed.own_state(written), expected)
 
 
 # ---------------------------------------------------------------------- the update
@@ -148,3 +186,80 @@ def test_only_train_runs_under_torchrun(monkeypatch, capsys, iris_csv):
         "deepbelief: error: only 'deepbelief train' runs under torchrun (several processes); "
         "run 'deepbelief predict' as one process"
     ]
+
+
+# ---------------------------------------------------------------------- interrupt and resume
+@pytest.mark.parametrize(
+    "model, update, loop",
+    [
+        ("classifier", 7, "RBMTrainer"),  # pretraining with persistent chains
+        ("classifier", 40, "FinetuneResult"),  # backprop with dropout draws
+        ("dbn", 40, "LabelTraining"),
+        ("dbn", 52, "UpDown"),
+    ],
+)
+def test_an_interrupt_on_one_process_stops_all_after_the_same_update_and_resumes_exactly(
+    tmp_path, model, update, loop
+):
+    """Rank 1 alone interrupted (its SIGINT flag set) in the middle of an epoch: both processes
+    stop after the next update, write one checkpoint together (each process's chains and
+    random streams in it), and the resumed fit ends bit for bit where the uninterrupted one
+    does, on every process. Before, rank 0 wrote its own state alone: every process resumed
+    from rank 0's chains and streams, and ended elsewhere."""
+    ranks = _worker(f"interrupted:{model}:{update}", tmp_path, 2)
+    for rank, arrays in enumerate(ranks):
+        assert str(arrays["stopped.kind"]) == "AgreedInterrupt", rank
+        assert int(arrays["stopped.updates"]) == update + 1, rank  # the next update's vote
+        assert str(arrays["stopped.loop"]) == loop, rank
+        assert int(arrays["stopped.batch"]) > 0, rank  # mid-epoch: the streams matter
+        straight = {k[len("straight.") :]: v for k, v in arrays.items() if "straight." in k}
+        assert straight
+        for name, value in straight.items():
+            assert np.array_equal(arrays[f"resumed.{name}"], value), (rank, name)
+
+
+def test_a_checkpoint_given_to_one_process_only_is_refused_on_every_process(tmp_path):
+    """Checkpoints are written by the processes together: one process without one would
+    leave the others waiting in a collective it never joins (or abort on a mismatched one)."""
+    errors = [str(r["error"]) for r in _worker("uneven_checkpoints", tmp_path, 2)]
+    assert errors[0] == errors[1] != ""
+    assert (
+        "different checkpoints (rank 0: checkpoint_every=1, rank 1: no checkpoint)" in (errors[0])
+    )
+    assert not (tmp_path / "run.ckpt").exists()
+
+
+def test_torchrun_train_interrupted_by_ctrl_c_resumes_to_the_same_model(tmp_path, iris_csv):
+    """SIGINT to torchrun (which passes it to every process) in the middle of fine-tuning:
+    one 'interrupted' line, a checkpoint, and ``--resume`` ends with the model file of an
+    uninterrupted run, byte for byte."""
+    options = ["--layers", "16", "--sampler", "pcd", "--pretrain-epochs", "5",
+               "--epochs", "60", "--checkpoint-every", "1", "--seed", "3"]  # fmt: skip
+    done = torchrun("-m", "deepbelief", "train", iris_csv, "-o", "straight", *options,
+                    cwd=tmp_path)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc-per-node=2", "-m", "deepbelief", "train", str(iris_csv), "-o", "run",
+               *options]  # fmt: skip
+    log = tmp_path / "run.log"
+    with open(log, "w") as err:
+        process = subprocess.Popen(command, cwd=tmp_path, env=_environment(), stderr=err,
+                                   stdout=subprocess.DEVNULL)  # fmt: skip
+        deadline = time.monotonic() + TIMEOUT
+        while "fine-tune: epoch 20/" not in log.read_text() and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=TIMEOUT) != 0
+    lines = [line for line in log.read_text().splitlines() if line.startswith("deepbelief:")]
+    assert lines == ["deepbelief: interrupted"], log.read_text()[-3000:]
+    assert (tmp_path / "run" / "checkpoint.safetensors").exists()
+    done = torchrun("-m", "deepbelief", "train", "--resume", "run", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    from safetensors.torch import load_file
+
+    straight = load_file(tmp_path / "straight" / "model.safetensors")
+    resumed = load_file(tmp_path / "run" / "model.safetensors")
+    assert straight.keys() == resumed.keys()
+    for name, value in straight.items():
+        assert torch.equal(resumed[name], value), name

@@ -426,3 +426,24 @@ def test_losses_left_on_the_device_are_read_in_bulk_with_the_same_figures(check_
     with pytest.raises(DivergenceError, match=r"at epoch 1, batch 3 \(loss nan\)"):
         broken.run_loop(5)
     assert broken.step == broken.batch == 0 and torch.isfinite(broken.weight).all()
+
+
+def test_an_interrupt_in_the_last_update_of_an_epoch_stops_after_the_epoch_and_resumes(
+    tmp_path,
+):
+    """A Ctrl-C during an epoch's last update used to stop before the epoch's bookkeeping,
+    at "batch 5 of 5": a position that --resume refused ("cannot resume at batch 6 of an
+    epoch ..."). The epoch now completes first."""
+    straight = make_trainer("pcd").fit(BARS)
+
+    class LastBatch(Callback):
+        def on_batch_end(self, loop, batch, n_batches):
+            if loop.epoch == 1 and batch == n_batches - 1:
+                loop.interrupted = True  # what the SIGINT handler sets
+
+    path = tmp_path / "ckpt.safetensors"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer("pcd", [LastBatch(), Checkpoint(path, every=100)]).fit(BARS)
+    resumed = RBMTrainer.from_checkpoint(path)
+    assert (resumed.epoch, resumed.batch, resumed.step, len(resumed.history)) == (2, 0, 10, 2)
+    assert_same(straight, resumed.fit(BARS))

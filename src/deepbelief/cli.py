@@ -741,7 +741,10 @@ def _main(argv: list[str]) -> int:
     except ValueError as exc:  # a setting the library refused
         return _fail(str(exc), debug)
     except KeyboardInterrupt:
-        print("deepbelief: interrupted", file=sys.stderr)
+        from . import distributed
+
+        if distributed.is_main():  # one line for a distributed run, not one per process
+            print("deepbelief: interrupted", file=sys.stderr)
         return 130
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

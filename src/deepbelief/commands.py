@@ -155,7 +155,7 @@ def train(args) -> int:
         check_input_path(settings.labels, "--labels")
     check_not_input(directory, (settings.data, settings.labels))  # e.g. inside an image folder
     if not distributed.is_main():  # another process of a distributed run: train, write nothing
-        return _train_quietly(settings, directory, args.resume is not None)
+        return _train_quietly(settings, directory)
     with ModelFolder(directory, resume=args.resume is not None,
                      overwrite=getattr(args, "overwrite", False)) as folder:  # fmt: skip
         if args.resume is not None and not args.quiet:
@@ -171,12 +171,7 @@ def train(args) -> int:
         if args.resume is None:
             folder.write_run(_stored_settings(settings))
         start = time.perf_counter()
-        estimator.fit(
-            X,
-            y,
-            checkpoint=directory / CHECKPOINT_FILE,
-            checkpoint_every=settings.checkpoint_every or "auto",
-        )
+        estimator.fit(X, y, **_checkpointing(settings, directory))
         seconds = time.perf_counter() - start
         metrics = score(estimator, task, X_held, y_held) if len(X_held) else {}
         card = _card(task, estimator, spec, settings.data, len(X), len(X_held), seconds,
@@ -206,14 +201,20 @@ def _training_data(settings):
     return task, spec, (X[train_rows], y_train), (X[held_out], y_held)
 
 
-def _train_quietly(settings, directory: Path, resume: bool) -> int:
+def _checkpointing(settings, directory: Path) -> dict:
+    """``fit``'s checkpoint arguments (the same on every process of a distributed run)."""
+    every = settings.checkpoint_every or "auto"
+    return {"checkpoint": directory / CHECKPOINT_FILE, "checkpoint_every": every}
+
+
+def _train_quietly(settings, directory: Path) -> int:
     """``train`` on a process of a distributed run other than rank 0: the same data, split
-    and estimator as rank 0's (same seed), fitted in step with it (with ``--resume``, from
-    rank 0's checkpoint, which every process must be able to read); rank 0 alone writes."""
+    and estimator as rank 0's (same seed), fitted in step with it; rank 0 alone writes the
+    checkpoint (with this process's own part: its chains and random streams), which every
+    process reads for ``--resume`` (rank 0 decides whether there is one to resume from)."""
     task, spec, (X, y), _ = _training_data(settings)
     estimator = _estimator(settings, task, spec, verbose=0)
-    checkpoint = directory / CHECKPOINT_FILE if resume else None
-    estimator.fit(X, y, checkpoint=checkpoint)
+    estimator.fit(X, y, **_checkpointing(settings, directory))
     return 0
 
 

@@ -67,6 +67,7 @@ from .images import (
 from .io import pack, read_file, register, save, write_file
 from .label_training import LABEL_TRAINING, LabelBackprop, LabelTraining
 from .loop import (
+    AgreedInterrupt,
     Callback,
     clone_state,
     generator_state,
@@ -304,12 +305,16 @@ class _FitCheckpoint:
         self.written = time.perf_counter()
 
     def load(self) -> dict | None:
-        """The state to resume from; None when there is no file (a fresh start)."""
-        if self.path is None or not os.path.lexists(self.path):
+        """The state to resume from; None when there is no file (a fresh start). In a
+        distributed run, rank 0 decides whether there is one (every process reads it)."""
+        if distributed.is_distributed():
+            self._check_same_on_every_process()
+        if self.path is None or not distributed.main_says(os.path.lexists(self.path)):
             return None
         kind, tree = read_file(self.path)
         if kind != FIT_CHECKPOINT or not isinstance(tree, dict) or "fingerprint" not in tree:
             raise ModelFileError(f"{self.path}: not a fit checkpoint (it holds a {kind!r})")
+        tree = distributed.own_state(tree)  # of a distributed run: this process's part
         problem = _fingerprint_mismatch(tree["fingerprint"], self.fingerprint)
         if problem:
             raise ModelFileError(
@@ -321,6 +326,22 @@ class _FitCheckpoint:
             raise ModelFileError(f"{self.path}: fit checkpoint of unknown phase {phase!r}")
         return tree
 
+    def _check_same_on_every_process(self) -> None:
+        """The processes of a distributed run write their checkpoints together: each must be
+        given one (the same), at the same interval, or none may."""
+        mine = -2.0 if self.path is None else (-1.0 if self.every == "auto" else self.every)
+        seen = distributed.gathered(float(mine))
+        if len(set(seen)) > 1:
+            shown = {-2.0: "no checkpoint", -1.0: "checkpoint_every='auto'"}
+            each = ", ".join(
+                f"rank {rank}: {shown.get(v, f'checkpoint_every={v:g}')}"
+                for rank, v in enumerate(seen)
+            )
+            raise ValueError(
+                f"the processes of this distributed run were given different checkpoints ({each});"
+                " pass the same checkpoint and checkpoint_every to fit on every process"
+            )
+
     def track(self, state) -> None:
         """From now on, ``state()`` builds the state to write."""
         self.current = state
@@ -330,26 +351,40 @@ class _FitCheckpoint:
         ``every="auto"`` when :data:`CHECKPOINT_SECONDS` have passed since the last write."""
         if self.every == "auto":
             due = time.perf_counter() - self.written >= CHECKPOINT_SECONDS
+            if self.path is not None:  # the processes of a distributed run write together
+                due = distributed.agree(due)
         else:
             due = epoch % self.every == 0
         if due:
             self.save()
 
-    def save(self) -> None:
-        """Write the current state (atomically; in a distributed run, rank 0 alone)."""
-        if self.path is None or self.current is None or not distributed.is_main():
+    def save(self, together: bool = True) -> None:
+        """Write the current state (atomically). In a distributed run, rank 0 writes, with
+        what each process holds of its own (chains, random streams) when the processes call
+        this ``together`` at the same point of training; else rank 0's state alone."""
+        if self.path is None or self.current is None:
             return
-        write_file(self.path, FIT_CHECKPOINT, {"fingerprint": self.fingerprint, **self.current()})
+        tree = {"fingerprint": self.fingerprint, **self.current()}
+        if together and distributed.is_distributed():
+            tree["ranks"] = distributed.gather_differences(tree)
+        elif not distributed.is_main():
+            return
+        if distributed.is_main():
+            write_file(self.path, FIT_CHECKPOINT, tree)
         self.written = time.perf_counter()
 
     @contextlib.contextmanager
     def saved_on_interrupt(self):
         """On KeyboardInterrupt or divergence, write the state of the last completed update,
-        then re-raise."""
+        then re-raise (every process of a distributed run together when they all stopped
+        after the same update: an agreed interrupt or a divergence)."""
         try:
             yield
-        except (KeyboardInterrupt, DivergenceError):
+        except DivergenceError:
             self.save()
+            raise
+        except KeyboardInterrupt as exc:
+            self.save(together=isinstance(exc, AgreedInterrupt))
             raise
 
 

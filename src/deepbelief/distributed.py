@@ -104,30 +104,39 @@ def shard_size(n_rows: int, size: int) -> int:
     return -(-n_rows // size)
 
 
-def average_(tensors) -> None:
-    """Replace each tensor (in place) by its mean over the processes, in one all-reduce."""
+def average_(tensors, vote: bool | None = None):
+    """Replace each tensor (in place) by its mean over the processes, in one all-reduce.
+
+    With ``vote``, the same all-reduce also tells whether ``vote`` is true on any process:
+    returned as a one-element bool tensor on the collectives' device (read it when needed:
+    on a GPU, reading waits for the all-reduce). Without, returns None."""
     tensors = list(tensors)
-    if not tensors or not is_distributed():
-        return
-    carrier = _carrier(tensors[0])
-    flat = torch.cat([t.detach().reshape(-1).to(carrier, torch.float64) for t in tensors])
+    if not is_distributed() or not (tensors or vote is not None):
+        return None if vote is None else torch.tensor([bool(vote)])
+    carrier = _carrier(tensors[0] if tensors else None)
+    parts = [t.detach().reshape(-1).to(carrier, torch.float64) for t in tensors]
+    if vote is not None:
+        parts.append(torch.tensor([float(bool(vote))], dtype=torch.float64, device=carrier))
+    flat = torch.cat(parts)
     dist.all_reduce(flat)
-    flat /= world()[1]
+    anyone = None if vote is None else flat[-1:] > 0
+    flat = flat[: len(flat) - (vote is not None)] / world()[1]
     for t, part in zip(tensors, flat.split([t.numel() for t in tensors]), strict=True):
         t.detach().copy_(part.view_as(t))
+    return anyone
 
 
-def average_gradients(parameters, loss=None):
+def average_gradients(parameters, loss=None, vote: bool = False):
     """Average the parameters' gradients over the processes (those with a gradient, the same
-    on every process), with ``loss`` (returned as its mean: a float, or a tensor on the
-    loss's device when it is one) in the same all-reduce."""
+    on every process), with ``loss`` (a float, or a tensor on the loss's device) and ``vote``
+    in the same all-reduce. Returns ``(mean loss, whether vote is true on any process)``, the
+    latter as :func:`average_` returns it."""
     grads = [p.grad for p in parameters if p.grad is not None]
     if loss is None:
-        average_(grads)
-        return None
+        return None, average_(grads, vote)
     scalar = torch.as_tensor(loss, dtype=torch.float64).detach().reshape(1)
-    average_([*grads, scalar])
-    return scalar.reshape(()) if isinstance(loss, torch.Tensor) else float(scalar)
+    anyone = average_([*grads, scalar], vote)
+    return (scalar.reshape(()) if isinstance(loss, torch.Tensor) else float(scalar)), anyone
 
 
 def broadcast_(tensors, src: int = 0) -> None:
@@ -167,6 +176,15 @@ def agree(flag: bool) -> bool:
     return bool(value.item())
 
 
+def main_says(flag: bool) -> bool:
+    """Rank 0's ``flag``, on every process (``flag`` itself in a single process)."""
+    if not is_distributed():
+        return bool(flag)
+    value = torch.tensor([float(bool(flag))], device=_carrier())
+    dist.broadcast(value, 0)
+    return bool(value.item())
+
+
 def average_metrics(metrics: dict) -> None:
     """Replace the float values of ``metrics`` (in place) by their means over the processes;
     the keys must be the same on every process."""
@@ -176,3 +194,85 @@ def average_metrics(metrics: dict) -> None:
     values = torch.tensor([metrics[k] for k in keys], dtype=torch.float64)
     average_([values])
     metrics.update(zip(keys, values.tolist(), strict=True))
+
+
+# ---------------------------------------------------------------------- checkpoints
+def gather_differences(tree) -> list | None:
+    """What each process's ``tree`` holds that rank 0's does not, so that one file written by
+    rank 0 lets every process continue exactly (persistent chains, random streams: each
+    process's own). Collective: every process calls it, at the same point of training.
+
+    ``tree`` is nested dicts, lists and tuples of tensors and plain values. Returns, on rank
+    0, one list per process of ``[path, value]`` pairs (a path: the keys and indices leading
+    to a value that differs; rank 0's list is empty); None on the other processes and in a
+    single process."""
+    if not is_distributed():
+        return None
+    mine = _on_cpu(tree)
+    box = [mine if is_main() else None]
+    dist.broadcast_object_list(box, src=0)  # in transit only: nothing is stored pickled
+    own = [[path, value] for path, value in _differences(box[0], mine, [])]
+    parts = [None] * world()[1] if is_main() else None
+    dist.gather_object(own, parts, dst=0)
+    return parts
+
+
+def own_state(tree: dict, key: str = "ranks") -> dict:
+    """``tree`` (a state written with :func:`gather_differences`'s lists under ``key``) as
+    this process continues from it: with its own differences when as many processes wrote
+    it as run now, else rank 0's state as it is (``key`` removed either way)."""
+    parts = tree.get(key)
+    tree = {k: v for k, v in tree.items() if k != key}
+    rank, size = world()
+    if parts is None or len(parts) != size:
+        return tree
+    for path, value in parts[rank]:
+        tree = _replaced(tree, list(path), value)
+    return tree
+
+
+def _on_cpu(tree):
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().cpu()
+    if isinstance(tree, dict):
+        return {k: _on_cpu(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(_on_cpu(v) for v in tree)
+    return tree
+
+
+def _differences(reference, tree, path: list):
+    """``(path, value)`` of each part of ``tree`` that is not the same as ``reference``'s."""
+    if type(reference) is not type(tree):
+        yield path, tree
+    elif isinstance(tree, torch.Tensor):
+        same = reference.dtype == tree.dtype and reference.shape == tree.shape
+        if not (same and torch.equal(reference, tree)):
+            yield path, tree
+    elif isinstance(tree, dict):
+        if list(reference) != list(tree):
+            yield path, tree
+        else:
+            for key, value in tree.items():
+                yield from _differences(reference[key], value, [*path, key])
+    elif isinstance(tree, (list, tuple)):
+        if len(reference) != len(tree):
+            yield path, tree
+        else:
+            for i, value in enumerate(tree):
+                yield from _differences(reference[i], value, [*path, i])
+    elif reference != tree:
+        yield path, tree
+
+
+def _replaced(node, path: list, value):
+    """``node`` with the part at ``path`` replaced by ``value`` (the containers on the way
+    copied)."""
+    if not path:
+        return value
+    key, rest = path[0], path[1:]
+    if isinstance(node, dict):
+        return {**node, key: _replaced(node[key], rest, value)}
+    items = list(node)
+    items[key] = _replaced(items[key], rest, value)
+    return tuple(items) if isinstance(node, tuple) else items

@@ -568,7 +568,9 @@ class UpDown(FitLoop):
         if self._world > 1:  # plain SGD steps from equal parameters: their mean is the step of
             # the averaged gradients (with the error's mean, in the same all-reduce)
             mean_error = error.reshape(1).to(torch.float64)
-            distributed.average_([*self.dbn.parameters(), mean_error])
+            self._votes.append(
+                distributed.average_([*self.dbn.parameters(), mean_error], self.interrupted)
+            )
             error = mean_error.reshape(())
         return error  # on its device: the loop reads the errors in bulk
 

@@ -246,15 +246,16 @@ class ModelFolder:
         self.finished = True
 
     def __exit__(self, kind, exc, tb):
+        interrupted = isinstance(exc, KeyboardInterrupt)  # also a distributed run's agreed one
         try:
-            if self.finished or kind is KeyboardInterrupt or self.resume:
+            if self.finished or interrupted or self.resume:
                 for backup in self.backups.values():
                     backup.unlink(missing_ok=True)
             else:
                 self._roll_back()
         finally:
             self._release()
-            if not self.finished and (kind is not KeyboardInterrupt or not self.wrote_run):
+            if not self.finished and (not interrupted or not self.wrote_run):
                 self._remove_created()
         return False
 

@@ -13,7 +13,8 @@ rows, the generator, and the rule's own state. Ctrl-C is deferred to the end of 
 progress; any other exception in the middle of an update, and a divergence, restore the state
 of the start of the epoch (or of the resume point), so a checkpoint written then always
 describes a step that was really completed and a resumed run ends exactly as an
-uninterrupted one.
+uninterrupted one. In a distributed run the processes agree to stop after the same update (an
+interrupt on any of them rides in the update's all-reduce: :class:`AgreedInterrupt`).
 
 The divergence guard costs no synchronisation per update: a rule whose ``_update`` returns a
 finite float loss is checked at every update; one that returns None (the RBM rule) has its
@@ -259,6 +260,12 @@ class ProgressBar(Callback):
 
 
 # ---------------------------------------------------------------------- interruption
+class AgreedInterrupt(KeyboardInterrupt):
+    """The interruption of a distributed run that every process raises after the same update
+    (an interrupt on any process stops them all there): a checkpoint written then by all of
+    them together (:func:`deepbelief.distributed.gather_differences`) continues exactly."""
+
+
 @contextlib.contextmanager
 def deferred_interrupt(loop: FitLoop):
     """Within the block, Ctrl-C (SIGINT) only sets ``loop.interrupted``; the loop raises
@@ -395,7 +402,18 @@ class FitLoop:
             "generator": None if self.generator is None else generator_state(self.generator),
             "stop_training": self.stop_training,
             "rule": self._rule_state(),
+            "streams": self._stream_states(),
         }
+
+    def _stream_states(self) -> dict | None:
+        """Of a distributed run stopped before its last epoch: the states of its generators
+        (the epochs' orders, this process's own draws and the shared one it hands back), which
+        a resumed run with as many processes takes up (:meth:`_join_processes`)."""
+        streams = self.__dict__.get("_streams")
+        if streams is None or self.epoch >= self.epochs:
+            return None
+        order, own, shared = (generator_state(g) for g in streams)
+        return {"world": self._world, "order": order, "own": own, "shared": shared}
 
     def load_loop_state(self, state: dict) -> None:
         """Restore :meth:`loop_state` (a state written on another device type continues too:
@@ -407,6 +425,8 @@ class FitLoop:
         self.order = None if order is None else order.to(self._device()).long()
         self.epoch_losses = [float(v) for v in state.get("epoch_losses", [])]
         self._pending.clear()  # the updates undone
+        self._votes.clear()
+        self._resumed_streams = state.get("streams")
         self.history = list(state["history"])
         self.stop_training = bool(state.get("stop_training", False))
         if self.generator is not None and state.get("generator") is not None:
@@ -446,7 +466,9 @@ class FitLoop:
         self.stop_training = self.interrupted = False
         self._consistent, self._good = True, None
         self._order_generator = shared = self.generator
-        if self._world > 1:
+        self._streams = None
+        self._votes.clear()
+        if self._world > 1 and self.epoch < self.epochs:
             self._join_processes(n_rows)
         try:
             self._train(n_rows, batch_size)
@@ -480,8 +502,9 @@ class FitLoop:
         the epochs' orders from one shared stream and its samples from a stream of its own
         (:mod:`deepbelief.distributed`), both seeded from ``generator``, which advances alike
         on every process and is the loop's again when it stops (what follows, such as an
-        estimator's validation split, draws the same on every process). Processes that hold
-        different numbers of rows (other data) are refused on every process."""
+        estimator's validation split, draws the same on every process); a run resumed with
+        as many processes takes up the streams where they stopped instead. Processes that
+        hold different numbers of rows (other data) are refused on every process."""
         counts = [int(n) for n in distributed.gathered(n_rows)]
         if len(set(counts)) > 1:
             held = ", ".join(f"rank {rank}: {n}" for rank, n in enumerate(counts))
@@ -490,20 +513,28 @@ class FitLoop:
                 f"({held}); every process must read the same data"
             )
         distributed.broadcast_(self._parameters())
-        device = self._device()
-        self._order_generator = torch.Generator(device=device)
-        self._order_generator.manual_seed(distributed.shared_seed(self.generator))
-        own = torch.Generator(device=device)
-        own.manual_seed((distributed.shared_seed(self.generator) + 7919 * self._rank) % 2**63)
-        self.generator = own
+        device, shared = self._device(), self.generator
+        order, own = torch.Generator(device=device), torch.Generator(device=device)
+        streams, self._resumed_streams = self.__dict__.get("_resumed_streams"), None
+        if streams is not None and streams["world"] == self._world:
+            for generator, name in ((order, "order"), (own, "own"), (shared, "shared")):
+                set_generator_state(generator, streams[name])
+        else:
+            order.manual_seed(distributed.shared_seed(shared))
+            own.manual_seed((distributed.shared_seed(shared) + 7919 * self._rank) % 2**63)
+        self._order_generator, self.generator = order, own
+        self._streams = (order, own, shared)
 
     def _average_gradients(self, loss=None):
         """In a distributed run, the gradients of :meth:`_parameters` averaged over the
-        processes (and ``loss``, returned as its mean); else ``loss`` as it is. An update rule
-        calls it between its gradients and its step."""
+        processes (and ``loss``, returned as its mean; this process's vote to stop for an
+        interrupt rides along: :meth:`_stopping`); else ``loss`` as it is. An update rule calls
+        it between its gradients and its step."""
         if getattr(self, "_world", 1) == 1:
             return loss
-        return distributed.average_gradients(self._parameters(), loss)
+        loss, stop = distributed.average_gradients(self._parameters(), loss, self.interrupted)
+        self._votes.append(stop)
+        return loss
 
     def _run_epoch(self, n_rows: int, batch_size: int) -> None:
         start = time.perf_counter()
@@ -540,9 +571,10 @@ class FitLoop:
                         self._diverged()
             self._consistent = True
             call(self.callbacks, "on_batch_end", self, self.batch - 1, self.batches_per_epoch)
-            if self.interrupted:
+            last = self.batch == self.batches_per_epoch  # stops after the epoch's bookkeeping
+            if not last and self._stopping(check_every):
                 self._read_losses(pending)
-                raise KeyboardInterrupt
+                raise self._interrupt()
         self._read_losses(pending)
         if not self._finite():
             self._diverged()
@@ -559,10 +591,37 @@ class FitLoop:
         self.history.append(metrics)
         self._consistent = True
         call(self.callbacks, "on_epoch_end", self, metrics)
-        if self._world > 1:  # a time budget or early stopping on one process stops them all
+        if self._world > 1:  # a time budget, early stopping or an interrupt on one process
+            # stops them all
             self.stop_training = distributed.agree(self.stop_training)
+            self.interrupted = distributed.agree(self.interrupted)
+            self._votes.clear()
         if self.interrupted:
-            raise KeyboardInterrupt
+            raise self._interrupt()
+
+    def _stopping(self, check_every: int) -> bool:
+        """Whether to stop for an interrupt after this update. In a distributed run, when the
+        processes agree to: any process interrupted, by its vote in an update's all-reduce
+        (read at once on the CPU, every ``check_every`` updates on a GPU), so that all of
+        them stop after the same update (a rule that casts no votes stops at the epoch's
+        end)."""
+        if self._world == 1:
+            return self.interrupted
+        votes = self._votes
+        if not votes or (len(votes) < check_every and votes[-1].device.type != "cpu"):
+            return False
+        agreed = bool(torch.cat(votes).any())
+        votes.clear()
+        self.interrupted = self.interrupted or agreed  # a signal after the votes: not lost
+        return agreed
+
+    def _interrupt(self) -> KeyboardInterrupt:
+        return AgreedInterrupt() if self._world > 1 else KeyboardInterrupt()
+
+    @property
+    def _votes(self) -> list:
+        """Votes to stop that all-reduces returned and the loop has not read yet."""
+        return self.__dict__.setdefault("_stop_votes", [])
 
     @property
     def _pending(self) -> list:
