@@ -13,9 +13,10 @@ import torch
 from deepbelief import distributed
 
 
-def rbm_update() -> dict:
+def rbm_update(**settings) -> dict:
     """Three updates of a float64 RBM with the negative phase held fixed (the mirror image of
-    each data row): one process on all 8 rows per update, or each of N on 8 / N of them."""
+    each data row): one process on all 8 rows per update, or each of N on 8 / N of them;
+    ``settings`` go to the trainer."""
     from deepbelief.nn import RBM
     from deepbelief.training import RBMTrainer
 
@@ -25,7 +26,7 @@ def rbm_update() -> dict:
                         generator=torch.Generator().manual_seed(1))  # fmt: skip
     trainer = RBMTrainer(model, epochs=3, batch_size=8 // size, learning_rate=0.1,
                          momentum=0.5, weight_decay=0.01, monitor_rows=0,
-                         generator=torch.Generator().manual_seed(2))  # fmt: skip
+                         generator=torch.Generator().manual_seed(2), **settings)  # fmt: skip
     trainer.sampler.negative = lambda model, v, generator=None, hidden_input=None: 1 - v
     trainer.fit(X)
     return {name: p.detach().numpy() for name, p in model.named_parameters()}
@@ -138,6 +139,8 @@ def main() -> None:
         distributed.init_from_environment()
     rank, size = distributed.world()
     modes = {"rbm": rbm_update, "estimators": estimators, "uneven": uneven,
+             "rbm-centering": lambda: rbm_update(centering=True),
+             "rbm-sparsity": lambda: rbm_update(sparsity_target=0.1, sparsity_cost=0.5),
              "uneven_checkpoints": lambda: uneven_checkpoints(out)}  # fmt: skip
     if mode.startswith("interrupted:"):  # interrupted:MODEL:UPDATE
         _, model, update = mode.split(":")

@@ -595,3 +595,46 @@ def test_text_in_a_regression_target_and_a_missing_text_label_are_named_by_row()
     labels = np.array(["a", "b", None, "a", "b", "a"], dtype=object)
     with pytest.raises(DataError, match=r"y is missing at row 2 \(counting from 0\)"):
         DBNClassifier().fit(X, labels)
+
+
+def test_predictions_reuse_their_float64_copy_until_the_parameters_change(digits, monkeypatch):
+    """Every predict, transform or score used to deep-copy the whole model into float64 (a
+    row at a time, the copy cost more than the prediction). The copy is now kept while the
+    parameters stay as they are, and made again when they change in place, when the model
+    moves to another dtype, or when it is fitted again."""
+    import copy as copy_module
+
+    X_train, X_test, y_train, _ = digits
+    clf = DBNClassifier(hidden_layers=(16,), pretrain_epochs=1, epochs=2, random_state=0)
+    clf.fit(X_train[:200], y_train[:200])
+    gen = DBN(hidden_layers=(8,), pretrain_epochs=1, random_state=0).fit(X_train[:200])
+    first = clf.predict_proba(X_test[:5])
+    features = gen.transform(X_test[:5])
+    copies = []
+    deepcopy = copy_module.deepcopy
+
+    def counted(obj, memo=None):
+        if isinstance(obj, torch.nn.Module):
+            copies.append(type(obj).__name__)
+        return deepcopy(obj, memo)
+
+    monkeypatch.setattr(copy_module, "deepcopy", counted)
+    for row in X_test[:5]:
+        clf.predict_proba(row[None])
+        gen.transform(row[None])
+    assert copies == []
+    np.testing.assert_array_equal(clf.predict_proba(X_test[:5]), first)
+    np.testing.assert_array_equal(gen.transform(X_test[:5]), features)
+    with torch.no_grad():  # the fine-tuned network shares the DBN's Parameters
+        clf.dbn_.rbms[0].hidden_bias.add_(5.0)
+        gen.dbn_.rbms[0].hidden_bias.add_(5.0)
+    changed = clf.predict_proba(X_test[:5])
+    assert np.abs(changed - first).max() > 1e-3
+    assert np.abs(gen.transform(X_test[:5]) - features).max() > 1e-3
+    assert len(copies) == 2
+    clf.dbn_.double()  # another dtype: new tensors
+    np.testing.assert_allclose(clf.predict_proba(X_test[:5]), changed, rtol=0, atol=1e-12)
+    assert len(copies) == 3
+    monkeypatch.undo()
+    clf.fit(X_train[:200], y_train[:200])  # fitted again: another network
+    np.testing.assert_array_equal(clf.predict_proba(X_test[:5]), first)

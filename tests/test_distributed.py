@@ -113,15 +113,19 @@ def test_a_process_own_part_of_a_checkpoint_survives_the_file_and_rebuilds_its_s
 
 
 # ---------------------------------------------------------------------- the update
-def test_two_processes_make_the_update_of_one_on_the_concatenated_batch(tmp_path):
-    (one,) = _worker("rbm", tmp_path, 1)
-    first, second = _worker("rbm", tmp_path, 2)
+@pytest.mark.parametrize("mode", ["rbm", "rbm-centering", "rbm-sparsity"])
+def test_two_processes_make_the_update_of_one_on_the_concatenated_batch(tmp_path, mode):
+    """Also with centering and a sparsity target, whose running means of the hidden units
+    used to follow each process's own batch (the processes still agreed on the parameters,
+    but not with one process on the concatenated batch)."""
+    (one,) = _worker(mode, tmp_path, 1)
+    first, second = _worker(mode, tmp_path, 2)
     for name, value in one.items():
         assert np.array_equal(first[name], second[name]), name
         np.testing.assert_allclose(first[name], value, rtol=0, atol=1e-12, err_msg=name)
     # the three updates moved the weights well beyond that tolerance: a process that stepped
     # on its own half's gradient would be far off
-    assert np.abs(one["weight"]).max() > 0.05
+    assert np.abs(one["weight"]).max() > 0.01
 
 
 def test_processes_with_different_data_are_refused_on_every_process(tmp_path):

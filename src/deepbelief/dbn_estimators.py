@@ -19,6 +19,7 @@ import math
 import os
 import time
 import warnings
+import weakref
 
 import numpy as np
 import torch
@@ -287,6 +288,25 @@ def _fingerprint_mismatch(saved: dict, current: dict) -> str | None:
     if saved.get("y_sha256") != current["y_sha256"]:
         return "it was made for a different y"
     return None
+
+
+#: The float64 copies predictions use, by the module they copy (dropped with it).
+_FLOAT64_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def float64_copy(module: torch.nn.Module) -> torch.nn.Module:
+    """A float64 copy of ``module`` in eval mode, for computing with (never to train): made
+    once and kept while the module's parameters and buffers stay as they are (any change in
+    place, or a move to another device or dtype, makes a new one). Repeated calls, a row at
+    a time, no longer copy the whole model each time."""
+    tensors = [*module.parameters(), *module.buffers()]
+    key = [(t.data_ptr(), t._version, t.device, t.dtype, t.shape) for t in tensors]
+    kept = _FLOAT64_COPIES.get(module)
+    if kept is not None and kept[0] == key:
+        return kept[1]
+    exact = copy.deepcopy(module).to(torch.float64).eval()
+    _FLOAT64_COPIES[module] = (key, exact)
+    return exact
 
 
 class _FitCheckpoint:
@@ -1105,7 +1125,7 @@ class _SupervisedDBN(_DBNBase):
         differently for different batch sizes, and a row's prediction must not depend on the
         rows it is predicted with."""
         X = self._check_input(X)
-        exact = copy.deepcopy(self.network_).to(torch.float64).eval()
+        exact = float64_copy(self.network_)
         return torch.cat([exact(v.to(torch.float64)) for v in self._blocks(X)])
 
     def _to_state(self) -> dict:
@@ -1832,7 +1852,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
     def _exact(self) -> DBNModule:
         """A float64 copy of the stack: large free energies whose small differences matter,
         and results that do not depend on how many rows are computed together."""
-        return copy.deepcopy(self.dbn_).to(torch.float64)
+        return float64_copy(self.dbn_)
 
     def reconstruct(self, X):
         """Up pass to the top, down pass of means back to the input space."""

@@ -875,8 +875,10 @@ class RBMTrainer(FitLoop):
         return self._step().mean_difference(a, b, out=out)
 
     def _update_hidden_offset(self, stat_data: torch.Tensor) -> torch.Tensor:
-        """Fold the batch's mean hidden statistic into the running hidden offset."""
-        mean = stat_data.mean(0).to(self.model.weight.dtype)
+        """Fold the batch's mean hidden statistic into the running hidden offset (in a
+        distributed run, the mean over every process's batch: the offset of one process on
+        the concatenated batch)."""
+        mean = self._batch_mean(stat_data).to(self.model.weight.dtype)
         if self.hidden_offset is None:
             self.hidden_offset = mean
         else:
@@ -885,16 +887,25 @@ class RBMTrainer(FitLoop):
 
     def _sparsity_push(self, hidden_input: torch.Tensor) -> torch.Tensor:
         """``cost * (q - p)``: the sparsity penalty's gradient on each hidden unit's input,
-        with ``q`` a running mean of the hidden activations (Hinton's guide, section 11)."""
+        with ``q`` a running mean of the hidden activations (Hinton's guide, section 11; in a
+        distributed run, of every process's batch)."""
         s = self.settings
         with torch.no_grad():
-            q = self.model.hidden.mean(hidden_input, self.model.hidden_logvar).mean(0)
+            q = self._batch_mean(self.model.hidden.mean(hidden_input, self.model.hidden_logvar))
             if self.sparsity_estimate is None:
                 self.sparsity_estimate = q
             else:
                 decay = s["sparsity_decay"]
                 self.sparsity_estimate = decay * self.sparsity_estimate + (1 - decay) * q
             return s["sparsity_cost"] * (self.sparsity_estimate - s["sparsity_target"])
+
+    def _batch_mean(self, rows: torch.Tensor) -> torch.Tensor:
+        """The mean row of this update's batch: over every process's rows in a distributed
+        run (their batches are the same size: shards are padded to equal lengths)."""
+        mean = rows.mean(0)
+        if getattr(self, "_world", 1) > 1:
+            distributed.average_([mean])
+        return mean
 
     def _sparsity_penalty(self, hidden_input: torch.Tensor) -> torch.Tensor:
         """Surrogate whose gradient is :meth:`_sparsity_push` on each hidden unit's input."""
