@@ -82,7 +82,7 @@ def uneven_checkpoints(out: Path) -> dict:
     return {"error": np.array("")}
 
 
-def interrupted(model: str, update: int, out: Path) -> dict:
+def interrupted(model: str, update: int, out: Path, resume: bool = True) -> dict:
     """An estimator fitted with a checkpoint three times: straight through; interrupted on
     rank 1 alone (as a signal reaching one process would) once ``update`` updates of its fit
     loops are done; resumed from the checkpoint. The parameters of the first and the last,
@@ -106,7 +106,7 @@ def interrupted(model: str, update: int, out: Path) -> dict:
         estimator.fit(X, y, checkpoint=checkpoint)
         return estimator.dbn_.state_dict()
 
-    straight = fit(out / f"straight-{rank}.ckpt")  # each process's own: never resumed
+    straight = fit(out / f"straight-{rank}.ckpt") if resume else {}  # never resumed
     done, stopped = [0], {}
     call = loop_module.call
 
@@ -126,11 +126,76 @@ def interrupted(model: str, update: int, out: Path) -> dict:
         stopped.update(kind=type(exc).__name__, updates=done[0])
     finally:
         loop_module.call = call
+    if not resume:  # the checkpoint left for another run
+        return {f"stopped.{k}": np.array(v) for k, v in stopped.items()}
     resumed = fit(out / "run.ckpt")
     arrays = {f"straight.{k}": v.detach().numpy() for k, v in straight.items()}
     arrays.update({f"resumed.{k}": v.detach().numpy() for k, v in resumed.items()})
     arrays.update({f"stopped.{k}": np.array(v) for k, v in stopped.items()})
     return arrays
+
+
+def signal_during_the_epochs_vote() -> dict:
+    """Rank 1's SIGINT flag set while the processes vote at the end of epoch 1 (after its
+    all-reduce, before the loop reads the answer): where each process stopped."""
+    from deepbelief.nn import RBM
+    from deepbelief.training import Callback, RBMTrainer
+
+    rank, _ = distributed.world()
+    current = []
+
+    class Watch(Callback):
+        def on_train_begin(self, loop):
+            current.append(loop)
+
+    agree_each, fired = distributed.agree_each, []
+
+    def late_signal(flags):
+        answer = agree_each(flags)
+        if rank == 1 and current and current[0].epoch == 1 and not fired:
+            fired.append(True)
+            current[0].interrupted = True
+        return answer
+
+    X = torch.bernoulli(torch.full((40, 6), 0.4), generator=torch.Generator().manual_seed(1))
+    trainer = RBMTrainer(RBM(6, 4), epochs=4, batch_size=5, monitor_rows=0, callbacks=[Watch()],
+                         generator=torch.Generator().manual_seed(2))  # fmt: skip
+    distributed.agree_each = late_signal
+    try:
+        trainer.fit(X)
+        kind = ""
+    except KeyboardInterrupt as exc:
+        kind = type(exc).__name__
+    finally:
+        distributed.agree_each = agree_each
+    return {"kind": np.array(kind), "epoch": np.array(trainer.epoch),
+            "batch": np.array(trainer.batch)}  # fmt: skip
+
+
+def resumed(out: Path) -> dict:
+    """The classifier of :func:`interrupted` fitted from its checkpoint (``run.ckpt``, written
+    by another number of processes): its parameters and how many updates it made."""
+    from sklearn.datasets import load_digits
+
+    from deepbelief import DBNClassifier
+    from deepbelief import loop as loop_module
+
+    X, y = load_digits(return_X_y=True)
+    updates, call = [0], loop_module.call
+
+    def counted(callbacks, hook, *args):
+        updates[0] += hook == "on_batch_end"
+        return call(callbacks, hook, *args)
+
+    loop_module.call = counted
+    try:
+        clf = DBNClassifier(hidden_layers=(16,), epochs=6, batch_size=16, pretrain_epochs=3,
+                            sampler="pcd", random_state=0)  # fmt: skip
+        clf.fit(X[:240] / 16, y[:240], checkpoint=out / "run.ckpt")
+    finally:
+        loop_module.call = call
+    arrays = {f"net.{k}": v.detach().numpy() for k, v in clf.network_.state_dict().items()}
+    return {**arrays, "updates": np.array(updates[0])}
 
 
 def main() -> None:
@@ -141,10 +206,12 @@ def main() -> None:
     modes = {"rbm": rbm_update, "estimators": estimators, "uneven": uneven,
              "rbm-centering": lambda: rbm_update(centering=True),
              "rbm-sparsity": lambda: rbm_update(sparsity_target=0.1, sparsity_cost=0.5),
-             "uneven_checkpoints": lambda: uneven_checkpoints(out)}  # fmt: skip
-    if mode.startswith("interrupted:"):  # interrupted:MODEL:UPDATE
-        _, model, update = mode.split(":")
-        modes[mode] = lambda: interrupted(model, int(update), out)
+             "uneven_checkpoints": lambda: uneven_checkpoints(out),
+             "signal_during_the_epochs_vote": signal_during_the_epochs_vote,
+             "resumed": lambda: resumed(out)}  # fmt: skip
+    if mode.startswith("interrupted:"):  # interrupted:MODEL:UPDATE[:stop]
+        _, model, update, *stop = mode.split(":")
+        modes[mode] = lambda: interrupted(model, int(update), out, resume=not stop)
     try:
         arrays = modes[mode]()
         np.savez(out / f"rank{rank}-of-{size}.npz", **arrays)

@@ -222,6 +222,31 @@ def test_an_interrupt_on_one_process_stops_all_after_the_same_update_and_resumes
             assert np.array_equal(arrays[f"resumed.{name}"], value), (rank, name)
 
 
+def test_a_signal_during_the_epochs_vote_stops_every_process_after_the_next_update(tmp_path):
+    """The loop used to overwrite the flag with the vote's answer, so a SIGINT that came
+    during the vote at an epoch's end was lost and training ran to its end."""
+    for arrays in _worker("signal_during_the_epochs_vote", tmp_path, 2):
+        assert str(arrays["kind"]) == "AgreedInterrupt"
+        assert (int(arrays["epoch"]), int(arrays["batch"])) == (1, 1)
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_a_checkpoint_of_two_processes_resumes_with_another_number(tmp_path, processes):
+    """Stopped at batch 5 of 6 of a pretraining epoch by two processes (20 rows each per
+    batch: 200 rows of the epoch done): one or three processes continue at the last batch
+    of theirs within those rows. A resume with three used to be refused ("cannot resume at
+    batch 6 of an epoch over 240 rows ..."). Not bit for bit (other shards), but a resume:
+    fewer updates than a fresh start."""
+    (tmp_path / "fresh").mkdir()
+    fresh = _worker("resumed", tmp_path / "fresh", processes)[0]  # no checkpoint there
+    interrupted = _worker("interrupted:classifier:4:stop", tmp_path, 2)[0]
+    assert (int(interrupted["stopped.epoch"]), int(interrupted["stopped.batch"])) == (0, 5)
+    arrays = _worker("resumed", tmp_path, processes)[0]
+    assert 0 < int(arrays["updates"]) < int(fresh["updates"])
+    for name, value in arrays.items():
+        assert np.isfinite(value).all(), name
+
+
 def test_a_checkpoint_given_to_one_process_only_is_refused_on_every_process(tmp_path):
     """Checkpoints are written by the processes together: one process without one would
     leave the others waiting in a collective it never joins (or abort on a mismatched one)."""

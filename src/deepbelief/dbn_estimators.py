@@ -448,7 +448,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
 
     def _conv_specs(self) -> list[tuple[int, int, int]]:
         """The conv layers below the dense ones (none for the transformer)."""
-        if "conv_layers" not in self.get_params(deep=False):
+        if "conv_layers" not in vars(self):  # not a parameter (get_params: 0.5 ms a call)
             return []
         return check_conv_layers(self._s("conv_layers"))
 

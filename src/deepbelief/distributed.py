@@ -169,11 +169,17 @@ def gathered(value: float) -> list[float]:
 
 def agree(flag: bool) -> bool:
     """Whether ``flag`` is true on any process (every process gets the same answer)."""
+    return agree_each([flag])[0]
+
+
+def agree_each(flags) -> list[bool]:
+    """:func:`agree` for each of ``flags``, in one all-reduce."""
+    flags = [bool(flag) for flag in flags]
     if not is_distributed():
-        return bool(flag)
-    value = torch.tensor([float(bool(flag))], device=_carrier())
+        return flags
+    value = torch.tensor([float(flag) for flag in flags], device=_carrier())
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return [bool(v) for v in value.tolist()]
 
 
 def main_says(flag: bool) -> bool:

@@ -403,6 +403,7 @@ class FitLoop:
             "stop_training": self.stop_training,
             "rule": self._rule_state(),
             "streams": self._stream_states(),
+            "world": getattr(self, "_world", 1),
         }
 
     def _stream_states(self) -> dict | None:
@@ -427,6 +428,7 @@ class FitLoop:
         self._pending.clear()  # the updates undone
         self._votes.clear()
         self._resumed_streams = state.get("streams")
+        self._saved_world = int(state.get("world", 1))
         self.history = list(state["history"])
         self.stop_training = bool(state.get("stop_training", False))
         if self.generator is not None and state.get("generator") is not None:
@@ -456,6 +458,8 @@ class FitLoop:
         n_local = distributed.shard_size(n_rows, self._world)
         batch_size = min(self.batch_size, n_local)
         self.batches_per_epoch = -(-n_local // batch_size)
+        if self.order is not None and len(self.order) == n_rows:
+            self._continue_with_another_world(n_rows, batch_size)
         if self.order is not None and (
             len(self.order) != n_rows or self.batch >= self.batches_per_epoch
         ):
@@ -474,6 +478,18 @@ class FitLoop:
             self._train(n_rows, batch_size)
         finally:
             self.generator = shared
+
+    def _continue_with_another_world(self, n_rows: int, batch_size: int) -> None:
+        """A run stopped in the middle of an epoch by another number of processes: the
+        epoch's first ``batch x batch size x processes`` rows of its order are done (process
+        ``r`` takes every ``processes``-th row from ``r``); continue at the last batch that
+        the processes now running completed within them (redoing at most one batch of
+        rows). Not exact, as a resume with another number of processes cannot be."""
+        saved = self.__dict__.pop("_saved_world", self._world)
+        if saved == self._world or not self.batch:
+            return
+        done = self.batch * min(self.batch_size, distributed.shard_size(n_rows, saved)) * saved
+        self.batch = min(done // (batch_size * self._world), self.batches_per_epoch - 1)
 
     def _train(self, n_rows: int, batch_size: int) -> None:
         with self.thread_scope(n_rows):
@@ -591,12 +607,13 @@ class FitLoop:
         self.history.append(metrics)
         self._consistent = True
         call(self.callbacks, "on_epoch_end", self, metrics)
+        stop = self.interrupted
         if self._world > 1:  # a time budget, early stopping or an interrupt on one process
-            # stops them all
-            self.stop_training = distributed.agree(self.stop_training)
-            self.interrupted = distributed.agree(self.interrupted)
+            # stops them all; a signal that comes during the vote stays set for the next one
+            self.stop_training, stop = distributed.agree_each([self.stop_training, stop])
+            self.interrupted = self.interrupted or stop
             self._votes.clear()
-        if self.interrupted:
+        if stop:
             raise self._interrupt()
 
     def _stopping(self, check_every: int) -> bool:
