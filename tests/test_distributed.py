@@ -292,3 +292,27 @@ def test_torchrun_train_interrupted_by_ctrl_c_resumes_to_the_same_model(tmp_path
     assert straight.keys() == resumed.keys()
     for name, value in straight.items():
         assert torch.equal(resumed[name], value), name
+
+
+def test_a_run_that_cannot_start_says_so_once_not_once_per_process(tmp_path):
+    done = torchrun("-m", "deepbelief", "train", "--resume", "nowhere", cwd=tmp_path)
+    assert done.returncode != 0
+    lines = [line for line in done.stderr.splitlines() if line.startswith("deepbelief:")]
+    assert lines == ["deepbelief: error: nowhere: no such model directory to resume"], lines
+
+
+@pytest.mark.parametrize("rank", [0, 1])
+def test_a_check_that_fails_on_another_process_stops_this_one(monkeypatch, rank):
+    """Rank 0 reports the first failing process's error; the others stop without a word."""
+    from deepbelief import commands
+    from deepbelief.errors import UsageError
+
+    monkeypatch.setattr(distributed, "world", lambda: (rank, 2))
+    monkeypatch.setattr(distributed, "gathered_objects", lambda value: [value, "DATA: gone"])
+    if rank == 0:
+        with pytest.raises(UsageError, match="^process 1 of the run: DATA: gone$"):
+            commands._checked_together(lambda: "fine here")
+    else:
+        with pytest.raises(SystemExit) as stopped:
+            commands._checked_together(lambda: "fine here")
+        assert stopped.value.code == 2

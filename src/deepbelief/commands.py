@@ -31,7 +31,7 @@ from . import (
     distributed,
 )
 from .data import Dataset, image_files, label_codes, load_dataset, prepare_target
-from .errors import DataError, ModelFileError, UsageError
+from .errors import DataError, DeepBeliefError, ModelFileError, UsageError
 from .folders import (
     ModelFolder,
     check_input_path,
@@ -148,19 +148,14 @@ def train(args) -> int:
     removes a folder it created; an interrupted run keeps ``run.json`` and the checkpoint for
     ``--resume``.
     """
-    directory, settings = _run_settings(args)
-    _validate_settings(settings)
-    check_input_path(settings.data, "DATA")
-    if settings.labels is not None:
-        check_input_path(settings.labels, "--labels")
-    check_not_input(directory, (settings.data, settings.labels))  # e.g. inside an image folder
+    directory, settings = _checked_together(lambda: _checked_run(args))
     if not distributed.is_main():  # another process of a distributed run: train, write nothing
         return _train_quietly(settings, directory)
     with ModelFolder(directory, resume=args.resume is not None,
                      overwrite=getattr(args, "overwrite", False)) as folder:  # fmt: skip
         if args.resume is not None and not args.quiet:
             print(f"deepbelief: resuming the interrupted run in {directory}", file=sys.stderr)
-        task, spec, (X, y), (X_held, y_held) = _training_data(settings)
+        task, spec, (X, y), (X_held, y_held) = _checked_together(lambda: _training_data(settings))
         estimator = _estimator(settings, task, spec, verbose=verbosity(args))
         _check_estimator(estimator)
         cached = None if is_row_file(X) else len(X)  # a RowFile is read a block at a time
@@ -201,6 +196,38 @@ def _training_data(settings):
     return task, spec, (X[train_rows], y_train), (X[held_out], y_held)
 
 
+def _checked_run(args) -> tuple[Path, argparse.Namespace]:
+    """The run's folder and settings, checked before any work (the options, the inputs)."""
+    directory, settings = _run_settings(args)
+    _validate_settings(settings)
+    check_input_path(settings.data, "DATA")
+    if settings.labels is not None:
+        check_input_path(settings.labels, "--labels")
+    check_not_input(directory, (settings.data, settings.labels))  # e.g. inside an image folder
+    return directory, settings
+
+
+def _checked_together(check):
+    """``check()``, which raises when the run cannot start; in a distributed run, on every
+    process, and when it fails on any of them, every process stops: rank 0 with the error
+    (its own, else the first process's), the others quietly, so that the run says it once."""
+    try:
+        result, error = check(), None
+    except (DeepBeliefError, ValueError, OSError) as exc:
+        result, error = None, exc
+    if distributed.is_distributed():
+        failed = [(rank, message) for rank, message in enumerate(distributed.gathered_objects(
+            None if error is None else str(error))) if message is not None]  # fmt: skip
+        if failed and not distributed.is_main():
+            raise SystemExit(2)  # rank 0 says why
+        if failed and error is None:
+            rank, message = failed[0]
+            raise UsageError(f"process {rank} of the run: {message}")
+    if error is not None:
+        raise error
+    return result
+
+
 def _checkpointing(settings, directory: Path) -> dict:
     """``fit``'s checkpoint arguments (the same on every process of a distributed run)."""
     every = settings.checkpoint_every or "auto"
@@ -212,7 +239,7 @@ def _train_quietly(settings, directory: Path) -> int:
     and estimator as rank 0's (same seed), fitted in step with it; rank 0 alone writes the
     checkpoint (with this process's own part: its chains and random streams), which every
     process reads for ``--resume`` (rank 0 decides whether there is one to resume from)."""
-    task, spec, (X, y), _ = _training_data(settings)
+    task, spec, (X, y), _ = _checked_together(lambda: _training_data(settings))
     estimator = _estimator(settings, task, spec, verbose=0)
     estimator.fit(X, y, **_checkpointing(settings, directory))
     return 0

@@ -167,6 +167,15 @@ def gathered(value: float) -> list[float]:
     return [v.item() for v in values]
 
 
+def gathered_objects(value) -> list:
+    """``value`` (any picklable object) of every process, in rank order, on every process."""
+    if not is_distributed():
+        return [value]
+    values = [None] * world()[1]
+    dist.all_gather_object(values, value)
+    return values
+
+
 def agree(flag: bool) -> bool:
     """Whether ``flag`` is true on any process (every process gets the same answer)."""
     return agree_each([flag])[0]
