@@ -14,6 +14,7 @@ initialised process group.
 
 from __future__ import annotations
 
+import contextlib
 import os
 
 import torch
@@ -172,7 +173,8 @@ def gathered_objects(value) -> list:
     if not is_distributed():
         return [value]
     values = [None] * world()[1]
-    dist.all_gather_object(values, value)
+    with _objects_device():
+        dist.all_gather_object(values, value)
     return values
 
 
@@ -225,11 +227,21 @@ def gather_differences(tree) -> list | None:
         return None
     mine = _on_cpu(tree)
     box = [mine if is_main() else None]
-    dist.broadcast_object_list(box, src=0)  # in transit only: nothing is stored pickled
-    own = [[path, value] for path, value in _differences(box[0], mine, [])]
-    parts = [None] * world()[1] if is_main() else None
-    dist.gather_object(own, parts, dst=0)
+    with _objects_device():
+        dist.broadcast_object_list(box, src=0)  # in transit only: nothing is stored pickled
+        own = [[path, value] for path, value in _differences(box[0], mine, [])]
+        parts = [None] * world()[1] if is_main() else None
+        dist.gather_object(own, parts, dst=0)
     return parts
+
+
+def _objects_device():
+    """Where torch's object collectives stage their bytes: the current CUDA device under
+    NCCL, made this process's own (a process group initialised without
+    ``torch.cuda.set_device`` would have every process stage on GPU 0)."""
+    if dist.get_backend() == "nccl":
+        return torch.cuda.device(_carrier())
+    return contextlib.nullcontext()
 
 
 def own_state(tree: dict, key: str = "ranks") -> dict:
