@@ -128,38 +128,46 @@ def test_a_divergence_is_found_between_checks_and_keeps_the_start_of_the_epoch(c
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
-def test_a_ctrl_c_during_an_update_is_deferred_to_its_end(monkeypatch, tmp_path):
-    """SIGINT in the middle of an update: the update completes, then KeyboardInterrupt; the
-    checkpoint holds it and the resumed run is exact."""
-    # The loop defers Ctrl-C only while Python's default handler is installed. A suite started
-    # as a background job of a non-interactive shell inherits SIGINT ignored (SIG_IGN), and
-    # Python then keeps it so: install the default handler for this test, and name what was
-    # there.
-    found = signal.signal(signal.SIGINT, signal.default_int_handler)
-    if found is not signal.default_int_handler:
-        warnings.warn(f"SIGINT handler left installed before this test: {found!r}", stacklevel=1)
-    straight = make_trainer("pcd").fit(BARS)
-    original, calls = RBMTrainer._apply, []
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM])
+def test_a_ctrl_c_or_sigterm_during_an_update_is_deferred_to_its_end(monkeypatch, tmp_path, number):
+    """SIGINT (Ctrl-C) or SIGTERM (a job scheduler's, or torchrun's at a second Ctrl-C) in the
+    middle of an update: the update completes, then KeyboardInterrupt; the checkpoint holds it
+    and the resumed run is exact. SIGTERM used to end the process on the spot, losing the
+    updates since the last periodic checkpoint."""
+    # The loop defers a signal only while Python's default handler is installed. A suite
+    # started as a background job of a non-interactive shell inherits SIGINT ignored (SIG_IGN),
+    # and Python then keeps it so: install the default handler for this test, and name what
+    # was there.
+    default = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}[number]
+    found = signal.signal(number, default)
+    if found != default:
+        warnings.warn(f"{number!r} handler left installed before this test: {found!r}",
+                      stacklevel=1)  # fmt: skip
+    try:
+        straight = make_trainer("pcd").fit(BARS)
+        original, calls = RBMTrainer._apply, []
 
-    def apply(trainer, v):
-        calls.append(1)
-        if len(calls) == 2 * 5 + 2:  # the second update of epoch 3
-            signal.raise_signal(signal.SIGINT)
-            # Python runs the handler at its next check for signals, which may come after
-            # this line (it did in a full run of the suite): sleeping checks for them
-            for _ in range(200):
-                if trainer.interrupted:
-                    break
-                time.sleep(0.005)
-            assert trainer.interrupted  # the handler only noted it
-        return original(trainer, v)
+        def apply(trainer, v):
+            calls.append(1)
+            if len(calls) == 2 * 5 + 2:  # the second update of epoch 3
+                signal.raise_signal(number)
+                # Python runs the handler at its next check for signals, which may come
+                # after this line (it did in a full run of the suite): sleeping checks
+                for _ in range(200):
+                    if trainer.interrupted:
+                        break
+                    time.sleep(0.005)
+                assert trainer.interrupted  # the handler only noted it
+            return original(trainer, v)
 
-    monkeypatch.setattr(RBMTrainer, "_apply", apply)
-    path = tmp_path / "ckpt.safetensors"
-    with pytest.raises(KeyboardInterrupt):
-        make_trainer("pcd", [Checkpoint(path, every=100)]).fit(BARS)
-    monkeypatch.undo()
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+        monkeypatch.setattr(RBMTrainer, "_apply", apply)
+        path = tmp_path / "ckpt.safetensors"
+        with pytest.raises(KeyboardInterrupt):
+            make_trainer("pcd", [Checkpoint(path, every=100)]).fit(BARS)
+        monkeypatch.undo()
+        assert signal.getsignal(number) == default  # handler restored
+    finally:
+        signal.signal(number, found)
     resumed = RBMTrainer.from_checkpoint(path)
     assert (resumed.epoch, resumed.batch) == (2, 2)
     assert_same(straight, resumed.fit(BARS))

@@ -9,10 +9,10 @@ kernel): ``_update(rows, learning_rate) -> loss`` (or None), plus optional ``_be
 
 Interruptions are exact. The loop's state (:meth:`FitLoop.loop_state`) names the last
 completed update: epoch, update count, the position in the epoch and the epoch's order of
-rows, the generator, and the rule's own state. Ctrl-C is deferred to the end of the update in
-progress; any other exception in the middle of an update, and a divergence, restore the state
-of the start of the epoch (or of the resume point), so a checkpoint written then always
-describes a step that was really completed and a resumed run ends exactly as an
+rows, the generator, and the rule's own state. Ctrl-C (and SIGTERM) is deferred to the end of
+the update in progress; any other exception in the middle of an update, and a divergence,
+restore the state of the start of the epoch (or of the resume point), so a checkpoint written
+then always describes a step that was really completed and a resumed run ends exactly as an
 uninterrupted one. In a distributed run the processes agree to stop after the same update (an
 interrupt on any of them rides in the update's all-reduce: :class:`AgreedInterrupt`).
 
@@ -268,13 +268,13 @@ class AgreedInterrupt(KeyboardInterrupt):
 
 @contextlib.contextmanager
 def deferred_interrupt(loop: FitLoop):
-    """Within the block, Ctrl-C (SIGINT) only sets ``loop.interrupted``; the loop raises
-    KeyboardInterrupt at the end of the update in progress. A second Ctrl-C interrupts at
-    once. Only in the main thread, and only while Python's default handler is installed."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    """Within the block, Ctrl-C (SIGINT) and SIGTERM (how a job scheduler, or torchrun at a
+    second Ctrl-C, asks a process to stop) only set ``loop.interrupted``; the loop raises
+    KeyboardInterrupt at the end of the update in progress, where a checkpoint holds it. A
+    second signal interrupts at once. Only in the main thread, and only for a signal whose
+    Python default is installed (SIGINT's ``default_int_handler``, SIGTERM's ``SIG_DFL``):
+    a program's own handlers are left alone."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
 
@@ -283,11 +283,17 @@ def deferred_interrupt(loop: FitLoop):
             raise KeyboardInterrupt
         loop.interrupted = True
 
-    previous = signal.signal(signal.SIGINT, handler)
+    defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
+    replaced = {
+        number: signal.signal(number, handler)
+        for number, default in defaults.items()
+        if signal.getsignal(number) == default
+    }
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, previous in replaced.items():
+            signal.signal(number, previous)
 
 
 # ---------------------------------------------------------------------- the loop
