@@ -408,6 +408,24 @@ def test_an_interrupted_run_can_be_resumed_or_discarded(ws, tmp_path, capsys, mo
     assert snapshot(model) == before
 
 
+def test_a_ctrl_c_before_training_began_says_there_is_nothing_to_resume(
+    ws, tmp_path, capsys, monkeypatch
+):
+    """Interrupted while reading the data: the folder it would have made is not left behind,
+    and the line says so instead of suggesting a --resume that would be refused."""
+    from deepbelief import commands
+
+    def reading(settings):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(commands, "_training_data", reading)
+    model = tmp_path / "m"
+    code, _, err = run(capsys, "train", ws / "data.csv", "-o", model, *TINY)
+    assert code == 130
+    assert err == "deepbelief: interrupted before training began; nothing to resume\n"
+    assert not model.exists()
+
+
 # ------------------------------------------------------------------ 4. the lock
 def test_a_second_training_into_a_locked_folder_fails_at_once(ws, tmp_path, capsys):
     model = tmp_path / "m"

@@ -740,11 +740,12 @@ def _main(argv: list[str]) -> int:
         return _fail(f"{where}{exc.strerror or exc}", debug)
     except ValueError as exc:  # a setting the library refused
         return _fail(str(exc), debug)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         from . import distributed
 
         if distributed.is_main():  # one line for a distributed run, not one per process
-            print("deepbelief: interrupted", file=sys.stderr)
+            detail = f" {exc}" if str(exc) else ""  # e.g. before training began
+            print(f"deepbelief: interrupted{detail}", file=sys.stderr)
         return 130
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0

@@ -14,6 +14,7 @@ errors; with ``--json`` the summary is part of the JSON when the JSON goes to st
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -151,8 +152,9 @@ def train(args) -> int:
     directory, settings = _checked_together(lambda: _checked_run(args))
     if not distributed.is_main():  # another process of a distributed run: train, write nothing
         return _train_quietly(settings, directory)
-    with ModelFolder(directory, resume=args.resume is not None,
-                     overwrite=getattr(args, "overwrite", False)) as folder:  # fmt: skip
+    folder = ModelFolder(directory, resume=args.resume is not None,
+                         overwrite=getattr(args, "overwrite", False))  # fmt: skip
+    with _nothing_to_resume_said(folder), folder:
         if args.resume is not None and not args.quiet:
             print(f"deepbelief: resuming the interrupted run in {directory}", file=sys.stderr)
         task, spec, (X, y), (X_held, y_held) = _checked_together(lambda: _training_data(settings))
@@ -194,6 +196,18 @@ def _training_data(settings):
     train_rows, held_out = _split(len(X), y, task, settings)
     y_train, y_held = (None, None) if y is None else (y[train_rows], y[held_out])
     return task, spec, (X[train_rows], y_train), (X[held_out], y_held)
+
+
+@contextlib.contextmanager
+def _nothing_to_resume_said(folder):
+    """A Ctrl-C before a fresh run wrote its settings (reading the data, say) says that there
+    is nothing to resume: the folder is left as it was."""
+    try:
+        yield
+    except KeyboardInterrupt as exc:
+        if folder.wrote_run or folder.resume:
+            raise
+        raise KeyboardInterrupt("before training began; nothing to resume") from exc
 
 
 def _checked_run(args) -> tuple[Path, argparse.Namespace]:
