@@ -349,14 +349,10 @@ class _FitCheckpoint:
     def _check_same_on_every_process(self) -> None:
         """The processes of a distributed run write their checkpoints together: each must be
         given one (the same), at the same interval, or none may."""
-        mine = -2.0 if self.path is None else (-1.0 if self.every == "auto" else self.every)
-        seen = distributed.gathered(float(mine))
+        mine = "no checkpoint" if self.path is None else f"checkpoint_every={self.every!r}"
+        seen = distributed.gathered_objects(mine)
         if len(set(seen)) > 1:
-            shown = {-2.0: "no checkpoint", -1.0: "checkpoint_every='auto'"}
-            each = ", ".join(
-                f"rank {rank}: {shown.get(v, f'checkpoint_every={v:g}')}"
-                for rank, v in enumerate(seen)
-            )
+            each = ", ".join(f"rank {rank}: {given}" for rank, given in enumerate(seen))
             raise ValueError(
                 f"the processes of this distributed run were given different checkpoints ({each});"
                 " pass the same checkpoint and checkpoint_every to fit on every process"

@@ -20,6 +20,8 @@ import os
 import torch
 import torch.distributed as dist
 
+from .io import pack, unpack
+
 #: Environment variables torchrun sets for each process it starts.
 ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -225,7 +227,7 @@ def gather_differences(tree) -> list | None:
     single process."""
     if not is_distributed():
         return None
-    mine = _on_cpu(tree)
+    mine = unpack(*pack(tree))  # on the CPU, as the file will hold it
     box = [mine if is_main() else None]
     with _objects_device():
         dist.broadcast_object_list(box, src=0)  # in transit only: nothing is stored pickled
@@ -255,16 +257,6 @@ def own_state(tree: dict, key: str = "ranks") -> dict:
         return tree
     for path, value in parts[rank]:
         tree = _replaced(tree, list(path), value)
-    return tree
-
-
-def _on_cpu(tree):
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().cpu()
-    if isinstance(tree, dict):
-        return {k: _on_cpu(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_on_cpu(v) for v in tree)
     return tree
 
 
