@@ -301,6 +301,25 @@ def test_a_run_that_cannot_start_says_so_once_not_once_per_process(tmp_path):
     assert lines == ["deepbelief: error: nowhere: no such model directory to resume"], lines
 
 
+@pytest.mark.parametrize(
+    "arguments, line",
+    [
+        (["--bogus"], "deepbelief: unrecognized arguments: --bogus"),
+        (["-o", "taken"], "deepbelief: error: taken: is not empty (holds notes.txt); "),
+    ],
+)
+def test_a_wrong_option_or_a_taken_folder_is_said_once(tmp_path, iris_csv, arguments, line):
+    """Each process used to print the parser's error, and a refused folder gave rank 0's line
+    and a second one from rank 1 ("another process of the run failed")."""
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("the user's")
+    done = torchrun("-m", "deepbelief", "train", iris_csv, *arguments, cwd=tmp_path)
+    assert done.returncode != 0
+    lines = [x for x in done.stderr.splitlines() if x.startswith("deepbelief:")]
+    assert len(lines) == 1 and lines[0].startswith(line), lines
+    assert (tmp_path / "taken" / "notes.txt").read_text() == "the user's"
+
+
 @pytest.mark.parametrize("rank", [0, 1])
 def test_a_check_that_fails_on_another_process_stops_this_one(monkeypatch, rank):
     """Rank 0 reports the first failing process's error; the others stop without a word."""

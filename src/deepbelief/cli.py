@@ -721,7 +721,12 @@ def _main(argv: list[str]) -> int:
     debug = "--debug" in argv
     joined = False
     try:
-        args = _parse(argv)
+        try:
+            args = _parse(argv)
+        except DeepBeliefError:
+            if _later_torchrun_process():  # every process parses the same line: rank 0 says it
+                return 2
+            raise
         joined = _join_processes(args)
         _configure_logging(args.quiet, args.verbose)
         _configure_warnings(args.quiet, debug)
@@ -765,6 +770,13 @@ def _main(argv: list[str]) -> int:
             from . import distributed
 
             distributed.leave()
+
+
+def _later_torchrun_process() -> bool:
+    """Whether torchrun started this process as one of several, not as rank 0 (read from its
+    environment, before joining the group)."""
+    size, rank = os.environ.get("WORLD_SIZE", "1").strip(), os.environ.get("RANK", "0").strip()
+    return size not in ("", "0", "1") and rank not in ("", "0")
 
 
 def _peer_failed(exc: Exception) -> bool:

@@ -150,10 +150,9 @@ def train(args) -> int:
     ``--resume``.
     """
     directory, settings = _checked_together(lambda: _checked_run(args))
+    folder = _checked_together(lambda: _model_folder(args, directory))  # checked on rank 0
     if not distributed.is_main():  # another process of a distributed run: train, write nothing
         return _train_quietly(settings, directory)
-    folder = ModelFolder(directory, resume=args.resume is not None,
-                         overwrite=getattr(args, "overwrite", False))  # fmt: skip
     with _nothing_to_resume_said(folder), folder:
         if args.resume is not None and not args.quiet:
             print(f"deepbelief: resuming the interrupted run in {directory}", file=sys.stderr)
@@ -196,6 +195,14 @@ def _training_data(settings):
     train_rows, held_out = _split(len(X), y, task, settings)
     y_train, y_held = (None, None) if y is None else (y[train_rows], y[held_out])
     return task, spec, (X[train_rows], y_train), (X[held_out], y_held)
+
+
+def _model_folder(args, directory: Path) -> ModelFolder | None:
+    """The checked model folder (rank 0 of a distributed run alone writes: None elsewhere)."""
+    if not distributed.is_main():
+        return None
+    overwrite = getattr(args, "overwrite", False)
+    return ModelFolder(directory, resume=args.resume is not None, overwrite=overwrite)
 
 
 @contextlib.contextmanager
