@@ -172,6 +172,74 @@ def signal_during_the_epochs_vote() -> dict:
             "batch": np.array(trainer.batch)}  # fmt: skip
 
 
+def low_level_interrupted(kind: str, out: Path) -> dict:
+    """PCD training through ``kind`` ("trainer": ``RBMTrainer`` with a ``Checkpoint``
+    callback; "estimator": ``deepbelief.RBM(checkpoint=...)``) three times: straight through;
+    interrupted on rank 1 alone after its 6th update (mid-epoch); resumed from the file as
+    the docstrings say. The parameters of the first and the last."""
+    from deepbelief import RBM as RBMEstimator
+    from deepbelief import load
+    from deepbelief import loop as loop_module
+    from deepbelief.nn import RBM
+    from deepbelief.training import Checkpoint, RBMTrainer
+
+    rank, _ = distributed.world()
+    X = torch.bernoulli(torch.full((40, 6), 0.4), generator=torch.Generator().manual_seed(1))
+
+    def fit(path):
+        if kind == "estimator":
+            est = RBMEstimator(4, n_iter=4, batch_size=5, sampler="pcd", n_chains=5,
+                               random_state=0, checkpoint=path, checkpoint_every=100)  # fmt: skip
+            return est.fit(X.numpy()).model_
+        trainer = RBMTrainer(RBM(6, 4, generator=torch.Generator().manual_seed(0)),
+                             sampler="pcd", epochs=4, batch_size=5, monitor_rows=0,
+                             callbacks=[Checkpoint(path, every=100)],
+                             generator=torch.Generator().manual_seed(2))  # fmt: skip
+        return trainer.fit(X).model
+
+    def resume(path):
+        if kind == "estimator":
+            return load(path).fit(X.numpy(), resume=True).model_
+        return RBMTrainer.from_checkpoint(path).fit(X).model
+
+    straight = fit(out / f"straight-{rank}.ckpt")
+    done, call, stopped = [0], loop_module.call, {}
+
+    def signalled(callbacks, hook, *args):
+        if hook == "on_batch_end":
+            done[0] += 1
+            if rank == 1 and done[0] == 6:
+                args[0].interrupted = True  # the flag a SIGINT sets
+        return call(callbacks, hook, *args)
+
+    loop_module.call = signalled
+    try:
+        fit(out / "run.ckpt")
+    except KeyboardInterrupt as exc:
+        stopped = {"kind": type(exc).__name__, "updates": done[0]}
+    finally:
+        loop_module.call = call
+    torch.distributed.barrier()  # (the write returns on every process once it is done)
+    resumed = resume(out / "run.ckpt")
+    arrays = {f"straight.{k}": v.detach().numpy() for k, v in straight.state_dict().items()}
+    arrays.update({f"resumed.{k}": v.detach().numpy() for k, v in resumed.state_dict().items()})
+    return {**arrays, **{f"stopped.{k}": np.array(v) for k, v in stopped.items()}}
+
+
+def failed_write(out: Path) -> dict:
+    """Every process saves a trainer's checkpoint into a "folder" that is a file: the error
+    each one gets (and that none is left waiting)."""
+    from deepbelief.nn import RBM
+    from deepbelief.training import RBMTrainer
+
+    (out / "a-file").touch()
+    try:
+        RBMTrainer(RBM(6, 4)).save_checkpoint(out / "a-file" / "run.ckpt")
+    except Exception as exc:
+        return {"error": np.array(f"{type(exc).__name__}: {exc}")}
+    return {"error": np.array("")}
+
+
 def resumed(out: Path) -> dict:
     """The classifier of :func:`interrupted` fitted from its checkpoint (``run.ckpt``, written
     by another number of processes): its parameters and how many updates it made."""
@@ -208,7 +276,11 @@ def main() -> None:
              "rbm-sparsity": lambda: rbm_update(sparsity_target=0.1, sparsity_cost=0.5),
              "uneven_checkpoints": lambda: uneven_checkpoints(out),
              "signal_during_the_epochs_vote": signal_during_the_epochs_vote,
-             "resumed": lambda: resumed(out)}  # fmt: skip
+             "resumed": lambda: resumed(out),
+             "failed_write": lambda: failed_write(out),
+             "low_level_interrupted:trainer": lambda: low_level_interrupted("trainer", out),
+             "low_level_interrupted:estimator": lambda: low_level_interrupted("estimator", out),
+             }  # fmt: skip
     if mode.startswith("interrupted:"):  # interrupted:MODEL:UPDATE[:stop]
         _, model, update, *stop = mode.split(":")
         modes[mode] = lambda: interrupted(model, int(update), out, resume=not stop)

@@ -222,6 +222,30 @@ def test_an_interrupt_on_one_process_stops_all_after_the_same_update_and_resumes
             assert np.array_equal(arrays[f"resumed.{name}"], value), (rank, name)
 
 
+@pytest.mark.parametrize("kind", ["trainer", "estimator"])
+def test_low_level_checkpoints_of_two_processes_resume_exactly(tmp_path, kind):
+    """``RBMTrainer``'s ``Checkpoint`` callback and the ``RBM`` estimator's ``checkpoint``
+    are written by the processes together, like ``fit(checkpoint=)``'s: resumed on as many
+    processes (``RBMTrainer.from_checkpoint``, ``deepbelief.load(...).fit(resume=True)``),
+    PCD training ends bit for bit where the uninterrupted run does. Before, they held rank
+    0's state alone, so rank 1 resumed with rank 0's chains and random streams."""
+    for rank, arrays in enumerate(_worker(f"low_level_interrupted:{kind}", tmp_path, 2)):
+        assert str(arrays["stopped.kind"]) == "AgreedInterrupt", rank
+        assert int(arrays["stopped.updates"]) == 7, rank  # mid-epoch 1 (4 batches an epoch)
+        straight = {k[len("straight.") :]: v for k, v in arrays.items() if "straight." in k}
+        assert straight
+        for name, value in straight.items():
+            assert np.array_equal(arrays[f"resumed.{name}"], value), (rank, name)
+
+
+def test_a_checkpoint_rank_0_cannot_write_raises_on_every_process(tmp_path):
+    """A collective write that fails on rank 0 says so on the other processes too, instead
+    of leaving them to fail (or wait) in the next collective."""
+    first, second = (str(r["error"]) for r in _worker("failed_write", tmp_path, 2))
+    assert first.startswith("NotADirectoryError") and "a-file" in first, first
+    assert second.startswith("ModelFileError") and "rank 0 of this distributed run" in second
+
+
 def test_a_signal_during_the_epochs_vote_stops_every_process_after_the_next_update(tmp_path):
     """The loop used to overwrite the flag with the vote's answer, so a SIGINT that came
     during the vote at an epoch's end was lost and training ran to its end."""

@@ -259,23 +259,28 @@ class Crash(Exception):
 
 
 @pytest.mark.parametrize("sampler", ["pcd", "pt"])
-def test_estimator_resumes_from_its_checkpoint_to_the_same_weights(sampler, digits, tmp_path):
+def test_estimator_resumes_from_its_checkpoint_to_the_same_weights(
+    sampler, digits, tmp_path, monkeypatch
+):
+    from deepbelief import distributed
+
     X = digits[0][:300]
     settings = dict(n_components=16, n_iter=6, batch_size=25, random_state=1, sampler=sampler)
     straight = RBM(**settings).fit(X)
 
     path = tmp_path / "ckpt.safetensors"
     interrupted = RBM(checkpoint=str(path), **settings)
-    original_save = interrupted.save
+    write = distributed.write_together
 
-    def save_then_crash(p):
-        original_save(p)
+    def write_then_crash(*args):
+        write(*args)
         if interrupted.trainer_.epoch == 4:
             raise Crash
 
-    interrupted.save = save_then_crash
+    monkeypatch.setattr(distributed, "write_together", write_then_crash)
     with pytest.raises(Crash):
         interrupted.fit(X)
+    monkeypatch.undo()
     resumed = deepbelief.load(path)
     assert resumed.trainer_.epoch == 4
     resumed.fit(X, resume=True)

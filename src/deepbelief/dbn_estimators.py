@@ -65,7 +65,7 @@ from .images import (
     flatten_images,
     image_shape_for,
 )
-from .io import pack, read_file, register, save, write_file
+from .io import pack, read_file, register, save
 from .label_training import LABEL_TRAINING, LabelBackprop, LabelTraining
 from .loop import (
     AgreedInterrupt,
@@ -381,12 +381,7 @@ class _FitCheckpoint:
         if self.path is None or self.current is None:
             return
         tree = {"fingerprint": self.fingerprint, **self.current()}
-        if together and distributed.is_distributed():
-            tree["ranks"] = distributed.gather_differences(tree)
-        elif not distributed.is_main():
-            return
-        if distributed.is_main():
-            write_file(self.path, FIT_CHECKPOINT, tree)
+        distributed.write_together(self.path, FIT_CHECKPOINT, tree, together)
         self.written = time.perf_counter()
 
     @contextlib.contextmanager

@@ -20,7 +20,8 @@ import os
 import torch
 import torch.distributed as dist
 
-from .io import pack, unpack
+from .errors import ModelFileError
+from .io import pack, unpack, write_file
 
 #: Environment variables torchrun sets for each process it starts.
 ENVIRONMENT = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -235,6 +236,32 @@ def gather_differences(tree) -> list | None:
         parts = [None] * world()[1] if is_main() else None
         dist.gather_object(own, parts, dst=0)
     return parts
+
+
+def write_together(path, kind: str, tree: dict, together: bool = True) -> None:
+    """Write ``tree`` to ``path`` as a ``kind`` file (:func:`deepbelief.io.write_file`), in a
+    distributed run from rank 0. When the processes call it ``together`` (at the same point
+    of training), the file holds, under ``"ranks"``, what each process holds of its own
+    (:func:`gather_differences`; :func:`own_state` gives it back), and every process returns
+    once it is written (a failed write raises on every process). Else rank 0 writes its own
+    state alone and the other processes do nothing."""
+    if not is_distributed():
+        write_file(path, kind, tree)
+        return
+    if not together:
+        if is_main():
+            write_file(path, kind, tree)
+        return
+    tree = {**tree, "ranks": gather_differences(tree)}
+    failure = None
+    if is_main():
+        try:
+            write_file(path, kind, tree)
+        except Exception as exc:  # said on every process, not left for the next collective
+            failure = exc
+    if not main_says(failure is None):
+        raise failure or ModelFileError(f"{path}: rank 0 of this distributed run could not "
+                                        "write the checkpoint (its error says why)")  # fmt: skip
 
 
 def _objects_device():

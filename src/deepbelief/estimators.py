@@ -856,7 +856,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         if shows and self.verbose >= 2:
             callbacks.append(ProgressBar(desc="RBM"))
         if self.checkpoint is not None:
-            callbacks.append(Checkpoint(self.checkpoint, self.checkpoint_every, save=self.save))
+            callbacks.append(Checkpoint(self.checkpoint, self.checkpoint_every, source=self))
         self.trainer_.callbacks = callbacks
         level = logging.INFO if self.verbose else logging.DEBUG
         log.log(level, "RBM %s: training %d epochs", self.model_.extra_repr(), self.n_iter)

@@ -440,6 +440,10 @@ def load(path, device=None):
     """
     target = _requested_device(device)
     kind, tree = read_file(path)
+    if isinstance(tree, dict) and "ranks" in tree:  # written by a distributed run's processes
+        from .distributed import own_state  # above this module: it packs with this one's
+
+        tree = own_state(tree)
     cls = _REGISTRY.get(kind)
     if cls is None:
         _import_registering_modules()

@@ -341,6 +341,10 @@ class FitLoop:
         self.epoch_losses: list[float] = []
         self.history: list[dict] = []
         self.stop_training = self.interrupted = False
+        #: whether every process of a distributed run stopped after the same update (as
+        #: checkpoints written together need): when training ended as it should, not by an
+        #: error or an interrupt on one process alone
+        self.stopped_together = True
         self._consistent, self._good = True, None
 
     # ---------------------------------------------------------------- the rule's hooks
@@ -500,11 +504,15 @@ class FitLoop:
     def _train(self, n_rows: int, batch_size: int) -> None:
         with self.thread_scope(n_rows):
             call(self.callbacks, "on_train_begin", self)
+            self.stopped_together = True
             try:
                 with deferred_interrupt(self):
                     while self.epoch < self.epochs and not self.stop_training:
                         self._run_epoch(n_rows, batch_size)
-            except BaseException:
+            except BaseException as exc:
+                # every process of a distributed run stops after the same update when it
+                # finishes, stops early, diverges or is interrupted (agreed); not on others
+                self.stopped_together = isinstance(exc, (AgreedInterrupt, DivergenceError))
                 # cut short inside an update, or after updates that diverged unnoticed
                 # (parameters are checked every check_every updates): back to a completed,
                 # finite step

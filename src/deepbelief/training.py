@@ -22,7 +22,7 @@ import torch
 
 from . import distributed, evaluation
 from .errors import DataError
-from .io import read_file, register, write_file
+from .io import read_file, register
 from .loop import (
     Callback,
     FitLoop,
@@ -137,23 +137,24 @@ class EarlyStopping(Callback):
 
 
 class Checkpoint(Callback):
-    """Write ``trainer.checkpoint()`` to ``path`` every ``every`` epochs and at the end.
+    """Write ``trainer``'s whole state (:meth:`RBMTrainer.save_checkpoint`) to ``path`` every
+    ``every`` epochs and at the end.
 
-    ``save`` may replace the default writer (an estimator saves itself instead).
+    ``source`` may replace what the file holds: an object :func:`deepbelief.io.save` saves
+    (an estimator saves itself instead). In a distributed run every process takes part and
+    rank 0 writes (:func:`deepbelief.distributed.write_together`).
     """
 
-    def __init__(self, path, every: int = 1, save=None):
+    def __init__(self, path, every: int = 1, source=None):
         if int(every) < 1:
             raise ValueError(f"checkpoint interval must be >= 1 epoch, got {every}")
-        self.path, self.every, self.save = path, int(every), save
+        self.path, self.every, self.source = path, int(every), source
 
     def _write(self, trainer):
-        if not distributed.is_main():  # in a distributed run, rank 0 alone writes
-            return
-        if self.save is not None:
-            self.save(self.path)
-        else:
-            trainer.save_checkpoint(self.path)
+        source = trainer if self.source is None else self.source
+        distributed.write_together(
+            self.path, type(source)._file_kind, source._to_state(), trainer.stopped_together
+        )
 
     def on_epoch_end(self, trainer, metrics):
         if trainer.epoch % self.every == 0:
@@ -1015,15 +1016,20 @@ class RBMTrainer(FitLoop):
 
     def save_checkpoint(self, path) -> None:
         """Write the whole training state to ``path`` (atomically): after an interruption it
-        holds the last completed update, and :meth:`from_checkpoint` continues exactly."""
-        write_file(path, "checkpoint", self._to_state())
+        holds the last completed update, and :meth:`from_checkpoint` continues exactly.
+
+        In a distributed run every process calls it at the same point of training (it is
+        collective, as ``torch.distributed.checkpoint.save`` is): rank 0 writes the file, with
+        what each process holds of its own (persistent chains, random streams), and
+        :meth:`from_checkpoint` on as many processes gives each process its part."""
+        distributed.write_together(path, "checkpoint", self._to_state())
 
     @classmethod
     def from_checkpoint(cls, path, callbacks: Sequence[Callback] = (), device=None) -> RBMTrainer:
         """Rebuild a trainer (and its model) from :meth:`save_checkpoint`, on ``device``
         (default: the writer's, or the CPU); ``fit`` continues."""
         _, tree = read_file(path)
-        trainer = cls._from_state(tree, device=device)
+        trainer = cls._from_state(distributed.own_state(tree), device=device)
         trainer.callbacks = list(callbacks)
         return trainer
 
