@@ -431,6 +431,48 @@ def test_imputer_errors_name_the_problem():
         imputer.transform(X[:, :2])
     with pytest.raises(ValueError, match="n_rounds must be a positive integer"):
         RBMImputer(n_rounds=0).fit(X)
+    rows = X.copy()
+    rows[2, 1] = np.inf  # it used to be scikit-learn's "Input X contains infinity ..."
+    with pytest.raises(DataError, match=r"infinity at row 2, column 1"):
+        imputer.transform(rows)
+    text = X.astype(object)
+    text[3, 2] = "n/a"
+    with pytest.raises(DataError, match=r"numeric: column 2 holds 'n/a' at row 3"):
+        imputer.transform(text)
+
+
+def test_imputer_names_its_output_columns_like_iterative_imputer():
+    """``get_feature_names_out`` and ``set_output``: a Pipeline's pandas output keeps the
+    columns' names (it used to refuse: "'set_output' is not available")."""
+    import pandas as pd
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = pd.DataFrame(np.random.default_rng(0).random((30, 3)), columns=["a", "b", "c"])
+    X.iloc[::5, 0] = np.nan
+    imputer = RBMImputer(n_components=4, n_iter=1, prediction_epochs=0, random_state=0)
+    pipe = make_pipeline(imputer, StandardScaler()).set_output(transform="pandas")
+    out = pipe.fit_transform(X)
+    assert list(out.columns) == ["a", "b", "c"] and not out.isna().any().any()
+    assert list(pipe.get_feature_names_out()) == ["a", "b", "c"]
+    assert list(imputer.get_feature_names_out()) == ["a", "b", "c"]
+
+
+def test_fill_in_returns_the_observed_entries_as_given():
+    """Values outside a Bernoulli model's [0, 1] are clipped on their way into the model but
+    come back as given (they used to come back clipped), and a ``start`` of the wrong shape
+    is named (it used to be NumPy's broadcasting error)."""
+    X = np.random.default_rng(0).random((40, 5))
+    model = RBM(n_components=3, n_iter=1, random_state=0).fit(X)
+    holes = X[:4] * 3  # out of [0, 1]
+    holes[:, 2] = np.nan
+    with pytest.warns(UserWarning, match="outside"):
+        filled = fill_in(model, holes)
+    observed = ~np.isnan(holes)
+    assert np.array_equal(filled[observed], holes[observed])
+    assert ((filled[:, 2] >= 0) & (filled[:, 2] <= 1)).all()
+    with pytest.raises(DataError, match=r"start must have shape \(5,\).*got shape \(3,\)"):
+        fill_in(model, holes, start=np.zeros(3))
 
 
 @parametrize_with_checks(

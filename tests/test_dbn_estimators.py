@@ -336,6 +336,57 @@ def test_warm_start_continues_fine_tuning_without_pretraining_again(digits):
         est.fit(X, np.where(y == 1, 42, y))
 
 
+def test_a_warm_start_refit_takes_the_parameters_as_they_are_then(digits):
+    """It used to run the first fit's epochs and learning rate again, whatever the
+    parameters said (``set_params(epochs=40)`` ran 5)."""
+    X, y = digits[0][:200], digits[2][:200]
+    est = DBNClassifier(hidden_layers=(16,), pretrain_epochs=1, epochs=2, early_stopping=False,
+                        optimizer="sgd", warm_start=True, random_state=0).fit(X, y)  # fmt: skip
+    est.set_params(epochs=5).fit(X, y)
+    assert len(est.history_) == 7 and est.settings_["epochs"] == 5
+    weights = est.network_[0].weight.detach().clone()
+    est.set_params(epochs=1, learning_rate=1e-9).fit(X, y)
+    assert est.settings_["learning_rate"] == 1e-9
+    assert torch.allclose(est.network_[0].weight, weights, rtol=0, atol=1e-6)
+    est.set_params(learning_rate=0.1).fit(X, y)  # the contrast: a step that shows
+    assert (est.network_[0].weight - weights).abs().max() > 1e-3
+
+
+@pytest.mark.parametrize(
+    "change, name",
+    [({"hidden_layers": (17,)}, "hidden_layers"), ({"hidden_layers": (16, 8)}, "hidden_layers"),
+     ({"dtype": "float64"}, "dtype"), ({"visible": "gaussian"}, "visible")],
+)  # fmt: skip
+def test_a_warm_start_refit_that_changes_the_shape_is_refused_before_training(digits, change, name):
+    """A warm refit keeps the fitted network: a change of its shape used to be ignored
+    silently (``get_params`` then described another model than the one fitted)."""
+    X, y = digits[0][:200], digits[2][:200]
+    est = DBNClassifier(hidden_layers=(16,), pretrain_epochs=1, epochs=1, warm_start=True,
+                        random_state=0).fit(X, y)  # fmt: skip
+    network, history = est.network_, list(est.history_)
+    weights = network[0].weight.detach().clone()
+    with pytest.raises(ValueError, match=f"shape cannot change: {name}=.*warm_start=False"):
+        est.set_params(**change).fit(X, y)
+    assert est.network_ is network and est.history_ == history
+    assert torch.equal(network[0].weight, weights)
+
+
+def test_hidden_layers_may_be_given_alike_as_a_tuple_list_int_or_array(digits, tmp_path):
+    """As scikit-learn's MLP takes its sizes; an array used to fail with NumPy's "truth value
+    of an array ... is ambiguous". A warm refit sees them as the same shape."""
+    X, y = digits[0][:200], digits[2][:200]
+    est = DBNClassifier(hidden_layers=np.array([16, 8]), pretrain_epochs=1, epochs=1,
+                        warm_start=True, random_state=0).fit(X, y)  # fmt: skip
+    assert est.dbn_.rbms[0].weight.shape[1] == 16 and est.dbn_.rbms[1].weight.shape[1] == 8
+    for same in ((16, 8), [16, 8], np.array([16, 8], dtype=np.int32)):
+        est.set_params(hidden_layers=same).fit(X, y)
+    est.save(tmp_path / "c.safetensors")
+    again = deepbelief.load(tmp_path / "c.safetensors")
+    assert isinstance(again.hidden_layers, np.ndarray) and again.hidden_layers.tolist() == [16, 8]
+    with pytest.raises(ValueError, match="hidden_layers must be positive integers"):
+        DBNClassifier(hidden_layers=np.array([16.5])).fit(X, y)
+
+
 def test_a_warm_start_after_early_stopping_trains_every_row_for_the_chosen_epochs(digits):
     """The first fit refits on every row for the epochs early stopping chose; a warm refit
     continues the same way (it used to hold out a validation split and train on the rest)."""

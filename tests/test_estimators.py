@@ -122,7 +122,7 @@ BAD_INPUTS = [
     (np.array([[0.1, 0.2], [np.inf, 0.3]]), r"inf.* at row 1, column 0"),
     (np.array([0.1, 0.2, 0.3]), r"Expected 2D array"),
     (np.zeros((2, 2, 2)), r"dim"),
-    (np.array([["a", "b"], ["c", "d"]]), r"numeric"),
+    (np.array([["1", "b"], ["2", "d"]]), r"numeric: column 1 holds 'b' at row 0 \(counting"),
     (np.zeros((0, 3)), r"0 sample"),
     (np.zeros((3, 0)), r"0 feature"),
 ]
@@ -132,6 +132,15 @@ BAD_INPUTS = [
 def test_bad_input_raises_data_error_naming_the_problem(X, message):
     with pytest.raises(DataError, match=message):
         RBM(n_components=2, n_iter=1).fit(X)
+
+
+def test_a_text_value_in_a_data_frame_is_named_by_its_column_and_row():
+    """It used to say only "could not convert string to float: 'oops'"."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"a": [0.1, 0.2, 0.3], "s": [0.5, "oops", 0.5]})
+    with pytest.raises(DataError, match=r"X must be numeric: column 's' holds 'oops' at row 1"):
+        RBM(n_components=2, n_iter=1).fit(frame)
 
 
 def test_values_outside_unit_interval_for_explicit_bernoulli_units():

@@ -122,10 +122,11 @@ def test_explicit_early_stopping_off_trains_the_epochs_on_all_rows(iris):
 
 
 def test_a_run_that_barely_moves_the_loss_warns(iris):
-    with pytest.warns(UndertrainedWarning, match="barely below its start"):
+    with pytest.warns(UndertrainedWarning, match="barely below its start") as caught:
         DBNClassifier(
             hidden_layers=(8,), pretrain=False, epochs=2, learning_rate=1e-6, random_state=0
         ).fit(*iris)
+    assert [w.filename for w in caught] == [__file__]  # the user's line, not the library's
     with warnings.catch_warnings():
         warnings.simplefilter("error", UndertrainedWarning)
         DBNClassifier(hidden_layers=(16,), random_state=0).fit(*iris)
@@ -190,7 +191,11 @@ def test_the_undertrained_warning_says_when_the_loss_rose_and_not_when_there_was
 
     watch = dbn_estimators._LossWatch.__new__(dbn_estimators._LossWatch)
     watch.X = watch.y = watch.task = None
-    for start, end, expected in ((1.0, 1.5, "above its start"), (1.0, 0.99, "barely below")):
+    for start, end, expected in (
+        (1.0, 1.2, "above its start.*raise the learning rate"),
+        (1.0, 1.6, "above its start.*lower the learning rate"),  # it grew: steps too large
+        (1.0, 0.99, "barely below.*raise the learning rate"),
+    ):
         watch.start = start
         monkeypatch.setattr(dbn_estimators, "evaluate", lambda *a, end=end: {"val_loss": end})
         with pytest.warns(UndertrainedWarning, match=expected):

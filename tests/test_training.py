@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from deepbelief.data import bars_and_stripes
-from deepbelief.errors import DataError, DivergenceError
+from deepbelief.errors import DataError, DivergenceError, UndertrainedWarning
 from deepbelief.evaluation import exact_log_likelihood, exact_log_partition
 from deepbelief.nn import RBM, GaussianUnits, MixedUnits, ReLUUnits, SoftmaxUnits
 from deepbelief.samplers import CD, PCD
@@ -594,9 +594,11 @@ def test_warns_when_every_hidden_unit_is_switched_off(caplog):
         model.hidden_bias.fill_(-30.0)
     trainer = RBMTrainer(model, epochs=1, batch_size=14, learning_rate=1e-6, generator=gen)
     with caplog.at_level("WARNING", logger="deepbelief"):
-        trainer.fit(BAS)
+        with pytest.warns(UndertrainedWarning, match="switched off.*lower the learning rate") as w:
+            trainer.fit(BAS)  # a warning too (warnings filters see it), at this line
     assert "switched off" in caplog.text
     assert trainer.history[-1]["hidden_activity"] < 1e-3
+    assert [r.filename for r in w] == [__file__]
 
 
 def test_mixed_precision_gradients_match_float32_given_the_same_samples():

@@ -421,8 +421,15 @@ def fill_in(
     if start is None:
         mean = getattr(model, "input_mean_", None)
         start = np.full(X.shape[1], 0.5) if mean is None else np.asarray(mean, np.float64)
-    filled = np.where(missing, np.broadcast_to(np.asarray(start, np.float64), X.shape), X)
-    return _passes(model, filled, method, steps, missing, draw, random_state)
+    start = np.asarray(start, np.float64)
+    if start.shape not in ((X.shape[1],), X.shape):
+        raise DataError(
+            f"start must have shape ({X.shape[1]},) (one value a column) or {X.shape} (one an "
+            f"entry), like X; got shape {start.shape}"
+        )
+    filled = np.where(missing, np.broadcast_to(start, X.shape), X)
+    out = _passes(model, filled, method, steps, missing, draw, random_state)
+    return np.where(missing, out, X)  # observed entries as given (the model saw them clipped)
 
 
 @torch.no_grad()

@@ -35,7 +35,7 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import distributed, evaluation
+from . import distributed, errors, evaluation
 from .errors import DataError, DivergenceError, ModelFileError, UndertrainedWarning
 from .estimators import (
     _DTYPES,
@@ -213,6 +213,8 @@ _NOMINAL_ROWS = 1000
 BUDGET_GROWTH = 10
 #: Fine-tuning that ends with the training loss above this fraction of its start warns.
 BARELY_TRAINED = 0.9
+#: ... and above this many times its start, the advice is a smaller learning rate.
+GREW = 1.5
 #: Up-down epochs of ``DBN(up_down_epochs="auto")`` for a label model of two or more hidden
 #: layers (on MNIST's hinton2006 preset, 3 of them raised the recognised class-conditional
 #: samples from 95.7 % to 97.1 % and kept the label error: benchmarks/RESULTS.md).
@@ -262,13 +264,41 @@ def _fingerprint(estimator, X, y) -> dict:
     }
 
 
+def _canonical(value) -> str:
+    """A parameter's value (as :func:`_params_to_state` gives it) as text that is the same
+    for equal values (a tuple and a list of the same numbers too)."""
+    tree, tensors = pack(value)
+    return json.dumps([tree, {k: t.tolist() for k, t in tensors.items()}], sort_keys=True)
+
+
+#: The parameters that give a fitted network its shape: a warm start cannot change them.
+SHAPE_PARAMS = ("hidden_layers", "conv_layers", "image_shape", "visible", "hidden", "dtype")
+
+
+def _shape_changes(before: dict, now: dict) -> list[str]:
+    """``name=before (now ...)`` for each of :data:`SHAPE_PARAMS` that ``now`` (settings)
+    changes."""
+
+    def plain(name, value):  # (16,), [16], 16 and np.int64(16) alike
+        if name == "hidden_layers" and isinstance(value, (int, np.integer)):
+            value = [value]
+        if isinstance(value, np.ndarray):
+            value = value.tolist()
+        if isinstance(value, (list, tuple)):
+            return [plain(None, v) for v in value]
+        return int(value) if isinstance(value, np.integer) else value
+
+    before, now = _params_to_state(before), _params_to_state(now)
+    return [
+        f"{k}={before.get(k)!r} (now {now.get(k)!r})"
+        for k in SHAPE_PARAMS
+        if _canonical(plain(k, before.get(k))) != _canonical(plain(k, now.get(k)))
+    ]
+
+
 def _fingerprint_mismatch(saved: dict, current: dict) -> str | None:
     """How a checkpoint's fingerprint differs from the current fit's (None: it matches)."""
-
-    def canonical(value):
-        tree, tensors = pack(value)
-        return json.dumps([tree, {k: t.tolist() for k, t in tensors.items()}], sort_keys=True)
-
+    canonical = _canonical
     if saved.get("estimator") != current["estimator"]:
         return f"it was made by {saved.get('estimator')}, not {current['estimator']}"
     stored = saved.get("params") or {}
@@ -469,6 +499,8 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
 
     def _check_common_params(self):
         layers = given = self._s("hidden_layers")
+        if isinstance(layers, np.ndarray):  # as scikit-learn's MLP takes its sizes
+            layers = layers.tolist()
         if isinstance(layers, (int, np.integer)):
             layers = (layers,)
         if self._conv_specs() and isinstance(layers, (list, tuple)) and not layers:
@@ -888,9 +920,15 @@ class _SupervisedDBN(_DBNBase):
         X, y, unlabeled = self._labelled_rows(self._flat(X), y)
         X, y = check_Xy(self, X, y, reset=not continuing, multi_output=self._task == "regression")
         targets, n_outputs = self._targets(y, reset=not continuing)
-        if not continuing:
-            self.settings_ = self._values(len(X))
-        self._active = self.settings_  # a warm start continues with the first fit's settings
+        settings = self._values(len(X))
+        changes = _shape_changes(self.settings_, settings) if continuing else []
+        if changes:
+            raise ValueError(
+                "a warm_start refit continues the fitted network, whose shape cannot change: "
+                + ", ".join(changes)
+                + "; set warm_start=False to fit afresh"
+            )
+        self.settings_ = self._active = settings  # a warm start takes the parameters as they are
         self._deadline = Deadline(self._s("time_budget"))
         if continuing:  # every row: for the epochs early stopping chose, else ``epochs``
             Xt = self._prepare(X)
@@ -1167,12 +1205,14 @@ class _LossWatch:
         end = evaluate(network, self.X, self.y, self.task)["val_loss"]
         if end > BARELY_TRAINED * self.start and self.start > 1e-8:  # (0: nothing to learn)
             where = "above" if end > self.start else "barely below"
-            warnings.warn(
+            advice = "train longer (epochs) or raise the learning rate"
+            if end > GREW * self.start:  # a step too large, not too few
+                advice = "lower the learning rate"
+            errors.warn(
                 f"fine-tuning ended with the training loss at {end:.4g}, {where} its "
                 f"start ({self.start:.4g}) after {epochs} epoch(s): the model may be no "
-                "better than chance; train longer (epochs) or raise the learning rate",
+                f"better than chance; {advice}",
                 UndertrainedWarning,
-                stacklevel=4,
             )
 
 
@@ -1260,8 +1300,11 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
     head_epochs : int, default 0
         Train only the output layer for the first epochs.
     warm_start : bool, default False
-        Refit continues fine-tuning from the current weights, on every row: for the number of
-        epochs the first fit's early stopping chose (``best_epoch_``), else for ``epochs``.
+        Refit continues fine-tuning from the current weights, on every row, with the
+        parameters as they are then (``epochs``, ``learning_rate``, ``dropout`` ...): for the
+        number of epochs the first fit's early stopping chose (``best_epoch_``), else for
+        ``epochs``. A refit that changes the network's shape (:data:`SHAPE_PARAMS`:
+        ``hidden_layers``, ``conv_layers`` ...) is refused.
     mixed_precision : bool, "auto" or None, default None
         Fine-tune under bfloat16 autocast (see :func:`deepbelief.finetune.finetune`): faster
         on GPUs and CPUs with native bfloat16, slower elsewhere. "auto": where the device

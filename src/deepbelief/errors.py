@@ -1,8 +1,12 @@
-"""Exceptions raised by deepbelief.
+"""Exceptions and warnings raised by deepbelief.
 
 Every error the library raises on purpose is a :class:`DeepBeliefError`, so the
 command line can turn it into one line on stderr.
 """
+
+import os
+import sys
+import warnings
 
 
 class DeepBeliefError(Exception):
@@ -27,5 +31,16 @@ class UsageError(DeepBeliefError):
 
 
 class UndertrainedWarning(UserWarning):
-    """Training ended with its loss barely below where it started: the model may be no better
-    than chance (train longer or raise the learning rate)."""
+    """Training ended with its loss barely below where it started (train longer or raise the
+    learning rate), or above it, or with an RBM's hidden units switched off (lower the
+    learning rate): the model may be no better than chance."""
+
+
+def warn(message: str, category: type[Warning]) -> None:
+    """``warnings.warn``, attributed to the first caller outside deepbelief (the user's
+    line, which their warning filters and ``pytest.warns`` see), however deep the call."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(package):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

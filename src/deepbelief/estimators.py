@@ -101,10 +101,34 @@ def check_X(estimator, X, reset: bool, *, accept_sparse: bool = False):
     except ValueError as exc:
         message = str(exc)
         if "could not convert" in message:
-            message = f"X must be numeric: {message}"
+            message = f"X must be numeric: {first_non_number(X) or message}"
         raise DataError(message) from exc
     _check_finite(X)
     return X
+
+
+def first_non_number(X) -> str | None:
+    """Where the first value of a table ``X`` (a DataFrame or 2-D array-like) that is not a
+    number lies: ``"column 's' holds 'x' at row 3 (counting from 0)"``; None when none is
+    found."""
+    if hasattr(X, "columns") and hasattr(X, "to_numpy"):
+        names, values = list(X.columns), X.to_numpy(dtype=object)
+    else:
+        try:
+            values = np.asarray(X, dtype=object)
+        except ValueError:  # ragged rows
+            return None
+        names = list(range(values.shape[1])) if values.ndim == 2 else []
+    for j, name in enumerate(names):
+        try:
+            values[:, j].astype(np.float64)
+        except (TypeError, ValueError):
+            for i, value in enumerate(values[:, j]):
+                try:
+                    float(value)
+                except (TypeError, ValueError):
+                    return f"column {name!r} holds {value!r} at row {i} (counting from 0)"
+    return None
 
 
 def _check_finite(X) -> None:
@@ -441,6 +465,8 @@ def _params_from_state(params: dict) -> dict:
             return sampler_from_config(v["__sampler__"])
         if isinstance(v, dict) and "__numpy_rng__" in v:
             return _rng_from_state(v)
+        if isinstance(v, torch.Tensor):  # a parameter given as a NumPy array
+            return v.numpy()
         return v
 
     return {k: restore(v) for k, v in params.items()}

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .applications import check_method, check_rows_observed, fill_in
 from .errors import DataError
-from .estimators import RBM, SavedRBMWrapper, seed_from
+from .estimators import RBM, SavedRBMWrapper, first_non_number, seed_from
 from .io import register
 from .loop import make_generator
 from .multi_prediction import train_to_fill
@@ -21,7 +21,7 @@ AUTO_UPDATES = 30_000
 
 
 @register("RBMImputer")
-class RBMImputer(SavedRBMWrapper, TransformerMixin, BaseEstimator):
+class RBMImputer(SavedRBMWrapper, OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """Fills the NaN entries of a table from an RBM trained on it, the observed entries
     clamped (never changed).
 
@@ -243,9 +243,12 @@ class RBMImputer(SavedRBMWrapper, TransformerMixin, BaseEstimator):
 
     def _validate(self, X, reset: bool):
         try:
-            X = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite="allow-nan")
+            X = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
         except ValueError as exc:
-            raise DataError(str(exc)) from exc
+            message = str(exc)
+            if "could not convert" in message:
+                message = f"X must be numeric: {first_non_number(X) or message}"
+            raise DataError(message) from exc
         if np.isinf(X).any():
             row, column = (int(i) for i in np.argwhere(np.isinf(X))[0])
             raise DataError(f"X contains infinity at row {row}, column {column} (counting from 0)")

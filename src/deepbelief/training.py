@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import torch
 
-from . import distributed, evaluation
-from .errors import DataError
+from . import distributed, errors, evaluation
+from .errors import DataError, UndertrainedWarning
 from .io import read_file, register
 from .loop import (
     Callback,
@@ -61,6 +61,9 @@ __all__ = [
 ]
 
 log = logging.getLogger("deepbelief")
+#: Binary hidden units whose mean activation on the monitored rows is below this are
+#: "switched off" (a warning at the end of training, a log line each epoch).
+SWITCHED_OFF = 1e-3
 
 #: The per-epoch monitors may cost about this fraction of the training time: by default they
 #: run every few epochs when they would cost more at every one (``RBMTrainer.monitor_every``).
@@ -414,7 +417,21 @@ class RBMTrainer(FitLoop):
             self.run_loop(len(X))
         finally:
             self._data = self._monitor = self._validation = self._block = None
+        self._warn_if_switched_off()
         return self
+
+    def _warn_if_switched_off(self) -> None:
+        """An :class:`~deepbelief.errors.UndertrainedWarning` when the last epoch's monitors
+        found the binary hidden units switched off (their features then carry nothing)."""
+        activity = self.history[-1].get("hidden_activity") if self.history else None
+        binary = isinstance(self.model.hidden, BernoulliUnits)
+        if binary and activity is not None and activity < SWITCHED_OFF:
+            errors.warn(
+                f"RBM training ended with the hidden units switched off (mean activation "
+                f"{activity:.2g}): their features carry nothing; lower the learning rate (now "
+                f"{self.settings['learning_rate']:g}) or raise the initial weight_std",
+                UndertrainedWarning,
+            )
 
     @property
     def monitor_every(self) -> int | None:
@@ -931,7 +948,7 @@ class RBMTrainer(FitLoop):
         out = {"reconstruction_error": float(error)}
         activity = float(h.mean())
         out["hidden_activity"] = activity
-        if isinstance(model.hidden, BernoulliUnits) and activity < 1e-3:
+        if isinstance(model.hidden, BernoulliUnits) and activity < SWITCHED_OFF:
             log.warning(
                 "epoch %d: the hidden units are switched off (mean activation %.2g); lower the "
                 "learning rate (now %g) or raise the initial weight_std",
