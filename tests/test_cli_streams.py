@@ -87,6 +87,70 @@ def test_transform_of_a_streamed_model_gives_the_features_python_gives(tmp_path,
     assert card["input"]["kind"] == "array" and card["rows"] == {"train": 500, "held_out": 0}
 
 
+def test_transform_of_a_npy_file_reads_and_writes_a_block_at_a_time(
+    trained, tmp_path, capsys, monkeypatch
+):
+    """The second step of the README's larger-than-memory example used to read the whole
+    file (peak memory 8 times its size). Now blocks of rows go through the model and out to
+    the .npy, CSV or standard output, the same numbers as the estimator gives in memory."""
+    from deepbelief import streams
+
+    X, folder, model = trained
+    monkeypatch.setattr(streams, "CHUNK_ELEMENTS", 40 * 70)  # blocks of 70 rows
+    estimator = _estimator(model)
+    columns = read_card(model)["input"]["preprocessor"]["columns"]
+    low, high = (np.array([c[k] for c in columns]) for k in ("offset", "scale"))
+    expected = estimator.transform(np.clip((X - low) / high, 0, 1))
+    code, _, err = run(capsys, "transform", model, folder / "x.npy", "-o", tmp_path / "f.npy")
+    assert code == 0, err
+    np.testing.assert_allclose(np.load(tmp_path / "f.npy"), expected, rtol=0, atol=1e-6)
+    code, _, err = run(capsys, "transform", model, folder / "x.npy", "-o", tmp_path / "f.csv")
+    assert code == 0, err
+    table = np.loadtxt(tmp_path / "f.csv", delimiter=",", skiprows=1)
+    np.testing.assert_allclose(table, expected, rtol=0, atol=1e-6)
+    assert (tmp_path / "f.csv").read_text().startswith("h0,h1,")
+    code, out, err = run(capsys, "transform", model, folder / "x.npy", "-o", "-")
+    assert code == 0, err
+    assert out == (tmp_path / "f.csv").read_text()
+    bad = X.copy()
+    bad[250, 7] = np.nan  # in the fourth block
+    np.save(tmp_path / "bad.npy", bad)
+    code, _, err = run(capsys, "transform", model, tmp_path / "bad.npy", "-o", tmp_path / "g.npy")
+    assert code == 2 and not (tmp_path / "g.npy").exists()
+    assert "bad.npy: row 250, column 7 (counting from 0) holds nan" in err
+    assert len(err.strip().splitlines()) == 1
+
+
+TRANSFORM_PEAK = """
+import re, sys
+from deepbelief.cli import main
+assert main(["transform", sys.argv[1], sys.argv[2], "-o", sys.argv[3], "--quiet"]) == 0
+status = open("/proc/self/status").read()
+print(int(re.search(r"VmHWM:\\s*(\\d+) kB", status).group(1)) * 1024)
+"""
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux's /proc")
+def test_transform_of_a_large_npy_file_has_flat_peak_memory(trained, tmp_path):
+    """Twenty times the rows (480 MB against 24 MB): the peak grows by less than 64 MB (it
+    grew by the whole file, several times over)."""
+    _, _, model = trained
+    block = (np.random.default_rng(0).random((20_000, 40)) < 0.3).astype(np.float32)
+    small, large = tmp_path / "small.npy", tmp_path / "large.npy"
+    write_rows(small, [block] * 8, 160_000, 40)  # 26 MB
+    write_rows(large, (block for _ in range(150)), 3_000_000, 40)  # 480 MB
+    peaks = []
+    for path in (small, large):
+        done = subprocess.run([sys.executable, "-c", TRANSFORM_PEAK, str(model), str(path),
+                               str(tmp_path / "f.npy")], capture_output=True, text=True,
+                              timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        peaks.append(int(done.stdout.split()[-1]))
+    mb = 10**6
+    assert peaks[1] - peaks[0] < 64 * mb, (peaks[0] / mb, peaks[1] / mb)
+    assert np.load(tmp_path / "f.npy", mmap_mode="r").shape == (3_000_000, 16)
+
+
 def test_info_and_report_describe_a_streamed_model(trained, tmp_path, capsys):
     _, _, model = trained
     code, out, err = run(capsys, "info", model)

@@ -148,6 +148,83 @@ def test_estimators_fit_a_memory_map_as_the_array(binary, tmp_path, monkeypatch)
         RBM(visible="bernoulli", n_iter=1).fit(np.load(tmp_path / "bad.npy", mmap_mode="r"))
 
 
+def test_estimators_leave_the_callers_row_file_as_it_was(tmp_path):
+    """An estimator used to set the scaling, dtype and device on the caller's RowFile: a
+    second fit on it saw rows standardised already (another model, no warning), and a
+    transform the caller gave was replaced by the scaling, not followed by it."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(5, 3, (600, 6)).astype(np.float32)
+    np.save(tmp_path / "g.npy", X)
+    rows = RowFile(tmp_path / "g.npy")
+    settings = dict(n_components=4, n_iter=2, visible="gaussian", random_state=0)
+    first = RBM(**settings).fit(rows)
+    assert rows.transform is None and rows.dtype == torch.float32
+    again = RBM(**settings).fit(rows)
+    np.testing.assert_array_equal(again.components_, first.components_)
+    np.testing.assert_allclose(first.input_mean_, X.mean(0), rtol=1e-5)
+    DBN(hidden_layers=(4,), pretrain_epochs=1, visible="gaussian", random_state=0).fit(rows)
+    assert rows.transform is None
+    # the caller's transform first, then the estimator's scaling of what it gives
+    shifted = RBM(**settings).fit(RowFile(tmp_path / "g.npy", transform=lambda r: r * 10 + 100))
+    in_memory = RBM(**settings).fit(X * 10 + 100)
+    np.testing.assert_allclose(shifted.input_mean_, in_memory.input_mean_, rtol=1e-5)
+    np.testing.assert_allclose(shifted.components_, in_memory.components_, rtol=0, atol=1e-5)
+
+
+def test_a_view_of_a_memory_map_is_read_as_the_view_not_as_the_file(tmp_path):
+    """A transpose, a reversal or another dtype's view of a whole file's map has the file's
+    shape; such a view used to stream the file as laid out (other data than given)."""
+    A = np.zeros((60, 60), np.float32)
+    A[:, :30] = 1
+    np.save(tmp_path / "square.npy", A)
+    mapped = np.load(tmp_path / "square.npy", mmap_mode="r")
+    settings = dict(n_components=4, n_iter=2, random_state=0)
+    for view in (mapped.T, mapped[::-1, ::-1], mapped[:, ::-1]):
+        got = RBM(**settings).fit(view).intercept_visible_
+        np.testing.assert_allclose(got, RBM(**settings).fit(np.array(view)).intercept_visible_,
+                                   rtol=0, atol=1e-6)  # fmt: skip
+
+
+def test_a_row_file_where_rows_must_be_in_memory_is_refused_at_once(binary):
+    """It used to be read a row at a time into an array of the wrong shape (slowly, for a
+    large file) and refused as "Found array with dim 3"."""
+    from deepbelief import DBNClassifier
+
+    _, path = binary
+    rows = RowFile(path)
+    fitted = RBM(n_components=4, n_iter=1, random_state=0).fit(rows)
+    message = r"X is a RowFile of .*x\.npy .*only the unsupervised fit"
+    for call in (
+        lambda: DBNClassifier(hidden_layers=(4,)).fit(rows, np.zeros(len(rows))),
+        lambda: DBN(hidden_layers=(4,)).fit(rows, np.arange(len(rows)) % 2),
+        lambda: fitted.transform(rows),
+    ):
+        with pytest.raises(DataError, match=message):
+            call()
+
+
+def test_the_checkpoint_fingerprint_reads_blocks_of_a_few_megabytes_however_wide(
+    tmp_path, monkeypatch
+):
+    """It read 16,384 rows a block: 328 MB at 5,000 float32 columns, whatever the memory."""
+    from deepbelief.dbn_estimators import _sha256
+
+    wide = np.random.default_rng(0).random((300, 5000)).astype(np.float32)
+    np.save(tmp_path / "wide.npy", wide)
+    rows, read = RowFile(tmp_path / "wide.npy"), RowFile.read
+    sizes = []
+
+    def recorded(self, start, stop):
+        sizes.append(stop - start)
+        return read(self, start, stop)
+
+    monkeypatch.setattr(RowFile, "read", recorded)
+    digest = _sha256(rows)
+    assert max(sizes) <= rows.chunk_rows < 300 and sum(sizes) == 300
+    monkeypatch.setattr(RowFile, "read", read)
+    assert _sha256(RowFile(tmp_path / "wide.npy")) == digest
+
+
 # The peak resident memory of this process image: VmHWM (ru_maxrss would count the peak of
 # the forked pytest process before exec, which it keeps)
 PEAK = """

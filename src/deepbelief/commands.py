@@ -40,7 +40,7 @@ from .folders import (
     output_file,
     output_folder,
 )
-from .io import atomic_write_bytes
+from .io import atomic_write_bytes, atomic_writer
 from .model_dir import (
     CARD_FILE,
     CHECKPOINT_FILE,
@@ -54,7 +54,7 @@ from .model_dir import (
     write_json,
 )
 from .resources import check_device, check_memory, check_training_memory, sampling_memory
-from .streams import RowFile, column_stats, holds_rows, is_row_file
+from .streams import RowFile, column_stats, holds_rows, is_row_file, write_npy
 
 log = logging.getLogger("deepbelief")
 
@@ -822,13 +822,13 @@ def _check_log_likelihood(estimator, model: Path) -> None:
         )
 
 
-def _model_and_rows(args, need_target: bool = False, check_model=None):
+def _model_and_rows(args, need_target: bool = False, check_model=None, loaded=None):
     """The model, its card and input spec, the rows of ``args.data``, their target and their
     names (an image folder's files, else None); ``check_model(estimator, path)`` runs before
-    the data is read."""
+    the data is read. ``loaded``: the model's :func:`load_model`, when read already."""
     check_input_path(args.model, "MODEL")
     check_input_path(args.data, "DATA")
-    estimator, card, spec = load_model(args.model)
+    estimator, card, spec = loaded or load_model(args.model)
     if check_model is not None:
         check_model(estimator, args.model)
     settings = argparse.Namespace(  # a table's target column is found by its name
@@ -1135,24 +1135,93 @@ def transform(args) -> int:
     written = output_file(args.output, (args.model, args.data, getattr(args, "labels", None)))
     if written is not None and args.output.suffix.lower() not in (".csv", ".npy"):
         raise UsageError(f"{args.output}: features go to a .csv or .npy file (or - for CSV)")
-    estimator, _, _, X, _, names = _model_and_rows(args)
+    loaded = None
+    if holds_rows(args.data):  # a .npy file or shards: read a block at a time when it can be
+        check_input_path(args.model, "MODEL")
+        loaded = load_model(args.model)
+        if loaded[2].kind == "array":
+            rows, width = _transform_rows(args, loaded[0], loaded[2], written)
+            return _transformed(args, rows, width)
+    estimator, _, _, X, _, names = _model_and_rows(args, loaded=loaded)
+    features = _features(estimator, X)
+    import pandas as pd
+
+    table = pd.DataFrame(features, columns=[f"h{i}" for i in range(features.shape[1])])
+    _write_rows(table, args.output, None, names)
+    return _transformed(args, *features.shape)
+
+
+def _transformed(args, rows: int, width: int) -> int:
+    message = f"wrote {rows} rows of {width} features to {_where(args.output)}"
+    payload = {"output": str(args.output), "rows": int(rows), "features": int(width)}
+    return finish(args, message, None if str(args.output) == "-" else payload)
+
+
+def _features(estimator, X) -> np.ndarray:
+    """The top hidden layer's means of model-ready rows ``X`` (float64)."""
     if estimator_kind(estimator) in ("classifier", "regressor"):
         import torch
 
         with torch.no_grad():
-            features = estimator.dbn_.transform(estimator._prepare(X)).cpu().numpy()
-    else:
-        features = estimator.transform(X)
+            X = estimator.dbn_.transform(estimator._prepare(X)).cpu().numpy()
+        return np.asarray(X, dtype=np.float64)
+    return np.asarray(estimator.transform(X), dtype=np.float64)
+
+
+def _transform_rows(args, estimator, spec, output) -> tuple[int, int]:
+    """:func:`transform` of a ``.npy`` file or folder of shards a block at a time, written a
+    block at a time (memory flat in the number of rows, as training's); ``(rows, width)``."""
+    import itertools
+
     import pandas as pd
 
-    table = pd.DataFrame(
-        np.asarray(features, dtype=np.float64), columns=[f"h{i}" for i in range(features.shape[1])]
-    )
-    _write_rows(table, args.output, None, names)
-    rows, width = features.shape
-    message = f"wrote {rows} rows of {width} features to {_where(args.output)}"
-    payload = {"output": str(args.output), "rows": int(rows), "features": int(width)}
-    return finish(args, message, None if str(args.output) == "-" else payload)
+    source = RowFile(args.data)  # DataError: not numeric rows, shards with other columns
+    expected = len(spec.feature_names)
+    if source.n_features != expected:
+        raise DataError(
+            f"{args.data}: {source.n_features} features per row, but the model was trained on "
+            f"{expected}"
+        )
+    if len(source) == 0:
+        raise DataError(f"{args.data}: no rows")
+    pre, names, step = spec.preprocessing, spec.feature_names, source.chunk_rows
+
+    def blocks():
+        for start in range(0, len(source), step):
+            block = source.read(start, start + step)
+            bad = ~np.isfinite(block)
+            if bad.any():
+                row, column = (int(i) for i in np.argwhere(bad)[0])
+                raise DataError(
+                    f"{args.data}: row {start + row}, column {column} (counting from 0) holds "
+                    f"{block[row, column]}; remove or impute such values"
+                )
+            X = pre.transform(pd.DataFrame(block, columns=names), str(args.data))
+            if spec.preprocessor["scaling"] == "minmax":  # as InputSpec.features clips
+                X = np.clip(X, 0.0, 1.0)
+            yield _features(estimator, X)
+
+    features = blocks()
+    first = next(features)
+    width, features = first.shape[1], itertools.chain([first], features)
+    header = ",".join(f"h{i}" for i in range(width)) + "\n"
+
+    def csv(block) -> str:
+        return pd.DataFrame(block).to_csv(header=False, index=False)
+
+    if output is None:  # CSV on standard output
+        _write_stdout(header)
+        for block in features:
+            _write_stdout(csv(block))
+    elif output.suffix.lower() == ".npy":
+        with atomic_writer(output) as f:
+            write_npy(f, features, len(source), width, np.float64)
+    else:
+        with atomic_writer(output) as f:
+            f.write(header.encode())
+            for block in features:
+                f.write(csv(block).encode())
+    return len(source), width
 
 
 # ====================================================================== info / report

@@ -52,6 +52,7 @@ from .estimators import (
     fit_scaling,
     input_names_state,
     prepare_row_file,
+    refuse_row_file,
     restore_input_names,
     row_file_input,
     seed_from,
@@ -101,6 +102,7 @@ from .training import native_bfloat16, pretrain_dbn
 def check_Xy(estimator, X, y, reset: bool, multi_output: bool = False):
     """Validate ``X`` and ``y`` together; bad labels raise :class:`DataError`. A sparse ``X``
     is accepted and returned densified (training needs every value)."""
+    refuse_row_file(X)
     _check_finite_targets(y)
     try:
         _, y = validate_data(
@@ -238,8 +240,9 @@ def _sha256(values) -> str:
     RowFile's as it is in its file, a block at a time)."""
     if is_row_file(values):
         digest = hashlib.sha256(repr(values.shape).encode())
-        for start in range(0, len(values), 1 << 14):
-            digest.update(values.read(start, min(len(values), start + (1 << 14))).tobytes())
+        step = values.chunk_rows  # (blocks of a few MB, however wide the rows)
+        for start in range(0, len(values), step):
+            digest.update(values.read(start, min(len(values), start + step)).tobytes())
         return digest.hexdigest()
     array = np.asarray(values)
     digest = hashlib.sha256(repr(array.shape).encode())
@@ -476,6 +479,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
     def _flat(self, X):
         """Images ``(n, H, W)`` or ``(n, C, H, W)`` as flat rows (conv estimators only); the
         shape, at fit time, in ``_images``."""
+        refuse_row_file(X)
         if not self._conv_specs():
             return X
         X, self._images = flatten_images(X)

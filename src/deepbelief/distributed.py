@@ -245,10 +245,7 @@ def write_together(path, kind: str, tree: dict, together: bool = True) -> None:
     (:func:`gather_differences`; :func:`own_state` gives it back), and every process returns
     once it is written (a failed write raises on every process). Else rank 0 writes its own
     state alone and the other processes do nothing."""
-    if not is_distributed():
-        write_file(path, kind, tree)
-        return
-    if not together:
+    if not (together and is_distributed()):
         if is_main():
             write_file(path, kind, tree)
         return

@@ -89,6 +89,7 @@ def check_X(estimator, X, reset: bool, *, accept_sparse: bool = False):
     -------
     ndarray or sparse matrix of float64 or float32
     """
+    refuse_row_file(X)
     try:
         X = validate_data(
             estimator,
@@ -105,6 +106,17 @@ def check_X(estimator, X, reset: bool, *, accept_sparse: bool = False):
         raise DataError(message) from exc
     _check_finite(X)
     return X
+
+
+def refuse_row_file(X) -> None:
+    """DataError for a :class:`~deepbelief.streams.RowFile` where rows must be in memory (it
+    would be read a row at a time into an array of the wrong shape)."""
+    if is_row_file(X):
+        raise DataError(
+            f"X is a RowFile of {X.path} (read a block at a time): only the unsupervised fit "
+            "of deepbelief.RBM and deepbelief.DBN (without y) streams one; for anything else, "
+            "give the rows as an array (numpy.load)"
+        )
 
 
 def first_non_number(X) -> str | None:
@@ -305,16 +317,30 @@ def row_file_input(estimator, X) -> RowFile | None:
             source = RowFile(X.filename)
         except DataError:  # a layout it does not read (Fortran order): in memory
             return None
-        if source.shape != X.shape:  # a slice of the map: in memory, as any array
+        if not _whole_map(X, source):  # a slice or view of the map: in memory, as any array
             return None
     elif is_row_file(X):
-        source = X
+        source = X.copy()  # the caller's is left as it is (its transform, dtype, device)
     else:
         return None
     estimator.n_features_in_ = source.n_features
     if hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_
     return source
+
+
+def _whole_map(X: np.memmap, source: RowFile) -> bool:
+    """Whether ``X`` is the whole of ``source``'s file as the file lays it out: not a slice,
+    a transpose, a reversal or another dtype's view of the map with the same shape."""
+    root = X
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    return (
+        X.shape == source.shape
+        and X.flags.c_contiguous
+        and X.dtype == source.file_dtype  # (a big-endian file's map: in memory)
+        and X.__array_interface__["data"][0] == root.__array_interface__["data"][0]
+    )
 
 
 def standardize(mean: np.ndarray, scale: np.ndarray):
@@ -325,7 +351,7 @@ def standardize(mean: np.ndarray, scale: np.ndarray):
 def prepare_row_file(spec, source: RowFile) -> tuple[Units, np.ndarray | None, np.ndarray | None]:
     """For a RowFile, what :func:`choose_visible` and :func:`fit_scaling` give an array, from
     one pass over it (DataError for values that are not finite, or outside [0, 1] for
-    Bernoulli units); sets the file's transform to the scaling."""
+    Bernoulli units); adds the scaling to the file's transform."""
     stats = column_stats(source)
     low, high = float(stats["min"].min()), float(stats["max"].max())
     inside = in_unit_interval(low, high, rounding_slack(source.file_dtype))
@@ -336,9 +362,9 @@ def prepare_row_file(spec, source: RowFile) -> tuple[Units, np.ndarray | None, n
     mean = scale = None
     if visible.name == "gaussian":
         mean, scale = stats["mean"], np.where(stats["std"] > 0, stats["std"], 1.0)
-        source.transform = standardize(mean, scale)
+        source.then(standardize(mean, scale))
     elif isinstance(visible, BernoulliUnits) and inside and (low < 0 or high > 1):
-        source.transform = snap_unit_interval  # rounding past the bounds: clipped
+        source.then(snap_unit_interval)  # rounding past the bounds: clipped
     elif isinstance(visible, BernoulliUnits) and not inside:
         row, column, value = first_outside(source, 0.0, 1.0)
         raise DataError(
@@ -764,7 +790,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         if resume and hasattr(self, "trainer_"):
             self.trainer_.epochs = self.n_iter
             if self.input_mean_ is not None:
-                source.transform = standardize(self.input_mean_, self.input_scale_)
+                source.then(standardize(self.input_mean_, self.input_scale_))
             return source
         visible, mean, scale = prepare_row_file(self.visible, source)
         self._build(source.n_features, visible, False)

@@ -14,6 +14,7 @@ in the state tree.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
@@ -234,6 +235,14 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
     payload : bytes
         The whole content.
     """
+    with atomic_writer(path) as f:
+        f.write(payload)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike):
+    """:func:`atomic_write_bytes` a piece at a time: a binary file to write, which replaces
+    ``path`` when the block ends without an error (and is removed when it raises)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     before = check_output_path(path)
@@ -244,7 +253,7 @@ def atomic_write_bytes(path: str | os.PathLike, payload: bytes) -> None:
         raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(payload)
+            yield f
             f.flush()
             os.fchmod(f.fileno(), mode)
             os.fsync(f.fileno())

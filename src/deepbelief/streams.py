@@ -14,6 +14,7 @@ of shards, a chunk at a time (:func:`csv_to_shards`).
 
 from __future__ import annotations
 
+import copy
 import os
 import secrets
 import shutil
@@ -124,6 +125,16 @@ class RowFile:
         rows = rows or self.chunk_rows
         for start in range(0, len(self), rows):
             yield self._tensor(self.read(start, min(len(self), start + rows)))
+
+    def copy(self) -> RowFile:
+        """Another RowFile of the same rows, whose ``dtype``, ``device`` and ``transform``
+        may be set without changing this one's (an estimator's, not its caller's)."""
+        return copy.copy(self)
+
+    def then(self, step: Callable[[np.ndarray], np.ndarray]) -> None:
+        """Apply ``step`` to each block after the transform it has (the caller's own, say)."""
+        first = self.transform
+        self.transform = step if first is None else (lambda rows: step(first(rows)))
 
     def _tensor(self, rows: np.ndarray) -> torch.Tensor:
         if self.transform is not None:
@@ -331,18 +342,23 @@ def write_rows(path, blocks, n_rows: int, n_features: int, dtype=np.float32) -> 
     """Write ``blocks`` (arrays or tensors of rows, ``n_rows`` in all) as one ``.npy`` file,
     appending block after block."""
     path = Path(path)
+    with open(path, "wb") as f:
+        write_npy(f, blocks, n_rows, n_features, dtype)
+    return path
+
+
+def write_npy(f, blocks, n_rows: int, n_features: int, dtype=np.float32) -> None:
+    """:func:`write_rows` into an open binary file ``f``."""
     header = {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
               "shape": (n_rows, n_features)}  # fmt: skip
+    np.lib.format.write_array_header_2_0(f, header)
     written = 0
-    with open(path, "wb") as f:
-        np.lib.format.write_array_header_2_0(f, header)
-        for rows in blocks:
-            rows = rows.detach().cpu().numpy() if isinstance(rows, torch.Tensor) else rows
-            f.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
-            written += len(rows)
+    for rows in blocks:
+        rows = rows.detach().cpu().numpy() if isinstance(rows, torch.Tensor) else rows
+        f.write(np.ascontiguousarray(rows, dtype=dtype).tobytes())
+        written += len(rows)
     if written != n_rows:
-        raise ValueError(f"wrote {written} rows to {path}, expected {n_rows}")
-    return path
+        raise ValueError(f"wrote {written} rows to {getattr(f, 'name', f)}, expected {n_rows}")
 
 
 def propagate_to_file(

@@ -389,6 +389,7 @@ class RBMTrainer(FitLoop):
         """
         model = self.model
         if is_row_file(X):
+            X = X.copy()  # (the caller's reads as it did)
             X.dtype, X.device = model.weight.dtype, model.weight.device
         else:
             X = torch.as_tensor(X, dtype=model.weight.dtype, device=model.weight.device)
@@ -1274,6 +1275,7 @@ def pretrain_dbn(
         generator = make_generator(None, dbn.rbms[0].weight.device)
     with contextlib.ExitStack() as stack:
         if is_row_file(X):  # each layer's input goes to a temporary file, not to memory
+            X = X.copy()
             X.dtype, X.device = dbn.rbms[0].weight.dtype, dbn.rbms[0].weight.device
             folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="deepbelief-"))
         else:
