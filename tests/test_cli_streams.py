@@ -257,6 +257,8 @@ BAD = {  # DATA, options -> what the one line on stderr must say
     "shards": ("mixed", [], r"mixed/b\.npy: 5 columns of float32, unlike .*mixed/a\.npy's 6 of"),
     "shards, target": ("mixed", ["--model", "regressor"],
                        r"--model regressor needs a target; .*mixed, a folder of \.npy shards"),
+    "all held out": ("nan.npy", [*UNSUPERVISED, "--validation-split", "0.995"],
+                     r"--validation-split 0.995 holds out all 100 rows of .*nan\.npy: none"),
 }  # fmt: skip
 
 

@@ -148,6 +148,47 @@ def test_estimators_fit_a_memory_map_as_the_array(binary, tmp_path, monkeypatch)
         RBM(visible="bernoulli", n_iter=1).fit(np.load(tmp_path / "bad.npy", mmap_mode="r"))
 
 
+def test_a_folder_of_shards_reads_what_a_user_means_and_names_what_it_cannot(tmp_path):
+    """Shards in natural order (``2.npy`` before ``10.npy``), ``.NPY`` too; hidden files
+    (macOS's ``._1.npy``) left out; shards in a subfolder named, not dropped silently."""
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i in (1, 2, 10):
+        np.save(folder / f"{i}.npy", np.full((2, 3), i, np.float32))
+    np.save(folder / "upper.npy", np.full((1, 3), 99, np.float32))
+    (folder / "upper.npy").rename(folder / "upper.NPY")
+    np.save(folder / ".hidden.npy", np.zeros((1, 5)))  # other columns: read, it would fail
+    (folder / "._1.npy").write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+    rows = RowFile(folder)
+    np.testing.assert_array_equal(rows.read(0, len(rows))[:, 0], [1, 1, 2, 2, 10, 10, 99])
+    assert holds_rows(folder)
+    (folder / "part").mkdir()
+    np.save(folder / "part" / "0.npy", np.zeros((2, 3), np.float32))
+    with pytest.raises(DataError, match=r"subfolder 'part' holds \.npy files.*move them up"):
+        RowFile(folder)
+    assert holds_rows(folder)  # (so the command says this, not "no images")
+
+
+def test_values_a_row_file_cannot_take_are_named_as_the_file_holds_them(tmp_path):
+    """A float64 1e300 read as float32 was reported as "holds inf"; a column whose float64
+    sum overflowed (no value non-finite) crashed with IndexError; a memory map of no
+    columns with NumPy's "zero-size array"."""
+    big = np.ones((20, 3))
+    big[10, 1] = 1e300
+    np.save(tmp_path / "big.npy", big)
+    with pytest.raises(
+        DataError, match=r"row 10, column 1 .* holds 1e\+300, too large for float32"
+    ):
+        column_stats(RowFile(tmp_path / "big.npy"))
+    big[10, 1], big[3:5, 2] = 1.0, 1e308
+    np.save(tmp_path / "sum.npy", big)
+    with pytest.raises(DataError, match=r"column 2 .* holds values too large to sum"):
+        column_stats(RowFile(tmp_path / "sum.npy", dtype=torch.float64))
+    np.save(tmp_path / "none.npy", np.zeros((10, 0), np.float32))
+    with pytest.raises(DataError, match=r"none\.npy: no data \(its rows have shape \(10, 0\)\)"):
+        RBM().fit(np.load(tmp_path / "none.npy", mmap_mode="r"))
+
+
 def test_estimators_leave_the_callers_row_file_as_it_was(tmp_path):
     """An estimator used to set the scaling, dtype and device on the caller's RowFile: a
     second fit on it saw rows standardised already (another model, no warning), and a

@@ -318,6 +318,11 @@ def _streamed_data(settings):
         raise DataError(f"{path}: no data (the rows have shape {rows.shape})")
     n = len(rows)
     held = math.ceil(settings.validation_split * n) if n >= 10 else 0
+    if held >= n:
+        raise UsageError(
+            f"--validation-split {settings.validation_split} holds out all {n} rows of {path}: "
+            "none are left to train on"
+        )
     scaling, offsets, scales, scale_rows = "standard", None, None, None
     if settings.visible != "gaussian":
         stats = column_stats(rows)  # DataError: a value that is not finite, by row and column

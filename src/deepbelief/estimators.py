@@ -323,6 +323,8 @@ def row_file_input(estimator, X) -> RowFile | None:
         source = X.copy()  # the caller's is left as it is (its transform, dtype, device)
     else:
         return None
+    if 0 in source.shape:
+        raise DataError(f"{source.path}: no data (its rows have shape {source.shape})")
     estimator.n_features_in_ = source.n_features
     if hasattr(estimator, "feature_names_in_"):
         del estimator.feature_names_in_

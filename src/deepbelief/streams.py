@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -51,7 +52,7 @@ class RowFile:
 
     def __init__(self, path, dtype=torch.float32, device="cpu", transform=None, rows=None):
         self.path = Path(path)
-        files = sorted(self.path.glob("*.npy")) if self.path.is_dir() else [self.path]
+        files = shard_files(self.path) if self.path.is_dir() else [self.path]
         if not files:
             raise DataError(f"{self.path}: a folder without .npy files")
         self._files = [_npy_layout(f) for f in files]
@@ -140,6 +141,30 @@ class RowFile:
         if self.transform is not None:
             rows = self.transform(rows)
         return torch.as_tensor(np.ascontiguousarray(rows), dtype=self.dtype, device=self.device)
+
+
+def shard_files(folder: Path) -> list[Path]:
+    """The ``.npy`` files of a folder of shards (any case of the suffix; hidden files, such
+    as macOS's ``._name.npy``, left out) in natural order (``2.npy`` before ``10.npy``);
+    DataError when a subfolder holds ``.npy`` files, which would not be read."""
+    entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    nested = [q for d in entries if d.is_dir() for q in d.iterdir() if _is_npy(q)]
+    if nested:
+        raise DataError(
+            f"{folder}: its subfolder {nested[0].parent.name!r} holds .npy files, which a "
+            "folder of shards does not read (only the files directly in it); move them up, "
+            "or give the subfolder"
+        )
+    return sorted((p for p in entries if _is_npy(p)), key=lambda p: _natural_key(p.name))
+
+
+def _is_npy(path: Path) -> bool:
+    return path.suffix.lower() == ".npy" and not path.name.startswith(".") and not path.is_dir()
+
+
+def _natural_key(name: str) -> list:
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in re.split(r"(\d+)", name)]  # fmt: skip
 
 
 def csv_to_shards(csv, folder, *, chunk_rows: int = 50_000, dtype=np.float32) -> RowFile:
@@ -385,8 +410,13 @@ def holds_rows(path) -> bool:
     ``.npy`` file whose header says 2-D and C order (of any dtype: RowFile refuses the
     non-numeric ones). False for other shapes, other files and unreadable headers."""
     path = Path(path)
-    if path.is_dir():
-        return any(path.glob("*.npy"))
+    if path.is_dir():  # (shards in its subfolders too: RowFile says why it does not read them)
+        try:
+            return bool(shard_files(path))
+        except DataError:
+            return True
+        except OSError:
+            return False
     if path.suffix.lower() != ".npy" or not path.is_file():
         return False
     try:
@@ -408,14 +438,9 @@ def column_stats(source: RowFile) -> dict:
     n, lo, hi = 0, None, None
     total = squares = 0.0
     for block in source.chunks():
-        sums = block.sum(0, dtype=torch.float64)  # finite exactly when every value is
+        sums = block.sum(0, dtype=torch.float64)  # finite when every value is (or overflowed)
         if not torch.isfinite(sums).all():
-            bad = ~torch.isfinite(block)
-            row, column = (int(i) for i in bad.nonzero()[0])
-            raise DataError(
-                f"{source.path}: row {source.rows.start + n + row}, column {column} (counting "
-                f"from 0) holds {float(block[row, column])}; remove or impute such values"
-            )
+            _refuse_values(source, n, block, sums)
         low, high = block.min(0).values, block.max(0).values
         lo = low if lo is None else torch.minimum(lo, low)
         hi = high if hi is None else torch.maximum(hi, high)
@@ -428,6 +453,32 @@ def column_stats(source: RowFile) -> dict:
     std = (squares / n - mean * mean).clamp_min(0).sqrt()
     stats = {"min": lo.double(), "max": hi.double(), "mean": mean, "std": std}
     return {k: v.cpu().numpy() for k, v in stats.items()}
+
+
+def _refuse_values(source: RowFile, n: int, block: torch.Tensor, sums: torch.Tensor) -> None:
+    """DataError naming the first value of ``block`` (rows from ``n`` on) that is not finite
+    as read: NaN or inf in the file, or a number too large for the dtype it is read as; or
+    the column whose sum overflowed."""
+    bad = (~torch.isfinite(block)).nonzero()
+    if not len(bad):
+        column = int((~torch.isfinite(sums)).nonzero()[0])
+        raise DataError(
+            f"{source.path}: column {column} (counting from 0) holds values too large to sum "
+            "(beyond about 1e308 in all); scale them down"
+        )
+    row, column = (int(i) for i in bad[0])
+    value = source.read(n + row, n + row + 1)[0, column]  # as the file holds it
+    where = f"{source.path}: row {source.rows.start + n + row}, column {column} (counting from 0)"
+    if np.isfinite(value):
+        dtype = str(block.dtype).removeprefix("torch.")
+        raise DataError(
+            f"{where} holds {float(value)}, too large for {dtype} (beyond about 3.4e38); scale "
+            "the values down"
+        )
+    raise DataError(
+        f"{where} holds {value}; remove or impute such values first (rows read a block at a "
+        "time are not imputed)"
+    )
 
 
 def first_outside(source: RowFile, low: float, high: float) -> tuple[int, int, float] | None:
