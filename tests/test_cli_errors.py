@@ -191,6 +191,35 @@ CASES = [
     ),
     ("model of a newer format", lambda ws, t: ["info", newer_card(copy_model(ws, t))], ["upgrade"]),
     ("edited model card", lambda ws, t: ["info", edited_card(copy_model(ws, t))], ["checksum"]),
+    (  # it used to be ignored: an unsupervised model has no fine-tuning
+        "fine-tuning option for an unsupervised model",
+        lambda ws, t: [
+            "train",
+            ws / "x.npy",
+            "--model",
+            "unsupervised",
+            "-o",
+            t / "m",
+            "--epochs",
+            "5",
+            "--dropout",
+            "0.5",
+        ],  # fmt: skip
+        ["--epochs, --dropout: not for an unsupervised model", "--pretrain-epochs"],
+    ),
+    (
+        "preset for a model without a target",
+        lambda ws, t: [
+            "train",
+            ws / "good.csv",
+            "--no-target",
+            "-o",
+            t / "m",
+            "--preset",
+            "lee2009",
+        ],  # fmt: skip
+        ["--preset: not for an unsupervised model"],
+    ),
     (
         "negative epoch count",
         lambda ws, t: ["train", ws / "good.csv", "-o", t / "m", "--epochs", "-3"],
@@ -308,6 +337,11 @@ CASES = [
         ["--average-epochs", "--early-stopping"],
     ),  # fmt: skip
     ("no command", lambda ws, t: [], ["command"]),
+    (  # it used to say "invalid choice: '3'"
+        "option before the command",
+        lambda ws, t: ["--layers", "3", "train", ws / "good.csv", "-o", t / "m"],
+        ["--layers goes after the command: deepbelief train"],
+    ),
     ("train without data", lambda ws, t: ["train", "-o", t / "m"], ["DATA"]),
 ]
 

@@ -196,6 +196,30 @@ def test_a_folder_of_shards_trains_the_model_of_the_whole_file(trained, tmp_path
     assert read_card(tmp_path / "m")["rows"] == {"train": N - HELD, "held_out": HELD}
 
 
+def test_the_other_commands_read_a_folder_of_shards_and_a_table_of_its_columns(
+    trained, tmp_path, capsys
+):
+    """``evaluate`` and ``score`` said "no images" of a folder of shards; a CSV table given
+    to a model of .npy rows lost its last column as a target ("3 features per row, but the
+    model was trained on 4") and, with a header, was refused for its column names."""
+    X, _, model = trained
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    for i in range(3):
+        np.save(shards / f"{i}.npy", X[i * 100 : (i + 1) * 100])
+    np.save(tmp_path / "x300.npy", X[:300])
+    for command in ("evaluate", "score"):
+        expected = run(capsys, command, model, tmp_path / "x300.npy")
+        assert expected[0] == 0, expected[2]
+        assert run(capsys, command, model, shards)[:2] == expected[:2]
+    header = ",".join(f"c{i}" for i in range(40))
+    np.savetxt(tmp_path / "rows.csv", X[:20], delimiter=",", header=header, comments="")
+    code, out, err = run(capsys, "transform", model, tmp_path / "rows.csv", "-o", "-")
+    assert code == 0, err
+    np.save(tmp_path / "x20.npy", X[:20])
+    assert run(capsys, "transform", model, tmp_path / "x20.npy", "-o", "-")[1] == out
+
+
 def test_a_rank_other_than_0_trains_on_the_same_row_file_and_writes_nothing(
     trained, tmp_path, monkeypatch
 ):
@@ -253,7 +277,7 @@ BAD = {  # DATA, options -> what the one line on stderr must say
                  r"held\.npy: row 95, column 2 \(counting from 0\) holds inf"),
     "nan": ("nan.npy", UNSUPERVISED, r"nan\.npy: row 5, column 4 \(counting from 0\) holds nan"),
     "text": ("text.npy", UNSUPERVISED,
-             r"text\.npy: expected a 2-D C-ordered numeric array, got shape \(2, 2\)"),
+             r"text\.npy: expected a 2-D numeric array, got shape \(2, 2\)"),
     "shards": ("mixed", [], r"mixed/b\.npy: 5 columns of float32, unlike .*mixed/a\.npy's 6 of"),
     "shards, target": ("mixed", ["--model", "regressor"],
                        r"--model regressor needs a target; .*mixed, a folder of \.npy shards"),

@@ -232,6 +232,14 @@ def test_use_labels_false_makes_the_dbn_unsupervised_features_before_a_regressor
     settings = {"hidden_layers": (16,), "pretrain_epochs": 2, "random_state": 0}
     with pytest.warns(UserWarning, match="300 class labels, most of them on a single row"):
         DBN(**settings).fit(X, y)
+    # scikit-learn's diabetes target: 214 values, most on 1 or 2 of 442 rows (no warning
+    # before: only 84 on a single row)
+    from sklearn.datasets import load_diabetes
+
+    X_d, y_d = load_diabetes(return_X_y=True)
+    with pytest.warns(UserWarning, match="214 class labels, most of them on 1 or 2 rows") as w:
+        DBN(**settings, visible="gaussian").fit(X_d, y_d)
+    assert [r.filename for r in w if "class labels" in str(r.message)] == [__file__]
     pipe = make_pipeline(DBN(**settings, use_labels=False), Ridge())
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no warning: y is not looked at

@@ -94,7 +94,25 @@ def test_a_range_of_rows_reads_as_those_rows_and_names_the_files_rows(binary, tm
     np.save(tmp_path / "flat.npy", X[:, 0])
     np.save(tmp_path / "fortran.npy", np.asfortranarray(X))
     shapes = ["x.npy", "flat.npy", "fortran.npy", "nothing.npy", "."]
-    assert [holds_rows(tmp_path / name) for name in shapes] == [True, False, False, False, True]
+    assert [holds_rows(tmp_path / name) for name in shapes] == [True, False, True, False, True]
+
+
+def test_a_fortran_ordered_file_streams_as_the_c_ordered_one(binary, tmp_path):
+    """Each column's values one after the other: a block of rows is one read per column (it
+    used to be refused, and the command read such a file into memory)."""
+    X, path = binary
+    np.save(tmp_path / "f.npy", np.asfortranarray(X))
+    rows = RowFile(tmp_path / "f.npy")
+    assert torch.equal(torch.cat(list(rows.chunks(700))), torch.as_tensor(X))
+    assert torch.equal(rows[torch.tensor([5, 2999, 0])], torch.as_tensor(X[[5, 2999, 0]]))
+    assert RowFile(tmp_path / "f.npy", rows=range(100, 200)).read(10, 12).tolist() == (
+        X[110:112].tolist()
+    )
+    mapped = np.load(tmp_path / "f.npy", mmap_mode="r")
+    from deepbelief.estimators import row_file_input
+
+    assert row_file_input(RBM(), mapped) is not None  # streamed, not read into memory
+    assert row_file_input(RBM(), mapped[:, ::-1]) is None
 
 
 @pytest.mark.parametrize("n, block", [(10, 3), (12, 4), (5, 10), (1, 1)])
@@ -135,7 +153,7 @@ def test_estimators_fit_a_memory_map_as_the_array(binary, tmp_path, monkeypatch)
     d2 = DBN(hidden_layers=(20, 10), pretrain_epochs=2, random_state=0).fit(mapped)
     np.testing.assert_allclose(d2.transform(X), d1.transform(X), rtol=0, atol=1e-5)
     assert not list(tmp_path.glob("deepbelief-*"))  # the layer files are gone
-    # a memory map that is no whole C-ordered file is read into memory, as any array
+    # a Fortran-ordered file streams too, and learns the same
     np.save(tmp_path / "f.npy", np.asfortranarray(X))
     fortran = RBM(n_components=10, n_iter=3, random_state=0)
     fortran.fit(np.load(tmp_path / "f.npy", mmap_mode="r"))
@@ -390,7 +408,15 @@ def test_csv_to_shards_refuses_a_file_without_rows(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match="empty.csv: an empty file"):
         csv_to_shards(tmp_path / "empty.csv", tmp_path / "shards")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "header.csv"]
+    # these were Python's FileNotFoundError / IsADirectoryError and pandas' own message
+    with pytest.raises(DataError, match="absent.csv: no such file"):
+        csv_to_shards(tmp_path / "absent.csv", tmp_path / "shards")
+    (tmp_path / "folder.csv").mkdir()
+    with pytest.raises(DataError, match="folder.csv: is a folder, not a CSV file"):
+        csv_to_shards(tmp_path / "folder.csv", tmp_path / "shards")
+    with pytest.raises(ValueError, match="chunk_rows must be a positive integer, got 0"):
+        csv_to_shards(tmp_path / "header.csv", tmp_path / "shards", chunk_rows=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty.csv", "folder.csv", "header.csv"]
 
 
 def test_a_big_endian_file_streams_as_the_native_one(binary, tmp_path):

@@ -822,6 +822,7 @@ def _join_processes(args) -> bool:
 
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = build_parser()
+    _check_command_first(parser, argv)
     args = parser.parse_args(argv)  # --help and --version exit here (SystemExit 0)
     if args.command == "train" and args.config is not None:
         args = apply_config(parser, argv, read_config(args.config), args.config)
@@ -829,6 +830,29 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         _check_train_options(parser, args)
     return args
 
+
+def _check_command_first(parser, argv: list[str]) -> None:
+    """UsageError when the line starts with an option of a command that follows it
+    (``deepbelief -o m train data.csv``): argparse would call the option's value an invalid
+    command."""
+    if not argv or not argv[0].startswith("-") or argv[0] in ("-h", "--help", "--version"):
+        return
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = next((word for word in argv if word in commands.choices), None)
+    if command is not None:
+        option = argv[0].split("=")[0]
+        raise UsageError(
+            f"{option} goes after the command: deepbelief {command} ... {option} ... (the "
+            "command comes first)"
+        )
+
+
+#: ``train`` options an unsupervised model (greedy pretraining alone) has no use for
+NOT_UNSUPERVISED = {
+    "--epochs", "--batch-size", "--optimizer", "--lr", "--momentum", "--weight-decay",
+    "--dropout", "--input-dropout", "--max-norm", "--lr-schedule", "--early-stopping",
+    "--average-epochs", "--mixed-precision", "--preset", "--time-budget",
+}  # fmt: skip
 
 #: what ``train --resume`` may be given besides the folder: how it talks, not what it trains
 RESUME_ALLOWED = {"command", "resume", "quiet", "verbose", "debug", "json"}
@@ -840,8 +864,6 @@ def _check_train_options(parser, args) -> None:
         raise UsageError("--target and --no-target contradict each other: give one")
     if args.no_target and args.task != "auto":
         raise UsageError(f"--task {args.task} needs a target: it contradicts --no-target")
-    if args.resume is None:
-        return
     train = _subparser(parser, "train")
     given = [
         action.option_strings[0] if action.option_strings else action.dest.upper()
@@ -849,6 +871,16 @@ def _check_train_options(parser, args) -> None:
         if action.dest not in RESUME_ALLOWED and action.dest != "help"
         and getattr(args, action.dest, action.default) != action.default
     ]  # fmt: skip
+    unsupervised = args.model == "unsupervised" or (args.no_target and args.model == "auto")
+    ignored = [option for option in given if option in NOT_UNSUPERVISED]
+    if unsupervised and ignored:
+        raise UsageError(
+            f"{', '.join(ignored)}: not for an unsupervised model, which is greedy pretraining "
+            "alone (no fine-tuning, no --preset recipe); drop them (it takes --layers, "
+            "--pretrain-epochs, --pretrain-lr, --pretrain-batch-size ...)"
+        )
+    if args.resume is None:
+        return
     if given:
         raise UsageError(
             f"--resume continues the interrupted run with the settings it started with "

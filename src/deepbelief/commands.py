@@ -31,7 +31,7 @@ from . import (
     dbn_estimators,  # noqa: F401  (registers the model kinds that load_model reads)
     distributed,
 )
-from .data import Dataset, image_files, label_codes, load_dataset, prepare_target
+from .data import Dataset, file_kind, image_files, label_codes, load_dataset, prepare_target
 from .errors import DataError, DeepBeliefError, ModelFileError, UsageError
 from .folders import (
     ModelFolder,
@@ -270,7 +270,7 @@ def _train_quietly(settings, directory: Path) -> int:
 def _streamed(settings) -> bool:
     """Whether the run reads DATA a block at a time (a RowFile) instead of into memory: an
     unsupervised model (``--model unsupervised``, or ``--no-target``) of a ``.npy`` file of
-    rows (2-D, C order), without options that need the rows in memory (``--labels``,
+    rows (2-D), without options that need the rows in memory (``--labels``,
     ``--up-down-epochs``); and always a folder of ``.npy`` shards, which only that model
     reads (UsageError for the options that do not apply to it)."""
     path = Path(settings.data)
@@ -840,7 +840,7 @@ def _model_and_rows(args, need_target: bool = False, check_model=None, loaded=No
         no_header=args.no_header,
         labels=args.labels,
         image_size=args.image_size,
-        no_target=spec.kind == "table",
+        no_target=spec.kind == "table" or _table_for_rows(spec, Path(args.data)),
     )
     dataset = _load(settings, args.data)
     X, target = spec.features(dataset)
@@ -848,6 +848,12 @@ def _model_and_rows(args, need_target: bool = False, check_model=None, loaded=No
         what = f"target column {spec.target!r}" if spec.target else "target values"
         raise DataError(f"{args.data}: has no {what} to evaluate against")
     return estimator, card, spec, X, target, dataset.row_names
+
+
+def _table_for_rows(spec, path: Path) -> bool:
+    """Whether ``path`` is a table given to a model trained on arrays of rows: every column
+    is then a feature, as in those rows (an array's labels come in a file of their own)."""
+    return spec.kind == "array" and file_kind(path) == "table"
 
 
 def predict(args) -> int:

@@ -1555,7 +1555,7 @@ SUPPORTED = (
 )
 
 
-def _file_kind(path: Path) -> str:
+def file_kind(path: Path) -> str:
     """The kind of ``path``: "folder", "table", "array" or "idx"; DataError otherwise."""
     if path.is_dir():
         return "folder"
@@ -1586,7 +1586,8 @@ def load_dataset(
     """Read a data file or an image folder, choosing the reader from the path.
 
     - a folder: :func:`read_image_folder` (labels are the subfolder names; images directly
-      in the folder have none; ``row_names`` are the files);
+      in the folder have none; ``row_names`` are the files), or the rows of a folder of
+      ``.npy`` shards (:class:`deepbelief.streams.RowFile`) when it holds no images;
     - ``.csv``, ``.tsv`` (tab-separated), ``.txt``, each optionally ``.gz``:
       :func:`read_table`;
     - ``.npy``, ``.npz``: :func:`read_array` (an ``.npz`` may carry labels as ``"y"``);
@@ -1625,7 +1626,7 @@ def load_dataset(
         mislabelled files; labels whose count differs from the rows).
     """
     path = Path(path)
-    kind = _file_kind(path)
+    kind = file_kind(path)
 
     def refuse(option: str, applies: str):
         raise DataError(f"{path}: {option} applies to {applies} only")
@@ -1642,6 +1643,15 @@ def load_dataset(
     if kind == "folder":
         if labels_path is not None:
             refuse("a separate labels file", "IDX and NumPy data")
+        if image_size is None and _holds_shards(path):
+            from .streams import RowFile
+
+            rows = RowFile(path)  # read into memory (training reads it a block at a time)
+            X = rows.read(0, len(rows))
+            X = X if X.dtype in (np.float32, np.float64) else X.astype(np.float32)
+            if 0 in X.shape:
+                raise DataError(f"{path}: no data (the rows have shape {X.shape})")
+            return Dataset(X, None, "array", None, str(path))
         X, labels, shape, names = _read_images(path, image_size)
         target = None if no_target else labels
         return Dataset(X, target, "images", shape, str(path), row_names=names)
@@ -1674,8 +1684,19 @@ def load_dataset(
     )
 
 
+def _holds_shards(folder: Path) -> bool:
+    """Whether ``folder`` is a folder of ``.npy`` shards (rows) rather than of images."""
+    from .streams import holds_rows
+
+    try:
+        image_files(folder)
+    except DataError:
+        return holds_rows(folder)
+    return False
+
+
 def _read_labels(path: Path, n_rows: int, data_path: Path) -> np.ndarray:
-    kind = _file_kind(path)
+    kind = file_kind(path)
     if kind == "idx":
         y = read_idx(path)
     elif kind == "array":

@@ -315,7 +315,7 @@ def row_file_input(estimator, X) -> RowFile | None:
             return None
         try:
             source = RowFile(X.filename)
-        except DataError:  # a layout it does not read (Fortran order): in memory
+        except DataError:  # not numeric rows: in memory (the checks name the problem)
             return None
         if not _whole_map(X, source):  # a slice or view of the map: in memory, as any array
             return None
@@ -337,9 +337,10 @@ def _whole_map(X: np.memmap, source: RowFile) -> bool:
     root = X
     while isinstance(root.base, np.ndarray):
         root = root.base
+    fortran = source.fortran_order
     return (
         X.shape == source.shape
-        and X.flags.c_contiguous
+        and (X.flags.f_contiguous if fortran else X.flags.c_contiguous)
         and X.dtype == source.file_dtype  # (a big-endian file's map: in memory)
         and X.__array_interface__["data"][0] == root.__array_interface__["data"][0]
     )

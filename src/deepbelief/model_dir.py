@@ -126,6 +126,7 @@ class InputSpec:
                     f"{dataset.source}: {frame.shape[1]} features per row, but the model was "
                     f"trained on {expected}"
                 )
+            frame = frame.set_axis(self.feature_names, axis=1)  # a table's columns in order
         X = self.preprocessing.transform(frame, dataset.source)
         if self.preprocessor["scaling"] == "minmax":  # new rows may lie beyond the training range
             X = np.clip(X, 0.0, 1.0)

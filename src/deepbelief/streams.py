@@ -34,7 +34,7 @@ CHUNK_ELEMENTS = 1 << 20
 
 
 class RowFile:
-    """The rows of a 2-D, C-ordered ``.npy`` file (or of a folder of them with the same
+    """The rows of a 2-D ``.npy`` file (or of a folder of them with the same
     columns and dtype, in name order), read on demand.
 
     Parameters
@@ -68,6 +68,7 @@ class RowFile:
                     f"{first['path']}'s {first['columns']} of {first['dtype']}"
                 )
         self.file_dtype = _native(first["dtype"])  # what read() gives
+        self.fortran_order = first["fortran"] and len(self._files) == 1  # (a file's map)
         self.n_features = first["columns"]
         self._starts = np.cumsum([0] + [f["rows"] for f in self._files])
         total = int(self._starts[-1])
@@ -181,8 +182,15 @@ def csv_to_shards(csv, folder, *, chunk_rows: int = 50_000, dtype=np.float32) ->
     """
     import pandas as pd
 
+    if isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer)):
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
     folder = Path(folder)
     existing = _check_new_folder(folder)
+    if isinstance(csv, (str, os.PathLike)) and not os.path.isfile(csv):
+        what = "is a folder, not a CSV file" if os.path.isdir(csv) else "no such file"
+        raise DataError(f"{csv}: {what}")
     try:  # the header is read here: a missing or empty file fails before any folder is made
         reader = pd.read_csv(csv, chunksize=chunk_rows)
     except pd.errors.EmptyDataError:
@@ -305,13 +313,10 @@ def _npy_layout(path: Path) -> dict:
         shape, fortran, dtype, offset = _npy_header(path)
     except (ValueError, OSError) as exc:
         raise DataError(f"{path}: not a readable .npy file ({exc})") from None
-    if len(shape) != 2 or fortran or dtype.hasobject or dtype.kind not in "fiub":
-        raise DataError(
-            f"{path}: expected a 2-D C-ordered numeric array, got shape {shape} of {dtype}"
-            + (" in Fortran order" if fortran else "")
-        )
+    if len(shape) != 2 or dtype.hasobject or dtype.kind not in "fiub":
+        raise DataError(f"{path}: expected a 2-D numeric array, got shape {shape} of {dtype}")
     return {"path": path, "offset": offset, "rows": shape[0], "columns": shape[1],
-            "dtype": dtype}  # fmt: skip
+            "dtype": dtype, "fortran": bool(fortran)}  # fmt: skip
 
 
 def _npy_header(path: Path) -> tuple:
@@ -328,20 +333,34 @@ def _npy_header(path: Path) -> tuple:
 
 
 def _read_rows(layout: dict, start: int, stop: int) -> np.ndarray:
-    row_bytes = layout["columns"] * layout["dtype"].itemsize
-    out = np.empty((stop - start, layout["columns"]), layout["dtype"])
+    """Rows ``start`` to ``stop`` of one file: one read in C order; in Fortran order (each
+    column's values one after the other) one read of each column's part."""
+    size, columns = layout["dtype"].itemsize, layout["columns"]
     with open(layout["path"], "rb", buffering=0) as f:
-        f.seek(layout["offset"] + start * row_bytes)
-        view = memoryview(out.reshape(-1).view(np.uint8))
-        done = 0
-        while done < len(view):
-            n = f.readinto(view[done:])
-            if not n:
-                raise DataError(f"{layout['path']}: the file ends before row {stop}")
-            done += n
+        if not layout["fortran"]:
+            out = np.empty((stop - start, columns), layout["dtype"])
+            _read_into(f, layout["offset"] + start * columns * size, out, layout, stop)
+        else:
+            out = np.empty((columns, stop - start), layout["dtype"])
+            for j in range(columns):
+                where = layout["offset"] + (j * layout["rows"] + start) * size
+                _read_into(f, where, out[j], layout, stop)
+            out = np.ascontiguousarray(out.T)
     if not out.dtype.isnative:  # e.g. a big-endian file: torch reads native order only
         out = out.byteswap(inplace=True).view(_native(out.dtype))
     return out
+
+
+def _read_into(f, where: int, out: np.ndarray, layout: dict, stop: int) -> None:
+    """Fill the contiguous array ``out`` from byte ``where`` of the open file ``f``."""
+    f.seek(where)
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    done = 0
+    while done < len(view):
+        n = f.readinto(view[done:])
+        if not n:
+            raise DataError(f"{layout['path']}: the file ends before row {stop}")
+        done += n
 
 
 def _native(dtype: np.dtype) -> np.dtype:
@@ -407,7 +426,7 @@ def propagate_to_file(
 
 def holds_rows(path) -> bool:
     """Whether ``path`` is data for a :class:`RowFile`: a folder holding ``.npy`` files, or a
-    ``.npy`` file whose header says 2-D and C order (of any dtype: RowFile refuses the
+    ``.npy`` file whose header says 2-D (of any dtype: RowFile refuses the
     non-numeric ones). False for other shapes, other files and unreadable headers."""
     path = Path(path)
     if path.is_dir():  # (shards in its subfolders too: RowFile says why it does not read them)
@@ -420,10 +439,10 @@ def holds_rows(path) -> bool:
     if path.suffix.lower() != ".npy" or not path.is_file():
         return False
     try:
-        shape, fortran, _, _ = _npy_header(path)
+        shape, _, _, _ = _npy_header(path)
     except (ValueError, OSError):
         return False
-    return len(shape) == 2 and not fortran
+    return len(shape) == 2
 
 
 def is_row_file(X) -> bool:
