@@ -33,6 +33,11 @@ def ws(tmp_path_factory):
     return folder
 
 
+def trained(data, model, *options):
+    assert main(["train", str(data), "-o", str(model), *TINY, *options]) == 0
+    return model
+
+
 def write(path, text):
     path.write_text(text)
     return path
@@ -336,6 +341,15 @@ CASES = [
         ],
         ["--average-epochs", "--early-stopping"],
     ),  # fmt: skip
+    (  # the advice was the training option --missing impute, which predict does not take
+        "missing value for a model trained to refuse them",
+        lambda ws, t: [
+            "predict",
+            trained(ws / "good.csv", t / "strict", "--missing", "error"),
+            write(t / "p.csv", "x,colour\n,red\n"),
+        ],
+        ["p.csv", "column 'x', row 1", "trained to refuse them (--missing error): fill them"],
+    ),
     ("no command", lambda ws, t: [], ["command"]),
     (  # it used to say "invalid choice: '3'"
         "option before the command",

@@ -368,6 +368,34 @@ def test_a_failed_run_leaves_no_new_folder(ws, tmp_path, capsys, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]
 
 
+def test_a_resume_whose_data_changed_is_refused_in_one_line_with_the_commands_advice(
+    ws, tmp_path, capsys, monkeypatch
+):
+    """It printed "resuming the interrupted run" before the refusal (two lines), and the
+    refusal advised the Python API's "delete it (or pass another path)"."""
+    from deepbelief import loop as loop_module
+
+    data = tmp_path / "data.csv"
+    data.write_bytes((ws / "data.csv").read_bytes())
+    call = loop_module.call
+
+    def interrupt_after_two_updates(callbacks, hook, *args):
+        if hook == "on_batch_end" and args[0].step == 2:
+            args[0].interrupted = True  # as a Ctrl-C would
+        return call(callbacks, hook, *args)
+
+    monkeypatch.setattr(loop_module, "call", interrupt_after_two_updates)
+    model = tmp_path / "m"
+    code, _, _ = run(capsys, "train", data, "-o", model, *TINY[:-1], "--pretrain-epochs", "3")
+    assert code == 130 and (model / "checkpoint.safetensors").exists()
+    monkeypatch.setattr(loop_module, "call", call)
+    data.write_text(data.read_text() + "0.1,0.2,0.3,0.4,up\n")  # one row more
+    code, _, err = run(capsys, "train", "--resume", model)
+    one_line(code, err, "refusing to resume", f"train with -o {model} --overwrite")
+    code, _, err = run(capsys, "train", data, "-o", model, *TINY, "--overwrite")
+    assert code == 0, err
+
+
 def test_an_interrupted_run_can_be_resumed_or_discarded(ws, tmp_path, capsys, monkeypatch):
     from deepbelief.dbn_estimators import DBNClassifier
 

@@ -134,6 +134,16 @@ def test_bad_input_raises_data_error_naming_the_problem(X, message):
         RBM(n_components=2, n_iter=1).fit(X)
 
 
+def test_a_fitted_attribute_of_an_unfitted_rbm_names_itself():
+    """It named what the property reads: "'RBM' object has no attribute 'model_'"."""
+    for name in ("components_", "intercept_hidden_", "h_samples_", "history_"):
+        with pytest.raises(AttributeError, match=f"no attribute '{name}' \\(not fitted yet"):
+            getattr(RBM(), name)
+        assert not hasattr(RBM(), name)
+    with pytest.raises(AttributeError, match=r"no attribute 'nonsense'$"):
+        _ = RBM().nonsense
+
+
 def test_a_text_value_in_a_data_frame_is_named_by_its_column_and_row():
     """It used to say only "could not convert string to float: 'oops'"."""
     import pandas as pd

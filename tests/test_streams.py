@@ -401,6 +401,16 @@ def test_csv_to_shards_leaves_nothing_behind_when_it_fails(tmp_path, monkeypatch
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*before, "empty", "good.csv"])
 
 
+def test_csv_to_shards_keeps_the_columns_asked_for(tmp_path):
+    """A label or text column used to stop the conversion ("holds 'cat', not a number")."""
+    (tmp_path / "labelled.csv").write_text("a,b,label\n1,2,cat\n3,4,dog\n")
+    rows = csv_to_shards(tmp_path / "labelled.csv", tmp_path / "shards", columns=["a", "b"])
+    assert rows.read(0, 2).tolist() == [[1, 2], [3, 4]]
+    with pytest.raises(DataError, match=r"labelled.csv: .*not found: \['zz'\]"):
+        csv_to_shards(tmp_path / "labelled.csv", tmp_path / "other", columns=["a", "zz"])
+    assert not (tmp_path / "other").exists()
+
+
 def test_csv_to_shards_refuses_a_file_without_rows(tmp_path):
     (tmp_path / "header.csv").write_text("a,b,c\n")
     with pytest.raises(DataError, match=r"header.csv: no rows \(only the header: a, b, c\)"):

@@ -154,8 +154,6 @@ def train(args) -> int:
     if not distributed.is_main():  # another process of a distributed run: train, write nothing
         return _train_quietly(settings, directory)
     with _nothing_to_resume_said(folder), folder:
-        if args.resume is not None and not args.quiet:
-            print(f"deepbelief: resuming the interrupted run in {directory}", file=sys.stderr)
         task, spec, (X, y), (X_held, y_held) = _checked_together(lambda: _training_data(settings))
         estimator = _estimator(settings, task, spec, verbose=verbosity(args))
         _check_estimator(estimator)
@@ -167,7 +165,8 @@ def train(args) -> int:
         if args.resume is None:
             folder.write_run(_stored_settings(settings))
         start = time.perf_counter()
-        estimator.fit(X, y, **_checkpointing(settings, directory))
+        with _resume_refusal_in_the_commands_words(directory):
+            estimator.fit(X, y, **_checkpointing(settings, directory))
         seconds = time.perf_counter() - start
         metrics = score(estimator, task, X_held, y_held) if len(X_held) else {}
         card = _card(task, estimator, spec, settings.data, len(X), len(X_held), seconds,
@@ -203,6 +202,20 @@ def _model_folder(args, directory: Path) -> ModelFolder | None:
         return None
     overwrite = getattr(args, "overwrite", False)
     return ModelFolder(directory, resume=args.resume is not None, overwrite=overwrite)
+
+
+@contextlib.contextmanager
+def _resume_refusal_in_the_commands_words(directory: Path):
+    """A checkpoint that does not fit the run (its data changed) is refused with the
+    command's way to start afresh, not the Python API's."""
+    try:
+        yield
+    except ModelFileError as exc:
+        advice = "delete it (or pass another path) to start afresh"
+        if advice not in str(exc):
+            raise
+        instead = f"to start afresh, train with -o {directory} --overwrite"
+        raise ModelFileError(str(exc).replace(advice, instead)) from None
 
 
 @contextlib.contextmanager
@@ -704,8 +717,9 @@ def _report_training(args, directory: Path, estimator, card: dict) -> int:
         best = _headline(stopping, "early-stopping validation")
         held_out = f"{best} at epoch {stopping['best_epoch']}, then refit on all rows"
     held_out = held_out or "no validation rows"
+    resumed = "resumed the interrupted run and " if args.resume is not None else ""
     message = (
-        f"wrote model to {_folder(directory)} ({architecture(estimator)}, "
+        f"{resumed}wrote model to {_folder(directory)} ({architecture(estimator)}, "
         f"{card['train_seconds']:.1f} s; {held_out})"
     )
     return finish(args, message, {"model_dir": str(directory), **card})

@@ -1066,7 +1066,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
     # ------------------------------------------------------------------ attributes
     @property
     def history_(self) -> list[dict]:
-        return self.trainer_.history
+        return self._fitted("history_", "trainer_").history
 
     @property
     def _n_features_out(self) -> int:
@@ -1075,7 +1075,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
 
     @property
     def components_(self) -> np.ndarray:
-        return self.model_.weight.detach().cpu().numpy().T.copy()
+        return self._fitted("components_", "model_").weight.detach().cpu().numpy().T.copy()
 
     @components_.setter
     def components_(self, value) -> None:
@@ -1087,7 +1087,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
 
     @property
     def intercept_hidden_(self) -> np.ndarray:
-        return self.model_.hidden_bias.detach().cpu().numpy().copy()
+        bias = self._fitted("intercept_hidden_", "model_").hidden_bias
+        return bias.detach().cpu().numpy().copy()
 
     @intercept_hidden_.setter
     def intercept_hidden_(self, value) -> None:
@@ -1100,7 +1101,8 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
 
     @property
     def intercept_visible_(self) -> np.ndarray:
-        return self.model_.visible_bias.detach().cpu().numpy().copy()
+        bias = self._fitted("intercept_visible_", "model_").visible_bias
+        return bias.detach().cpu().numpy().copy()
 
     @intercept_visible_.setter
     def intercept_visible_(self, value) -> None:
@@ -1147,10 +1149,20 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
             v = self.model_.sample_visible(h, generator=self.trainer_.generator)
         _set_chains(sampler, v)
 
+    def _fitted(self, name: str, part: str):
+        """The fitted ``part`` (``model_``, ``trainer_``) that attribute ``name`` reads;
+        AttributeError naming ``name`` when there is none yet (it named ``part``)."""
+        if part not in self.__dict__:
+            raise AttributeError(
+                f"{type(self).__name__!r} object has no attribute {name!r} (not fitted yet: "
+                "call fit first)"
+            )
+        return self.__dict__[part]
+
     def _chains(self, name: str) -> torch.Tensor | None:
         """The visible states of the persistent chains at temperature 1 (None before the first
         update); AttributeError naming ``name`` for samplers without chains."""
-        sampler = self.trainer_.sampler
+        sampler = self._fitted(name, "trainer_").sampler
         if not hasattr(sampler, "chains"):
             raise AttributeError(
                 f"{name} holds the persistent chains, and sampler {sampler.name!r} keeps none "

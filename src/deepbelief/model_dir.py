@@ -127,7 +127,14 @@ class InputSpec:
                     f"trained on {expected}"
                 )
             frame = frame.set_axis(self.feature_names, axis=1)  # a table's columns in order
-        X = self.preprocessing.transform(frame, dataset.source)
+        try:
+            X = self.preprocessing.transform(frame, dataset.source)
+        except DataError as exc:  # the training option's advice does not fit new rows
+            advice = "use --missing impute (missing='impute') to fill them"
+            if advice not in str(exc):
+                raise
+            instead = "the model was trained to refuse them (--missing error): fill them first"
+            raise DataError(str(exc).replace(advice, instead)) from None
         if self.preprocessor["scaling"] == "minmax":  # new rows may lie beyond the training range
             X = np.clip(X, 0.0, 1.0)
         return X, target

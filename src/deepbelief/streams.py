@@ -168,11 +168,14 @@ def _natural_key(name: str) -> list:
             for part in re.split(r"(\d+)", name)]  # fmt: skip
 
 
-def csv_to_shards(csv, folder, *, chunk_rows: int = 50_000, dtype=np.float32) -> RowFile:
+def csv_to_shards(
+    csv, folder, *, chunk_rows: int = 50_000, dtype=np.float32, columns=None
+) -> RowFile:
     """Read a numeric CSV file (with a header row) ``chunk_rows`` rows at a time into a new
     folder of ``.npy`` shards and open them as one :class:`RowFile`; DataError naming the
     row and column of a value that is not a number, or for a file without data rows (nothing
-    is kept in memory but a chunk).
+    is kept in memory but a chunk). ``columns``: the columns to keep (names or positions, as
+    pandas' ``usecols``; default all), e.g. all but a label or text column.
 
     ``folder`` must not exist yet or be an empty folder (UsageError otherwise, before any
     work: the files of an earlier conversion are never mixed with new ones nor replaced). The
@@ -192,11 +195,13 @@ def csv_to_shards(csv, folder, *, chunk_rows: int = 50_000, dtype=np.float32) ->
         what = "is a folder, not a CSV file" if os.path.isdir(csv) else "no such file"
         raise DataError(f"{csv}: {what}")
     try:  # the header is read here: a missing or empty file fails before any folder is made
-        reader = pd.read_csv(csv, chunksize=chunk_rows)
+        reader = pd.read_csv(csv, chunksize=chunk_rows, usecols=columns)
     except pd.errors.EmptyDataError:
         raise DataError(f"{csv}: an empty file, no header row and no rows") from None
     except pd.errors.ParserError as exc:
         raise DataError(f"{csv}: not a readable CSV file ({exc})") from None
+    except ValueError as exc:  # columns it does not have
+        raise DataError(f"{csv}: {exc}") from None
     created = _make_parents(folder.parent)
     work = None
     try:
