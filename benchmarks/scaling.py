@@ -1,7 +1,7 @@
 """How an RBM epoch scales: time against rows and hidden units, and peak memory against rows
 for data read from a file a block at a time (issue 16).
 
-    python benchmarks/scaling.py [--part time|memory|all]
+    python benchmarks/scaling.py [--part time|memory|command|all]
 
 time: one CD-1 epoch (batch 100, float32, the trainer) on random binary rows, timed after a
 warm-up epoch; the arithmetic is five products of rows x visible x hidden multiply-adds, so
@@ -11,6 +11,9 @@ units of a 784-h RBM, quadratic in h for an h-h RBM (a DBN's upper layers).
 memory: the peak resident memory of a fresh process that fits ``RBM(16)`` for one epoch on
 a ``.npy`` file of n x 784 float32 rows, read a block at a time (a memory map) against the
 same rows loaded into memory.
+
+command: the same for the command line, ``train --model unsupervised`` and ``transform`` of
+the file (both read and write a block at a time).
 """
 
 from __future__ import annotations
@@ -77,20 +80,53 @@ def memory_table() -> None:
     print("peak resident memory (MB) of a process fitting RBM(16) for one epoch on n x 784 "
           "float32 rows")  # fmt: skip
     print(f"{'rows':>8} {'file MB':>8} {'streamed':>9} {'in memory':>10}")
+    for n, path, size in row_files():
+        streamed, memory = peak_mb(path, "stream"), peak_mb(path, "memory")
+        print(f"{n:>8} {size:>8.0f} {streamed:>9.0f} {memory:>10.0f}", flush=True)
+
+
+def row_files():
+    """``(rows, path, MB)`` of .npy files of 50,000 to 400,000 random binary rows of 784
+    float32 values, one at a time (each removed before the next)."""
     block = (np.random.default_rng(0).random((10_000, 784)) < 0.3).astype(np.float32)
     with tempfile.TemporaryDirectory() as folder:
         for n in (50_000, 100_000, 200_000, 400_000):
             path = Path(folder) / f"{n}.npy"
             write_rows(path, (block for _ in range(n // 10_000)), n, 784)
-            size = path.stat().st_size / 2**20
-            streamed, memory = peak_mb(path, "stream"), peak_mb(path, "memory")
-            print(f"{n:>8} {size:>8.0f} {streamed:>9.0f} {memory:>10.0f}", flush=True)
+            yield n, path, path.stat().st_size / 2**20
             path.unlink()
+
+
+COMMAND_PEAK = """
+import re, sys
+from deepbelief.cli import main
+assert main(sys.argv[1:]) == 0
+status = open("/proc/self/status").read()
+print(int(re.search(r"VmHWM:\\s*(\\d+) kB", status).group(1)) / 1024)
+"""
+
+
+def command_peak_mb(*argv) -> float:
+    done = subprocess.run([sys.executable, "-c", COMMAND_PEAK, *map(str, argv)],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    return float(done.stdout.split()[-1])
+
+
+def command_table() -> None:
+    print("peak resident memory (MB) of the command line on n x 784 float32 rows: `train "
+          "--model unsupervised --layers 16` and `transform` of the file to .npy")  # fmt: skip
+    print(f"{'rows':>8} {'file MB':>8} {'train':>7} {'transform':>10}")
+    for n, path, size in row_files():
+        model, features = path.with_name(f"model{n}"), path.with_name("features.npy")
+        train = command_peak_mb("train", path, "--model", "unsupervised", "--layers", 16,
+                                "--pretrain-epochs", 1, "-o", model, "--quiet")  # fmt: skip
+        transform = command_peak_mb("transform", model, path, "-o", features, "--quiet")
+        print(f"{n:>8} {size:>8.0f} {train:>7.0f} {transform:>10.0f}", flush=True)
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--part", choices=["time", "memory", "all"], default="all")
+    p.add_argument("--part", choices=["time", "memory", "command", "all"], default="all")
     args = p.parse_args()
     print(f"{platform.processor() or platform.machine()}; nproc {os.cpu_count()}; "
           f"torch {torch.__version__}; threads {torch.get_num_threads()}; "
@@ -99,6 +135,8 @@ def main() -> None:
         time_table()
     if args.part in ("memory", "all"):
         memory_table()
+    if args.part in ("command", "all"):
+        command_table()
 
 
 if __name__ == "__main__":
