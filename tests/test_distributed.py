@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -90,8 +91,14 @@ def test_a_process_own_part_of_a_checkpoint_survives_the_file_and_rebuilds_its_s
              "pair": (1, torch.zeros(2)), "seen": [1, 2], "name": "x"}  # fmt: skip
     rank1 = {"w": torch.arange(3.0), "opt": {0: {"buf": torch.full((2,), 2.0)}},
              "pair": (1, torch.ones(2)), "seen": [1, 2, 3], "name": "x"}  # fmt: skip
-    parts = [[], [[path, value] for path, value in distributed._differences(rank0, rank1, [])]]
+    reference, digests = distributed._digests(rank0), distributed._digests(rank1)
+    found = distributed._differences(reference, digests, rank1, [])
+    parts = [[], [[path, value] for path, value in found]]
     assert [path for path, _ in parts[1]] == [["opt", 0, "buf"], ["pair", 1], ["seen"]]
+    assert not list(distributed._differences(reference, distributed._digests(rank0), rank0, []))
+    # what goes to the other processes is the digests, a few bytes a part, not the values
+    big = {"w": torch.zeros(1_000_000)}
+    assert len(pickle.dumps(distributed._digests(big))) < 500 < len(pickle.dumps(big)) // 1000
     config, tensors = pack({**rank0, "ranks": parts})
     written = unpack(json.loads(json.dumps(config)), tensors)
 

@@ -15,6 +15,7 @@ initialised process group.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 
 import torch
@@ -222,20 +223,43 @@ def gather_differences(tree) -> list | None:
     rank 0 lets every process continue exactly (persistent chains, random streams: each
     process's own). Collective: every process calls it, at the same point of training.
 
-    ``tree`` is nested dicts, lists and tuples of tensors and plain values. Returns, on rank
-    0, one list per process of ``[path, value]`` pairs (a path: the keys and indices leading
-    to a value that differs; rank 0's list is empty); None on the other processes and in a
+    ``tree`` is nested dicts, lists and tuples of tensors and plain values. Rank 0 sends
+    the others a digest of each of its parts (SHA-256: a few bytes a part, not its values),
+    and each process sends rank 0 the parts whose digests differ. Returns, on rank 0, one
+    list per process of ``[path, value]`` pairs (a path: the keys and indices leading to a
+    value that differs; rank 0's list is empty); None on the other processes and in a
     single process."""
     if not is_distributed():
         return None
     mine = unpack(*pack(tree))  # on the CPU, as the file will hold it
-    box = [mine if is_main() else None]
+    digests = _digests(mine)
+    box = [digests if is_main() else None]
     with _objects_device():
         dist.broadcast_object_list(box, src=0)  # in transit only: nothing is stored pickled
-        own = [[path, value] for path, value in _differences(box[0], mine, [])]
+        own = [[path, value] for path, value in _differences(box[0], digests, mine, [])]
         parts = [None] * world()[1] if is_main() else None
         dist.gather_object(own, parts, dst=0)
     return parts
+
+
+def _digests(tree) -> dict:
+    """``tree``'s digest: ``{"kind", "sha", "keys", "parts"}``, the parts' own for dicts,
+    lists and tuples (their ``keys``: a dict's, in order; their SHA-256 covers the parts')."""
+    if isinstance(tree, (dict, list, tuple)):
+        keys = list(tree) if isinstance(tree, dict) else list(range(len(tree)))
+        values = tree.values() if isinstance(tree, dict) else tree
+        parts = [_digests(value) for value in values]
+        sha = hashlib.sha256(repr((type(tree).__name__, keys)).encode())
+        for part in parts:
+            sha.update(part["sha"])
+        return {"kind": type(tree).__name__, "sha": sha.digest(), "keys": keys, "parts": parts}
+    sha = hashlib.sha256(type(tree).__name__.encode())
+    if isinstance(tree, torch.Tensor):
+        sha.update(repr((tree.dtype, tuple(tree.shape))).encode())
+        sha.update(tree.detach().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    else:
+        sha.update(repr(tree).encode())
+    return {"kind": "value", "sha": sha.digest()}
 
 
 def write_together(path, kind: str, tree: dict, together: bool = True) -> None:
@@ -284,28 +308,22 @@ def own_state(tree: dict, key: str = "ranks") -> dict:
     return tree
 
 
-def _differences(reference, tree, path: list):
-    """``(path, value)`` of each part of ``tree`` that is not the same as ``reference``'s."""
-    if type(reference) is not type(tree):
+def _differences(reference: dict, digests: dict, tree, path: list):
+    """``(path, value)`` of each part of ``tree`` (whose :func:`_digests` are ``digests``)
+    that is not the same as the part of ``reference`` (another tree's digests): a container
+    of other kind or keys whole, else the parts that differ."""
+    if reference["sha"] == digests["sha"]:
+        return
+    if reference["kind"] != digests["kind"] or reference["kind"] == "value":
         yield path, tree
-    elif isinstance(tree, torch.Tensor):
-        same = reference.dtype == tree.dtype and reference.shape == tree.shape
-        if not (same and torch.equal(reference, tree)):
-            yield path, tree
-    elif isinstance(tree, dict):
-        if list(reference) != list(tree):
-            yield path, tree
-        else:
-            for key, value in tree.items():
-                yield from _differences(reference[key], value, [*path, key])
-    elif isinstance(tree, (list, tuple)):
-        if len(reference) != len(tree):
-            yield path, tree
-        else:
-            for i, value in enumerate(tree):
-                yield from _differences(reference[i], value, [*path, i])
-    elif reference != tree:
+    elif reference["keys"] != digests["keys"]:
         yield path, tree
+    else:
+        values = tree.values() if isinstance(tree, dict) else tree
+        for key, value, ref, own in zip(
+            digests["keys"], values, reference["parts"], digests["parts"], strict=True
+        ):
+            yield from _differences(ref, own, value, [*path, key])
 
 
 def _replaced(node, path: list, value):
