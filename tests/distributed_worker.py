@@ -184,6 +184,7 @@ def low_level_interrupted(kind: str, out: Path) -> dict:
     from deepbelief.training import Checkpoint, RBMTrainer
 
     rank, _ = distributed.world()
+    out.mkdir(exist_ok=True)
     X = torch.bernoulli(torch.full((40, 6), 0.4), generator=torch.Generator().manual_seed(1))
 
     def fit(path):
@@ -278,8 +279,9 @@ def main() -> None:
              "signal_during_the_epochs_vote": signal_during_the_epochs_vote,
              "resumed": lambda: resumed(out),
              "failed_write": lambda: failed_write(out),
-             "low_level_interrupted:trainer": lambda: low_level_interrupted("trainer", out),
-             "low_level_interrupted:estimator": lambda: low_level_interrupted("estimator", out),
+             "low_level_interrupted": lambda: {
+                 f"{kind}.{k}": v for kind in ("trainer", "estimator")
+                 for k, v in low_level_interrupted(kind, out / kind).items()},
              }  # fmt: skip
     if mode.startswith("interrupted:"):  # interrupted:MODEL:UPDATE[:stop]
         _, model, update, *stop = mode.split(":")
