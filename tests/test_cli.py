@@ -210,6 +210,22 @@ def test_info_prints_architecture_and_format(binary_model, capsys):
     code, out, _ = run(capsys, "info", binary_model)
     assert code == 0
     assert "6-16" in out and "format 1" in out and "classifier" in out
+    assert "has not finished" not in out
+
+
+def test_info_says_when_a_run_that_has_not_finished_left_its_checkpoint(
+    binary_model, tmp_path, capsys
+):
+    """An interrupted --overwrite run leaves the old model beside its checkpoint: info
+    described the old model alone, not that --resume would replace it."""
+    import shutil
+
+    model = shutil.copytree(binary_model, tmp_path / "m")
+    (model / "checkpoint.safetensors").write_bytes(b"state")
+    code, out, _ = run(capsys, "info", model)
+    assert code == 0 and f"train --resume {model}` continues it" in out
+    code, out, _ = run(capsys, "info", model, "--json")
+    assert code == 0 and json.loads(out)["interrupted_run"] is True
 
 
 @pytest.mark.parametrize("suffix", [".toml", ".yaml"])

@@ -1292,6 +1292,7 @@ def info(args) -> int:
     """``deepbelief info MODEL``."""
     estimator, card, _ = load_model(args.model)
     summary = describe(estimator, card)
+    summary["interrupted_run"] = (Path(args.model) / CHECKPOINT_FILE).exists()
     if args.json:
         print_json(summary)
         return 0
@@ -1312,6 +1313,9 @@ def info(args) -> int:
             print(f"  held-out {name}: {value:.4g}")
     version, package = summary["format_version"], summary["package_version"]
     print(f"  model-directory format {version}, deepbelief {package}")
+    if summary["interrupted_run"]:  # (an interrupted --overwrite run: it replaces this model)
+        print(f"  a run that has not finished left its checkpoint here: `deepbelief train "
+              f"--resume {args.model}` continues it, and its model replaces this one")  # fmt: skip
     return finish(args, f"described {args.model} ({architecture(estimator)})")
 
 
