@@ -161,3 +161,34 @@ def test_a_reader_that_stops_early_on_large_output_gets_status_141(tmp_path):
     reader.stderr.close()
     assert reader.wait(timeout=300) == 141, err
     assert err == "", err
+
+
+CTRL_C_WHILE_IMPORTING = """
+import sys, types
+import deepbelief.cli as cli
+
+class Refused:  # a module that a Ctrl-C left half-imported: importing it again raised/crashed
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith(("torch.", "deepbelief.distributed")):
+            raise ImportError(f"{name} imported again")
+
+sys.meta_path.insert(0, Refused())
+commands = types.ModuleType("deepbelief.commands")
+def info(args):
+    raise KeyboardInterrupt  # as a Ctrl-C in the middle of the commands' imports
+commands.info = info
+sys.modules["deepbelief.commands"] = commands
+print(cli.main(["info", "model"]))
+"""
+
+
+def test_a_ctrl_c_while_torch_is_imported_says_interrupted_and_exits_130():
+    """The handler imported deepbelief.distributed (and torch) to ask for the rank: a Ctrl-C
+    in the first second of a command, while torch was being imported, ended in a traceback
+    ("partially initialized module 'torch'") or a segmentation fault."""
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_IMPORTING], capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["130"] and done.stderr == "deepbelief: interrupted\n"

@@ -746,9 +746,11 @@ def _main(argv: list[str]) -> int:
     except ValueError as exc:  # a setting the library refused
         return _fail(str(exc), debug)
     except KeyboardInterrupt as exc:
-        from . import distributed
-
-        if distributed.is_main():  # one line for a distributed run, not one per process
+        # not imported here: a Ctrl-C while torch was being imported left it half-imported,
+        # and importing it again raised (or crashed); not imported yet means one process
+        distributed = sys.modules.get(f"{__package__}.distributed")
+        is_main = getattr(distributed, "is_main", lambda: True)
+        if is_main():  # one line for a distributed run, not one per process
             detail = f" {exc}" if str(exc) else ""  # e.g. before training began
             print(f"deepbelief: interrupted{detail}", file=sys.stderr)
         return 130
