@@ -465,9 +465,12 @@ def test_a_carriage_return_in_a_file_name_keeps_its_row(image_folders, tmp_path,
     names = ["cr\rhere.png", "plain.png", 'q,"x".png']
     for name, image in zip(names, pixels[:3], strict=True):
         Image.fromarray(image).save(tmp_path / "new" / name)
-    for command in ("predict", "score", "denoise"):
+    unsupervised = tmp_path / "unsupervised"  # denoise takes a generative model
+    assert run(capsys, "train", root, "--no-target", "-o", unsupervised, "--layers", "8",
+               "--pretrain-epochs", "1", "--quiet")[0] == 0  # fmt: skip
+    for command, by in (("predict", model), ("score", model), ("denoise", unsupervised)):
         out = tmp_path / f"{command}.csv"
-        assert run(capsys, command, model, tmp_path / "new", "-o", out)[0] == 0
+        assert run(capsys, command, by, tmp_path / "new", "-o", out)[0] == 0
         table = pd.read_csv(out)
         assert list(table["file"]) == sorted(names) and len(table) == 3, command
     denoised = pd.read_csv(tmp_path / "denoise.csv")

@@ -170,6 +170,11 @@ CASES = [
         ],
         ["7", "5"],
     ),
+    (  # it ran, pulling every value towards one end
+        "denoise with a fine-tuned classifier",
+        lambda ws, t: ["denoise", ws / "model", ws / "good.csv", "-o", t / "d.csv"],
+        ["model: denoise needs a generative or unsupervised model", "classifier"],
+    ),
     (
         "unsupervised model has nothing to predict",
         lambda ws, t: ["predict", ws / "arraymodel", ws / "x.npy"],
@@ -307,6 +312,29 @@ CASES = [
         ],
         ["c.toml", "epochs"],
     ),
+    *[  # they were Python's "invalid literal for int()", "not a number" and an unnamed file
+        (
+            f"config {name}",
+            lambda ws, t, text=text: [
+                "train",
+                ws / "good.csv",
+                "-o",
+                t / "m",
+                "--config",
+                write(t / "c.toml", text),
+            ],
+            words,
+        )
+        for name, text, words in [
+            ("seed = true", "seed = true\n", ["c.toml", "'seed' takes a value", "on/off"]),
+            ("epochs = 1.5", "epochs = 1.5\n", ["c.toml", "'epochs'", "not an integer: '1.5'"]),
+            (
+                "early_stopping = 'yes'",
+                'early_stopping = "yes"\n',
+                ["c.toml", "'early_stopping' must be true or false"],
+            ),
+        ]
+    ],  # fmt: skip
     ("resume without a run", lambda ws, t: ["train", "--resume", t], ["run.json"]),
     (
         "interrupted run in the way",

@@ -16,6 +16,7 @@ from .commands import (
     _write_table,
     _write_text,
     check_rows_fit,
+    estimator_kind,
     finish,
 )
 from .errors import DataError, UsageError
@@ -35,7 +36,7 @@ def denoise(args) -> int:
         (args.model, args.data, getattr(args, "labels", None)),
     )
     _check_noise_options(args.noise, args.noise_level)
-    estimator, _, spec, X, _, names = _model_and_rows(args)
+    estimator, _, spec, X, _, names = _model_and_rows(args, check_model=_check_denoiser)
     if suffix == ".png" and not spec.image_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
     check_rows_fit(args.output, spec)
@@ -49,6 +50,18 @@ def denoise(args) -> int:
     message = f"wrote {len(cleaned)} denoised rows ({args.method}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(cleaned), "method": args.method}
     return finish(args, message, None if suffix == "-" else payload)
+
+
+def _check_denoiser(estimator, model) -> None:
+    """``denoise`` runs up-down passes of a generative model: refused (before the data is
+    read) for a classifier or regressor, whose fine-tuning made its weights discriminative
+    (they pulled every value towards one end)."""
+    if estimator_kind(estimator) in ("classifier", "regressor"):
+        raise UsageError(
+            f"{model}: denoise needs a generative or unsupervised model (--model generative "
+            f"or --model unsupervised); fine-tuning turned this {estimator_kind(estimator)} "
+            "into a discriminative network"
+        )
 
 
 def score(args) -> int:

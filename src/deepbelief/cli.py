@@ -115,7 +115,15 @@ def _number(text, kind):
     try:
         return kind(text)
     except (TypeError, ValueError):
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        pass
+    if kind is int:
+        try:
+            float(text)
+        except (TypeError, ValueError):
+            pass
+        else:  # "1.5" is a number, not an integer
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
 
 
 # ------------------------------------------------------------------ the parser
@@ -676,7 +684,7 @@ def apply_config(parser: argparse.ArgumentParser, argv: list[str], config: dict,
 
 
 def _config_value(action, value, path, key):
-    if isinstance(action, argparse._StoreTrueAction):
+    if isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)):
         if not isinstance(value, bool):
             raise UsageError(f"{path}: option {key!r} must be true or false, got {value!r}")
         return value
@@ -684,9 +692,12 @@ def _config_value(action, value, path, key):
     values = value if isinstance(value, list) else [value]
     if not many and isinstance(value, list):
         raise UsageError(f"{path}: option {key!r} takes one value, got a list")
+    if any(isinstance(v, bool) for v in values) and action.type is not None:
+        raise UsageError(f"{path}: option {key!r} takes a value here; true and false are for "
+                         "on/off options")  # fmt: skip
     try:
         converted = [action.type(str(v)) if action.type else str(v) for v in values]
-    except argparse.ArgumentTypeError as exc:
+    except (argparse.ArgumentTypeError, TypeError, ValueError) as exc:
         raise UsageError(f"{path}: option {key!r}: {exc}") from exc
     if action.choices is not None:
         bad = [v for v in converted if v not in action.choices]
