@@ -206,6 +206,27 @@ def test_log_likelihood_of_a_classifier_is_refused_before_the_data_is_read(
     assert "--log-likelihood needs a generative or unsupervised model" in err
 
 
+def test_values_beyond_the_training_range_are_clipped_with_a_warning(
+    binary_model, binary_csv, tmp_path, capsys
+):
+    """The command clipped them silently (the Python API warns): 100 in a column trained on
+    about -3 to 3 predicted as its maximum would, without a word."""
+    rows = pd.read_csv(binary_csv / "unlabelled.csv").iloc[:3]
+    train = pd.read_csv(binary_csv / "train.csv")
+    far, edge = rows.copy(), rows.copy()
+    far.loc[1, "f0"], edge.loc[1, "f0"] = 100.0, train["f0"].max()
+    far.to_csv(tmp_path / "far.csv", index=False)
+    edge.to_csv(tmp_path / "edge.csv", index=False)
+    code, out, err = run(capsys, "predict", binary_model, tmp_path / "far.csv", "--proba")
+    assert code == 0
+    lines = err.strip().splitlines()  # the summary, then the warning (once all checks passed)
+    assert lines[1].startswith("deepbelief: warning: ") and len(lines) == 2, err
+    assert "far.csv: 1 value(s) outside the training range, clipped to it" in lines[1]
+    assert "column 'f0', row 2: 100, trained on" in lines[1]
+    assert run(capsys, "predict", binary_model, tmp_path / "edge.csv", "--proba")[1] == out
+    assert "warning" not in run(capsys, "predict", binary_model, tmp_path / "edge.csv")[2]
+
+
 def test_info_prints_architecture_and_format(binary_model, capsys):
     code, out, _ = run(capsys, "info", binary_model)
     assert code == 0

@@ -79,6 +79,9 @@ def test_transform_of_a_streamed_model_gives_the_features_python_gives(tmp_path,
     assert code == 0, err
     code, _, err = run(capsys, "transform", model, tmp_path / "new.npy", "-o", tmp_path / "f.npy")
     assert code == 0, err
+    if visible != "gaussian":  # said once, after the summary (it used to be silent)
+        assert err.count("outside the training range, clipped to it") == 1, err
+        assert err.strip().splitlines()[-1].startswith("deepbelief: warning: "), err
     estimator = _estimator(model)
     assert estimator.visible_units_ == ("gaussian" if visible == "gaussian" else "bernoulli")
     expected = estimator.transform(scaled)

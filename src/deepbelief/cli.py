@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .errors import DeepBeliefError, UsageError
+from .errors import DeepBeliefError, OutsideRangeWarning, UsageError
 
 log = logging.getLogger("deepbelief")
 
@@ -729,6 +729,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    _DEFERRED.clear()
     debug = "--debug" in argv
     joined = False
     try:
@@ -746,7 +747,7 @@ def _main(argv: list[str]) -> int:
         else:
             from . import commands
 
-        return getattr(commands, args.command)(args)
+        return _say_deferred(getattr(commands, args.command)(args))
     except DeepBeliefError as exc:
         return _fail(str(exc), debug)
     except BrokenPipeError:  # the reader stopped (``| head``): what it wanted, it has
@@ -929,9 +930,24 @@ def _configure_warnings(quiet: bool, debug: bool) -> None:
         warnings.showwarning = _show_warning
 
 
+#: warnings said once the command succeeded (an error is then the one line it prints)
+_DEFERRED: list[str] = []
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    text = " ".join(str(message).split())
-    print(f"deepbelief: warning: {text}", file=sys.stderr, flush=True)
+    text = f"deepbelief: warning: {' '.join(str(message).split())}"
+    if issubclass(category, OutsideRangeWarning):
+        _DEFERRED.append(text)
+    else:
+        print(text, file=sys.stderr, flush=True)
+
+
+def _say_deferred(code: int) -> int:
+    """Print the deferred warnings when the command succeeded (``code`` 0); forget them."""
+    lines, _DEFERRED[:] = list(dict.fromkeys(_DEFERRED)), []
+    if code == 0 and lines:
+        print("\n".join(lines), file=sys.stderr, flush=True)
+    return code
 
 
 def _fail(message: str, debug: bool) -> int:

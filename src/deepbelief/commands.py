@@ -1210,6 +1210,7 @@ def _transform_rows(args, estimator, spec, output) -> tuple[int, int]:
     if len(source) == 0:
         raise DataError(f"{args.data}: no rows")
     pre, names, step = spec.preprocessing, spec.feature_names, source.chunk_rows
+    clipped = [0, None]  # values outside the training range, the first of them
 
     def blocks():
         for start in range(0, len(source), step):
@@ -1221,8 +1222,13 @@ def _transform_rows(args, estimator, spec, output) -> tuple[int, int]:
                     f"{args.data}: row {start + row}, column {column} (counting from 0) holds "
                     f"{block[row, column]}; remove or impute such values"
                 )
-            X = pre.transform(pd.DataFrame(block, columns=names), str(args.data))
+            frame = pd.DataFrame(block, columns=names)
+            X = pre.transform(frame, str(args.data))
             if spec.preprocessor["scaling"] == "minmax":  # as InputSpec.features clips
+                found = spec.outside(frame, first_row=start)  # (rows counted from 0 here)
+                if found is not None:
+                    clipped[0] += found[0]
+                    clipped[1] = clipped[1] or found[1]
                 X = np.clip(X, 0.0, 1.0)
             yield _features(estimator, X)
 
@@ -1246,6 +1252,7 @@ def _transform_rows(args, estimator, spec, output) -> tuple[int, int]:
             f.write(header.encode())
             for block in features:
                 f.write(csv(block).encode())
+    spec.warn_found(None if clipped[1] is None else tuple(clipped), str(args.data))
     return len(source), width
 
 

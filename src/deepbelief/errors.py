@@ -36,6 +36,11 @@ class UndertrainedWarning(UserWarning):
     learning rate): the model may be no better than chance."""
 
 
+class OutsideRangeWarning(UserWarning):
+    """Values of new rows outside the range the model was trained on were clipped to it (the
+    command line says so after the command's other checks passed, not before its error)."""
+
+
 def warn(message: str, category: type[Warning]) -> None:
     """``warnings.warn``, attributed to the first caller outside deepbelief (the user's
     line, which their warning filters and ``pytest.warns`` see), however deep the call."""

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import errors
 from ._version import __version__
 from .data import TablePreprocessor
 from .errors import DataError, ModelFileError
@@ -136,8 +137,44 @@ class InputSpec:
             instead = "the model was trained to refuse them (--missing error): fill them first"
             raise DataError(str(exc).replace(advice, instead)) from None
         if self.preprocessor["scaling"] == "minmax":  # new rows may lie beyond the training range
+            self.warn_outside(frame, dataset.source)
             X = np.clip(X, 0.0, 1.0)
         return X, target
+
+    def outside(self, frame, first_row: int = 1) -> tuple[int, str] | None:
+        """How many numeric values of ``frame`` (the training columns, by name) lie outside
+        the training range, and where the first one is (its rows numbered from
+        ``first_row``); None when none does."""
+        import pandas as pd
+
+        count, first = 0, None
+        for column in self.preprocessor["columns"]:
+            if column["kind"] != "numeric":
+                continue
+            values = pd.to_numeric(frame[column["name"]], errors="coerce").to_numpy(np.float64)
+            scaled = (values - column["offset"]) / column["scale"]
+            beyond = np.flatnonzero((scaled < -1e-6) | (scaled > 1 + 1e-6))
+            if len(beyond) and first is None:
+                low, high = column["offset"], column["offset"] + column["scale"]
+                first = (f"column {column['name']!r}, row {int(beyond[0]) + first_row}: "
+                         f"{values[beyond[0]]:g}, trained on {low:g} to {high:g}")  # fmt: skip
+            count += len(beyond)
+        return None if first is None else (count, first)
+
+    def warn_outside(self, frame, source: str) -> None:
+        """A warning (on the command line: one line) when values of ``frame`` lie outside the
+        training range: they are clipped to it, so the model sees the range's ends."""
+        self.warn_found(self.outside(frame), source)
+
+    @staticmethod
+    def warn_found(found: tuple[int, str] | None, source: str) -> None:
+        """:meth:`warn_outside` of what :meth:`outside` found."""
+        if found is not None:
+            errors.warn(
+                f"{source}: {found[0]} value(s) outside the training range, clipped to it (the "
+                f"first: {found[1]})",
+                errors.OutsideRangeWarning,
+            )
 
     def restore(self, X: np.ndarray):
         """Model-space rows back in the space of the raw data (a DataFrame for tables)."""
