@@ -736,8 +736,9 @@ def _main(argv: list[str]) -> int:
         try:
             args = _parse(argv)
         except DeepBeliefError:
-            if _later_torchrun_process():  # every process parses the same line: rank 0 says it
-                return 2
+            if _later_torchrun_process():  # every process parses the same line: rank 0 says
+                return 0  # it and fails the run (a failure here would have torchrun stop rank
+                # 0, still importing, before it said why)
             raise
         joined = _join_processes(args)
         _configure_logging(args.quiet, args.verbose)
