@@ -3,7 +3,9 @@
 Each beside its reference measured in the same run.
 
     python benchmarks/small_problems.py [--part {rbm,cli,all}] [--seeds 0 1 2 3 4]
-                                        [--datasets iris wine breast_cancer digits diabetes]
+                                        [--datasets iris wine breast_cancer digits diabetes
+                                                    two_columns make_classification]
+                                        [--train-options "--visible bernoulli"]
 
 Part "rbm": scikit-learn's ``plot_rbm_logistic_classification.py`` example. The 8x8 digits
 scaled to [0, 1] and nudged one pixel in four directions (5 x 1797 rows), split 80/20
@@ -20,7 +22,9 @@ fit time at most scikit-learn's; its accuracy at least scikit-learn's minus 0.5 
 
 Part "cli": ``deepbelief train train.csv -o model --seed SEED --quiet`` (the installed
 command, with its defaults) on iris, wine, breast_cancer and digits (classification) and
-diabetes (regression) from ``sklearn.datasets``, a 25 % held-out split per seed
+diabetes (regression) from ``sklearn.datasets``, and two synthetic tables of independent
+columns (``two_columns``: 1,000 rows of two standard normals, the class x1 + x2 > 0;
+``make_classification``: scikit-learn's, 1,000 rows of 10 columns), a 25 % held-out split per seed
 (``train_test_split(test_size=0.25, random_state=seed)``, stratified for classification),
 written as CSV files (the features, then a ``target`` column); the model is scored on the
 held-out file by ``deepbelief evaluate model test.csv --json``, beside a
@@ -29,7 +33,8 @@ held-out file by ``deepbelief evaluate model test.csv --json``, beside a
 both, the target (LogisticRegression's minus 1 point, Ridge's minus 0.02) and whether it is
 met, and the median wall seconds of the train command (a fresh process: imports included);
 then the means over the seeds (on a 38-row test set such as iris's, one row is 2.6 points, so
-more seeds, ``--seeds 0 1 ... 19``, tell more than five).
+more seeds, ``--seeds 0 1 ... 19``, tell more than five). ``--train-options`` adds options to
+every train command (to compare a choice with the defaults).
 
 Each RBM fit is timed in a fresh worker process (this script with --worker), so that every
 measurement includes what a user's first fit in a process pays, and no library's idle
@@ -43,6 +48,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -67,6 +73,8 @@ DATASETS = {  # name: (loader, task)
     "breast_cancer": ("load_breast_cancer", "classification"),
     "digits": ("load_digits", "classification"),
     "diabetes": ("load_diabetes", "regression"),
+    "two_columns": ("two_columns", "classification"),
+    "make_classification": ("make_classification", "classification"),
 }
 ACCURACY_MARGIN = 0.5  # points below scikit-learn's pipeline (part rbm)
 LR_MARGIN, RIDGE_MARGIN = 1.0, 0.02  # below the baselines (part cli)
@@ -137,11 +145,11 @@ def rbm_worker(method: str, seed: int) -> dict:
 def monitor_share(rbm, X_train, fit_seconds: float) -> dict:
     """The fit's seconds in the per-epoch monitors: one call on the monitored rows (the median
     of five, on the fit's threads) times the monitored epochs."""
-    from deepbelief.training import _spread_rows
+    from deepbelief.training import spread_rows
 
     trainer = rbm.trainer_
     X = torch.as_tensor(X_train, dtype=rbm.model_.weight.dtype)
-    rows = _spread_rows(X, trainer.settings["monitor_rows"])
+    rows = spread_rows(X, trainer.settings["monitor_rows"])
     monitored = sum("reconstruction_error" in h for h in trainer.history)
     if not len(rows) or not monitored:
         return {"monitor_share": 0.0, "monitored_epochs": monitored}
@@ -211,13 +219,38 @@ def deepbelief_command() -> Path:
     return Path(sys.executable).parent / "deepbelief"
 
 
+def two_columns():
+    """1,000 rows of two independent standard normal columns; the class: x1 + x2 > 0."""
+    import pandas as pd
+
+    X = np.random.default_rng(0).normal(size=(1000, 2))
+    y = pd.Series((X.sum(axis=1) > 0).astype(int), name="target")
+    return pd.DataFrame(X, columns=["x1", "x2"]), y
+
+
+def make_classification():
+    """scikit-learn's ``make_classification(1000, 10, n_informative=5, random_state=0)``."""
+    import pandas as pd
+    from sklearn import datasets
+
+    X, y = datasets.make_classification(1000, 10, n_informative=5, random_state=0)
+    columns = [f"x{i + 1}" for i in range(X.shape[1])]
+    return pd.DataFrame(X, columns=columns), pd.Series(y, name="target")
+
+
+SYNTHETIC = {"two_columns": two_columns, "make_classification": make_classification}
+
+
 def split_files(name: str, seed: int, folder: Path):
     """Write train.csv and test.csv of data set ``name`` for ``seed``; returns the arrays."""
     from sklearn import datasets
     from sklearn.model_selection import train_test_split
 
     loader, task = DATASETS[name]
-    X, y = getattr(datasets, loader)(return_X_y=True, as_frame=True)
+    if loader in SYNTHETIC:
+        X, y = SYNTHETIC[loader]()
+    else:
+        X, y = getattr(datasets, loader)(return_X_y=True, as_frame=True)
     stratify = y if task == "classification" else None
     parts = train_test_split(X, y, test_size=0.25, random_state=seed, stratify=stratify)
     X_train, X_test, y_train, y_test = parts
@@ -238,7 +271,7 @@ def baseline_score(task: str, X_train, X_test, y_train, y_test) -> float:
     return Ridge().fit(X_train, y_train).score(X_test, y_test)
 
 
-def cli_run(name: str, seed: int) -> dict:
+def cli_run(name: str, seed: int, options: list[str]) -> dict:
     """Train with the command's defaults, score on the held-out file, and the baseline."""
     task = DATASETS[name][1]
     command = str(deepbelief_command())
@@ -246,6 +279,7 @@ def cli_run(name: str, seed: int) -> dict:
         folder = Path(tmp)
         arrays = split_files(name, seed, folder)
         train = [command, "train", "train.csv", "-o", "model", "--seed", str(seed), "--quiet"]
+        train += options
         start = time.perf_counter()
         done = subprocess.run(train, cwd=folder, capture_output=True, text=True)
         seconds = time.perf_counter() - start
@@ -275,13 +309,15 @@ def cli_part(args) -> None:
         "by `deepbelief evaluate model test.csv --json` on a 25 % held-out split"
     )
     print(f"seeds {args.seeds}; medians; baselines on the same split")
+    if args.train_options:
+        print(f"train options added: {args.train_options}")
     print(
         f"{'data set':<14} {'rows':>5} {'metric':>9} {'deepbelief':>11} {'baseline':>9} "
         f"{'target':>8} {'met':>8} {'train s':>8}"
     )
     for name in args.datasets:
         task = DATASETS[name][1]
-        runs = [cli_run(name, seed) for seed in args.seeds]
+        runs = [cli_run(name, seed, shlex.split(args.train_options)) for seed in args.seeds]
         ours = statistics.median(r["ours"] for r in runs)
         base = statistics.median(r["baseline"] for r in runs)
         seconds = statistics.median(r["seconds"] for r in runs)
@@ -312,6 +348,9 @@ def main() -> None:
     parser.add_argument("--part", choices=["rbm", "cli", "all"], default="all")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=list(DATASETS))
+    parser.add_argument(
+        "--train-options", default="", help="part cli: options added to the train command"
+    )
     parser.add_argument(
         "--worker", nargs=3, metavar=("PART", "METHOD", "SEED"), help=argparse.SUPPRESS
     )

@@ -206,11 +206,48 @@ def test_log_likelihood_of_a_classifier_is_refused_before_the_data_is_read(
     assert "--log-likelihood needs a generative or unsupervised model" in err
 
 
-def test_values_beyond_the_training_range_are_clipped_with_a_warning(
+@pytest.fixture(scope="module")
+def bernoulli_model(binary_csv):
+    """The tutorial's model with Bernoulli visible units (min-max scaled columns)."""
+    model = binary_csv / "bernoulli-model"
+    code = main(["train", str(binary_csv / "train.csv"), "-o", str(model), "--visible",
+                 "bernoulli", *FAST])  # fmt: skip
+    assert code == 0
+    return model
+
+
+def test_a_tables_numeric_columns_get_gaussian_units_unless_they_hold_only_0_and_1(
     binary_model, binary_csv, tmp_path, capsys
 ):
+    """Bernoulli units on min-max scaled independent columns left the default classifier at
+    chance (0.51 on x1 + x2 > 0): it learned nothing the rows vary in."""
+    code, out, _ = run(capsys, "info", binary_model, "--json")
+    assert code == 0 and json.loads(out)["layers"][0]["visible_units"] == "gaussian"
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(800, 2))
+    easy = pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1], "y": (X.sum(axis=1) > 0).astype(int)})
+    easy.iloc[:600].to_csv(tmp_path / "easy.csv", index=False)
+    easy.iloc[600:].to_csv(tmp_path / "test.csv", index=False)
+    code = main(["train", str(tmp_path / "easy.csv"), "-o", str(tmp_path / "m"),
+                 "--pretrain-epochs", "5", "--epochs", "40", "--quiet"])  # fmt: skip
+    assert code == 0
+    code, out, _ = run(capsys, "evaluate", tmp_path / "m", tmp_path / "test.csv", "--json")
+    assert json.loads(out)["accuracy"] >= 0.9, out
+    flags = pd.DataFrame({"a": rng.integers(0, 2, 300), "b": rng.integers(0, 2, 300)})
+    flags.loc[3, "a"] = np.nan  # a missing value: still a column of 0 and 1
+    flags.assign(y=flags["b"]).to_csv(tmp_path / "flags.csv", index=False)
+    assert run(capsys, "train", tmp_path / "flags.csv", "-o", tmp_path / "f", *FAST)[0] == 0
+    code, out, _ = run(capsys, "info", tmp_path / "f", "--json")
+    assert json.loads(out)["layers"][0]["visible_units"] == "bernoulli"
+
+
+def test_values_beyond_the_training_range_are_clipped_with_a_warning(
+    bernoulli_model, binary_csv, tmp_path, capsys
+):
     """The command clipped them silently (the Python API warns): 100 in a column trained on
-    about -3 to 3 predicted as its maximum would, without a word."""
+    about -3 to 3 predicted as its maximum would, without a word. (Bernoulli units: Gaussian
+    ones take any value.)"""
+    binary_model = bernoulli_model
     rows = pd.read_csv(binary_csv / "unlabelled.csv").iloc[:3]
     train = pd.read_csv(binary_csv / "train.csv")
     far, edge = rows.copy(), rows.copy()

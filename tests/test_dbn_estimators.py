@@ -697,3 +697,54 @@ def test_predictions_reuse_their_float64_copy_until_the_parameters_change(digits
     monkeypatch.undo()
     clf.fit(X_train[:200], y_train[:200])  # fitted again: another network
     np.testing.assert_array_equal(clf.predict_proba(X_test[:5]), first)
+
+
+def _independent_columns(n, seed=0):
+    """Two independent normal columns min-max scaled to [0, 1]; the class: x1 + x2 > 0."""
+    X = np.random.default_rng(seed).normal(size=(n, 2))
+    y = (X.sum(axis=1) > 0).astype(int)
+    return (X - X.min(0)) / (X.max(0) - X.min(0)), y
+
+
+def test_layers_pretrained_into_constant_features_restart_from_random_weights(monkeypatch):
+    """Bernoulli units on independent columns learn nothing beyond their means: the second
+    RBM switched its units off and the classifier stayed at chance (0.50)."""
+    import deepbelief.dbn_estimators as module
+
+    X, y = _independent_columns(900)
+    quick = dict(pretrain_epochs=10, epochs=100, early_stopping=False, random_state=0)
+    with pytest.warns(deepbelief.UndertrainedWarning, match="RBM 2's pretrained features are "
+                      "constant .* visible='gaussian'"):  # fmt: skip
+        restarted = DBNClassifier(**quick).fit(X[:600], y[:600])
+    assert restarted.score(X[600:], y[600:]) >= 0.85
+    monkeypatch.setattr(module, "CONSTANT_FEATURES", 0.0)  # the check off: the old behaviour
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", deepbelief.UndertrainedWarning)
+        stuck = DBNClassifier(**quick).fit(X[:600], y[:600])
+    assert stuck.score(X[600:], y[600:]) <= 0.65
+
+
+def test_first_constant_layer_finds_the_first_layer_whose_features_do_not_vary():
+    from deepbelief.dbn_estimators import _first_constant_layer
+    from deepbelief.nn import DBN as DBNModule
+
+    seeded = torch.Generator().manual_seed(0)
+    dbn = DBNModule.from_sizes([4, 6, 5, 3], generator=seeded, weight_std=1.0)
+    rows = torch.rand(50, 4, generator=torch.Generator().manual_seed(1))
+    assert _first_constant_layer(dbn, rows) is None
+    with torch.no_grad():
+        dbn.rbms[1].hidden_bias.fill_(-30.0)  # every unit off, whatever its input
+    assert _first_constant_layer(dbn, rows) == 1
+    before = dbn.rbms[0].weight.clone()
+    dbn.random_init_(torch.Generator().manual_seed(2), start=1)
+    assert torch.equal(dbn.rbms[0].weight, before)  # below the start: as pretrained
+    assert _first_constant_layer(dbn, rows) is None and dbn.rbms[1].hidden_bias.eq(0).all()
+
+
+def test_structured_data_keeps_every_pretrained_layer(digits):
+    X_train, _, y_train, _ = digits
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ".*constant over the training rows")
+        DBNClassifier(hidden_layers=(64, 64), pretrain_epochs=5, epochs=2, random_state=0).fit(
+            X_train[:500], y_train[:500]
+        )

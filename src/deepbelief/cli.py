@@ -300,7 +300,9 @@ def _add_train(p) -> None:
         choices=UNITS_VISIBLE,
         default="auto",
         help="input units: bernoulli (inputs min-max scaled to [0, 1]) or gaussian "
-        "(standardised); categorical columns get softmax units either way; auto: bernoulli",
+        "(standardised); categorical columns get softmax units either way; auto: gaussian for "
+        "a table's numeric columns (bernoulli when they hold only 0 and 1), bernoulli for "
+        "images and arrays",
     )
     m.add_argument("--hidden", choices=UNITS_HIDDEN, default="bernoulli", help="hidden units")
     m.add_argument(

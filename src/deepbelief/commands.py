@@ -188,12 +188,31 @@ def _training_data(settings):
         return _streamed_data(settings)
     dataset = _load(settings, Path(settings.data))
     task, y = _target(dataset, settings)
-    scaling = "standard" if settings.visible == "gaussian" else "minmax"
+    scaling = _input_scaling(settings.visible, dataset)
     spec, X = InputSpec.fit(dataset, scaling, settings.missing, settings.drop_ids,
                             settings.non_numeric)  # fmt: skip
     train_rows, held_out = _split(len(X), y, task, settings)
     y_train, y_held = (None, None) if y is None else (y[train_rows], y[held_out])
     return task, spec, (X[train_rows], y_train), (X[held_out], y_held)
+
+
+def _input_scaling(choice: str, dataset) -> str:
+    """How ``--visible`` scales the numeric columns: ``"standard"`` for Gaussian units,
+    ``"minmax"`` for Bernoulli ones. ``auto`` standardises a table's numeric columns, unless
+    they hold only 0 and 1, and min-max scales images and arrays of rows (pixels).
+
+    A Bernoulli RBM sees a min-max scaled column as a probability: columns that vary
+    independently of one another (two normal columns; scikit-learn's ``make_classification``)
+    give it nothing to learn beyond their means, its features barely vary over the rows, the
+    RBM above them switches its units off, and fine-tuning stayed at chance (0.50 accuracy on
+    the class x1 + x2 > 0, against 0.99 with Gaussian units; benchmarks/small_problems.py)."""
+    if choice != "auto":
+        return "standard" if choice == "gaussian" else "minmax"
+    if dataset.kind != "table":
+        return "minmax"
+    numeric = dataset.features.select_dtypes("number")
+    binary = (numeric.isin([0, 1]) | numeric.isna()).to_numpy().all()
+    return "minmax" if binary else "standard"
 
 
 def _model_folder(args, directory: Path) -> ModelFolder | None:
@@ -605,7 +624,7 @@ def _estimator(settings, task: str, spec: InputSpec, verbose: int):
         pretrain_batch_size=settings.pretrain_batch_size,
     )
     common.update(
-        visible=_visible_units(settings.visible, spec)
+        visible=_visible_units(spec)
         if spec is not None
         else ("gaussian" if settings.visible == "gaussian" else "bernoulli"),  # a placeholder
         hidden=settings.hidden,
@@ -682,13 +701,14 @@ def _given(**options) -> dict:
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _visible_units(choice: str, spec: InputSpec):
+def _visible_units(spec: InputSpec):
     """Visible units for the preprocessed table: one softmax group per categorical column,
     Bernoulli (min-max scaled) or Gaussian (standardised) units for the numeric ones."""
     from .nn.units import MixedUnits, SoftmaxUnits, units_from_spec
 
-    numeric = "gaussian" if choice == "gaussian" else "bernoulli"
-    blocks = spec.preprocessing.blocks()
+    preprocessing = spec.preprocessing
+    numeric = "gaussian" if preprocessing.scaling == "standard" else "bernoulli"
+    blocks = preprocessing.blocks()
     if all(kind == "numeric" for kind, _ in blocks):
         return numeric
     parts = [

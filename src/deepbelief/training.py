@@ -411,8 +411,8 @@ class RBMTrainer(FitLoop):
             self.visible_offset = _mean_statistic(model.visible, X)
         rows = self.settings["monitor_rows"]
         self._data, self._block = X, None
-        self._monitor = _spread_rows(X, rows)
-        self._validation = None if validation is None else _spread_rows(validation, rows)
+        self._monitor = spread_rows(X, rows)
+        self._validation = None if validation is None else spread_rows(validation, rows)
         self._every = self._monitor_interval(len(X))
         try:
             self.run_loop(len(X))
@@ -1127,7 +1127,7 @@ def _rows_per_block(n_columns: int, batch: int) -> int:
     return max(batch, BLOCK_ELEMENTS // max(1, n_columns) // batch * batch)
 
 
-def _spread_rows(X: torch.Tensor, n: int) -> torch.Tensor:
+def spread_rows(X: torch.Tensor, n: int) -> torch.Tensor:
     """At most ``n`` rows of ``X``, evenly spread over it (all of them when it has fewer)."""
     if n >= len(X):
         return X[:] if is_row_file(X) else X

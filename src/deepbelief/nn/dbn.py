@@ -101,9 +101,9 @@ class DBN(nn.Module):
         self.generative_biases: nn.ParameterList | None = None
 
     @torch.no_grad()
-    def random_init_(self, generator: torch.Generator | None = None) -> DBN:
-        """Re-initialise every RBM's weights and hidden biases for training without
-        pretraining: weights uniform on (-b, b), with Glorot & Bengio's (2010)
+    def random_init_(self, generator: torch.Generator | None = None, start: int = 0) -> DBN:
+        """Re-initialise every RBM's (from index ``start`` up) weights and hidden biases for
+        training without pretraining: weights uniform on (-b, b), with Glorot & Bengio's (2010)
         b = sqrt(6 / (fan_in + fan_out)), times 4 for sigmoid (Bernoulli) hidden units and
         He's b = sqrt(6 / fan_in) for ReLU ones; zero biases, except a max-pooled conv
         layer's map biases, -log(pool * pool): each block's pooling unit then starts where a
@@ -113,7 +113,7 @@ class DBN(nn.Module):
         test error, against 5.4 % from this start.) The feed-forward baseline that
         pretraining is compared with. Returns ``self``.
         """
-        for rbm in self.rbms:
+        for rbm in self.rbms[start:]:
             pool = getattr(rbm, "pool", 1)
             if isinstance(rbm, ConvRBM):  # torch's fans of a convolution
                 receptive = rbm.weight[0, 0].numel()
