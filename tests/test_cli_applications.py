@@ -370,3 +370,30 @@ def test_sample_label_matches_by_value(text_column_models, capsys):
     code, _, err = run(capsys, "sample", folder / "generative", "-n", "2", "--label", "4",
                        "-o", "-")  # fmt: skip
     assert code == 2 and "unknown --label '4'; the classes are 2, 3" in err, err
+
+
+def test_score_leaves_rows_without_values_unscored_and_says_which_rows_were_filled(
+    capsys, tmp_path
+):
+    """A row of empty cells was filled with the training fills and rated as typical as the
+    data's centre; rows with some empty cells were scored filled without a word."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(300, 3)), columns=["a", "b", "c"])
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    code = main(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--no-target",
+                 "--layers", "8", "--pretrain-epochs", "3", "--quiet"])  # fmt: skip
+    assert code == 0
+    rows = frame.iloc[:4].copy()
+    rows.loc[1, :] = np.nan
+    rows.loc[3, "b"] = np.nan
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    code, out, err = run(capsys, "score", tmp_path / "m", tmp_path / "rows.csv")
+    assert code == 0, err
+    scores = pd.read_csv(io.StringIO(out))["score"]
+    assert scores.isna().tolist() == [False, True, False, False]
+    lines = err.strip().splitlines()  # the summary, then the warnings
+    assert lines[0].startswith("deepbelief: wrote 4 scores") and len(lines) == 3, err
+    assert "rows.csv: 1 row(s) with no values (the first: row 2): their score is left" in lines[1]
+    assert "1 row(s) with empty cells (the first: row 4, 1 of 3)" in lines[2]
+    code, _, err = run(capsys, "score", tmp_path / "m", tmp_path / "train.csv")
+    assert code == 0 and "warning" not in err

@@ -107,6 +107,29 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(csv_file, tmp_path):
     assert len(one.history_) == len(two.history_) == 200
 
 
+def test_sigterm_during_training_keeps_the_checkpoint_and_exits_143(csv_file, tmp_path):
+    """A job scheduler's SIGTERM ended the command with Ctrl-C's status, 130; a shell reports
+    a process that SIGTERM stopped as 143 (128 + 15)."""
+    model = tmp_path / "terminated"
+    process = subprocess.Popen(
+        [*command(), "train", str(csv_file), "-o", str(model), *RUN],
+        env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    checkpoint = model / "checkpoint.safetensors"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if checkpoint.exists() and fine_tuning_epoch(checkpoint) >= 5:
+            break
+        time.sleep(0.01)
+    if process.poll() is not None:
+        pytest.fail("training ended before it could be stopped; lengthen RUN")
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("deepbelief: interrupted"), err
+    assert fine_tuning_epoch(checkpoint) >= 5
+
+
 def test_a_reader_that_stops_early_ends_the_command_quietly(csv_file, tmp_path, monkeypatch):
     """``deepbelief ... | head -1``: when the pipe's reader is gone, the command stops with the
     status of a process that SIGPIPE ends (141), no error line and no traceback."""

@@ -162,8 +162,9 @@ def test_a_ctrl_c_or_sigterm_during_an_update_is_deferred_to_its_end(monkeypatch
 
         monkeypatch.setattr(RBMTrainer, "_apply", apply)
         path = tmp_path / "ckpt.safetensors"
-        with pytest.raises(KeyboardInterrupt):
+        with pytest.raises(KeyboardInterrupt) as raised:
             make_trainer("pcd", [Checkpoint(path, every=100)]).fit(BARS)
+        assert raised.value.signal == number  # the command line exits 128 + it
         monkeypatch.undo()
         assert signal.getsignal(number) == default  # handler restored
     finally:

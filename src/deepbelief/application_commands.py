@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import errors
 from .commands import (
     _model_and_rows,
     _named_rows,
@@ -36,7 +37,7 @@ def denoise(args) -> int:
         (args.model, args.data, getattr(args, "labels", None)),
     )
     _check_noise_options(args.noise, args.noise_level)
-    estimator, _, spec, X, _, names = _model_and_rows(args, check_model=_check_denoiser)
+    estimator, _, spec, X, _, dataset = _model_and_rows(args, check_model=_check_denoiser)
     if suffix == ".png" and not spec.image_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
     check_rows_fit(args.output, spec)
@@ -46,7 +47,7 @@ def denoise(args) -> int:
         estimator, X, method=args.method, steps=args.steps, noise=args.noise,
         noise_level=args.noise_level, random_state=args.seed,
     )  # fmt: skip
-    _write_rows(spec.restore(cleaned), args.output, spec, names)
+    _write_rows(spec.restore(cleaned), args.output, spec, dataset.row_names)
     message = f"wrote {len(cleaned)} denoised rows ({args.method}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(cleaned), "method": args.method}
     return finish(args, message, None if suffix == "-" else payload)
@@ -71,13 +72,35 @@ def score(args) -> int:
     from . import applications
 
     _suffix(args.output, (".csv",), (args.model, args.data, getattr(args, "labels", None)))
-    estimator, _, _, X, _, names = _model_and_rows(args)
+    estimator, _, spec, X, _, dataset = _model_and_rows(args)
     scores = applications.typicality(estimator, X)
-    _write_table(_named_rows(names, {"score": scores}), output_file(args.output))
-    low = float(np.min(scores)) if len(scores) else float("nan")
+    empty = spec.empty_cells(dataset)
+    scores[empty == len(spec.feature_names)] = np.nan  # nothing to rate: no score
+    _warn_empty_cells(empty, len(spec.feature_names), str(args.data))
+    _write_table(_named_rows(dataset.row_names, {"score": scores}), output_file(args.output))
+    low = float(np.nanmin(scores)) if np.isfinite(scores).any() else float("nan")
     message = f"wrote {len(scores)} scores (lowest {low:.4g}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(scores), "lowest": low}
     return finish(args, message, None if str(args.output) == "-" else payload)
+
+
+def _warn_empty_cells(empty: np.ndarray, width: int, source: str) -> None:
+    """Warnings for the rows ``score`` gave no score (every cell empty) and for those it
+    scored with empty cells filled (the training data's fills, which rate as typical)."""
+    blank, some = np.flatnonzero(empty == width), np.flatnonzero((empty > 0) & (empty < width))
+    if len(blank):
+        errors.warn(
+            f"{source}: {len(blank)} row(s) with no values (the first: row {blank[0] + 1}): "
+            "their score is left empty",
+            errors.DataWarning,
+        )
+    if len(some):
+        errors.warn(
+            f"{source}: {len(some)} row(s) with empty cells (the first: row {some[0] + 1}, "
+            f"{empty[some[0]]} of {width}): they were scored with the cells filled as in "
+            "training, which makes them look more typical than their values alone",
+            errors.DataWarning,
+        )
 
 
 def impute(args) -> int:

@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .errors import DeepBeliefError, OutsideRangeWarning, UsageError
+from .errors import DataWarning, DeepBeliefError, UsageError
 
 log = logging.getLogger("deepbelief")
 
@@ -768,7 +768,7 @@ def _main(argv: list[str]) -> int:
         if is_main():  # one line for a distributed run, not one per process
             detail = f" {exc}" if str(exc) else ""  # e.g. before training began
             print(f"deepbelief: interrupted{detail}", file=sys.stderr)
-        return 130
+        return 128 + _signal_number(exc)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
     except Exception as exc:  # a bug: still one line, unless --debug
@@ -787,6 +787,18 @@ def _main(argv: list[str]) -> int:
             from . import distributed
 
             distributed.leave()
+
+
+def _signal_number(exc: BaseException) -> int:
+    """The signal that interrupted the command (``exc.signal``, set by the training loop, on
+    ``exc`` or an exception it was raised from): SIGTERM's 15, else Ctrl-C's 2."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "signal", None):
+            return int(exc.signal)
+        exc = exc.__cause__ or exc.__context__
+    return 2
 
 
 def _later_torchrun_process() -> bool:
@@ -939,7 +951,7 @@ _DEFERRED: list[str] = []
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     text = f"deepbelief: warning: {' '.join(str(message).split())}"
-    if issubclass(category, OutsideRangeWarning):
+    if issubclass(category, DataWarning):
         _DEFERRED.append(text)
     else:
         print(text, file=sys.stderr, flush=True)

@@ -862,8 +862,9 @@ def _check_log_likelihood(estimator, model: Path) -> None:
 
 
 def _model_and_rows(args, need_target: bool = False, check_model=None, loaded=None):
-    """The model, its card and input spec, the rows of ``args.data``, their target and their
-    names (an image folder's files, else None); ``check_model(estimator, path)`` runs before
+    """The model, its card and input spec, the rows of ``args.data``, their target and the
+    dataset they were read from (:class:`~deepbelief.data.Dataset`: its ``row_names``, an image
+    folder's files, else None); ``check_model(estimator, path)`` runs before
     the data is read. ``loaded``: the model's :func:`load_model`, when read already."""
     check_input_path(args.model, "MODEL")
     check_input_path(args.data, "DATA")
@@ -881,7 +882,7 @@ def _model_and_rows(args, need_target: bool = False, check_model=None, loaded=No
     if need_target and target is None and card["task"] != "unsupervised":
         what = f"target column {spec.target!r}" if spec.target else "target values"
         raise DataError(f"{args.data}: has no {what} to evaluate against")
-    return estimator, card, spec, X, target, dataset.row_names
+    return estimator, card, spec, X, target, dataset
 
 
 def _table_for_rows(spec, path: Path) -> bool:
@@ -902,17 +903,18 @@ def predict(args) -> int:
         raise UsageError(
             f"{args.output}: predictions are written as {what}; name a .{what.lower()} file"
         )
-    estimator, card, spec, X, _, names = _model_and_rows(
+    estimator, card, spec, X, _, dataset = _model_and_rows(
         args, check_model=lambda estimator, model: _check_predict(estimator, model, args.proba)
     )
     column = spec.target or "prediction"
     predicted = estimator.predict(X)
     proba = estimator.predict_proba(X) if args.proba else None
     if args.json:
+        names = dataset.row_names
         document = predictions_json(column, predicted, estimator, card["task"], proba, names)
         _write_text(json.dumps(document) + "\n", args.output)
     else:
-        table = _named_rows(names, {column: _plain(predicted)})
+        table = _named_rows(dataset.row_names, {column: _plain(predicted)})
         if proba is not None:
             for i, c in enumerate(estimator.classes_):
                 table[f"p({c})"] = proba[:, i]
@@ -1187,12 +1189,12 @@ def transform(args) -> int:
         if loaded[2].kind == "array":
             rows, width = _transform_rows(args, loaded[0], loaded[2], written)
             return _transformed(args, rows, width)
-    estimator, _, _, X, _, names = _model_and_rows(args, loaded=loaded)
+    estimator, _, _, X, _, dataset = _model_and_rows(args, loaded=loaded)
     features = _features(estimator, X)
     import pandas as pd
 
     table = pd.DataFrame(features, columns=[f"h{i}" for i in range(features.shape[1])])
-    _write_rows(table, args.output, None, names)
+    _write_rows(table, args.output, None, dataset.row_names)
     return _transformed(args, *features.shape)
 
 

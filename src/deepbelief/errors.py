@@ -36,9 +36,13 @@ class UndertrainedWarning(UserWarning):
     learning rate): the model may be no better than chance."""
 
 
-class OutsideRangeWarning(UserWarning):
-    """Values of new rows outside the range the model was trained on were clipped to it (the
-    command line says so after the command's other checks passed, not before its error)."""
+class DataWarning(UserWarning):
+    """Something about the given rows that their results depend on (the command line says it
+    after the command succeeded, not before its error)."""
+
+
+class OutsideRangeWarning(DataWarning):
+    """Values of new rows outside the range the model was trained on were clipped to it."""
 
 
 def warn(message: str, category: type[Warning]) -> None:

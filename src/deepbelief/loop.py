@@ -266,6 +266,14 @@ class AgreedInterrupt(KeyboardInterrupt):
     them together (:func:`deepbelief.distributed.gather_differences`) continues exactly."""
 
 
+def signalled(exc: KeyboardInterrupt, signum: int) -> KeyboardInterrupt:
+    """``exc`` marked with the signal that caused it (``exc.signal``): the command line exits
+    with 128 + its number (130 for Ctrl-C, 143 for SIGTERM), as a shell reports a process the
+    signal stopped."""
+    exc.signal = int(signum)
+    return exc
+
+
 @contextlib.contextmanager
 def deferred_interrupt(loop: FitLoop):
     """Within the block, Ctrl-C (SIGINT) and SIGTERM (how a job scheduler, or torchrun at a
@@ -280,8 +288,8 @@ def deferred_interrupt(loop: FitLoop):
 
     def handler(signum, frame):
         if loop.interrupted:
-            raise KeyboardInterrupt
-        loop.interrupted = True
+            raise signalled(KeyboardInterrupt(), signum)
+        loop.interrupted, loop.interrupt_signal = True, signum
 
     defaults = {signal.SIGINT: signal.default_int_handler, signal.SIGTERM: signal.SIG_DFL}
     replaced = {
@@ -341,6 +349,7 @@ class FitLoop:
         self.epoch_losses: list[float] = []
         self.history: list[dict] = []
         self.stop_training = self.interrupted = False
+        self.interrupt_signal = signal.SIGINT
         #: whether every process of a distributed run stopped after the same update (as
         #: checkpoints written together need): when training ended as it should, not by an
         #: error or an interrupt on one process alone
@@ -478,6 +487,7 @@ class FitLoop:
                 f"rows with {n_rows} rows in batches of {batch_size}"
             )
         self.stop_training = self.interrupted = False
+        self.interrupt_signal = signal.SIGINT
         self._consistent, self._good = True, None
         self._order_generator = shared = self.generator
         self._streams = None
@@ -647,7 +657,8 @@ class FitLoop:
         return agreed
 
     def _interrupt(self) -> KeyboardInterrupt:
-        return AgreedInterrupt() if self._world > 1 else KeyboardInterrupt()
+        exc = AgreedInterrupt() if self._world > 1 else KeyboardInterrupt()
+        return signalled(exc, getattr(self, "interrupt_signal", signal.SIGINT))
 
     @property
     def _votes(self) -> list:

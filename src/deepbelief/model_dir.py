@@ -141,6 +141,13 @@ class InputSpec:
             X = np.clip(X, 0.0, 1.0)
         return X, target
 
+    def empty_cells(self, dataset) -> np.ndarray:
+        """How many of each row's training columns are empty (NaN) in ``dataset``."""
+        frame = _as_frame(dataset)
+        if self.kind == "table":
+            frame = frame[[name for name in self.feature_names if name in frame.columns]]
+        return frame.isna().to_numpy().sum(axis=1)
+
     def outside(self, frame, first_row: int = 1) -> tuple[int, str] | None:
         """How many numeric values of ``frame`` (the training columns, by name) lie outside
         the training range, and where the first one is (its rows numbered from
