@@ -132,6 +132,14 @@ def test_categorical_and_missing_values_end_to_end(tmp_path, capsys):
     assert card["metrics"]["accuracy"] >= 0.85, card["metrics"]
     columns = [c["name"] for c in card["input"]["preprocessor"]["columns"]]
     assert columns == ["colour", "size"]  # the id column was dropped
+    assert card["input"]["preprocessor"]["dropped"] == ["id"]
+    quick = ["--layers", "8", "--pretrain-epochs", "1", "--epochs", "1"]
+    frame.drop(columns="id").to_csv(tmp_path / "no-id.csv", index=False)
+    said = {"mixed": "; --drop-ids dropped 'id')", "no-id": "; --drop-ids found no identifier"}
+    for name, summary in said.items():  # it dropped them silently
+        code, _, err = run(capsys, "train", tmp_path / f"{name}.csv", "-o", tmp_path / name,
+                           "--drop-ids", *quick)  # fmt: skip
+        assert code == 0 and summary in err.strip().splitlines()[-1], err
     estimator = deepbelief.load(model / "model.safetensors")
     assert estimator.dbn_.rbms[0].visible.name == "mixed"
     code, out, _ = run(capsys, "predict", model, tmp_path / "mixed.csv")

@@ -740,9 +740,21 @@ def _report_training(args, directory: Path, estimator, card: dict) -> int:
     resumed = "resumed the interrupted run and " if args.resume is not None else ""
     message = (
         f"{resumed}wrote model to {_folder(directory)} ({architecture(estimator)}, "
-        f"{card['train_seconds']:.1f} s; {held_out})"
+        f"{card['train_seconds']:.1f} s; {held_out}{_dropped(card)})"
     )
     return finish(args, message, {"model_dir": str(directory), **card})
+
+
+def _dropped(card: dict) -> str:
+    """``"; --drop-ids dropped 'id'"``: what ``--drop-ids`` left out of a table, or that it
+    found no identifier column; empty without the option."""
+    preprocessor = card["input"].get("preprocessor") or {}
+    if not preprocessor.get("drop_ids"):
+        return ""
+    dropped = preprocessor.get("dropped", [])
+    if not dropped:
+        return "; --drop-ids found no identifier column"
+    return f"; --drop-ids dropped {', '.join(repr(name) for name in dropped)}"
 
 
 # ====================================================================== scoring

@@ -273,10 +273,11 @@ class TablePreprocessor:
             raise DataError(f"{source}: no feature columns")
         if len(frame) == 0:
             raise DataError(f"{source}: no rows")
-        self.columns = []
+        self.columns, self.dropped = [], []
         for name in frame.columns:
             column = frame[name]
             if self.drop_ids and _looks_like_ids(column):
+                self.dropped.append(str(name))
                 continue
             self.columns.append(self._fit_column(str(name), column, source))
         if not self.columns:
@@ -497,7 +498,8 @@ class TablePreprocessor:
         """
         return dict(scaling=self.scaling, missing=self.missing, drop_ids=self.drop_ids,
                     non_numeric=self.non_numeric, max_categories=self.max_categories,
-                    columns=[dict(c) for c in self.columns])  # fmt: skip
+                    columns=[dict(c) for c in self.columns],
+                    dropped=list(getattr(self, "dropped", [])))  # fmt: skip
 
     @classmethod
     def from_config(cls, config: dict) -> TablePreprocessor:
@@ -520,6 +522,7 @@ class TablePreprocessor:
             config.get("max_categories", MAX_CATEGORIES),
         )
         pre.columns = [dict(c) for c in config["columns"]]
+        pre.dropped = list(config.get("dropped", []))  # the identifier columns --drop-ids left out
         return pre
 
 
