@@ -713,3 +713,23 @@ def test_an_image_size_past_memory_is_refused_before_any_image_is_read(
                        "--image-size", "3000x3000", *TINY)  # fmt: skip
     one_line(code, err, "--image-size 3000x3000 on 6 images", "GB")
     assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["predict", "MODEL", "DATA"],
+        ["transform", "MODEL", "DATA"],
+        ["score", "MODEL", "DATA"],
+        ["denoise", "MODEL", "DATA"],
+        ["sample", "MODEL"],
+        ["impute", "DATA"],
+    ],
+)
+def test_an_output_file_named_with_a_trailing_slash_is_refused(argv, tmp_path, capsys):
+    """``-o results/`` for a folder that does not exist wrote a file named ``results``."""
+    (tmp_path / "DATA").write_text("a,b\n1,2\n")
+    given = [str(tmp_path / a) if a in ("MODEL", "DATA") else a for a in argv]
+    code, _, err = run(capsys, *given, "-o", f"{tmp_path / 'results'}/")
+    one_line(code, err, "-o/--output", "results/ names a folder", "results/out.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["DATA"]

@@ -66,6 +66,16 @@ def positive_int(text: str) -> int:
     return value
 
 
+def output_file(text: str) -> Path:
+    """A file to write: a name that ends with a slash names a folder (``-o out/`` wrote a
+    file named ``out``)."""
+    if text.endswith(("/", os.sep)):
+        raise argparse.ArgumentTypeError(
+            f"{text} names a folder; name the file to write in it, e.g. {text}out.csv"
+        )
+    return Path(text)
+
+
 def nonnegative_int(text: str) -> int:
     value = _number(text, int)
     if value < 0:
@@ -492,7 +502,7 @@ def _add_predict(p) -> None:
         "subfolders, or the images directly in it) the CSV's first column is each image's file",
     )
     p.add_argument(
-        "-o", "--output", type=Path, help="file to write (default, or -: standard output)"
+        "-o", "--output", type=output_file, help="file to write (default, or -: standard output)"
     )
     p.add_argument("--proba", action="store_true", help="add class probabilities")
     _add_data_options(p, training=False)
@@ -528,7 +538,7 @@ def _add_sample(p) -> None:
     p.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=output_file,
         required=True,
         help=".png (image data), .csv, .npy, or - for CSV on standard output",
     )
@@ -540,7 +550,7 @@ def _add_transform(p) -> None:
     p.add_argument(
         "-o",
         "--output",
-        type=Path,
+        type=output_file,
         required=True,
         help=".csv, .npy, or - for CSV on standard output",
     )
@@ -551,7 +561,7 @@ def _add_denoise(p) -> None:
     p.add_argument("model", type=Path, help="model directory")
     p.add_argument("data", type=Path, help="rows to clean")
     p.add_argument(
-        "-o", "--output", type=Path, required=True,
+        "-o", "--output", type=output_file, required=True,
         help=".csv, .npy, .png (image data), or - for CSV on standard output",
     )  # fmt: skip
     p.add_argument(
@@ -580,7 +590,7 @@ def _add_score(p) -> None:
     p.add_argument("model", type=Path, help="model directory")
     p.add_argument("data", type=Path, help="rows to score")
     p.add_argument(
-        "-o", "--output", type=Path,
+        "-o", "--output", type=output_file,
         help="CSV file with a score column (default, or -: standard output)",
     )  # fmt: skip
     _add_data_options(p, training=False)
@@ -594,7 +604,10 @@ def _add_impute(p) -> None:
         "nothing to fill it from), wider files skip blank lines",
     )  # fmt: skip
     p.add_argument(
-        "-o", "--output", type=Path, help="CSV file to write (default, or -: standard output)"
+        "-o",
+        "--output",
+        type=output_file,
+        help="CSV file to write (default, or -: standard output)",
     )
     p.add_argument(
         "--no-header", action="store_true",
