@@ -168,11 +168,15 @@ def test_unsupervised_model_transforms_samples_and_scores(tmp_path, capsys):
     assert code == 0 and scores["log_likelihood_bound"] < 0
 
 
-def test_generative_model_samples_by_class_as_png_and_reports(tmp_path, capsys):
+@pytest.mark.parametrize("rows", ["images", "flat"])
+def test_generative_model_samples_by_class_as_png_and_reports(rows, tmp_path, capsys):
+    """Flat rows of a square width (the README's digits.npz: 64 columns) draw as square
+    images; PNG output was refused for them ("PNG needs image data")."""
     from sklearn.datasets import load_digits
 
     X, y = load_digits(return_X_y=True)
-    np.savez(tmp_path / "digits.npz", X=X[:500].reshape(-1, 8, 8), y=y[:500])
+    train = X[:500].reshape(-1, 8, 8) if rows == "images" else X[:500]
+    np.savez(tmp_path / "digits.npz", X=train, y=y[:500])
     model = tmp_path / "model"
     argv = ["train", tmp_path / "digits.npz", "-o", model, "--model", "generative",
             "--layers", "32", "64", "--pretrain-epochs", "3", "--quiet"]  # fmt: skip
@@ -193,7 +197,7 @@ def test_generative_model_samples_by_class_as_png_and_reports(tmp_path, capsys):
     assert summary["model"] == "generative" and summary["classes"][:3] == ["0", "1", "2"]
     assert [layer["hidden"] for layer in summary["layers"]] == [32, 64]
     # the bound of rows without their labels: the bound alone (it used to ask for the labels)
-    np.save(tmp_path / "images.npy", X[500:540].reshape(-1, 8, 8))
+    np.save(tmp_path / "images.npy", X[500:540].reshape(-1, *train.shape[1:]))
     code, out, err = run(capsys, "evaluate", model, tmp_path / "images.npy", "--json",
                          "--log-likelihood")  # fmt: skip
     assert code == 0, err

@@ -38,7 +38,7 @@ def denoise(args) -> int:
     )
     _check_noise_options(args.noise, args.noise_level)
     estimator, _, spec, X, _, dataset = _model_and_rows(args, check_model=_check_denoiser)
-    if suffix == ".png" and not spec.image_shape:
+    if suffix == ".png" and not spec.picture_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
     check_rows_fit(args.output, spec)
     if args.noise:

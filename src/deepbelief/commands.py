@@ -1095,7 +1095,7 @@ def sample(args) -> int:
             f"{args.model}: a {kind} does not sample; train with --model generative (by class) "
             "or --model unsupervised"
         )
-    if suffix == ".png" and not spec.image_shape:
+    if suffix == ".png" and not spec.picture_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
     check_rows_fit(args.output, spec)
     by_class = kind == "generative" and args.label is None and suffix == ".png"
@@ -1107,7 +1107,7 @@ def sample(args) -> int:
         images = spec.restore(np.concatenate(rows))
         from .plots import plot_class_samples
 
-        plot_class_samples(images, [str(c) for c in labels], tuple(spec.image_shape), args.output)
+        plot_class_samples(images, [str(c) for c in labels], spec.picture_shape, args.output)
         message = f"wrote {draws} samples ({args.n} of each of {len(labels)} classes) to "
         payload = {"output": str(args.output), "samples": draws, "per_class": args.n,
                    "classes": [str(c) for c in labels]}  # fmt: skip
@@ -1158,7 +1158,7 @@ def _write_rows(rows, path: Path, spec: InputSpec, names=None) -> None:
     if suffix == ".png":
         from .plots import save_image_grid, tile_images
 
-        save_image_grid(tile_images(np.asarray(rows), tuple(spec.image_shape)), path)
+        save_image_grid(tile_images(np.asarray(rows), spec.picture_shape), path)
     elif suffix == ".npy":
         if _is_frame(rows) and any(_holds_text(rows[c]) for c in rows.columns):
             raise UsageError(f"{path}: categorical columns do not fit a .npy file; write .csv")
@@ -1444,8 +1444,8 @@ def write_model_report(
         matrix = np.asarray(metrics["confusion_matrix"])
         path = plot_confusion_matrix(matrix, metrics["classes"], folder / "confusion_matrix.png")
         images.append((path, "Confusion matrix on the held-out rows"))
-    if spec.image_shape:
-        images += _first_layer_plots(estimator.dbn_.rbms[0], spec.image_shape, folder)
+    if spec.picture_shape:
+        images += _first_layer_plots(estimator.dbn_.rbms[0], spec.picture_shape, folder)
     images += list(extra)
     if images:
         sections.append({"heading": "Plots", "images": images})

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -88,6 +89,19 @@ class InputSpec:
         pre = TablePreprocessor(scaling, missing="error")
         pre.columns = columns
         return cls("array", pre.to_config())
+
+    @property
+    def picture_shape(self) -> tuple[int, int] | None:
+        """(height, width) to draw rows as pictures (PNG grids, filter plots): the images'
+        shape, or for arrays of flat rows whose width is a square (at least 4x4, as the 8x8
+        digits or MNIST's 784 pixels) a square grey image; None for tables and other rows."""
+        if self.image_shape:
+            return tuple(self.image_shape)
+        width = len(self.preprocessor["columns"])
+        side = math.isqrt(width)
+        if self.kind == "array" and side >= 4 and side * side == width:
+            return (side, side)
+        return None
 
     @property
     def preprocessing(self) -> TablePreprocessor:
