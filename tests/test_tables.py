@@ -405,3 +405,17 @@ def test_header_names_are_trimmed_and_a_name_twice_after_trimming_is_refused(tmp
     (tmp_path / "twice.csv").write_text("a,a ,y\n1,2,3\n")
     with pytest.raises(DataError, match=r"twice\.csv: two columns are named 'a'"):
         read_table(tmp_path / "twice.csv")
+
+
+def test_a_refused_missing_value_carries_its_advice_apart_for_the_command_to_reword():
+    """The command line rewrote the library's advice by replacing text in the message."""
+    from deepbelief.data import IMPUTE_ADVICE
+
+    frame = pd.DataFrame({"x": [1.0, np.nan, 3.0]})
+    with pytest.raises(DataError) as raised:
+        TablePreprocessor(missing="error").fit(frame, "t.csv")
+    exc = raised.value
+    assert exc.advice == IMPUTE_ADVICE and str(exc) == f"{exc.problem}; {IMPUTE_ADVICE}"
+    assert "t.csv: column 'x', row 2: missing value" in exc.problem
+    reworded = exc.advised("fill them first")
+    assert type(reworded) is DataError and str(reworded) == f"{exc.problem}; fill them first"

@@ -230,11 +230,11 @@ def _resume_refusal_in_the_commands_words(directory: Path):
     try:
         yield
     except ModelFileError as exc:
-        advice = "delete it (or pass another path) to start afresh"
-        if advice not in str(exc):
+        from .dbn_estimators import RESTART_ADVICE
+
+        if exc.advice != RESTART_ADVICE:
             raise
-        instead = f"to start afresh, train with -o {directory} --overwrite"
-        raise ModelFileError(str(exc).replace(advice, instead)) from None
+        raise exc.advised(f"to start afresh, train with -o {directory} --overwrite") from None
 
 
 @contextlib.contextmanager

@@ -290,8 +290,8 @@ class TablePreprocessor:
         missing = column.isna()
         if missing.any() and self.missing == "error":
             if coerced is not None and coerced.any():
-                raise DataError(_coerced_message(source, name, original, coerced))
-            raise DataError(_missing_message(source, name, missing))
+                raise _coerced_error(source, name, original, coerced)
+            raise _missing_error(source, name, missing)
         present = column[~missing]
         if len(present) == 0:
             raise DataError(f"{source}: column {name!r} has no values")
@@ -397,9 +397,9 @@ class TablePreprocessor:
         if spec["kind"] == "numeric":
             values, coerced = _numeric_values(column, source, name, self.non_numeric)
             if coerced.any() and self.missing == "error":
-                raise DataError(_coerced_message(source, name, column, coerced))
+                raise _coerced_error(source, name, column, coerced)
             if missing.any() and self.missing == "error":
-                raise DataError(_missing_message(source, name, column.isna()))
+                raise _missing_error(source, name, column.isna())
             missing = missing | coerced
             values = np.where(missing, spec["fill"], values)
             with np.errstate(over="ignore", invalid="ignore"):
@@ -414,7 +414,7 @@ class TablePreprocessor:
                 )
             return scaled[:, None]
         if missing.any() and self.missing == "error":
-            raise DataError(_missing_message(source, name, column.isna()))
+            raise _missing_error(source, name, column.isna())
         values = _as_text(column)
         values[missing] = spec["fill"]  # not np.where: NumPy text would drop trailing NULs
         index = {c: i for i, c in enumerate(spec["categories"])}
@@ -565,12 +565,17 @@ def _parse_numbers(column) -> np.ndarray:
         return out
 
 
-def _coerced_message(source: str, name: str, column, coerced: np.ndarray) -> str:
+#: The advice of a missing value refused by ``missing="error"``.
+IMPUTE_ADVICE = "use --missing impute (missing='impute') to fill them"
+
+
+def _coerced_error(source: str, name: str, column, coerced: np.ndarray) -> DataError:
     row = int(np.flatnonzero(coerced)[0])
-    return (
+    return DataError(
         f"{source}: column {name!r}, row {row + 1}: {_show(column.iloc[row])} is not a number; "
         f"read as a missing value ({_cells(int(coerced.sum()))} in the column), it is refused "
-        "by --missing error; use --missing impute (missing='impute') to fill them"
+        "by --missing error",
+        IMPUTE_ADVICE,
     )
 
 
@@ -615,11 +620,12 @@ def _looks_like_ids(column) -> bool:
     )
 
 
-def _missing_message(source: str, name: str, missing) -> str:
+def _missing_error(source: str, name: str, missing) -> DataError:
     row = int(np.flatnonzero(missing.to_numpy())[0])
-    return (
+    return DataError(
         f"{source}: column {name!r}, row {row + 1}: missing value ({int(missing.sum())} in the "
-        "column); use --missing impute (missing='impute') to fill them"
+        "column)",
+        IMPUTE_ADVICE,
     )
 
 

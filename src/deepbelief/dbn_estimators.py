@@ -231,6 +231,8 @@ CONSTANT_FEATURES = 1e-3
 CONSTANT_CHECK_ROWS = 2048
 
 FIT_CHECKPOINT = "fit-checkpoint"
+#: The advice of a checkpoint refused because the fit's data or settings changed.
+RESTART_ADVICE = "delete it (or pass another path) to start afresh"
 
 
 def _first_constant_layer(dbn, rows) -> int | None:
@@ -393,8 +395,8 @@ class _FitCheckpoint:
         problem = _fingerprint_mismatch(tree["fingerprint"], self.fingerprint)
         if problem:
             raise ModelFileError(
-                f"{self.path}: refusing to resume from this checkpoint: {problem}; delete it "
-                "(or pass another path) to start afresh"
+                f"{self.path}: refusing to resume from this checkpoint: {problem}",
+                RESTART_ADVICE,
             )
         if tree.get("phase") not in self.phases:
             phase = tree.get("phase")

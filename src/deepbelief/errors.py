@@ -10,7 +10,24 @@ import warnings
 
 
 class DeepBeliefError(Exception):
-    """Base class of every error deepbelief raises on purpose."""
+    """Base class of every error deepbelief raises on purpose.
+
+    Parameters
+    ----------
+    problem : str
+        What is wrong.
+    advice : str, optional
+        What to do about it, said after the problem; the command line gives its own with
+        :meth:`advised` where the Python API's would not fit (an option for a parameter).
+    """
+
+    def __init__(self, problem: str = "", advice: str | None = None):
+        self.problem, self.advice = problem, advice
+        super().__init__(problem if advice is None else f"{problem}; {advice}")
+
+    def advised(self, advice: str):
+        """The same error with other ``advice`` (raise it ``from None``)."""
+        return type(self)(self.problem, advice)
 
 
 class DataError(DeepBeliefError, ValueError):

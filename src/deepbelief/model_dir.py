@@ -28,7 +28,7 @@ import numpy as np
 
 from . import errors
 from ._version import __version__
-from .data import TablePreprocessor
+from .data import IMPUTE_ADVICE, TablePreprocessor
 from .errors import DataError, ModelFileError
 from .io import atomic_write_bytes, load, save
 
@@ -145,11 +145,10 @@ class InputSpec:
         try:
             X = self.preprocessing.transform(frame, dataset.source)
         except DataError as exc:  # the training option's advice does not fit new rows
-            advice = "use --missing impute (missing='impute') to fill them"
-            if advice not in str(exc):
+            if exc.advice != IMPUTE_ADVICE:
                 raise
             instead = "the model was trained to refuse them (--missing error): fill them first"
-            raise DataError(str(exc).replace(advice, instead)) from None
+            raise exc.advised(instead) from None
         if self.preprocessor["scaling"] == "minmax":  # new rows may lie beyond the training range
             self.warn_outside(frame, dataset.source)
             X = np.clip(X, 0.0, 1.0)
