@@ -271,8 +271,8 @@ def _checked_together(check):
     if distributed.is_distributed():
         failed = [(rank, message) for rank, message in enumerate(distributed.gathered_objects(
             None if error is None else str(error))) if message is not None]  # fmt: skip
-        if failed and not distributed.is_main():
-            raise SystemExit(2)  # rank 0 says why
+        if failed and not distributed.is_main():  # rank 0 says why and fails the run: an
+            raise SystemExit(0)  # exit 2 here could have torchrun stop rank 0 before it said it
         if failed and error is None:
             rank, message = failed[0]
             raise UsageError(f"process {rank} of the run: {message}")
