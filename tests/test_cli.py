@@ -253,6 +253,39 @@ def test_a_tables_numeric_columns_get_gaussian_units_unless_they_hold_only_0_and
     assert json.loads(out)["layers"][0]["visible_units"] == "bernoulli"
 
 
+def test_a_column_of_0_and_1_among_continuous_ones_keeps_bernoulli_units(tmp_path, capsys):
+    """Every numeric column got Gaussian units when one was continuous: a 0/1 flag came back
+    from sample and denoise as -0.45 or 1.36."""
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=400)
+    frame = pd.DataFrame({"a": a, "flag": (a + rng.normal(size=400) > 0).astype(int)})
+    frame["b"] = 10 * frame["a"] + rng.normal(size=400)
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    tiny = ["--layers", "8", "--pretrain-epochs", "5", "--quiet", "--no-target"]
+    assert main(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), *tiny]) == 0
+    code, out, _ = run(capsys, "info", tmp_path / "m", "--json")
+    assert json.loads(out)["layers"][0]["visible_units"] == "mixed"
+    columns = json.loads((tmp_path / "m" / "deepbelief.json").read_text())["input"]
+    assert [c["kind"] for c in columns["preprocessor"]["columns"]] == [
+        "numeric",
+        "binary",
+        "numeric",
+    ]
+    assert run(capsys, "sample", tmp_path / "m", "-n", "300", "-o", tmp_path / "s.csv")[0] == 0
+    samples = pd.read_csv(tmp_path / "s.csv")
+    assert samples["flag"].between(0, 1).all() and samples["b"].abs().max() > 1.5
+    frame.iloc[:3].assign(flag=[0, 1, 2]).to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = run(
+        capsys, "denoise", tmp_path / "m", tmp_path / "new.csv", "-o", tmp_path / "d.csv"
+    )
+    assert code == 0 and "column 'flag', row 3: 2, trained on 0 to 1" in err, err
+    assert pd.read_csv(tmp_path / "d.csv")["flag"].between(0, 1).all()
+    explicit = ["--visible", "gaussian", "-o", str(tmp_path / "g")]  # every column Gaussian
+    assert main(["train", str(tmp_path / "t.csv"), *explicit, *tiny]) == 0
+    code, out, _ = run(capsys, "info", tmp_path / "g", "--json")
+    assert json.loads(out)["layers"][0]["visible_units"] == "gaussian"
+
+
 def test_values_beyond_the_training_range_are_clipped_with_a_warning(
     bernoulli_model, binary_csv, tmp_path, capsys
 ):

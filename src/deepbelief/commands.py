@@ -190,7 +190,7 @@ def _training_data(settings):
     task, y = _target(dataset, settings)
     scaling = _input_scaling(settings.visible, dataset)
     spec, X = InputSpec.fit(dataset, scaling, settings.missing, settings.drop_ids,
-                            settings.non_numeric)  # fmt: skip
+                            settings.non_numeric, binary=settings.visible == "auto")  # fmt: skip
     train_rows, held_out = _split(len(X), y, task, settings)
     y_train, y_held = (None, None) if y is None else (y[train_rows], y[held_out])
     return task, spec, (X[train_rows], y_train), (X[held_out], y_held)
@@ -198,8 +198,9 @@ def _training_data(settings):
 
 def _input_scaling(choice: str, dataset) -> str:
     """How ``--visible`` scales the numeric columns: ``"standard"`` for Gaussian units,
-    ``"minmax"`` for Bernoulli ones. ``auto`` standardises a table's numeric columns, unless
-    they hold only 0 and 1, and min-max scales images and arrays of rows (pixels).
+    ``"minmax"`` for Bernoulli ones. ``auto`` standardises a table's numeric columns (those of
+    only 0 and 1 then stay as they are, for Bernoulli units), unless they all hold only 0 and 1,
+    and min-max scales images and arrays of rows (pixels).
 
     A Bernoulli RBM sees a min-max scaled column as a probability: columns that vary
     independently of one another (two normal columns; scikit-learn's ``make_classification``)
@@ -703,16 +704,18 @@ def _given(**options) -> dict:
 
 def _visible_units(spec: InputSpec):
     """Visible units for the preprocessed table: one softmax group per categorical column,
-    Bernoulli (min-max scaled) or Gaussian (standardised) units for the numeric ones."""
+    Bernoulli (min-max scaled) or Gaussian (standardised) units for the numeric ones, and
+    Bernoulli units for binary ones (0 and 1 among standardised columns)."""
     from .nn.units import MixedUnits, SoftmaxUnits, units_from_spec
 
     preprocessing = spec.preprocessing
     numeric = "gaussian" if preprocessing.scaling == "standard" else "bernoulli"
+    units = {"numeric": numeric, "binary": "bernoulli"}
     blocks = preprocessing.blocks()
-    if all(kind == "numeric" for kind, _ in blocks):
-        return numeric
+    if len({units.get(kind) for kind, _ in blocks}) == 1 and blocks[0][0] in units:
+        return units[blocks[0][0]]
     parts = [
-        (units_from_spec(numeric) if kind == "numeric" else SoftmaxUnits([width]), width)
+        (units_from_spec(units[kind]) if kind in units else SoftmaxUnits([width]), width)
         for kind, width in blocks
     ]
     return MixedUnits(parts)
@@ -1140,7 +1143,7 @@ def check_rows_fit(path, spec: InputSpec) -> None:
     have categorical (text) columns, which an array of numbers cannot hold."""
     if output_file(path) is None or path.suffix.lower() != ".npy":
         return
-    text = [c["name"] for c in spec.preprocessor["columns"] if c["kind"] != "numeric"]
+    text = [c["name"] for c in spec.preprocessor["columns"] if c["kind"] == "categorical"]
     if text:
         raise UsageError(
             f"{path}: a .npy file holds numbers only, but the model's rows have text column(s) "

@@ -168,13 +168,17 @@ MAX_CLASSES_AUTO = 20
 #: A text column with more distinct values than this is refused rather than one-hot encoded.
 MAX_CATEGORIES = 1000
 NON_NUMERIC = ("error", "missing", "text")
+#: The kinds of column that hold one number each: ``"binary"`` is a column of only 0 and 1
+#: under ``scaling="standard"`` (kept as it is, for Bernoulli units among Gaussian ones).
+NUMBERS = ("numeric", "binary")
 
 
 class TablePreprocessor:
     """Turns a table's feature columns into a float matrix for an RBM's visible units, and back.
 
     Numeric columns are scaled to [0, 1] (``scaling="minmax"``, for Bernoulli units) or
-    standardised (``"standard"``, for Gaussian units); categorical columns (text, bool,
+    standardised (``"standard"``, for Gaussian units; with ``binary=True`` a column of only 0
+    and 1 is then kept as it is, for Bernoulli units); categorical columns (text, bool,
     category) are one-hot encoded, one block per column, for softmax units. Missing values are
     imputed (``missing="impute"``: the column's median, or most frequent category) or refused
     (``"error"``). With ``drop_ids=True``, text or integer columns whose values are all
@@ -210,6 +214,9 @@ class TablePreprocessor:
         What happens to non-numeric cells of a mostly numeric column (see above).
     max_categories : int or None
         The most distinct values a categorical column may have.
+    binary : bool
+        With ``scaling="standard"``, keep a numeric column of only 0 and 1 as it is (a
+        ``"binary"`` column, for Bernoulli units among the Gaussian ones).
 
     Notes
     -----
@@ -223,6 +230,7 @@ class TablePreprocessor:
         drop_ids: bool = False,
         non_numeric: str = "error",
         max_categories: int | None = MAX_CATEGORIES,
+        binary: bool = False,
     ):
         if scaling not in ("minmax", "standard"):
             raise ValueError(f"scaling must be 'minmax' or 'standard', got {scaling!r}")
@@ -243,6 +251,7 @@ class TablePreprocessor:
         self.scaling, self.missing, self.drop_ids = scaling, missing, bool(drop_ids)
         self.non_numeric = non_numeric
         self.max_categories = None if max_categories is None else int(max_categories)
+        self.binary = bool(binary)
         self.columns: list[dict] = []
 
     # ------------------------------------------------------------------ fitting
@@ -320,6 +329,8 @@ class TablePreprocessor:
                 fill = float(np.median(values))
             if not np.isfinite(fill):  # the mean of the two middle values overflowed
                 fill = float(np.quantile(values, 0.5, method="lower"))
+            if self.binary and self.scaling == "standard" and np.isin(values, (0, 1)).all():
+                return dict(name=name, kind="binary", offset=0.0, scale=1.0, fill=fill)
             return dict(name=name, kind="numeric", offset=offset, scale=scale, fill=fill)
         text = _as_text(present)
         distinct = set(text)
@@ -394,7 +405,7 @@ class TablePreprocessor:
 
     def _transform_column(self, spec: dict, column, source: str) -> np.ndarray:
         name, missing = spec["name"], column.isna().to_numpy()
-        if spec["kind"] == "numeric":
+        if spec["kind"] in NUMBERS:
             values, coerced = _numeric_values(column, source, name, self.non_numeric)
             if coerced.any() and self.missing == "error":
                 raise _coerced_error(source, name, column, coerced)
@@ -452,7 +463,7 @@ class TablePreprocessor:
         for spec in self.columns:
             width = self._width(spec)
             block = matrix[:, start : start + width]
-            if spec["kind"] == "numeric":
+            if spec["kind"] in NUMBERS:
                 out[spec["name"]] = block[:, 0] * spec["scale"] + spec["offset"]
             else:
                 out[spec["name"]] = np.asarray(spec["categories"], dtype=object)[block.argmax(1)]
@@ -466,8 +477,9 @@ class TablePreprocessor:
         return sum(self._width(c) for c in self.columns)
 
     def blocks(self) -> list[tuple[str, int]]:
-        """Consecutive ``("numeric", n)`` and ``("categorical", size)`` blocks of the matrix:
-        what the visible units must be (numeric runs merged; one softmax group per column).
+        """Consecutive ``("numeric", n)``, ``("binary", n)`` and ``("categorical", size)``
+        blocks of the matrix: what the visible units must be (runs of numeric or binary
+        columns merged; one softmax group per categorical column).
 
         Returns
         -------
@@ -475,15 +487,27 @@ class TablePreprocessor:
         """
         out: list[tuple[str, int]] = []
         for spec in self.columns:
-            if spec["kind"] == "numeric" and out and out[-1][0] == "numeric":
-                out[-1] = ("numeric", out[-1][1] + 1)
+            kind = spec["kind"]
+            if kind in NUMBERS and out and out[-1][0] == kind:
+                out[-1] = (kind, out[-1][1] + 1)
             else:
-                out.append((spec["kind"], self._width(spec)))
+                out.append((kind, self._width(spec)))
+        return out
+
+    def bounded_positions(self) -> list[int]:
+        """The matrix columns that Bernoulli units take, in [0, 1]: every numeric column with
+        ``scaling="minmax"``, binary columns with ``"standard"`` (one-hot blocks are 0 or 1
+        anyway)."""
+        out, start = [], 0
+        for spec in self.columns:
+            if spec["kind"] == "binary" or (spec["kind"] == "numeric" and self.scaling == "minmax"):
+                out.append(start)
+            start += self._width(spec)
         return out
 
     @staticmethod
     def _width(spec: dict) -> int:
-        return 1 if spec["kind"] == "numeric" else len(spec["categories"])
+        return 1 if spec["kind"] in NUMBERS else len(spec["categories"])
 
     def _check_fitted(self) -> None:
         if not self.columns:
@@ -498,7 +522,7 @@ class TablePreprocessor:
         """
         return dict(scaling=self.scaling, missing=self.missing, drop_ids=self.drop_ids,
                     non_numeric=self.non_numeric, max_categories=self.max_categories,
-                    columns=[dict(c) for c in self.columns],
+                    binary=self.binary, columns=[dict(c) for c in self.columns],
                     dropped=list(getattr(self, "dropped", [])))  # fmt: skip
 
     @classmethod
@@ -520,6 +544,7 @@ class TablePreprocessor:
             config["drop_ids"],
             config.get("non_numeric", "error"),  # cards written before the option existed
             config.get("max_categories", MAX_CATEGORIES),
+            config.get("binary", False),
         )
         pre.columns = [dict(c) for c in config["columns"]]
         pre.dropped = list(config.get("dropped", []))  # the identifier columns --drop-ids left out

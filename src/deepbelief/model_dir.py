@@ -62,11 +62,13 @@ class InputSpec:
     image_shape: list[int] | None = None
 
     @classmethod
-    def fit(cls, dataset, scaling: str, missing: str, drop_ids: bool, non_numeric: str = "error"):
+    def fit(cls, dataset, scaling: str, missing: str, drop_ids: bool, non_numeric: str = "error",
+            binary: bool = False):  # fmt: skip
         """Fit the preprocessing to ``dataset`` (a :class:`deepbelief.data.Dataset`); returns
-        the spec and the model-ready float matrix."""
+        the spec and the model-ready float matrix (``binary``: see
+        :class:`~deepbelief.data.TablePreprocessor`)."""
         pre = TablePreprocessor(scaling, missing, drop_ids and dataset.kind == "table",
-                                non_numeric)  # fmt: skip
+                                non_numeric, binary=binary)  # fmt: skip
         frame = _as_frame(dataset)
         X = pre.fit(frame, dataset.source).transform(frame, dataset.source)
         target = getattr(dataset.target, "name", None) if dataset.kind == "table" else None
@@ -149,9 +151,10 @@ class InputSpec:
                 raise
             instead = "the model was trained to refuse them (--missing error): fill them first"
             raise exc.advised(instead) from None
-        if self.preprocessor["scaling"] == "minmax":  # new rows may lie beyond the training range
+        bounded = self.preprocessing.bounded_positions()  # Bernoulli units' columns: in [0, 1]
+        if bounded:  # new rows may lie beyond the training range
             self.warn_outside(frame, dataset.source)
-            X = np.clip(X, 0.0, 1.0)
+            X[:, bounded] = np.clip(X[:, bounded], 0.0, 1.0)
         return X, target
 
     def empty_cells(self, dataset) -> np.ndarray:
@@ -168,8 +171,9 @@ class InputSpec:
         import pandas as pd
 
         count, first = 0, None
+        minmax = self.preprocessor["scaling"] == "minmax"
         for column in self.preprocessor["columns"]:
-            if column["kind"] != "numeric":
+            if not (column["kind"] == "binary" or (column["kind"] == "numeric" and minmax)):
                 continue
             values = pd.to_numeric(frame[column["name"]], errors="coerce").to_numpy(np.float64)
             scaled = (values - column["offset"]) / column["scale"]
