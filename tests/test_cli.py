@@ -592,3 +592,17 @@ def test_a_table_model_given_images_says_so(binary_model, image_folders, capsys)
     code, _, err = run(capsys, "predict", binary_model, root / "train")
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert "holds images, but the model was trained on a CSV table (of 6 feature" in err
+
+
+def test_model_unsupervised_reads_every_column_of_a_table_unless_target_names_one(tmp_path, capsys):
+    """--model unsupervised (without --no-target) dropped the last column as a target it
+    never used, without a word."""
+    frame = pd.DataFrame(np.random.default_rng(0).normal(size=(200, 3)), columns=list("abc"))
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    tiny = ["--model", "unsupervised", "--layers", "4", "--pretrain-epochs", "1", "--quiet"]
+    for name, extra, width in (("all", [], 3), ("named", ["--target", "b"], 2)):
+        assert (
+            main(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / name), *tiny, *extra]) == 0
+        )
+        code, out, _ = run(capsys, "info", tmp_path / name, "--json")
+        assert json.loads(out)["layers"][0]["visible"] == width

@@ -534,10 +534,14 @@ def _load(settings, path: Path) -> Dataset:
     size = getattr(settings, "image_size", None)
     if size is not None and Path(path).is_dir():
         _check_image_memory(Path(path), tuple(size))
+    target = getattr(settings, "target", None)
+    # --model unsupervised has no target: a table's last column is a feature, unless --target
+    # names a column to leave out (it was dropped as the default target without a word)
+    unsupervised = getattr(settings, "model", None) == "unsupervised" and target is None
     return load_dataset(
         path,
-        target=_target_spec(getattr(settings, "target", None)),
-        no_target=getattr(settings, "no_target", False),
+        target=_target_spec(target),
+        no_target=getattr(settings, "no_target", False) or unsupervised,
         header=not settings.no_header,
         image_size=None if size is None else tuple(size),
         labels_path=None if labels is None else Path(labels),
