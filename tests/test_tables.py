@@ -2,6 +2,7 @@
 that name the column and row, and a fitted state that is plain data."""
 
 import json
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -419,3 +420,33 @@ def test_a_refused_missing_value_carries_its_advice_apart_for_the_command_to_rew
     assert "t.csv: column 'x', row 2: missing value" in exc.problem
     reworded = exc.advised("fill them first")
     assert type(reworded) is DataError and str(reworded) == f"{exc.problem}; fill them first"
+
+
+def test_distinct_integers_spread_wide_are_measurements_not_identifiers():
+    """--drop-ids dropped a salary in whole units and a millisecond timestamp (every value
+    distinct) as row identifiers."""
+    rng = np.random.default_rng(0)
+    n = 50
+    frame = pd.DataFrame({
+        "salary": rng.choice(np.arange(30_000, 200_000), n, replace=False),
+        "stamp": 1_700_000_000_000 + rng.choice(10**9, n, replace=False),
+        "row_number": np.arange(1, n + 1),  # numbers the rows
+        "customer_id": rng.choice(10**6, n, replace=False),  # named as an identifier
+        "userId": rng.choice(10**6, n, replace=False),
+        "paid": rng.choice(10**6, n, replace=False),  # "id" inside a word: a measurement
+    })  # fmt: skip
+    kept = [c["name"] for c in TablePreprocessor(drop_ids=True).fit(frame).columns]
+    assert kept == ["salary", "stamp", "paid"]
+
+
+def test_a_text_column_with_a_value_per_row_kept_as_categories_warns():
+    from deepbelief.errors import DataWarning
+
+    frame = pd.DataFrame({"name": [f"user{i}" for i in range(30)], "x": np.arange(30.0) % 7})
+    with pytest.warns(DataWarning, match="column 'name' holds a different value on each of its "
+                      "30 rows: .* --drop-ids"):  # fmt: skip
+        TablePreprocessor().fit(frame, "t.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TablePreprocessor().fit(frame.iloc[:19])  # too few rows to tell
+        TablePreprocessor().fit(frame.assign(name=[f"u{i % 10}" for i in range(30)]))

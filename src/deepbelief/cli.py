@@ -258,7 +258,8 @@ def _add_data_options(p, training: bool) -> None:
         p.add_argument(
             "--drop-ids",
             action="store_true",
-            help="drop identifier-like columns (text or integers, all distinct)",
+            help="drop identifier-like columns, all distinct: text, or integers named as an "
+            "identifier (id, user_id, userId, key) or numbering the rows",
         )
         p.add_argument(
             "--non-numeric",

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from . import errors
 from .errors import DataError
 
 _IDX_TYPES = {
@@ -171,6 +172,9 @@ NON_NUMERIC = ("error", "missing", "text")
 #: The kinds of column that hold one number each: ``"binary"`` is a column of only 0 and 1
 #: under ``scaling="standard"`` (kept as it is, for Bernoulli units among Gaussian ones).
 NUMBERS = ("numeric", "binary")
+#: A text column kept as categories with a different value on each of at least this many
+#: rows (names, free text) is said to identify the rows (a warning advising ``drop_ids``).
+ALL_DISTINCT_ROWS = 20
 
 
 class TablePreprocessor:
@@ -337,6 +341,8 @@ class TablePreprocessor:
         if self.max_categories is not None and len(distinct) > self.max_categories:
             raise DataError(_too_many_categories(source, name, len(distinct), len(column),
                                                  self.max_categories))  # fmt: skip
+        if len(distinct) == len(text) >= ALL_DISTINCT_ROWS:
+            _warn_all_distinct(source, name, len(text))
         categories = sorted(distinct, key=_natural_key)
         fill = Counter(text).most_common(1)[0][0]  # ties: the first seen
         return dict(name=name, kind="categorical", categories=categories, fill=fill)
@@ -608,6 +614,15 @@ def _cells(n: int) -> str:
     return "1 such cell" if n == 1 else f"{n} such cells"
 
 
+def _warn_all_distinct(source: str, name: str, n: int) -> None:
+    errors.warn(
+        f"{source}: column {name!r} holds a different value on each of its {n} rows: as "
+        "categories it only names the rows, and a new row's value is unseen (refused at predict "
+        "time); leave it out with --drop-ids (drop_ids=True)",
+        errors.DataWarning,
+    )
+
+
 def _too_many_categories(source: str, name: str, n_values: int, n_rows: int, limit: int) -> str:
     size = n_values * n_rows * 4
     return (
@@ -632,17 +647,29 @@ def _as_text(column) -> np.ndarray:
     return np.array([str(v) for v in column.to_numpy(dtype=object)], dtype=object)
 
 
+#: Column names that say a column identifies the rows: ``id``, ``key``, ``user_id``,
+#: ``customer id``, ``userId``, ``row``...
+_ID_NAME = re.compile(r"(?i:^(id|key|index|row|uuid|guid)$|[ _.-](id|key|uuid|guid)$)|[a-z]I[dD]$")
+
+
 def _looks_like_ids(column) -> bool:
+    """Whether ``column`` identifies the rows (``drop_ids=True`` drops it): every value
+    distinct and present, and text, or integers named as an identifier or numbering the rows
+    (no wider than twice the row count). Distinct integers spread wider (salaries in whole
+    units, timestamps) are measurements: they were dropped as identifiers."""
     import pandas as pd
 
     if len(column) < 2 or column.isna().any() or not column.is_unique:
         return False
     types = pd.api.types
-    return (
-        types.is_integer_dtype(column)
-        or types.is_object_dtype(column)
-        or types.is_string_dtype(column)  # pandas >= 3 reads text as the "str" dtype
-    )
+    if types.is_object_dtype(column) or types.is_string_dtype(column):  # pandas 3: "str"
+        return True
+    if not types.is_integer_dtype(column):
+        return False
+    if _ID_NAME.search(str(column.name)):
+        return True
+    span = int(column.max()) - int(column.min()) + 1
+    return span <= 2 * len(column)
 
 
 def _missing_error(source: str, name: str, missing) -> DataError:
