@@ -392,8 +392,11 @@ def test_score_leaves_rows_without_values_unscored_and_says_which_rows_were_fill
     scores = pd.read_csv(io.StringIO(out))["score"]
     assert scores.isna().tolist() == [False, True, False, False]
     lines = err.strip().splitlines()  # the summary, then the warnings
-    assert lines[0].startswith("deepbelief: wrote 4 scores") and len(lines) == 3, err
+    assert lines[0].startswith("deepbelief: wrote 3 scores") and len(lines) == 3, err
+    assert "; 1 row(s) without values unscored)" in lines[0]
     assert "rows.csv: 1 row(s) with no values (the first: row 2): their score is left" in lines[1]
     assert "1 row(s) with empty cells (the first: row 4, 1 of 3)" in lines[2]
     code, _, err = run(capsys, "score", tmp_path / "m", tmp_path / "train.csv")
     assert code == 0 and "warning" not in err
+    code, _, err = run(capsys, "denoise", tmp_path / "m", tmp_path / "rows.csv", "-o", "-")
+    assert code == 0 and "1 row(s) with no values (the first: row 2): denoised from" in err

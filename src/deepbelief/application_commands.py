@@ -38,6 +38,7 @@ def denoise(args) -> int:
     )
     _check_noise_options(args.noise, args.noise_level)
     estimator, _, spec, X, _, dataset = _model_and_rows(args, check_model=_check_denoiser)
+    _warn_blank_rows(spec.empty_cells(dataset), len(spec.feature_names), str(args.data))
     if suffix == ".png" and not spec.picture_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
     check_rows_fit(args.output, spec)
@@ -79,9 +80,24 @@ def score(args) -> int:
     _warn_empty_cells(empty, len(spec.feature_names), str(args.data))
     _write_table(_named_rows(dataset.row_names, {"score": scores}), output_file(args.output))
     low = float(np.nanmin(scores)) if np.isfinite(scores).any() else float("nan")
-    message = f"wrote {len(scores)} scores (lowest {low:.4g}) to {_where(args.output)}"
+    scored = int(np.isfinite(scores).sum())
+    unscored = (
+        f"; {len(scores) - scored} row(s) without values unscored" if scored < len(scores) else ""
+    )
+    message = f"wrote {scored} scores (lowest {low:.4g}{unscored}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(scores), "lowest": low}
     return finish(args, message, None if str(args.output) == "-" else payload)
+
+
+def _warn_blank_rows(empty: np.ndarray, width: int, source: str) -> None:
+    """A warning for the rows ``denoise`` cleans from the training fills alone."""
+    blank = np.flatnonzero(empty == width)
+    if len(blank):
+        errors.warn(
+            f"{source}: {len(blank)} row(s) with no values (the first: row {blank[0] + 1}): "
+            "denoised from the values filled in as in training, not from data",
+            errors.DataWarning,
+        )
 
 
 def _warn_empty_cells(empty: np.ndarray, width: int, source: str) -> None:

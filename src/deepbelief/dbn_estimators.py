@@ -1069,7 +1069,8 @@ class _SupervisedDBN(_DBNBase):
         if isinstance(self.dbn_.input_units, BernoulliUnits):
             advice = (
                 "; Bernoulli visible units learn nothing from columns that vary independently "
-                "of one another: visible='gaussian' (standardised inputs) usually suits them"
+                "of one another: Gaussian units on standardised inputs usually suit them "
+                "(visible='gaussian'; --visible gaussian)"
             )
         errors.warn(
             f"RBM {layer + 1}'s pretrained features are constant over the training rows: it "
