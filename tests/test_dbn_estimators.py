@@ -714,7 +714,7 @@ def test_layers_pretrained_into_constant_features_restart_from_random_weights(mo
     X, y = _independent_columns(900)
     quick = dict(pretrain_epochs=10, epochs=100, early_stopping=False, random_state=0)
     with pytest.warns(deepbelief.UndertrainedWarning, match="RBM 2's pretrained features are "
-                      "constant .* visible='gaussian'"):  # fmt: skip
+                      r"constant .*\(visible='gaussian'; --visible gaussian\)"):  # fmt: skip
         restarted = DBNClassifier(**quick).fit(X[:600], y[:600])
     assert restarted.score(X[600:], y[600:]) >= 0.85
     monkeypatch.setattr(module, "CONSTANT_FEATURES", 0.0)  # the check off: the old behaviour
