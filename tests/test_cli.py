@@ -264,7 +264,11 @@ def test_a_column_of_0_and_1_among_continuous_ones_keeps_bernoulli_units(tmp_pat
     tiny = ["--layers", "8", "--pretrain-epochs", "5", "--quiet", "--no-target"]
     assert main(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), *tiny]) == 0
     code, out, _ = run(capsys, "info", tmp_path / "m", "--json")
-    assert json.loads(out)["layers"][0]["visible_units"] == "mixed"
+    first = json.loads(out)["layers"][0]
+    assert first["visible_units"] == "mixed"
+    assert first["visible_parts"] == [["gaussian", 1], ["bernoulli", 1], ["gaussian", 1]]
+    code, out, _ = run(capsys, "info", tmp_path / "m")  # it said "mixed" alone
+    assert "RBM 1: mixed (gaussian 1, bernoulli 1, gaussian 1) -> bernoulli" in out
     columns = json.loads((tmp_path / "m" / "deepbelief.json").read_text())["input"]
     assert [c["kind"] for c in columns["preprocessor"]["columns"]] == [
         "numeric",

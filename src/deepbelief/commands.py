@@ -1298,6 +1298,26 @@ def _transform_rows(args, estimator, spec, output) -> tuple[int, int]:
 
 
 # ====================================================================== info / report
+def _parts(units) -> list[list]:
+    """``[[units, size], ...]``: the blocks of mixed units (a table's Gaussian, Bernoulli and
+    softmax columns), consecutive blocks of one type counted together."""
+    out: list[list] = []
+    for part, size in units.parts:
+        if out and out[-1][0] == part.name and part.name != "softmax":
+            out[-1][1] += size
+        else:
+            out.append([part.name, size])
+    return out
+
+
+def _units_text(layer: dict) -> str:
+    """``mixed (gaussian 2, bernoulli 1, softmax 3)``, or the units' name."""
+    parts = layer.get("visible_parts")
+    if not parts:
+        return layer["visible_units"]
+    return f"{layer['visible_units']} ({', '.join(f'{name} {size}' for name, size in parts)})"
+
+
 def describe(estimator, card: dict) -> dict:
     """Architecture, units, training history summary and file format of a model."""
     dbn = estimator.dbn_
@@ -1307,6 +1327,7 @@ def describe(estimator, card: dict) -> dict:
             "hidden": rbm.n_output,
             "visible_units": rbm.visible.name,
             "hidden_units": rbm.hidden.name,
+            **({"visible_parts": _parts(rbm.visible)} if rbm.visible.name == "mixed" else {}),
             **({"conv": rbm.config()} if rbm.config().get("kind") == "conv" else {}),
         }
         for rbm in dbn.rbms
@@ -1348,7 +1369,7 @@ def info(args) -> int:
     print(f"{args.model}: {summary['model']} ({summary['task']})")
     print("  layers: " + "-".join(map(str, sizes)))
     for i, layer in enumerate(summary["layers"]):
-        print(f"    RBM {i + 1}: {layer['visible_units']} -> {layer['hidden_units']}"
+        print(f"    RBM {i + 1}: {_units_text(layer)} -> {layer['hidden_units']}"
               + _conv_words(layer.get("conv")))  # fmt: skip
     for i, phase in enumerate(summary["pretraining"]):
         print(f"  pretraining layer {i + 1}: {phase['epochs']} epochs")
@@ -1508,7 +1529,7 @@ def _model_facts(summary: dict) -> dict:
         "model": summary["model"],
         "task": summary["task"],
         "layers": "-".join(map(str, sizes)),
-        "units": ", ".join(f"{u['visible_units']}->{u['hidden_units']}" for u in summary["layers"]),
+        "units": ", ".join(f"{_units_text(u)}->{u['hidden_units']}" for u in summary["layers"]),
         "fine-tuning epochs": summary["fine_tuning"]["epochs"],
         "deepbelief": summary["package_version"],
     }
