@@ -610,3 +610,20 @@ def test_model_unsupervised_reads_every_column_of_a_table_unless_target_names_on
         )
         code, out, _ = run(capsys, "info", tmp_path / name, "--json")
         assert json.loads(out)["layers"][0]["visible"] == width
+
+
+def test_samples_keep_a_tables_whole_numbers_and_constant_columns(tmp_path, capsys):
+    """An integer column came back as 46.5566 and a constant 7.0 as 6.955 to 7.022 (impute
+    kept their form)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=300)
+    frame = pd.DataFrame({"age": np.round(40 + 10 * x).astype(int), "const": 7.0,
+                          "x": x + rng.normal(size=300)})  # fmt: skip
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    tiny = ["--no-target", "--layers", "8", "--pretrain-epochs", "5", "--quiet"]
+    assert main(["train", str(tmp_path / "t.csv"), "-o", str(tmp_path / "m"), *tiny]) == 0
+    assert run(capsys, "sample", tmp_path / "m", "-n", "50", "-o", tmp_path / "s.csv")[0] == 0
+    text = (tmp_path / "s.csv").read_text().splitlines()
+    samples = pd.read_csv(tmp_path / "s.csv")
+    assert samples["age"].dtype.kind == "i" and samples["age"].nunique() > 3, text[:3]
+    assert (samples["const"] == 7.0).all() and samples["x"].nunique() > 40

@@ -333,9 +333,11 @@ class TablePreprocessor:
                 fill = float(np.median(values))
             if not np.isfinite(fill):  # the mean of the two middle values overflowed
                 fill = float(np.quantile(values, 0.5, method="lower"))
+            # what restores a model's rows to the column's own form (InputSpec.restore)
+            form = dict(integer=bool(np.all(np.mod(values, 1) == 0)), constant=low == high)
             if self.binary and self.scaling == "standard" and np.isin(values, (0, 1)).all():
-                return dict(name=name, kind="binary", offset=0.0, scale=1.0, fill=fill)
-            return dict(name=name, kind="numeric", offset=offset, scale=scale, fill=fill)
+                return dict(name=name, kind="binary", offset=0.0, scale=1.0, fill=fill, **form)
+            return dict(name=name, kind="numeric", offset=offset, scale=scale, fill=fill, **form)
         text = _as_text(present)
         distinct = set(text)
         if self.max_categories is not None and len(distinct) > self.max_categories:
@@ -469,7 +471,9 @@ class TablePreprocessor:
         for spec in self.columns:
             width = self._width(spec)
             block = matrix[:, start : start + width]
-            if spec["kind"] in NUMBERS:
+            if spec.get("constant"):  # the one value training saw (scaled, any value maps to it)
+                out[spec["name"]] = np.full(len(block), spec["fill"])
+            elif spec["kind"] in NUMBERS:
                 out[spec["name"]] = block[:, 0] * spec["scale"] + spec["offset"]
             else:
                 out[spec["name"]] = np.asarray(spec["categories"], dtype=object)[block.argmax(1)]

@@ -201,9 +201,17 @@ class InputSpec:
             )
 
     def restore(self, X: np.ndarray):
-        """Model-space rows back in the space of the raw data (a DataFrame for tables)."""
+        """Model-space rows back in the space of the raw data (a DataFrame for tables, whose
+        columns of whole numbers come back rounded to whole numbers, as integers)."""
         out = self.preprocessing.inverse_transform(np.asarray(X))
-        return out if self.kind == "table" else np.asarray(out, dtype=np.float64)
+        if self.kind != "table":
+            return np.asarray(out, dtype=np.float64)
+        for column in self.preprocessor["columns"]:
+            if column.get("integer"):
+                whole = np.round(out[column["name"]].to_numpy())
+                exact = np.all(np.abs(whole) < 2**53)  # else float64 holds them as they are
+                out[column["name"]] = whole.astype(np.int64) if exact else whole
+        return out
 
 
 def _as_frame(dataset):
