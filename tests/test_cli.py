@@ -188,6 +188,13 @@ def test_generative_model_samples_by_class_as_png_and_reports(rows, tmp_path, ca
     assert image.std() > 0.01
     assert run(capsys, "sample", model, "-n", "3", "--label", "7", "-o", tmp_path / "7.npy")[0] == 0
     assert np.load(tmp_path / "7.npy").shape == (3, 64)
+    csv = tmp_path / "drawn.csv"  # each row's class: the label units' (it was left out)
+    assert run(capsys, "sample", model, "-n", "30", "--gibbs-steps", "20", "-o", csv)[0] == 0
+    drawn = pd.read_csv(csv)
+    assert drawn.shape == (30, 65) and drawn.columns[-1] == "label"
+    assert drawn["label"].isin(range(10)).all() and drawn["label"].nunique() > 1
+    assert run(capsys, "sample", model, "-n", "4", "--label", "7", "-o", csv)[0] == 0
+    assert (pd.read_csv(csv)["label"] == 7).all()
     code, _, err = run(capsys, "report", model, "-o", tmp_path / "report")
     assert code == 0, err
     html = (tmp_path / "report" / "report.html").read_text()

@@ -1120,7 +1120,12 @@ def sample(args) -> int:
                    "classes": [str(c) for c in labels]}  # fmt: skip
         return finish(args, message + _where(args.output), payload)
     label = _label(estimator, args.label) if args.label is not None else None
-    samples = spec.restore(estimator.sample(args.n, label=label, gibbs_steps=args.gibbs_steps))
+    if kind == "generative" and suffix == ".csv":  # each row's class in a column of its own
+        drawn, classes = estimator.sample(args.n, label=label, gibbs_steps=args.gibbs_steps,
+                                          return_labels=True)  # fmt: skip
+        samples = _with_class(spec.restore(drawn), classes, spec.target or "label")
+    else:
+        samples = spec.restore(estimator.sample(args.n, label=label, gibbs_steps=args.gibbs_steps))
     _write_rows(samples, args.output, spec)
     of_class = "" if label is None else f" of class {label}"
     columns = int(np.shape(samples)[1]) if np.ndim(samples) == 2 else None
@@ -1129,6 +1134,19 @@ def sample(args) -> int:
     payload = {"output": str(args.output), "samples": args.n, "columns": columns,
                "label": None if label is None else str(label)}  # fmt: skip
     return finish(args, message, None if stdout else payload)
+
+
+def _with_class(rows, classes, name: str):
+    """``rows`` (a table, or an array of rows) as a table with a last column ``name`` of
+    ``classes`` (``name`` made unique when a feature column has it)."""
+    import pandas as pd
+
+    table = rows.copy() if _is_frame(rows) else pd.DataFrame(np.asarray(rows))
+    table.columns = [str(c) for c in table.columns]
+    while name in table.columns:
+        name = f"{name}_"
+    table[name] = classes
+    return table
 
 
 def _label(estimator, text: str):

@@ -1955,7 +1955,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         parts = [self._restore_scale(self.dbn_.reconstruct(v)) for v in self._blocks(X)]
         return np.concatenate(parts)
 
-    def sample(self, n_samples=1, label=None, gibbs_steps=1000):
+    def sample(self, n_samples=1, label=None, gibbs_steps=1000, return_labels=False):
         """Draw ``n_samples`` new rows by Gibbs sampling in the top RBM and a down pass.
 
         Parameters
@@ -1968,15 +1968,22 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             the class (MNIST: 45 % of the 1s recognised after 1000 steps, 97 % after 5000 or
             after 1000 from the class's mean; benchmarks/RESULTS.md).
         gibbs_steps : int, default 1000
+        return_labels : bool, default False
+            Also return each row's class (one of ``classes_``): ``label``, or without it the
+            class the label units took at the chains' last step. Needs a DBN fitted with
+            labels.
 
         Returns
         -------
         ndarray of shape (n_samples, n_features_in_)
+            With ``return_labels``, a tuple of it and an ndarray of shape (n_samples,).
         """
         check_is_fitted(self)
         n_samples = check("n_samples", n_samples, integer(1))
         gibbs_steps = check("gibbs_steps", gibbs_steps, integer(0))
         labels = start = None
+        if (label is not None or return_labels) and not _has_labels(self):
+            raise ValueError("this DBN was fitted without labels; it cannot sample by class")
         if label is not None:
             if not _has_labels(self):
                 raise ValueError("this DBN was fitted without labels; it cannot sample by class")
@@ -1986,8 +1993,13 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             means = getattr(self, "class_features_", None)  # None: a file written before them
             if means is not None:
                 start = means[index].expand(n_samples, -1)
-        v = self.dbn_.generate(n_samples, gibbs_steps, labels, self.generator_, start)
-        return self._restore_scale(v)
+        drawn = self.dbn_.generate(
+            n_samples, gibbs_steps, labels, self.generator_, start, return_labels=return_labels
+        )
+        if not return_labels:
+            return self._restore_scale(drawn)
+        v, indices = drawn
+        return self._restore_scale(v), self.classes_[indices.cpu().numpy()]
 
     def _class_index(self, label) -> int:
         """The position of ``label`` in ``classes_`` (ValueError naming it when it is none of

@@ -321,9 +321,12 @@ class DBN(nn.Module):
         labels: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         start: torch.Tensor | None = None,
-    ) -> torch.Tensor:
+        return_labels: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Draw ``n`` samples: ``gibbs_steps`` of Gibbs sampling in the top RBM (label units
-        clamped to ``labels`` when given), then a down pass of means.
+        clamped to ``labels`` when given), then a down pass of means. With ``return_labels``
+        (a DBN with label units), also each sample's class index: the given ``labels``, or
+        the label units' state at the chains' last step.
 
         Parameters
         ----------
@@ -365,7 +368,12 @@ class DBN(nn.Module):
             generator=generator,
         )
         features = top.visible_mean(h)[:, :n_features]
-        return self.down(features)
+        if not return_labels:
+            return self.down(features)
+        if not self.n_labels:
+            raise ValueError("this DBN has no label units; it has no labels to return")
+        drawn = labels if labels is not None else v[:, n_features:].argmax(1)
+        return self.down(features), drawn
 
     @property
     def classification_rbm(self) -> bool:
