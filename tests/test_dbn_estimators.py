@@ -761,3 +761,13 @@ def test_an_unsupervised_dbn_has_no_labels_to_return(digits):
     dbn = DBN(hidden_layers=(8,), pretrain_epochs=1, random_state=0).fit(X)
     with pytest.raises(ValueError, match="fitted without labels"):
         dbn.sample(2, return_labels=True)
+
+
+def test_an_unsupervised_dbn_says_when_its_features_carry_nothing(digits):
+    X, _ = _independent_columns(600)
+    with pytest.warns(deepbelief.UndertrainedWarning, match="RBM 2's pretrained features are "
+                      "constant .* carry nothing"):  # fmt: skip
+        DBN(hidden_layers=(64, 64), pretrain_epochs=10, random_state=0).fit(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", ".*constant over the training rows")
+        DBN(hidden_layers=(64, 64), pretrain_epochs=5, random_state=0).fit(digits[0][:500])

@@ -235,6 +235,17 @@ FIT_CHECKPOINT = "fit-checkpoint"
 RESTART_ADVICE = "delete it (or pass another path) to start afresh"
 
 
+def _constant_advice(dbn) -> str:
+    """What to do about constant features, for Bernoulli visible units."""
+    if not isinstance(dbn.input_units, BernoulliUnits):
+        return ""
+    return (
+        "; Bernoulli visible units learn nothing from columns that vary independently of one "
+        "another: Gaussian units on standardised inputs usually suit them (visible='gaussian'; "
+        "--visible gaussian)"
+    )
+
+
 def _first_constant_layer(dbn, rows) -> int | None:
     """The index of the first of ``dbn``'s dense RBMs of binary hidden units whose features
     vary less than :data:`CONSTANT_FEATURES` over ``rows``; None when there is none."""
@@ -1065,17 +1076,10 @@ class _SupervisedDBN(_DBNBase):
         if layer is None:
             return
         self.dbn_.random_init_(self.generator_, start=layer)
-        advice = ""
-        if isinstance(self.dbn_.input_units, BernoulliUnits):
-            advice = (
-                "; Bernoulli visible units learn nothing from columns that vary independently "
-                "of one another: Gaussian units on standardised inputs usually suit them "
-                "(visible='gaussian'; --visible gaussian)"
-            )
         errors.warn(
             f"RBM {layer + 1}'s pretrained features are constant over the training rows: it "
             f"learned nothing of its input, so RBM {layer + 1} and the layers above start "
-            f"fine-tuning from random weights{advice}",
+            f"fine-tuning from random weights{_constant_advice(self.dbn_)}",
             UndertrainedWarning,
         )
 
@@ -1823,6 +1827,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         phase = saved["phase"] if saved else "pretrain"
         if phase == "pretrain":
             self._pretrain(X, labels, ckpt, saved["pretrain"] if saved else None)
+            self._warn_if_constant(X)
         else:
             self.pretrain_history_ = saved["pretrain_history"]
         saved = saved or {}
@@ -1833,6 +1838,19 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             setattr(self, f"{history}_", saved.get(history, []) if done else [])
             if not done and self._runs(name, labels):
                 train(X, labels, ckpt, saved.get(name) if phase == name else None)
+
+    @torch.no_grad()
+    def _warn_if_constant(self, X) -> None:
+        """An :class:`UndertrainedWarning` when a layer's pretrained features are constant over
+        the training rows: they, and the features above them, carry nothing of the input."""
+        layer = _first_constant_layer(self.dbn_, spread_rows(X, CONSTANT_CHECK_ROWS))
+        if layer is not None:
+            errors.warn(
+                f"RBM {layer + 1}'s pretrained features are constant over the training rows: it "
+                f"learned nothing of its input, and the features it passes up carry "
+                f"nothing{_constant_advice(self.dbn_)}",
+                UndertrainedWarning,
+            )
 
     def _runs(self, phase: str, labels) -> bool:
         """Whether this fit has ``phase`` (after pretraining)."""
