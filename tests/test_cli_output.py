@@ -277,17 +277,23 @@ def test_sample_summaries(generative, tmp_path, capsys):
     target = tmp_path / "s.csv"
     code, out, err = run(capsys, "sample", model, "-n", "4", "--gibbs-steps", "5", "-o", target)
     assert code == 0 and out == ""
-    assert summary(err) == f"deepbelief: wrote 4 samples (3 columns) to {target}"
+    assert summary(err) == (
+        f"deepbelief: wrote 4 samples (3 columns and their class, 'label') to {target}"
+    )
     code, out, err = run(
         capsys, "sample", model, "-n", "2", "--label", "up", "--gibbs-steps", "5", "-o", "-"
     )
     assert code == 0 and len(out.splitlines()) == 3
-    assert summary(err) == "deepbelief: wrote 2 samples of class up (3 columns) to standard output"
+    assert summary(err) == (
+        "deepbelief: wrote 2 samples of class up (3 columns and their class, 'label') to "
+        "standard output"
+    )
     code, out, err = run(
         capsys, "sample", model, "-n", "2", "--gibbs-steps", "5", "-o", target, "--json"
     )
     assert code == 0 and err == ""
-    assert json.loads(out) == {"output": str(target), "samples": 2, "columns": 3, "label": None}
+    assert json.loads(out) == {"output": str(target), "samples": 2, "columns": 3, "label": None,
+                               "class_column": "label"}  # fmt: skip
 
 
 def test_python_warnings_are_one_line_and_quiet_hides_them(trained, capsys, monkeypatch):

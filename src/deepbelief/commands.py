@@ -1120,19 +1120,27 @@ def sample(args) -> int:
                    "classes": [str(c) for c in labels]}  # fmt: skip
         return finish(args, message + _where(args.output), payload)
     label = _label(estimator, args.label) if args.label is not None else None
+    class_column = None
     if kind == "generative" and suffix == ".csv":  # each row's class in a column of its own
         drawn, classes = estimator.sample(args.n, label=label, gibbs_steps=args.gibbs_steps,
                                           return_labels=True)  # fmt: skip
-        samples = _with_class(spec.restore(drawn), classes, spec.target or "label")
+        samples = spec.restore(drawn)
+        columns = int(np.shape(samples)[1])
+        samples = _with_class(samples, classes, spec.target or "label")
+        class_column = str(samples.columns[-1])
     else:
         samples = spec.restore(estimator.sample(args.n, label=label, gibbs_steps=args.gibbs_steps))
+        columns = int(np.shape(samples)[1]) if np.ndim(samples) == 2 else None
     _write_rows(samples, args.output, spec)
     of_class = "" if label is None else f" of class {label}"
-    columns = int(np.shape(samples)[1]) if np.ndim(samples) == 2 else None
     shape = f" ({columns} columns)" if columns is not None and suffix != ".png" else ""
+    if class_column is not None:
+        shape = f" ({columns} columns and their class, {class_column!r})"
     message = f"wrote {args.n} samples{of_class}{shape} to {_where(args.output)}"
     payload = {"output": str(args.output), "samples": args.n, "columns": columns,
                "label": None if label is None else str(label)}  # fmt: skip
+    if class_column is not None:
+        payload["class_column"] = class_column
     return finish(args, message, None if stdout else payload)
 
 
