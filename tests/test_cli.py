@@ -3,6 +3,7 @@ subcommand, configuration files."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -634,3 +635,46 @@ def test_samples_keep_a_tables_whole_numbers_and_constant_columns(tmp_path, caps
     samples = pd.read_csv(tmp_path / "s.csv")
     assert samples["age"].dtype.kind == "i" and samples["age"].nunique() > 3, text[:3]
     assert (samples["const"] == 7.0).all() and samples["x"].nunique() > 40
+
+
+def test_the_same_pixels_give_the_same_predictions_in_any_container(tmp_path, capsys):
+    """Flat uint8 rows kept their raw values with a min-max scale per pixel, while 3-D uint8
+    images were divided by 255: a model of one was at chance on the other, silently."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    pixels = (X * 15).astype(np.uint8)  # 0..240
+    np.savez(tmp_path / "flat.npz", X=pixels[:600], y=y[:600])
+    np.savez(tmp_path / "test-flat.npz", X=pixels[600:800], y=y[600:800])
+    np.savez(tmp_path / "test-3d.npz", X=pixels[600:800].reshape(-1, 8, 8), y=y[600:800])
+    np.savez(tmp_path / "test-4d.npz", X=pixels[600:800].reshape(-1, 1, 8, 8), y=y[600:800])
+    quick = ["--layers", "32", "--pretrain-epochs", "3", "--epochs", "20", "--quiet"]
+    assert main(["train", str(tmp_path / "flat.npz"), "-o", str(tmp_path / "m"), *quick]) == 0
+    card = json.loads((tmp_path / "m" / "deepbelief.json").read_text())
+    columns = card["input"]["preprocessor"]["columns"]
+    assert {(c["offset"], c["scale"]) for c in columns} == {(0.0, 1.0)}  # in [0, 1]: as they are
+    predicted = {}
+    for name in ("test-flat", "test-3d", "test-4d"):
+        code, out, err = run(capsys, "predict", tmp_path / "m", tmp_path / f"{name}.npz")
+        assert code == 0 and "warning" not in err, err
+        predicted[name] = out
+    assert predicted["test-flat"] == predicted["test-3d"] == predicted["test-4d"]
+    truth = pd.read_csv(io.StringIO(predicted["test-3d"])).iloc[:, 0].to_numpy()
+    assert np.mean(truth == y[600:800]) > 0.6
+    # images outside [0, 1] share one scale: a pixel rarely inked was amplified up to 7x
+    np.savez(tmp_path / "float.npz", X=pixels[:600].reshape(-1, 8, 8).astype(float), y=y[:600])
+    assert main(["train", str(tmp_path / "float.npz"), "-o", str(tmp_path / "f"), *quick]) == 0
+    card = json.loads((tmp_path / "f" / "deepbelief.json").read_text())
+    assert {(c["offset"], c["scale"]) for c in card["input"]["preprocessor"]["columns"]} == {
+        (0.0, 240.0)
+    }
+
+
+def test_labels_given_for_data_that_holds_its_own_are_refused(tmp_path, capsys):
+    """--labels replaced the y inside an .npz without a word."""
+    np.savez(tmp_path / "d.npz", X=np.random.default_rng(0).random((20, 4)), y=np.arange(20) % 2)
+    np.save(tmp_path / "labels.npy", np.arange(20) % 3)
+    code, _, err = run(capsys, "train", tmp_path / "d.npz", "--labels", tmp_path / "labels.npy",
+                       "-o", tmp_path / "m")  # fmt: skip
+    assert code == 2 and "holds its own labels (y); --labels" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "m").exists()

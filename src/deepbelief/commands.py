@@ -361,6 +361,10 @@ def _streamed_data(settings):
         stats = column_stats(rows)  # DataError: a value that is not finite, by row and column
         offsets = stats["min"]
         scales = np.where(stats["max"] > offsets, stats["max"] - offsets, 1.0)
+        if rows.file_dtype == np.uint8:  # 8-bit pixels: over 255, as read into memory
+            offsets, scales = np.zeros_like(offsets), np.full_like(scales, 255.0)
+        elif offsets.min() >= 0 and stats["max"].max() <= 1:  # as they are (as in memory)
+            offsets, scales = np.zeros_like(offsets), np.ones_like(scales)
         scaling, scale_rows = "minmax", _minmax(offsets, scales)
     train = RowFile(path, rows=range(n - held), transform=scale_rows)
     held_out = RowFile(path, rows=range(n - held, n), transform=scale_rows)

@@ -1731,9 +1731,18 @@ def load_dataset(
     if len(X) == 0 or math.prod(X.shape[1:]) == 0:
         raise DataError(f"{path}: no data (the array has shape {X.shape})")
     if labels_path is not None:
+        if y is not None:
+            raise DataError(
+                f"{path}: holds its own labels (y); --labels {labels_path} would replace them: "
+                "give one or the other"
+            )
         y = _read_labels(Path(labels_path), len(X), path)
+    if X.ndim == 4 and X.shape[1] == 1:  # one channel first, (n, 1, H, W): grey images
+        X = X[:, 0]
+    elif X.ndim == 4 and X.shape[3] == 1:  # ... or last, (n, H, W, 1)
+        X = X[..., 0]
     images = X.ndim == 3
-    if images and X.dtype == np.uint8:
+    if X.dtype == np.uint8:  # 8-bit pixels, however the rows are shaped: over 255, as images
         features = X.reshape(len(X), -1).astype(np.float32)
         features /= 255.0
     elif X.dtype in (np.float32, np.float64):

@@ -70,7 +70,10 @@ class InputSpec:
         pre = TablePreprocessor(scaling, missing, drop_ids and dataset.kind == "table",
                                 non_numeric, binary=binary)  # fmt: skip
         frame = _as_frame(dataset)
-        X = pre.fit(frame, dataset.source).transform(frame, dataset.source)
+        pre.fit(frame, dataset.source)
+        if dataset.kind != "table" and scaling == "minmax":
+            _one_scale_for_pixels(pre, dataset)
+        X = pre.transform(frame, dataset.source)
         target = getattr(dataset.target, "name", None) if dataset.kind == "table" else None
         shape = list(dataset.image_shape) if dataset.image_shape else None
         spec = cls(dataset.kind, pre.to_config(), None if target is None else str(target), shape)
@@ -212,6 +215,26 @@ class InputSpec:
                 exact = np.all(np.abs(whole) < 2**53)  # else float64 holds them as they are
                 out[column["name"]] = whole.astype(np.int64) if exact else whole
         return out
+
+
+def _one_scale_for_pixels(pre: TablePreprocessor, dataset) -> None:
+    """Rows of an array or images for Bernoulli units: values already in [0, 1] are taken as
+    they are (as the Python API takes them), other images share one offset and scale (their
+    smallest and largest value); other arrays keep a scale per column. Each pixel used to get
+    its own min-max scale: a pixel rarely inked in training was amplified up to 7x and a new
+    image's ink clipped, and the same images stored as uint8 rows and as IDX were scaled
+    differently (a model of one was at chance on the other)."""
+    values = np.asarray(dataset.features)
+    with np.errstate(invalid="ignore"):
+        low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    if 0.0 <= low and high <= 1.0:
+        offset, scale = 0.0, 1.0
+    elif dataset.kind == "images":
+        offset, scale = low, (high - low) or 1.0
+    else:
+        return
+    for column in pre.columns:
+        column.update(offset=offset, scale=scale)
 
 
 def _as_frame(dataset):
