@@ -492,6 +492,13 @@ def test_an_image_folder_of_new_images_is_predicted_scored_and_transformed_by_fi
     assert code == 0 and np.load(tmp_path / "f.npy").shape == (6, 32)  # numbers only
     code, out, _ = run(capsys, "predict", model, tmp_path / "train", "-o", "-")
     assert pd.read_csv(pd.io.common.StringIO(out))["file"].iloc[0] == "0/0.png"
+    # a folder of larger images is read at the model's size (it asked for --image-size again)
+    (tmp_path / "big").mkdir()
+    for i, name in zip(range(300, 306), names, strict=True):
+        Image.fromarray(pixels[i]).resize((16, 16), Image.NEAREST).save(tmp_path / "big" / name)
+    code, out, err = run(capsys, "predict", model, tmp_path / "big", "-o", "-")
+    assert code == 0, err
+    assert len(pd.read_csv(pd.io.common.StringIO(out))) == 6
 
 
 def test_a_flat_image_folder_trains_an_unsupervised_model_and_no_classifier(tmp_path, capsys):

@@ -894,10 +894,18 @@ def _model_and_rows(args, need_target: bool = False, check_model=None, loaded=No
     estimator, card, spec = loaded or load_model(args.model)
     if check_model is not None:
         check_model(estimator, args.model)
+    image_size = args.image_size
+    if (
+        image_size is None
+        and spec.kind == "images"
+        and spec.image_shape
+        and Path(args.data).is_dir()
+    ):
+        image_size = list(spec.image_shape)  # a folder's images at the size the model takes
     settings = argparse.Namespace(  # a table's target column is found by its name
         no_header=args.no_header,
         labels=args.labels,
-        image_size=args.image_size,
+        image_size=image_size,
         no_target=spec.kind == "table" or _table_for_rows(spec, Path(args.data)),
     )
     dataset = _load(settings, args.data)
