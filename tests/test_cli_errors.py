@@ -481,3 +481,12 @@ def test_column_typing_errors_exit_2_with_one_line(ws, tmp_path, capsys, name, b
     for word in words:
         assert word.lower() in lines[0].lower(), (word, lines[0])
     assert not (tmp_path / "m" / "model.safetensors").exists()
+
+
+def test_a_folder_that_is_no_model_is_named_as_such(tmp_path, capsys):
+    """It said '<folder>/deepbelief.json: no such file'."""
+    (tmp_path / "images").mkdir()
+    code = main(["info", str(tmp_path / "images")])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    assert "images: not a model folder (no deepbelief.json)" in err

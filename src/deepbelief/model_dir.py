@@ -335,6 +335,10 @@ def load_model(directory: Path):
     if not directory.is_dir():
         what = "is a file, not a model directory" if directory.exists() else "no such directory"
         raise ModelFileError(f"{directory}: {what}")
+    if not (directory / CARD_FILE).exists() and not (directory / MODEL_FILE).exists():
+        raise ModelFileError(
+            f"{directory}: not a model folder (no {CARD_FILE}): give the folder train -o wrote"
+        )
     card = read_card(directory)
     check_model_file(directory, card)
     estimator = load(directory / MODEL_FILE)
