@@ -29,7 +29,10 @@ def ws(tmp_path_factory):
     frame.to_csv(folder / "good.csv", index=False)
     assert main(["train", str(folder / "good.csv"), "-o", str(folder / "model"), *TINY]) == 0
     np.save(folder / "x.npy", rng.random((40, 5)))
-    assert main(["train", str(folder / "x.npy"), "-o", str(folder / "arraymodel"), *TINY]) == 0
+    unsupervised = ["--layers", "4", "--pretrain-epochs", "1", "--quiet"]  # rows without a target
+    assert (
+        main(["train", str(folder / "x.npy"), "-o", str(folder / "arraymodel"), *unsupervised]) == 0
+    )
     return folder
 
 
@@ -490,3 +493,18 @@ def test_a_folder_that_is_no_model_is_named_as_such(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1
     assert "images: not a model folder (no deepbelief.json)" in err
+
+
+def test_fine_tuning_options_for_data_without_a_target_are_refused(tmp_path, capsys):
+    """--model unsupervised refused them, but data that turned out to have no target (an .npz
+    without y) trained an unsupervised model and ignored them silently."""
+    np.savez(tmp_path / "rows.npz", A=np.random.default_rng(0).random((50, 4)))
+    code = main(["train", str(tmp_path / "rows.npz"), "-o", str(tmp_path / "m"), "--layers", "4",
+                 "--pretrain-epochs", "1", "--epochs", "2"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "--epochs: " in err and "rows.npz has no target, so the model is unsupervised" in err
+    assert not (tmp_path / "m").exists()
+    code = main(["train", str(tmp_path / "rows.npz"), "-o", str(tmp_path / "m"), "--layers", "4",
+                 "--pretrain-epochs", "1", "--quiet"])  # fmt: skip
+    assert code == 0

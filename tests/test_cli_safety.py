@@ -100,7 +100,8 @@ def ws(tmp_path_factory):
     frame.to_csv(folder / "data.csv", index=False)
     np.save(folder / "x.npy", (rng.random((40, 4)) < 0.5).astype(float))
     assert main(["train", str(folder / "data.csv"), "-o", str(folder / "model"), *TINY]) == 0
-    assert main(["train", str(folder / "x.npy"), "-o", str(folder / "umodel"), *TINY]) == 0
+    unsupervised = ["--layers", "4", "--pretrain-epochs", "1", "--quiet"]  # no target: no --epochs
+    assert main(["train", str(folder / "x.npy"), "-o", str(folder / "umodel"), *unsupervised]) == 0
     return folder
 
 

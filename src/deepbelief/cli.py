@@ -916,6 +916,7 @@ def _check_train_options(parser, args) -> None:
     ]  # fmt: skip
     unsupervised = args.model == "unsupervised" or (args.no_target and args.model == "auto")
     ignored = [option for option in given if option in NOT_UNSUPERVISED]
+    args.fine_tuning_options = ignored  # refused too when the data turns out to have no target
     if unsupervised and ignored:
         raise UsageError(
             f"{', '.join(ignored)}: not for an unsupervised model, which is greedy pretraining "

@@ -154,7 +154,9 @@ def train(args) -> int:
     if not distributed.is_main():  # another process of a distributed run: train, write nothing
         return _train_quietly(settings, directory)
     with _nothing_to_resume_said(folder), folder:
-        task, spec, (X, y), (X_held, y_held) = _checked_together(lambda: _training_data(settings))
+        task, spec, (X, y), (X_held, y_held) = _checked_together(
+            lambda: _with_a_target_for(args, _training_data(settings))
+        )
         estimator = _estimator(settings, task, spec, verbose=verbosity(args))
         _check_estimator(estimator)
         cached = None if is_row_file(X) else len(X)  # a RowFile is read a block at a time
@@ -177,6 +179,19 @@ def train(args) -> int:
         write_json(directory / RUN_FILE, {**read_json(directory / RUN_FILE), "finished": True})
         folder.done()
     return _report_training(args, directory, estimator, card)
+
+
+def _with_a_target_for(args, data):
+    """``data`` (:func:`_training_data`'s), refused when it has no target but fine-tuning
+    options were given: the model is then unsupervised, which ignored them silently."""
+    options = getattr(args, "fine_tuning_options", None)
+    if data[0] == "unsupervised" and options and args.model == "auto" and not args.no_target:
+        raise UsageError(
+            f"{', '.join(options)}: {args.data} has no target, so the model is unsupervised "
+            "(greedy pretraining alone, no fine-tuning): drop them, or give the data a target "
+            "(--target, --labels, or y in an .npz)"
+        )
+    return data
 
 
 def _training_data(settings):
