@@ -508,3 +508,11 @@ def test_fine_tuning_options_for_data_without_a_target_are_refused(tmp_path, cap
     code = main(["train", str(tmp_path / "rows.npz"), "-o", str(tmp_path / "m"), "--layers", "4",
                  "--pretrain-epochs", "1", "--quiet"])  # fmt: skip
     assert code == 0
+
+
+def test_a_labels_file_given_as_its_own_data_is_refused(tmp_path, capsys):
+    np.save(tmp_path / "labels.npy", np.arange(30) % 3)
+    path = str(tmp_path / "labels.npy")
+    code = main(["train", path, "--labels", path, "-o", str(tmp_path / "m"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "given as both the data and its --labels" in err, err

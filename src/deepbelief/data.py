@@ -1736,6 +1736,8 @@ def load_dataset(
                 f"{path}: holds its own labels (y); --labels {labels_path} would replace them: "
                 "give one or the other"
             )
+        if Path(labels_path).exists() and os.path.samefile(labels_path, path):
+            raise DataError(f"{path}: given as both the data and its --labels; name each file")
         y = _read_labels(Path(labels_path), len(X), path)
     if X.ndim == 4 and X.shape[1] == 1:  # one channel first, (n, 1, H, W): grey images
         X = X[:, 0]
