@@ -72,6 +72,23 @@ def fine_tuning_epoch(checkpoint: Path) -> int:
     return tree["finetune"]["epoch"] if tree["phase"] == "finetune" else -1
 
 
+def training_until(csv_file, model: Path, epoch: int, stderr) -> subprocess.Popen:
+    """``train`` with RUN, running once its checkpoint holds ``epoch`` fine-tuning epochs."""
+    process = subprocess.Popen(
+        [*command(), "train", str(csv_file), "-o", str(model), *RUN],
+        env=environment(), stdout=subprocess.DEVNULL, stderr=stderr, text=True,
+    )  # fmt: skip
+    checkpoint = model / "checkpoint.safetensors"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if checkpoint.exists() and fine_tuning_epoch(checkpoint) >= epoch:
+            break
+        time.sleep(0.01)
+    if process.poll() is not None:
+        pytest.fail("training ended before it could be stopped; lengthen RUN")
+    return process
+
+
 def test_kill_9_then_resume_equals_an_uninterrupted_run(csv_file, tmp_path):
     reference = tmp_path / "reference"
     subprocess.run(
@@ -79,18 +96,8 @@ def test_kill_9_then_resume_equals_an_uninterrupted_run(csv_file, tmp_path):
         check=True, env=environment(), timeout=600, capture_output=True,
     )  # fmt: skip
     model = tmp_path / "killed"
-    process = subprocess.Popen(
-        [*command(), "train", str(csv_file), "-o", str(model), *RUN],
-        env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    process = training_until(csv_file, model, 20, stderr=subprocess.DEVNULL)
     checkpoint = model / "checkpoint.safetensors"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if checkpoint.exists() and fine_tuning_epoch(checkpoint) >= 20:
-            break
-        time.sleep(0.01)
-    if process.poll() is not None:
-        pytest.fail("training ended before it could be killed; lengthen RUN")
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not (model / "model.safetensors").exists()
@@ -111,18 +118,8 @@ def test_sigterm_during_training_keeps_the_checkpoint_and_exits_143(csv_file, tm
     """A job scheduler's SIGTERM ended the command with Ctrl-C's status, 130; a shell reports
     a process that SIGTERM stopped as 143 (128 + 15)."""
     model = tmp_path / "terminated"
-    process = subprocess.Popen(
-        [*command(), "train", str(csv_file), "-o", str(model), *RUN],
-        env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    process = training_until(csv_file, model, 5, stderr=subprocess.PIPE)
     checkpoint = model / "checkpoint.safetensors"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and process.poll() is None:
-        if checkpoint.exists() and fine_tuning_epoch(checkpoint) >= 5:
-            break
-        time.sleep(0.01)
-    if process.poll() is not None:
-        pytest.fail("training ended before it could be stopped; lengthen RUN")
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143, err

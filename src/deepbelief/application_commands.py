@@ -38,7 +38,8 @@ def denoise(args) -> int:
     )
     _check_noise_options(args.noise, args.noise_level)
     estimator, _, spec, X, _, dataset = _model_and_rows(args, check_model=_check_denoiser)
-    _warn_blank_rows(spec.empty_cells(dataset), len(spec.feature_names), str(args.data))
+    blank = "denoised from the values filled in as in training, not from data"
+    _warn_blank_rows(spec.empty_cells(dataset), len(spec.feature_names), str(args.data), blank)
     if suffix == ".png" and not spec.picture_shape:
         raise UsageError(f"{args.output}: PNG needs image data; write .csv or .npy instead")
     check_rows_fit(args.output, spec)
@@ -89,13 +90,14 @@ def score(args) -> int:
     return finish(args, message, None if str(args.output) == "-" else payload)
 
 
-def _warn_blank_rows(empty: np.ndarray, width: int, source: str) -> None:
-    """A warning for the rows ``denoise`` cleans from the training fills alone."""
+def _warn_blank_rows(empty: np.ndarray, width: int, source: str, outcome: str) -> None:
+    """A warning naming the rows with no values (``empty`` cells of ``width``) and what the
+    command made of them (``outcome``)."""
     blank = np.flatnonzero(empty == width)
     if len(blank):
         errors.warn(
             f"{source}: {len(blank)} row(s) with no values (the first: row {blank[0] + 1}): "
-            "denoised from the values filled in as in training, not from data",
+            f"{outcome}",
             errors.DataWarning,
         )
 
@@ -103,13 +105,8 @@ def _warn_blank_rows(empty: np.ndarray, width: int, source: str) -> None:
 def _warn_empty_cells(empty: np.ndarray, width: int, source: str) -> None:
     """Warnings for the rows ``score`` gave no score (every cell empty) and for those it
     scored with empty cells filled (the training data's fills, which rate as typical)."""
-    blank, some = np.flatnonzero(empty == width), np.flatnonzero((empty > 0) & (empty < width))
-    if len(blank):
-        errors.warn(
-            f"{source}: {len(blank)} row(s) with no values (the first: row {blank[0] + 1}): "
-            "their score is left empty",
-            errors.DataWarning,
-        )
+    _warn_blank_rows(empty, width, source, "their score is left empty")
+    some = np.flatnonzero((empty > 0) & (empty < width))
     if len(some):
         errors.warn(
             f"{source}: {len(some)} row(s) with empty cells (the first: row {some[0] + 1}, "

@@ -246,11 +246,13 @@ def _constant_advice(dbn) -> str:
     )
 
 
-def _first_constant_layer(dbn, rows) -> int | None:
+def _first_constant_layer(dbn, X) -> int | None:
     """The index of the first of ``dbn``'s dense RBMs of binary hidden units whose features
-    vary less than :data:`CONSTANT_FEATURES` over ``rows``; None when there is none."""
+    vary less than :data:`CONSTANT_FEATURES` over rows of ``X`` (at most
+    :data:`CONSTANT_CHECK_ROWS`, spread over it); None when there is none."""
     if isinstance(dbn, ConvDBN) or dbn.n_labels:
         return None
+    rows = spread_rows(X, CONSTANT_CHECK_ROWS)
     x = rows[:] if is_row_file(rows) else rows
     for i, rbm in enumerate(dbn.rbms):
         x = rbm.output(x)
@@ -1070,7 +1072,7 @@ class _SupervisedDBN(_DBNBase):
         learn beyond the columns' means: the first RBM's features barely vary, the second
         switches its units off, and fine-tuning stayed at chance (0.50 accuracy on the class
         x1 + x2 > 0; 0.94 with this restart, 0.99 with Gaussian units)."""
-        layer = _first_constant_layer(self.dbn_, spread_rows(X, CONSTANT_CHECK_ROWS))
+        layer = _first_constant_layer(self.dbn_, X)
         if distributed.is_distributed():  # the processes decide as rank 0 does
             layer = distributed.gathered_objects(layer)[0]
         if layer is None:
@@ -1843,7 +1845,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
     def _warn_if_constant(self, X) -> None:
         """An :class:`UndertrainedWarning` when a layer's pretrained features are constant over
         the training rows: they, and the features above them, carry nothing of the input."""
-        layer = _first_constant_layer(self.dbn_, spread_rows(X, CONSTANT_CHECK_ROWS))
+        layer = _first_constant_layer(self.dbn_, X)
         if layer is not None:
             errors.warn(
                 f"RBM {layer + 1}'s pretrained features are constant over the training rows: it "
@@ -2003,8 +2005,6 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         if (label is not None or return_labels) and not _has_labels(self):
             raise ValueError("this DBN was fitted without labels; it cannot sample by class")
         if label is not None:
-            if not _has_labels(self):
-                raise ValueError("this DBN was fitted without labels; it cannot sample by class")
             index = self._class_index(label)
             device = self.dbn_.rbms[0].weight.device
             labels = torch.full((n_samples,), index, dtype=torch.long, device=device)
