@@ -400,3 +400,16 @@ def test_score_leaves_rows_without_values_unscored_and_says_which_rows_were_fill
     assert code == 0 and "warning" not in err
     code, _, err = run(capsys, "denoise", tmp_path / "m", tmp_path / "rows.csv", "-o", "-")
     assert code == 0 and "1 row(s) with no values (the first: row 2): denoised from" in err
+
+
+def test_denoise_writes_an_array_in_the_shape_it_read(block_model, capsys, tmp_path):
+    flat = blocks(20, 5)
+    for shape in ((3, 4), (1, 3, 4), (3, 4, 1)):
+        np.save(tmp_path / "rows.npy", flat.reshape(20, *shape))
+        out = tmp_path / f"{len(shape)}-{shape[0]}.npy"
+        code, _, err = run(capsys, "denoise", block_model / "model", tmp_path / "rows.npy",
+                           "-o", out)  # fmt: skip
+        assert code == 0, err
+        cleaned = np.load(out)
+        assert cleaned.shape == (20, *shape)
+        assert np.mean((cleaned.reshape(20, -1) - flat) ** 2) < 0.1

@@ -120,7 +120,7 @@ def test_transform_of_a_npy_file_reads_and_writes_a_block_at_a_time(
     np.save(tmp_path / "bad.npy", bad)
     code, _, err = run(capsys, "transform", model, tmp_path / "bad.npy", "-o", tmp_path / "g.npy")
     assert code == 2 and not (tmp_path / "g.npy").exists()
-    assert "bad.npy: row 250, column 7 (counting from 0) holds nan" in err
+    assert "bad.npy: column '7', row 251 holds nan" in err
     assert len(err.strip().splitlines()) == 1
 
 
@@ -223,6 +223,25 @@ def test_the_other_commands_read_a_folder_of_shards_and_a_table_of_its_columns(
     assert run(capsys, "transform", model, tmp_path / "x20.npy", "-o", "-")[1] == out
 
 
+def test_streamed_and_in_memory_rows_name_a_value_alike(trained, tmp_path, capsys):
+    """Rows read a block at a time said "row 1, column 3 (counting from 0)" where rows read
+    whole said "column '3', row 2"; and the clipping warning counted streamed rows from 0."""
+    X, _, model = trained
+    rows = X[:20].copy()
+    rows[1, 3] = 2.0  # outside the training range: clipped, with a warning
+    np.save(tmp_path / "rows.npy", rows)
+    said = []
+    for command in ("transform", "score"):  # a block at a time, then whole
+        code, _, err = run(capsys, command, model, tmp_path / "rows.npy", "-o", tmp_path / "o.csv")
+        assert code == 0, err
+        said.append([line for line in err.splitlines() if "outside the training range" in line])
+    assert said[0] == said[1] and len(said[0]) == 1 and "column '3', row 2: 2" in said[0][0]
+    rows[1, 3] = np.nan
+    np.save(tmp_path / "rows.npy", rows)
+    code, _, err = run(capsys, "transform", model, tmp_path / "rows.npy", "-o", tmp_path / "o.csv")
+    assert code == 2 and "rows.npy: column '3', row 2 holds nan" in err
+
+
 def test_a_rank_other_than_0_trains_on_the_same_row_file_and_writes_nothing(
     trained, tmp_path, monkeypatch
 ):
@@ -277,8 +296,8 @@ def _bad_inputs(tmp_path):
 UNSUPERVISED = ["--model", "unsupervised"]
 BAD = {  # DATA, options -> what the one line on stderr must say
     "held out": ("held.npy", ["--no-target", "--validation-split", "0.1"],
-                 r"held\.npy: row 95, column 2 \(counting from 0\) holds inf"),
-    "nan": ("nan.npy", UNSUPERVISED, r"nan\.npy: row 5, column 4 \(counting from 0\) holds nan"),
+                 r"held\.npy: column \'2\', row 96 holds inf"),
+    "nan": ("nan.npy", UNSUPERVISED, r"nan\.npy: column \'4\', row 6 holds nan"),
     "text": ("text.npy", UNSUPERVISED,
              r"text\.npy: expected a 2-D numeric array, got shape \(2, 2\)"),
     "shards": ("mixed", [], r"mixed/b\.npy: 5 columns of float32, unlike .*mixed/a\.npy's 6 of"),

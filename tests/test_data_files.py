@@ -73,6 +73,21 @@ def test_image_folder_one_subfolder_per_class(tmp_path):
     assert X.shape == (3, 6) and shape == (2, 3)
 
 
+def test_image_folders_are_read_in_natural_order_as_shard_folders_are(tmp_path):
+    for name in ("img10.png", "img2.png", "img1.png"):
+        save_image(tmp_path / "flat" / name, np.full((2, 2), int(name[3:-4])))
+    dataset = load_dataset(tmp_path / "flat")
+    assert dataset.row_names == ["img1.png", "img2.png", "img10.png"]
+    assert np.asarray(dataset.features)[:, 0].tolist() == pytest.approx(
+        [1 / 255, 2 / 255, 10 / 255]
+    )
+    for label in ("10", "9"):
+        for name in ("b10.png", "b9.png"):
+            save_image(tmp_path / "classes" / label / name, np.zeros((2, 2)))
+    dataset = load_dataset(tmp_path / "classes")
+    assert dataset.row_names == ["9/b9.png", "9/b10.png", "10/b9.png", "10/b10.png"]
+
+
 def test_image_folder_errors_name_the_file(tmp_path):
     with pytest.raises(DataError, match="no such folder"):
         read_image_folder(tmp_path / "absent")

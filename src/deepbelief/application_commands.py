@@ -28,7 +28,8 @@ __all__ = ["denoise", "impute", "score"]
 
 def denoise(args) -> int:
     """``deepbelief denoise MODEL DATA -o OUT [--method M] [--steps K]``: the rows of DATA
-    cleaned by the model (in the data's own columns, or a PNG grid for image data)."""
+    cleaned by the model (in the data's own columns and, for ``.npy``, the array's own shape;
+    or a PNG grid for image data)."""
     from . import applications
 
     suffix = _suffix(
@@ -49,7 +50,10 @@ def denoise(args) -> int:
         estimator, X, method=args.method, steps=args.steps, noise=args.noise,
         noise_level=args.noise_level, random_state=args.seed,
     )  # fmt: skip
-    _write_rows(spec.restore(cleaned), args.output, spec, dataset.row_names)
+    cleaned = spec.restore(cleaned)
+    if suffix == ".npy" and dataset.row_shape:  # in the shape the rows came in: (n, 28, 28)
+        cleaned = np.asarray(cleaned).reshape(len(cleaned), *dataset.row_shape)
+    _write_rows(cleaned, args.output, spec, dataset.row_names)
     message = f"wrote {len(cleaned)} denoised rows ({args.method}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(cleaned), "method": args.method}
     return finish(args, message, None if suffix == "-" else payload)

@@ -54,7 +54,7 @@ from .model_dir import (
     write_json,
 )
 from .resources import check_device, check_memory, check_training_memory, sampling_memory
-from .streams import RowFile, column_stats, holds_rows, is_row_file, write_npy
+from .streams import RowFile, column_stats, file_position, holds_rows, is_row_file, write_npy
 
 log = logging.getLogger("deepbelief")
 
@@ -1313,13 +1313,13 @@ def _transform_rows(args, estimator, spec, output) -> tuple[int, int]:
             if bad.any():
                 row, column = (int(i) for i in np.argwhere(bad)[0])
                 raise DataError(
-                    f"{args.data}: row {start + row}, column {column} (counting from 0) holds "
+                    f"{args.data}: {file_position(start + row, column)} holds "
                     f"{block[row, column]}; remove or impute such values"
                 )
             frame = pd.DataFrame(block, columns=names)
             X = pre.transform(frame, str(args.data))
             if spec.preprocessor["scaling"] == "minmax":  # as InputSpec.features clips
-                found = spec.outside(frame, first_row=start)  # (rows counted from 0 here)
+                found = spec.outside(frame, first_row=start + 1)
                 if found is not None:
                     clipped[0] += found[0]
                     clipped[1] = clipped[1] or found[1]

@@ -1443,7 +1443,8 @@ def read_image_folder(folder: str | Path, size: tuple[int, int] | None = None):
 
 def image_files(folder: str | Path) -> list[tuple[str | None, Path]]:
     """The images of an image folder in the order :func:`read_image_folder` reads them:
-    ``(label, path)`` pairs sorted by label, then path, the label being the name of the class
+    ``(label, path)`` pairs sorted by label, then path, in natural order (``img2.png`` before
+    ``img10.png``, as shard files are), the label being the name of the class
     subfolder that holds the image (at any depth below it), or None for images directly in
     ``folder``. Hidden files and folders
     (``.ipynb_checkpoints``, macOS's ``._x.png``), other files and non-files are skipped.
@@ -1474,9 +1475,11 @@ def image_files(folder: str | Path) -> list[tuple[str | None, Path]]:
             f"{folder}: no images, neither in it nor in class subfolders "
             f"({', '.join(IMAGE_SUFFIXES)})"
         )
+    from .streams import natural_key
+
     if loose:
-        return [(None, f) for f in sorted(loose)]
-    return sorted(classes)
+        return [(None, f) for f in sorted(loose, key=lambda f: natural_key(str(f)))]
+    return sorted(classes, key=lambda c: (natural_key(c[0]), natural_key(str(c[1]))))
 
 
 def _images_in(where: Path, nested: bool = False) -> list[Path]:
@@ -1599,6 +1602,9 @@ class Dataset:
     row_names : list of str or None
         What each row is, where the data says: an image folder's file paths, relative to
         the folder (``"cats/a.png"``); None otherwise.
+    row_shape : tuple of int or None
+        The shape of one row as the array file held it, before it was flattened (``(28,
+        28)``, ``(1, 28, 28)``, ``(28, 28, 1)``); None for tables, folders and flat rows.
     """
 
     features: Any
@@ -1607,6 +1613,7 @@ class Dataset:
     image_shape: tuple[int, int] | None
     source: str
     row_names: list[str] | None = None
+    row_shape: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.features)
@@ -1739,6 +1746,7 @@ def load_dataset(
         if Path(labels_path).exists() and os.path.samefile(labels_path, path):
             raise DataError(f"{path}: given as both the data and its --labels; name each file")
         y = _read_labels(Path(labels_path), len(X), path)
+    row_shape = tuple(int(n) for n in X.shape[1:]) if X.ndim > 2 else None
     if X.ndim == 4 and X.shape[1] == 1:  # one channel first, (n, 1, H, W): grey images
         X = X[:, 0]
     elif X.ndim == 4 and X.shape[3] == 1:  # ... or last, (n, H, W, 1)
@@ -1757,6 +1765,7 @@ def load_dataset(
         "images" if images else "array",
         tuple(int(n) for n in X.shape[1:]) if images else None,
         str(path),
+        row_shape=row_shape,
     )
 
 

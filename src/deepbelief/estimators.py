@@ -22,7 +22,7 @@ from .nn.rbm import RBM as RBMModule
 from .nn.units import BernoulliUnits, Units, units_from_config, units_from_spec
 from .samplers import PT, Sampler, sampler_from_config
 from .settings import check, check_trainer_settings, integer, real
-from .streams import RowFile, column_stats, first_outside, is_row_file
+from .streams import RowFile, column_stats, file_position, first_outside, is_row_file
 from .training import Checkpoint, ProgressBar, RBMTrainer, make_generator, resolve_device
 
 log = logging.getLogger("deepbelief")
@@ -371,9 +371,9 @@ def prepare_row_file(spec, source: RowFile) -> tuple[Units, np.ndarray | None, n
     elif isinstance(visible, BernoulliUnits) and not inside:
         row, column, value = first_outside(source, 0.0, 1.0)
         raise DataError(
-            f"X does not fit bernoulli visible units: {source.path}: row {row}, column "
-            f"{column} (counting from 0) holds {value!r}, outside [0, 1] (scale the values to "
-            "[0, 1], or use gaussian visible units)"
+            f"X does not fit bernoulli visible units: {source.path}: "
+            f"{file_position(row, column)} holds {value!r}, outside [0, 1] (scale the values "
+            "to [0, 1], or use gaussian visible units)"
         )
     return visible, mean, scale
 

@@ -156,14 +156,15 @@ def shard_files(folder: Path) -> list[Path]:
             "folder of shards does not read (only the files directly in it); move them up, "
             "or give the subfolder"
         )
-    return sorted((p for p in entries if _is_npy(p)), key=lambda p: _natural_key(p.name))
+    return sorted((p for p in entries if _is_npy(p)), key=lambda p: natural_key(p.name))
 
 
 def _is_npy(path: Path) -> bool:
     return path.suffix.lower() == ".npy" and not path.name.startswith(".") and not path.is_dir()
 
 
-def _natural_key(name: str) -> list:
+def natural_key(name: str) -> list:
+    """A sort key that orders the numbers in names by value: ``img2.png`` before ``img10.png``."""
     return [(0, int(part), "") if part.isdigit() else (1, 0, part)
             for part in re.split(r"(\d+)", name)]  # fmt: skip
 
@@ -487,12 +488,12 @@ def _refuse_values(source: RowFile, n: int, block: torch.Tensor, sums: torch.Ten
     if not len(bad):
         column = int((~torch.isfinite(sums)).nonzero()[0])
         raise DataError(
-            f"{source.path}: column {column} (counting from 0) holds values too large to sum "
+            f"{source.path}: column '{column}' holds values too large to sum "
             "(beyond about 1e308 in all); scale them down"
         )
     row, column = (int(i) for i in bad[0])
     value = source.read(n + row, n + row + 1)[0, column]  # as the file holds it
-    where = f"{source.path}: row {source.rows.start + n + row}, column {column} (counting from 0)"
+    where = f"{source.path}: {file_position(source.rows.start + n + row, column)}"
     if np.isfinite(value):
         dtype = str(block.dtype).removeprefix("torch.")
         raise DataError(
@@ -503,6 +504,12 @@ def _refuse_values(source: RowFile, n: int, block: torch.Tensor, sums: torch.Ten
         f"{where} holds {value}; remove or impute such values first (rows read a block at a "
         "time are not imputed)"
     )
+
+
+def file_position(row: int, column: int) -> str:
+    """``"column '4', row 6"`` for a value at ``row`` and ``column`` counted from 0: as the
+    messages about a table's cells name them (columns by name, rows from 1)."""
+    return f"column '{column}', row {row + 1}"
 
 
 def first_outside(source: RowFile, low: float, high: float) -> tuple[int, int, float] | None:
