@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -196,10 +197,14 @@ def test_generative_model_samples_by_class_as_png_and_reports(rows, tmp_path, ca
     assert drawn["label"].isin(range(10)).all() and drawn["label"].nunique() > 1
     assert run(capsys, "sample", model, "-n", "4", "--label", "7", "-o", csv)[0] == 0
     assert (pd.read_csv(csv)["label"] == 7).all()
-    code, _, err = run(capsys, "report", model, "-o", tmp_path / "report")
+    code, out, err = run(capsys, "report", model, "-o", tmp_path / "report", "--json")
     assert code == 0, err
     html = (tmp_path / "report" / "report.html").read_text()
     assert "data:image/png;base64," in html and "filters" in html.lower()
+    assert "Samples of each class" in html  # a generative model's report had no samples
+    grid = __import__("matplotlib.image").image.imread(tmp_path / "report" / "samples.png")
+    assert grid.shape[0] == (10 * (8 + 1) + 1) * 4 and grid.std() > 0.01  # a row per class
+    assert str(tmp_path / "report" / "samples.png") in json.loads(out)["plots"]
     code, out, _ = run(capsys, "info", model, "--json")
     summary = json.loads(out)
     assert summary["model"] == "generative" and summary["classes"][:3] == ["0", "1", "2"]
@@ -210,6 +215,23 @@ def test_generative_model_samples_by_class_as_png_and_reports(rows, tmp_path, ca
                          "--log-likelihood")  # fmt: skip
     assert code == 0, err
     assert list(json.loads(out)) == ["log_likelihood_bound"]
+
+
+def test_the_report_of_an_unsupervised_image_model_shows_its_samples(tmp_path, capsys):
+    from sklearn.datasets import load_digits
+
+    X = load_digits().images[:300].astype(np.uint8) * 15  # (n, 8, 8) 8-bit images
+    np.save(tmp_path / "digits.npy", X)
+    model = tmp_path / "model"
+    argv = ["train", tmp_path / "digits.npy", "-o", model, "--layers", "16",
+            "--pretrain-epochs", "2", "--quiet"]  # fmt: skip
+    assert run(capsys, *argv)[0] == 0
+    code, out, err = run(capsys, "report", model, "-o", tmp_path / "report", "--json")
+    assert code == 0, err
+    assert "Samples from the model" in (tmp_path / "report" / "report.html").read_text()
+    grid = __import__("matplotlib.image").image.imread(tmp_path / "report" / "samples.png")
+    assert grid.shape[:2] == ((8 * (8 + 1) + 1) * 4,) * 2 and grid.std() > 0.01  # 8x8 tiles
+    assert [Path(p).name for p in json.loads(out)["plots"]][-2:] == ["filters.png", "samples.png"]
 
 
 def test_log_likelihood_of_a_classifier_is_refused_before_the_data_is_read(

@@ -37,7 +37,10 @@ def test_plot_filters_tiles_the_first_hidden_units(tmp_path):
     weight = np.random.RandomState(1).randn(16, 30)  # 4x4 inputs, 30 hidden units
     plot_filters(weight, (4, 4), tmp_path / "filters.png", n_filters=9)
     png = plt_image.imread(tmp_path / "filters.png")
-    assert png.shape[:2] == ((3 * 5 + 1) * 4,) * 2  # 3x3 tiles of 4x4 pixels, scale 4
+    # 3x3 tiles of 4x4 pixels, a 16-pixel grid: enlarged 15 times, to 240 pixels
+    assert png.shape[:2] == ((3 * 5 + 1) * 15,) * 2
+    plot_filters(weight, (4, 4), tmp_path / "many.png", n_filters=30)  # 5 rows of 6 tiles
+    assert plt_image.imread(tmp_path / "many.png").shape[:2] == (26 * 8, 31 * 8)
 
 
 # ------------------------------------------------------------------ learning curves

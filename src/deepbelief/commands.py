@@ -1527,6 +1527,8 @@ def write_model_report(
         images.append((path, "Confusion matrix on the held-out rows"))
     if spec.picture_shape:
         images += _first_layer_plots(estimator.dbn_.rbms[0], spec.picture_shape, folder)
+        if estimator_kind(estimator) in ("generative", "unsupervised"):
+            images.append(_model_samples(estimator, spec, folder / "samples.png"))
     images += list(extra)
     if images:
         sections.append({"heading": "Plots", "images": images})
@@ -1562,6 +1564,27 @@ def _first_layer_plots(rbm, image_shape, folder: Path) -> list:
         return []
     path = plot_filters(weight, tuple(image_shape), folder / "filters.png")
     return [(path, "First-layer filters")]
+
+
+#: The report's samples of a generative model: this many of each class (or, without classes,
+#: this many squared), each after this many Gibbs steps (``deepbelief sample``'s default).
+REPORT_SAMPLES, REPORT_GIBBS_STEPS = 8, 1000
+
+
+def _model_samples(estimator, spec, path: Path) -> tuple[Path, str]:
+    """A grid of the model's own samples of images, one row per class when it has labels."""
+    from .plots import plot_class_samples, save_image_grid, tile_images
+
+    steps = REPORT_GIBBS_STEPS
+    if estimator_kind(estimator) == "generative":
+        classes = list(estimator.classes_)
+        drawn = [estimator.sample(REPORT_SAMPLES, label=c, gibbs_steps=steps) for c in classes]
+        images = spec.restore(np.concatenate(drawn))
+        plot_class_samples(images, [str(c) for c in classes], spec.picture_shape, path)
+        return path, f"Samples of each class from the model ({steps:,} Gibbs steps)"
+    drawn = spec.restore(estimator.sample(REPORT_SAMPLES**2, gibbs_steps=steps))
+    save_image_grid(tile_images(drawn, spec.picture_shape), path)
+    return path, f"Samples from the model ({steps:,} Gibbs steps)"
 
 
 def _conv_samples(rbm, n: int, steps: int) -> np.ndarray:

@@ -107,7 +107,14 @@ def tile_images(images: np.ndarray, shape: tuple[int, int], columns: int | None 
     return grid
 
 
-def save_image_grid(grid: np.ndarray, path: str | os.PathLike, title: str | None = None, scale=4):
+#: A grid smaller than this (pixels, its longer side) is enlarged to it (a few 5x5 filters of
+#: a conv layer made a 76-pixel image at four screen pixels per grid pixel).
+SMALLEST_GRID_PIXELS = 240
+
+
+def save_image_grid(
+    grid: np.ndarray, path: str | os.PathLike, title: str | None = None, scale="auto"
+):
     """Write a 2-D array in [0, 1] to ``path`` as a grey-scale PNG (atomically).
 
     Parameters
@@ -118,8 +125,9 @@ def save_image_grid(grid: np.ndarray, path: str | os.PathLike, title: str | None
         The PNG file to write; its folder must exist.
     title : str, optional
         Text centred in a 0.3-inch (30-pixel) band above the image.
-    scale : int, default 4
-        Screen pixels per grid pixel.
+    scale : int or "auto", default "auto"
+        Screen pixels per grid pixel; "auto": 4, or more for a grid whose longer side would
+        be under :data:`SMALLEST_GRID_PIXELS`.
 
     Returns
     -------
@@ -128,6 +136,8 @@ def save_image_grid(grid: np.ndarray, path: str | os.PathLike, title: str | None
         title) pixels high.
     """
     height, width = grid.shape
+    if scale == "auto":
+        scale = max(4, math.ceil(SMALLEST_GRID_PIXELS / max(height, width)))
     band = 30 if title else 0  # pixels of title band above the image
     image_height = height * scale
     fig = _figure(figsize=(_inches(width * scale), _inches(image_height + band)))
