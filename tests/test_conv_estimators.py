@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 import torch
+from conftest import SEED
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, train_test_split
@@ -55,6 +56,44 @@ def test_a_conv_classifier_learns_digits_from_images(fitted, digits_split):
     conv = fitted.network_[1]
     assert conv.weight is fitted.dbn_.rbms[0].weight  # the CNN's filters are the conv RBM's
     assert conv.bias is fitted.dbn_.rbms[0].map_bias
+
+
+def test_the_auto_rate_of_a_dense_layer_on_a_conv_layer_is_lower():
+    """The conv layer's pooled units (thousands, mostly on) drove the dense RBM above them
+    at 0.1 to switch its units off; it takes 0.01, the layers above it 0.1 again."""
+    clf = DBNClassifier(conv_layers=[(4, 5, 2)], hidden_layers=(16, 8), image_shape=(1, 12, 12))
+    from deepbelief.nn.dbn import ConvDBN
+
+    dbn = ConvDBN.from_specs((1, 12, 12), [(4, 5, 2)], [16, 8], "bernoulli", "bernoulli")
+    rates = [settings["learning_rate"] for settings in clf._layer_settings(dbn)]
+    assert rates == [0.5 / 64, 0.01, 0.1]
+
+
+@pytest.mark.stochastic
+def test_the_default_conv_classifier_learns_mnist_images(mnist_dir):
+    """On 1,000 MNIST images a conv classifier with the default rates stayed at chance
+    (0.10-0.13 over three seeds; 0.87-0.89 now): the dense RBM above the conv layer had
+    switched its units off."""
+    from deepbelief.data import load_mnist
+
+    X, y = load_mnist(mnist_dir, "train")
+    quick = dict(conv_layers=[(8, 5, 2)], hidden_layers=(64,), pretrain_epochs=5, epochs=20)
+    clf = DBNClassifier(**quick, random_state=SEED).fit(X[:1000].reshape(-1, 28, 28), y[:1000])
+    assert clf.score(X[1000:2000].reshape(-1, 28, 28), y[1000:2000]) >= 0.75
+
+
+def test_a_dead_dense_layer_above_a_conv_layer_is_found():
+    from deepbelief.dbn_estimators import _first_constant_layer
+    from deepbelief.nn.dbn import ConvDBN
+
+    seeded = torch.Generator().manual_seed(0)
+    dbn = ConvDBN.from_specs((1, 8, 8), [(4, 3, 2)], [6], "bernoulli", "bernoulli")
+    dbn.random_init_(seeded)
+    rows = torch.rand(40, 64, generator=torch.Generator().manual_seed(1))
+    assert _first_constant_layer(dbn, rows) is None
+    with torch.no_grad():
+        dbn.rbms[1].hidden_bias.fill_(-30.0)  # every unit off, whatever its input
+    assert _first_constant_layer(dbn, rows) == 1
 
 
 def test_images_flat_rows_and_channels_give_the_same_predictions(fitted, digits_split):

@@ -236,7 +236,12 @@ RESTART_ADVICE = "delete it (or pass another path) to start afresh"
 
 
 def _constant_advice(dbn) -> str:
-    """What to do about constant features, for Bernoulli visible units."""
+    """What to do about constant features: for a conv stack, a lower rate; for Bernoulli
+    visible units, Gaussian ones."""
+    if isinstance(dbn, ConvDBN):
+        return (
+            "; a lower pretraining learning rate (pretrain_learning_rate; --pretrain-lr) may help"
+        )
     if not isinstance(dbn.input_units, BernoulliUnits):
         return ""
     return (
@@ -246,11 +251,12 @@ def _constant_advice(dbn) -> str:
     )
 
 
+@torch.no_grad()
 def _first_constant_layer(dbn, X) -> int | None:
     """The index of the first of ``dbn``'s dense RBMs of binary hidden units whose features
     vary less than :data:`CONSTANT_FEATURES` over rows of ``X`` (at most
     :data:`CONSTANT_CHECK_ROWS`, spread over it); None when there is none."""
-    if isinstance(dbn, ConvDBN) or dbn.n_labels:
+    if dbn.n_labels:
         return None
     rows = spread_rows(X, CONSTANT_CHECK_ROWS)
     x = rows[:] if is_row_file(rows) else rows
@@ -590,7 +596,7 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
 
     def _layer_settings(self, dbn: DBNModule) -> list[dict]:
         rates = []
-        for rbm in dbn.rbms:
+        for i, rbm in enumerate(dbn.rbms):
             if isinstance(rbm, ConvRBM):  # a filter's gradient sums over every position
                 positions = rbm.map_shape[0] * rbm.map_shape[1]
                 rates.append((0.5 if rbm.visible.name == "bernoulli" else 0.05) / positions)
@@ -599,7 +605,8 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
                 [u for u, _ in rbm.visible.parts] if rbm.visible.name == "mixed" else [rbm.visible]
             )
             binary = all(isinstance(u, BernoulliUnits) or u.discrete for u in parts)
-            rates.append(0.1 if binary else 0.01)
+            above_conv = i > 0 and isinstance(dbn.rbms[i - 1], ConvRBM)
+            rates.append(0.1 if binary and not above_conv else 0.01)
         return self._layer_settings_for(rates)
 
     def _layer_settings_for(self, auto_rates: list[float]) -> list[dict]:
@@ -1320,9 +1327,10 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         False starts fine-tuning from random weights (for comparison).
     pretrain_epochs, pretrain_learning_rate, pretrain_batch_size, sampler, k :
         Settings of every layer's RBM training ("auto" learning rate: 0.1 for binary inputs,
-        0.01 for Gaussian ones, a conv layer's 0.5 (Gaussian: 0.05) divided by the positions of
-        a feature map, since a filter's gradient sums over them; ``pretrain_epochs`` may list
-        one count per layer, conv layers first).
+        0.01 for Gaussian ones and for the dense layer on a conv layer's pooled units (mostly
+        on, thousands of them: at 0.1 it switched its units off), a conv layer's 0.5
+        (Gaussian: 0.05) divided by the positions of a feature map, since a filter's gradient
+        sums over them; ``pretrain_epochs`` may list one count per layer, conv layers first).
     centering : bool, default False
         Centered gradients in every layer's RBM training (Melchior et al. 2016; see
         :class:`deepbelief.training.RBMTrainer`).
