@@ -1546,20 +1546,16 @@ def _conv_words(conv: dict | None) -> str:
 
 
 def _first_layer_plots(rbm, image_shape, folder: Path) -> list:
-    """The first layer's filters and, for a conv layer, samples of its own model (16 Gibbs
-    chains of 1,000 steps from random images)."""
-    from .plots import plot_filters, save_image_grid, tile_images
+    """The first layer's filters. (Not a conv layer's samples: conv layers belong to
+    classifiers and regressors, whose fine-tuning leaves the layer no model of the images;
+    its Gibbs chains drew stripes.)"""
+    from .plots import plot_filters
 
     weight = rbm.weight.detach().cpu().numpy()
     if weight.ndim == 4:  # a conv RBM: (filters, channels, height, width), the first channel
         tiles = weight[:, 0].reshape(len(weight), -1).T
         path = plot_filters(tiles, weight.shape[2:], folder / "filters.png")
-        samples = _conv_samples(rbm, 16, 1000)
-        grid = save_image_grid(tile_images(samples, tuple(image_shape)), folder / "samples.png")
-        return [
-            (path, "First conv layer's filters"),
-            (grid, "Samples of the first conv layer's model (1,000 Gibbs steps)"),
-        ]
+        return [(path, "First conv layer's filters")]
     if weight.shape[0] != int(np.prod(image_shape)):
         return []
     path = plot_filters(weight, tuple(image_shape), folder / "filters.png")
@@ -1585,18 +1581,6 @@ def _model_samples(estimator, spec, path: Path) -> tuple[Path, str]:
     drawn = spec.restore(estimator.sample(REPORT_SAMPLES**2, gibbs_steps=steps))
     save_image_grid(tile_images(drawn, spec.picture_shape), path)
     return path, f"Samples from the model ({steps:,} Gibbs steps)"
-
-
-def _conv_samples(rbm, n: int, steps: int) -> np.ndarray:
-    """Mean images of ``n`` Gibbs chains of ``rbm`` after ``steps`` steps (seeded)."""
-    import torch
-
-    from .samplers import random_visible
-
-    with torch.no_grad():
-        generator = torch.Generator(rbm.weight.device).manual_seed(0)
-        v = rbm.gibbs(random_visible(rbm, n, generator), steps, generator=generator)
-        return rbm.visible_mean(rbm.sample_hidden(v, generator=generator)).cpu().numpy()
 
 
 def _model_facts(summary: dict) -> dict:
