@@ -15,7 +15,7 @@ import torch
 import deepbelief
 from deepbelief.cli import main
 from deepbelief.data import load_dataset
-from deepbelief.model_dir import load_model
+from deepbelief.model_dir import load_model, read_card
 
 FAST = ["--layers", "16", "--pretrain-epochs", "3", "--epochs", "30", "--quiet"]
 
@@ -697,6 +697,29 @@ def test_the_same_pixels_give_the_same_predictions_in_any_container(tmp_path, ca
     assert {(c["offset"], c["scale"]) for c in card["input"]["preprocessor"]["columns"]} == {
         (0.0, 240.0)
     }
+
+
+def test_faint_8_bit_values_are_stretched_to_reach_1(tmp_path, capsys):
+    """scikit-learn's digits as uint8 (0 to 16) were divided by 255 and taken as they were,
+    at most 0.063: the classifier was at chance (0.08); in memory and streamed alike."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    pixels = X.astype(np.uint8).reshape(-1, 8, 8)  # 0..16
+    np.savez(tmp_path / "train.npz", X=pixels[:800], y=y[:800])
+    np.savez(tmp_path / "test.npz", X=pixels[800:1200], y=y[800:1200])
+    quick = ["--layers", "64", "--pretrain-epochs", "5", "--epochs", "30", "--quiet"]
+    assert main(["train", str(tmp_path / "train.npz"), "-o", str(tmp_path / "m"), *quick]) == 0
+    columns = read_card(tmp_path / "m")["input"]["preprocessor"]["columns"]
+    assert {(c["offset"], round(c["scale"] * 255, 4)) for c in columns} == {(0.0, 16.0)}
+    code, out, err = run(capsys, "evaluate", tmp_path / "m", tmp_path / "test.npz", "--json")
+    assert code == 0 and json.loads(out)["accuracy"] > 0.85, err
+    np.save(tmp_path / "rows.npy", pixels[:300].reshape(300, -1))  # streamed: the same rule
+    argv = ["train", tmp_path / "rows.npy", "--model", "unsupervised", "-o", tmp_path / "u",
+            "--layers", "8", "--pretrain-epochs", "1", "--quiet"]  # fmt: skip
+    assert main([str(a) for a in argv]) == 0
+    columns = read_card(tmp_path / "u")["input"]["preprocessor"]["columns"]
+    assert {(c["offset"], c["scale"]) for c in columns} == {(0.0, 16.0)}
 
 
 def test_labels_given_for_data_that_holds_its_own_are_refused(tmp_path, capsys):

@@ -47,6 +47,7 @@ from .model_dir import (
     MODEL_FILE,
     RUN_FILE,
     InputSpec,
+    faint_scale,
     load_model,
     read_json,
     save_model,
@@ -376,10 +377,12 @@ def _streamed_data(settings):
         stats = column_stats(rows)  # DataError: a value that is not finite, by row and column
         offsets = stats["min"]
         scales = np.where(stats["max"] > offsets, stats["max"] - offsets, 1.0)
+        top = float(stats["max"].max())
         if rows.file_dtype == np.uint8:  # 8-bit pixels: over 255, as read into memory
-            offsets, scales = np.zeros_like(offsets), np.full_like(scales, 255.0)
-        elif offsets.min() >= 0 and stats["max"].max() <= 1:  # as they are (as in memory)
-            offsets, scales = np.zeros_like(offsets), np.ones_like(scales)
+            scale = 255.0 * faint_scale(top / 255.0)
+            offsets, scales = np.zeros_like(offsets), np.full_like(scales, scale)
+        elif offsets.min() >= 0 and top <= 1:  # as they are (as in memory)
+            offsets, scales = np.zeros_like(offsets), np.full_like(scales, faint_scale(top))
         scaling, scale_rows = "minmax", _minmax(offsets, scales)
     train = RowFile(path, rows=range(n - held), transform=scale_rows)
     held_out = RowFile(path, rows=range(n - held, n), transform=scale_rows)

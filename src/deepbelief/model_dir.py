@@ -217,18 +217,31 @@ class InputSpec:
         return out
 
 
+#: Rows in [0, 1] whose largest value is below this are stretched to reach 1 (one scale for
+#: every column): 8-bit digits of 0 to 16, over 255, reached 0.063, and Bernoulli units on
+#: such faint rows learned nothing (a classifier at chance, 0.08).
+FAINT_MAXIMUM = 0.5
+
+
+def faint_scale(high: float) -> float:
+    """The one scale of rows in [0, 1] whose largest value is ``high``: itself when the rows
+    are faint (below :data:`FAINT_MAXIMUM`), else 1 (taken as they are)."""
+    return high if 0.0 < high < FAINT_MAXIMUM else 1.0
+
+
 def _one_scale_for_pixels(pre: TablePreprocessor, dataset) -> None:
     """Rows of an array or images for Bernoulli units: values already in [0, 1] are taken as
-    they are (as the Python API takes them), other images share one offset and scale (their
-    smallest and largest value); other arrays keep a scale per column. Each pixel used to get
-    its own min-max scale: a pixel rarely inked in training was amplified up to 7x and a new
-    image's ink clipped, and the same images stored as uint8 rows and as IDX were scaled
+    they are (as the Python API takes them; faint ones stretched by one scale to reach 1,
+    :func:`faint_scale`), other images share one offset and scale (their smallest and
+    largest value); other arrays keep a scale per column. Each pixel used to get its own
+    min-max scale: a pixel rarely inked in training was amplified up to 7x and a new image's
+    ink clipped, and the same images stored as uint8 rows and as IDX were scaled
     differently (a model of one was at chance on the other)."""
     values = np.asarray(dataset.features)
     with np.errstate(invalid="ignore"):
         low, high = float(np.nanmin(values)), float(np.nanmax(values))
     if 0.0 <= low and high <= 1.0:
-        offset, scale = 0.0, 1.0
+        offset, scale = 0.0, faint_scale(high)
     elif dataset.kind == "images":
         offset, scale = low, (high - low) or 1.0
     else:
