@@ -374,6 +374,13 @@ def test_relu_mean_is_finite_for_extreme_inputs():
     assert got[3].item() == pytest.approx(50.0) and got[4].item() == pytest.approx(1000.0)
 
 
+def test_relu_mean_is_never_negative_in_float32():
+    """Rounding made it -3e-8 near x = -2 (121 of these inputs); a stack of ReLU layers
+    then refused its own features ("values must be >= 0 for ReLU units")."""
+    got = ReLUUnits().mean(torch.linspace(-40.0, 5.0, 100_001))
+    assert got.min() >= 0.0
+
+
 @pytest.mark.stochastic
 def test_relu_sample_moments(seed):
     xs = [-2.0, 0.0, 1.5, 4.0]

@@ -251,7 +251,9 @@ class ReLUUnits(Units):
         z = x / std
         cdf = torch.special.ndtr(z)
         pdf = torch.exp(-0.5 * z**2) / math.sqrt(2 * math.pi)
-        return x * cdf + std * pdf
+        # >= 0 in exact arithmetic; rounding left -3e-8 near x = -2, which the next RBM's
+        # ReLU visible units refused ("values must be >= 0") in a stack of ReLU layers
+        return (x * cdf + std * pdf).clamp_min_(0.0)
 
     def sample(self, x, logvar=None, generator=None):
         return torch.relu(x + torch.sigmoid(x).sqrt() * _randn_like(x, generator))
