@@ -10,7 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import command
+from conftest import SEED, command
 from sklearn.datasets import load_iris
 
 from deepbelief import DBNClassifier, DBNRegressor, load
@@ -55,6 +55,39 @@ def test_explicit_values_win_over_the_preset_which_wins_over_the_size_rule():
         resolve(DBNClassifier(time_budget=60).get_params(), "classification", 10)["time_budget"]
         == 60
     )
+
+
+def test_the_auto_learning_rate_follows_the_optimizer_and_the_hidden_units():
+    """A classifier given optimizer="adam" fine-tuned with Adam at SGD's 0.1; Gaussian
+    (linear) hidden units diverged in pretraining at 0.01 and in fine-tuning at 0.1."""
+
+    def rate(task, **params):
+        estimator = DBNClassifier(**params) if task == "classification" else DBNRegressor(**params)
+        return resolve(estimator.get_params(), task, 500)["learning_rate"]
+
+    assert rate("classification") == 0.1 and rate("regression") == 0.01
+    assert rate("classification", optimizer="adam") == 0.001
+    assert rate("regression", optimizer="sgd") == 0.1
+    assert rate("classification", hidden="gaussian") == 0.01
+    assert rate("classification", hidden=["bernoulli", "gaussian"]) == 0.01
+    assert rate("classification", hidden="gaussian", learning_rate=0.2) == 0.2  # given: kept
+    assert rate("classification", preset="srivastava2014", hidden="gaussian") == 0.25  # preset's
+    from deepbelief.nn import DBN as DBNModule
+
+    dbn = DBNModule.from_sizes([8, 6, 4], hidden="gaussian")
+    layers = DBNClassifier(hidden="gaussian")._layer_settings(dbn)
+    assert [layer["learning_rate"] for layer in layers] == [0.001, 0.001]
+
+
+@pytest.mark.stochastic
+def test_a_classifier_of_gaussian_hidden_units_trains():
+    """It diverged (DivergenceError) with the rates of binary units."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    clf = DBNClassifier(hidden="gaussian", hidden_layers=(64, 64), random_state=SEED)
+    clf.fit(X[:900] / 16, y[:900])
+    assert clf.score(X[900:1300] / 16, y[900:1300]) > 0.85
 
 
 def test_an_unknown_preset_is_refused_before_any_data(iris):

@@ -83,7 +83,15 @@ from .nn.dbn import DBN as DBNModule
 from .nn.dbn import ConvDBN
 from .nn.units import BernoulliUnits, GaussianUnits
 from .progress import pretrain_desc, progress_callbacks
-from .recipes import PRESETS, PRETRAIN_SHARE, Deadline, TimeBudget, check_preset, resolve
+from .recipes import (
+    PRESETS,
+    PRETRAIN_SHARE,
+    Deadline,
+    TimeBudget,
+    auto_learning_rate,
+    check_preset,
+    resolve,
+)
 from .settings import (
     FLAG,
     OPTIMIZERS,
@@ -606,7 +614,10 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             )
             binary = all(isinstance(u, BernoulliUnits) or u.discrete for u in parts)
             above_conv = i > 0 and isinstance(dbn.rbms[i - 1], ConvRBM)
-            rates.append(0.1 if binary and not above_conv else 0.01)
+            if rbm.hidden.name == "gaussian":  # linear units: two orders lower (Hinton's guide)
+                rates.append(0.001)
+            else:
+                rates.append(0.1 if binary and not above_conv else 0.01)
         return self._layer_settings_for(rates)
 
     def _layer_settings_for(self, auto_rates: list[float]) -> list[dict]:
@@ -1196,14 +1207,15 @@ class _SupervisedDBN(_DBNBase):
         return bool(value)
 
     def _optimizer_settings(self) -> tuple[str, float]:
-        """``"auto"``: SGD with learning rate 0.1 for classification (cross-entropy), Adam
-        with 0.01 for regression (squared error on standardised targets, where plain SGD at
-        0.1 diverges and at 0.01 stalls on small data)."""
-        auto = {"classification": ("sgd", 0.1), "regression": ("adam", 0.01)}[self._task]
-        optimizer = auto[0] if self._s("optimizer") == "auto" else self._s("optimizer")
-        default_lr = auto[1] if optimizer == auto[0] else {"sgd": 0.1, "adam": 0.001}[optimizer]
-        given = self._s("learning_rate")
-        learning_rate = default_lr if given == "auto" else given
+        """``"auto"``: SGD for classification (cross-entropy), Adam for regression (squared
+        error on standardised targets, where plain SGD at 0.1 diverges and at 0.01 stalls on
+        small data), at :func:`deepbelief.recipes.auto_learning_rate`'s rate."""
+        optimizer = self._s("optimizer")
+        if optimizer == "auto":
+            optimizer = "adam" if self._task == "regression" else "sgd"
+        learning_rate = self._s("learning_rate")
+        if learning_rate == "auto":
+            learning_rate = auto_learning_rate(self._task, optimizer, self.hidden)
         return optimizer, learning_rate
 
     def __getstate__(self):
@@ -1328,7 +1340,8 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
     pretrain_epochs, pretrain_learning_rate, pretrain_batch_size, sampler, k :
         Settings of every layer's RBM training ("auto" learning rate: 0.1 for binary inputs,
         0.01 for Gaussian ones and for the dense layer on a conv layer's pooled units (mostly
-        on, thousands of them: at 0.1 it switched its units off), a conv layer's 0.5
+        on, thousands of them: at 0.1 it switched its units off), 0.001 for Gaussian (linear)
+        hidden units, which diverged at 0.01, a conv layer's 0.5
         (Gaussian: 0.05) divided by the positions of a feature map, since a filter's gradient
         sums over them; ``pretrain_epochs`` may list one count per layer, conv layers first).
     centering : bool, default False
@@ -1353,7 +1366,9 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         stopping, ``epochs`` is the most the search runs).
     optimizer : {"auto", "sgd", "adam"}, default "auto"
     learning_rate : float or "auto", default "auto"
-        "auto": SGD at 0.1 for classification, Adam at 0.01 for regression.
+        "auto": SGD at 0.1 for classification (0.01 with Gaussian hidden units, whose linear
+        layers diverged at 0.1), Adam at 0.01 for regression; an optimizer other than the
+        task's own at its usual rate (SGD 0.1, Adam 0.001).
     dropout, input_dropout : float or "auto", default "auto"
         Dropout on hidden layers and on the input during fine-tuning.
     max_norm : float, optional

@@ -150,7 +150,7 @@ def size_settings(task: str, n_rows: int) -> dict:
         epochs=epochs,
         batch_size=50 if large else 32,
         optimizer="adam" if regression else "sgd",
-        learning_rate=0.01 if regression else 0.1,
+        learning_rate=auto_learning_rate(task, "adam" if regression else "sgd"),
         dropout=0.3 if regression else 0.2,
         input_dropout=0.0,
         lr_schedule="linear" if large else "constant",
@@ -160,6 +160,25 @@ def size_settings(task: str, n_rows: int) -> dict:
         mixed_precision=False,
         time_budget=None,
     )
+
+
+def auto_learning_rate(task: str, optimizer: str, hidden=None) -> float:
+    """The fine-tuning rate of ``optimizer`` when the learning rate is "auto": SGD at 0.1
+    for classification (0.01 through Gaussian hidden layers, which are linear and diverged
+    at 0.1) and Adam at 0.01 for regression, the task's own optimizers; otherwise SGD's
+    usual 0.1 and Adam's 0.001 (a classifier's Adam ran at SGD's 0.1)."""
+    if task == "classification" and optimizer == "sgd":
+        return 0.01 if linear_hidden(hidden) else 0.1
+    if task == "regression" and optimizer == "adam":
+        return 0.01
+    return {"sgd": 0.1, "adam": 0.001}[optimizer]
+
+
+def linear_hidden(hidden) -> bool:
+    """Whether ``hidden`` (a unit type or Units, or a list of them, one per layer) names
+    Gaussian (linear) units."""
+    kinds = hidden if isinstance(hidden, (list, tuple)) else [hidden]
+    return any(getattr(kind, "name", kind) == "gaussian" for kind in kinds)
 
 
 def resolve(params: dict, task: str, n_rows: int) -> dict:
@@ -186,6 +205,8 @@ def resolve(params: dict, task: str, n_rows: int) -> dict:
     for name, value in defaults.items():
         if name in out and _is_auto(out[name]):
             out[name] = value
+    if _is_auto(params.get("learning_rate")) and "learning_rate" not in preset:
+        out["learning_rate"] = auto_learning_rate(task, out["optimizer"], params.get("hidden"))
     if _is_auto(params.get("n_iter_no_change")) and "n_iter_no_change" not in preset:
         out["n_iter_no_change"] = max(20, out["epochs"] // 2)  # of the epochs run, given or not
     for name in ("time_budget", "conv_layers"):  # None unless given: the preset's
