@@ -343,7 +343,7 @@ def _add_train(p) -> None:
         "--pretrain-lr",
         type=positive_float,
         help="RBM learning rate (default: by unit type: 0.1 for binary inputs, 0.01 for "
-        "real-valued ones)",
+        "real-valued ones and for the layer on conv layers, 0.001 for gaussian hidden units)",
     )
     g.add_argument(
         "--pretrain-batch-size",
@@ -390,8 +390,9 @@ def _add_train(p) -> None:
     f.add_argument(
         "--lr",
         type=positive_float,
-        help="learning rate (default: by optimizer and task: 0.1 for sgd, 0.01 for adam on "
-        "regression, 0.001 for adam on classification; 0.1 with --model generative)",
+        help="learning rate (default: by optimizer and task: 0.1 for sgd (0.01 through "
+        "--hidden gaussian), 0.01 for adam on regression, 0.001 for adam on classification; "
+        "0.1 with --model generative)",
     )
     f.add_argument("--momentum", type=fraction, default=0.9, help="SGD momentum")
     f.add_argument(
