@@ -387,8 +387,13 @@ def test_a_resume_whose_data_changed_is_refused_in_one_line_with_the_commands_ad
 
     monkeypatch.setattr(loop_module, "call", interrupt_after_two_updates)
     model = tmp_path / "m"
-    code, _, _ = run(capsys, "train", data, "-o", model, *TINY[:-1], "--pretrain-epochs", "3")
+    code, _, err = run(capsys, "train", data, "-o", model, *TINY[:-1], "--pretrain-epochs", "3")
     assert code == 130 and (model / "checkpoint.safetensors").exists()
+    resume = f"`deepbelief train --resume {model}` continues"  # (it said "interrupted" alone)
+    assert err.splitlines()[-1] == f"deepbelief: interrupted; {resume} from its last checkpoint"
+    for argv in (["info", model], ["evaluate", model, data]):  # "not a model folder"
+        code, _, err = run(capsys, *argv)
+        one_line(code, err, "holds a training run that has not finished", resume)
     monkeypatch.setattr(loop_module, "call", call)
     data.write_text(data.read_text() + "0.1,0.2,0.3,0.4,up\n")  # one row more
     code, _, err = run(capsys, "train", "--resume", model)

@@ -748,7 +748,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str]) -> int:
     _DEFERRED.clear()
     debug = "--debug" in argv
-    joined = False
+    joined, args = False, None
     try:
         try:
             args = _parse(argv)
@@ -782,7 +782,7 @@ def _main(argv: list[str]) -> int:
         is_main = getattr(distributed, "is_main", lambda: True)
         if is_main():  # one line for a distributed run, not one per process
             detail = f" {exc}" if str(exc) else ""  # e.g. before training began
-            print(f"deepbelief: interrupted{detail}", file=sys.stderr)
+            print(f"deepbelief: interrupted{detail}{_resume_hint(args)}", file=sys.stderr)
         return 128 + _signal_number(exc)
     except SystemExit as exc:  # --help, --version
         return exc.code if isinstance(exc.code, int) else 0
@@ -802,6 +802,18 @@ def _main(argv: list[str]) -> int:
             from . import distributed
 
             distributed.leave()
+
+
+def _resume_hint(args) -> str:
+    """How to continue an interrupted ``train`` that left its checkpoint, else ``""``. (Not
+    imported here, as in the handler: a training run has imported the model folders.)"""
+    model_dir = sys.modules.get(f"{__package__}.model_dir")
+    folder = getattr(args, "resume", None) or getattr(args, "output", None)
+    if getattr(args, "command", None) != "train" or folder is None or model_dir is None:
+        return ""
+    if not (Path(folder) / model_dir.CHECKPOINT_FILE).exists():
+        return ""
+    return f"; `deepbelief train --resume {folder}` continues from its last checkpoint"
 
 
 def _signal_number(exc: BaseException) -> int:

@@ -349,6 +349,11 @@ def load_model(directory: Path):
         what = "is a file, not a model directory" if directory.exists() else "no such directory"
         raise ModelFileError(f"{directory}: {what}")
     if not (directory / CARD_FILE).exists() and not (directory / MODEL_FILE).exists():
+        if (directory / CHECKPOINT_FILE).exists():
+            raise ModelFileError(
+                f"{directory}: holds a training run that has not finished, no model yet: "
+                f"`deepbelief train --resume {directory}` continues it"
+            )
         raise ModelFileError(
             f"{directory}: not a model folder (no {CARD_FILE}): give the folder train -o wrote"
         )
