@@ -173,6 +173,19 @@ def test_no_command_writes_over_its_own_input(ws, capsys, monkeypatch, command, 
     assert snapshot(ws) == before
 
 
+def test_a_report_is_refused_standard_output_and_another_models_folder(ws, capsys, monkeypatch):
+    """``report -o -`` made a folder named "-"; ``-o OTHER_MODEL`` wrote the report beside
+    another model, where a later ``train --overwrite`` left it describing the old one."""
+    before = snapshot(ws)
+    no_work(monkeypatch)
+    code, _, err = run(capsys, "report", ws / "model", "-o", "-")
+    one_line(code, err, "-o -", "a report is a folder")
+    assert not Path("-").exists()
+    code, _, err = run(capsys, "report", ws / "model", "-o", ws / "umodel")
+    one_line(code, err, ws / "umodel", "holds a model", "a folder of its own")
+    assert snapshot(ws) == before
+
+
 def test_predict_refuses_an_output_named_for_another_format_and_option_clashes_first(
     ws, tmp_path, capsys, monkeypatch
 ):

@@ -1446,7 +1446,14 @@ def info(args) -> int:
 
 def report(args) -> int:
     """``deepbelief report MODEL -o DIR``: report.html and its PNG plots."""
+    if str(args.output) == "-":
+        raise UsageError("-o -: a report is a folder (report.html and its plots); name one")
     output_folder(args.output, REPORT_FILES, inputs=(args.model,))
+    if any((args.output / name).exists() for name in (CARD_FILE, MODEL_FILE, CHECKPOINT_FILE)):
+        raise UsageError(
+            f"{args.output}: holds a model (a later train --overwrite would leave the report "
+            "beside another model); give the report a folder of its own"
+        )
     _check_report_folder(args.output, args.overwrite)
     check_input_path(args.model, "MODEL")
     estimator, card, spec = load_model(args.model)
