@@ -207,7 +207,11 @@ def test_generative_model_samples_by_class_as_png_and_reports(rows, tmp_path, ca
     assert str(tmp_path / "report" / "samples.png") in json.loads(out)["plots"]
     code, out, _ = run(capsys, "info", model, "--json")
     summary = json.loads(out)
-    assert summary["model"] == "generative" and summary["classes"][:3] == ["0", "1", "2"]
+    assert summary["model"] == "generative" and summary["classes"] == list(range(10))
+    # the classes as predict --json gives them (evaluate and info gave strings: "0", "1" ...)
+    predicted = json.loads(run(capsys, "predict", model, tmp_path / "digits.npz", "--json")[1])
+    scored = json.loads(run(capsys, "evaluate", model, tmp_path / "digits.npz", "--json")[1])
+    assert predicted["classes"] == scored["classes"] == summary["classes"]
     assert [layer["hidden"] for layer in summary["layers"]] == [32, 64]
     # the bound of rows without their labels: the bound alone (it used to ask for the labels)
     np.save(tmp_path / "images.npy", X[500:540].reshape(-1, *train.shape[1:]))

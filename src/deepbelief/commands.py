@@ -417,10 +417,6 @@ def _training_choices(estimator) -> dict:
     return out
 
 
-def _json_value(value):
-    return list(value) if isinstance(value, tuple) else value
-
-
 def _card(task, estimator, spec, data, n_train, n_held_out, seconds, metrics) -> dict:
     """The model card's body (:func:`deepbelief.model_dir.save_model` adds the header)."""
     return {
@@ -806,7 +802,7 @@ def score(estimator, task: str, X: np.ndarray, y, source: str = "data") -> dict:
             "accuracy": float(np.mean(predicted == codes)),
             "f1_macro": float(metrics.f1_score(codes, predicted, average="macro")),
             "log_loss": float(metrics.log_loss(codes, proba, labels=range(len(classes)))),
-            "classes": [str(c) for c in classes],
+            "classes": [_json_value(c) for c in classes],  # as predict --json gives them
             "confusion_matrix": metrics.confusion_matrix(
                 codes, predicted, labels=range(len(classes))
             ).tolist(),
@@ -1147,7 +1143,7 @@ def sample(args) -> int:
         plot_class_samples(images, [str(c) for c in labels], spec.picture_shape, args.output)
         message = f"wrote {draws} samples ({args.n} of each of {len(labels)} classes) to "
         payload = {"output": str(args.output), "samples": draws, "per_class": args.n,
-                   "classes": [str(c) for c in labels]}  # fmt: skip
+                   "classes": [_json_value(c) for c in labels]}  # fmt: skip
         return finish(args, message + _where(args.output), payload)
     label = _label(estimator, args.label) if args.label is not None else None
     class_column = None
@@ -1410,7 +1406,7 @@ def describe(estimator, card: dict) -> dict:
 
 def _class_names(estimator):
     classes = getattr(estimator, "classes_", None)
-    return None if classes is None else [str(c) for c in classes]
+    return None if classes is None else [_json_value(c) for c in classes]
 
 
 def info(args) -> int:
