@@ -208,6 +208,11 @@ def test_generative_model_samples_by_class_as_png_and_reports(rows, tmp_path, ca
     code, out, _ = run(capsys, "info", model, "--json")
     summary = json.loads(out)
     assert summary["model"] == "generative" and summary["classes"] == list(range(10))
+    assert summary["fine_tuning"]["epochs"] == 0  # its training after pretraining, by phase:
+    assert summary["label_training"]["epochs"] > 0 and summary["up_down"]["epochs"] > 0
+    text = run(capsys, "info", model)[1]
+    assert "label training: " in text and "up-down: " in text
+    assert "up-down epochs" in html and "label training epochs" in html
     # the classes as predict --json gives them (evaluate and info gave strings: "0", "1" ...)
     predicted = json.loads(run(capsys, "predict", model, tmp_path / "digits.npz", "--json")[1])
     scored = json.loads(run(capsys, "evaluate", model, tmp_path / "digits.npz", "--json")[1])

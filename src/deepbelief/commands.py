@@ -1396,12 +1396,32 @@ def describe(estimator, card: dict) -> dict:
         "classes": _class_names(estimator),
         "pretraining": pretrain,
         "fine_tuning": {"epochs": len(finetune), "last": finetune[-1] if finetune else None},
+        **_generative_phases(estimator),
         "input": {k: card["input"][k] for k in ("kind", "target", "image_shape")},
         "metrics": {k: v for k, v in card.get("metrics", {}).items() if k != "confusion_matrix"},
         "format_version": card["format_version"],
         "package_version": card["package_version"],
     }
     return summary
+
+
+#: A generative DBN's training after pretraining: (attribute prefix, summary key, words).
+GENERATIVE_PHASES = (
+    ("label", "label_training", "label training"),
+    ("finetune", "recognition_fine_tuning", "fine-tuning of the recognition path"),
+    ("up_down", "up_down", "up-down"),
+)
+
+
+def _generative_phases(estimator) -> dict:
+    """``{"label_training": {"epochs", "last"}, ...}`` for a generative DBN's phases that
+    ran (its ``fine_tuning`` is 0 epochs: they are its training after pretraining)."""
+    out = {}
+    for prefix, key, _ in GENERATIVE_PHASES:
+        history = getattr(estimator, f"{prefix}_history_", None)
+        if history:
+            out[key] = {"epochs": len(history), "last": history[-1]}
+    return out
 
 
 def _class_names(estimator):
@@ -1429,6 +1449,9 @@ def info(args) -> int:
         last = summary["fine_tuning"]["last"]
         epochs = summary["fine_tuning"]["epochs"]
         print(f"  fine-tuning: {epochs} epochs, last loss {last['loss']:.4g}")
+    for _, key, words in GENERATIVE_PHASES:
+        if key in summary:
+            print(f"  {words}: {summary[key]['epochs']} epochs")
     for name, value in summary["metrics"].items():
         if isinstance(value, float):
             print(f"  held-out {name}: {value:.4g}")
@@ -1520,6 +1543,9 @@ def write_model_report(
     }
     if getattr(estimator, "history_", None):
         histories["fine-tune"] = estimator.history_
+    for prefix, _, words in GENERATIVE_PHASES:
+        if getattr(estimator, f"{prefix}_history_", None):
+            histories[words] = getattr(estimator, f"{prefix}_history_")
     images = []
     try:
         images.append(
@@ -1597,6 +1623,11 @@ def _model_facts(summary: dict) -> dict:
         "layers": "-".join(map(str, sizes)),
         "units": ", ".join(f"{_units_text(u)}->{u['hidden_units']}" for u in summary["layers"]),
         "fine-tuning epochs": summary["fine_tuning"]["epochs"],
+        **{
+            f"{words} epochs": summary[key]["epochs"]
+            for _, key, words in GENERATIVE_PHASES
+            if key in summary
+        },  # fmt: skip
         "deepbelief": summary["package_version"],
     }
 
