@@ -130,6 +130,13 @@ def test_a_spent_budget_leaves_one_epoch_per_phase(iris):
     assert est.settings_["time_budget"] == 1e-6
 
 
+def test_under_a_time_budget_the_refit_runs_the_epochs_early_stopping_chose(iris):
+    """With time left, the refit grew past the best epoch to fill it (108 for a best of 69)."""
+    est = DBNClassifier(hidden_layers=(8,), pretrain_epochs=2, time_budget=3.0, random_state=0)
+    est.fit(*iris)
+    assert est.best_epoch_ >= 1 and est.n_iter_ == est.best_epoch_
+
+
 # ---------------------------------------------------------------------- early stopping, refit
 def test_defaults_on_a_small_table_refit_on_every_row_and_are_saved(iris, tmp_path):
     X, y = iris
@@ -181,6 +188,11 @@ def test_the_command_uses_the_recipe_and_reports_its_choices(tmp_path, iris):
     assert card["rows"] == {"train": 150, "held_out": 0}  # nothing kept out of the model
     assert card["settings"]["early_stopping"] is True and card["settings"]["epochs"] == 250
     assert 1 <= card["early_stopping"]["best_epoch"] <= card["early_stopping"]["epochs_run"]
+    pretrain_epochs = card["settings"]["pretrain_epochs"]  # what ran, beside what was planned
+    assert card["epochs_run"] == {
+        "pretraining": [pretrain_epochs],  # one layer of 16
+        "fine_tuning": card["early_stopping"]["best_epoch"],  # the refit's
+    }
     help_text = run("train", "--help").stdout
     assert "hinton2006" in help_text and "--time-budget" in help_text
     bad = run("train", tmp_path / "iris.csv", "-o", tmp_path / "x", "--preset", "nope")

@@ -406,6 +406,12 @@ def _training_choices(estimator) -> dict:
                 "pretrain_batch_size", "epochs", "batch_size", "optimizer", "learning_rate",
                 "dropout", "input_dropout", "lr_schedule", "early_stopping")  # fmt: skip
         out["settings"] = {k: _json_value(settings[k]) for k in keys}
+    pretrained = getattr(estimator, "pretrain_history_", None)
+    if pretrained is not None and getattr(estimator, "history_", None) is not None:
+        out["epochs_run"] = {  # a time budget re-plans the settings' epochs
+            "pretraining": [len(h) for h in pretrained],
+            "fine_tuning": len(estimator.history_),
+        }
     best = getattr(estimator, "best_epoch_", None)
     if best:
         scores = estimator.validation_history_[best - 1]

@@ -1144,7 +1144,7 @@ class _SupervisedDBN(_DBNBase):
         elif self._s("early_stopping"):
             validation, X, targets = self._validation_split(X, targets)
         callbacks = [_Tracked(ckpt, state)]
-        callbacks += self._budget_callbacks(settings, search)
+        callbacks += self._budget_callbacks(settings, search, refit=phase == "refit")
         callbacks += progress_callbacks(
             "refit on all rows" if phase == "refit" else "fine-tune", self.verbose
         )
@@ -1183,13 +1183,16 @@ class _SupervisedDBN(_DBNBase):
         valid, train = order[:n_valid], order[n_valid:]
         return (X[valid], targets[valid]), X[train], targets[train]
 
-    def _budget_callbacks(self, settings: dict, search) -> list:
-        """A :class:`TimeBudget` for the time left (half of it when a refit follows)."""
+    def _budget_callbacks(self, settings: dict, search, refit: bool = False) -> list:
+        """A :class:`TimeBudget` for the time left (half of it when a refit follows); the
+        refit's may shorten it, never run past the epochs early stopping chose (it ran 108
+        for a best epoch of 69)."""
         left = self._deadline.left()
         if left is None:
             return []
         share = left / 2 if search else left
-        return [TimeBudget(max(share, 0.0), self._budget_epochs("epochs", settings["epochs"]))]
+        most = settings["epochs"] if refit else self._budget_epochs("epochs", settings["epochs"])
+        return [TimeBudget(max(share, 0.0), most)]
 
     def _budget_epochs(self, name: str, planned: int) -> int:
         """The most epochs a time budget may plan: ``planned`` when given or set by a
