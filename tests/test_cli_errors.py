@@ -315,7 +315,33 @@ CASES = [
         ],
         ["c.toml", "epochs"],
     ),
-    *[  # they were Python's "invalid literal for int()", "not a number" and an unnamed file
+    *[  # they were Python's "invalid literal for int()", "not a number" and an unnamed file;
+        # YAML's null said "invalid literal for int() with base 10: 'None'", and a key given
+        # twice (or in both spellings) kept the last silently
+        (
+            f"config {name}",
+            lambda ws, t, text=text, suffix=suffix: [
+                "train",
+                ws / "good.csv",
+                "-o",
+                t / "m",
+                "--config",
+                write(t / f"c{suffix}", text),
+            ],
+            words,
+        )
+        for name, suffix, text, words in [
+            ("seed: null", ".yaml", "seed: null\n", ["c.yaml", "'seed' has no value"]),
+            ("epochs twice", ".yaml", "epochs: 3\nepochs: 4\n", ["'epochs' is given twice"]),
+            (
+                "both spellings",
+                ".toml",
+                "pretrain-epochs = 3\npretrain_epochs = 4\n",
+                ["c.toml", "is given twice"],
+            ),
+        ]
+    ],  # fmt: skip
+    *[
         (
             f"config {name}",
             lambda ws, t, text=text: [

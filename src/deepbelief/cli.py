@@ -657,7 +657,13 @@ def read_config(path: Path) -> dict:
         raise UsageError(f"{path}: config files are .toml, .yaml or .yml")
     if not isinstance(config, dict):
         raise UsageError(f"{path}: the config must be a table of option = value")
-    return {str(k).replace("-", "_"): v for k, v in config.items()}
+    options: dict = {}
+    for key, value in config.items():
+        name = str(key).replace("-", "_")
+        if name in options:  # pretrain-epochs and pretrain_epochs: one of them was lost
+            raise UsageError(f"{path}: option {key!r} is given twice; keep one")
+        options[name] = value
+    return options
 
 
 def _parse_toml(text: str, path: Path) -> dict:
@@ -676,8 +682,17 @@ def _parse_yaml(text: str, path: Path):
         import yaml
     except ModuleNotFoundError as exc:
         raise UsageError(f"{path}: YAML configs need PyYAML: pip install pyyaml") from exc
+
+    class Loader(yaml.SafeLoader):  # a key given twice: refused, not the last one kept
+        def construct_mapping(self, node, deep=False):
+            keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+            twice = [key for i, key in enumerate(keys) if key in keys[:i]]
+            if twice:
+                raise UsageError(f"{path}: option {twice[0]!r} is given twice; keep one")
+            return super().construct_mapping(node, deep)
+
     try:
-        return yaml.safe_load(text) or {}
+        return yaml.load(text, Loader=Loader) or {}
     except yaml.YAMLError as exc:
         raise UsageError(f"{path}: invalid YAML ({' '.join(str(exc).split())})") from exc
 
@@ -701,6 +716,10 @@ def apply_config(parser: argparse.ArgumentParser, argv: list[str], config: dict,
 
 
 def _config_value(action, value, path, key):
+    if value is None:  # YAML's null (``seed:`` with nothing after it)
+        raise UsageError(
+            f"{path}: option {key!r} has no value; give one, or remove the line for the default"
+        )
     if isinstance(action, (argparse._StoreTrueAction, argparse.BooleanOptionalAction)):
         if not isinstance(value, bool):
             raise UsageError(f"{path}: option {key!r} must be true or false, got {value!r}")
