@@ -218,7 +218,7 @@ CASES = [
             "--dropout",
             "0.5",
         ],  # fmt: skip
-        ["--epochs, --dropout: not for an unsupervised model", "--pretrain-epochs"],
+        ["--epochs, --dropout: not for an unsupervised model", "drop them", "--pretrain-epochs"],
     ),
     (
         "preset for a model without a target",
@@ -231,7 +231,7 @@ CASES = [
             "--preset",
             "lee2009",
         ],  # fmt: skip
-        ["--preset: not for an unsupervised model"],
+        ["--preset: not for an unsupervised model", "drop it ("],
     ),
     (
         "negative epoch count",
@@ -529,7 +529,11 @@ def test_fine_tuning_options_for_data_without_a_target_are_refused(tmp_path, cap
                  "--pretrain-epochs", "1", "--epochs", "2"])  # fmt: skip
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1, err
-    assert "--epochs: " in err and "rows.npz has no target, so the model is unsupervised" in err
+    assert (
+        "--epochs: " in err
+        and "drop it, or" in err
+        and "rows.npz has no target, so the model is unsupervised" in err
+    )
     assert not (tmp_path / "m").exists()
     code = main(["train", str(tmp_path / "rows.npz"), "-o", str(tmp_path / "m"), "--layers", "4",
                  "--pretrain-epochs", "1", "--quiet"])  # fmt: skip

@@ -952,7 +952,7 @@ def _check_train_options(parser, args) -> None:
     if unsupervised and ignored:
         raise UsageError(
             f"{', '.join(ignored)}: not for an unsupervised model, which is greedy pretraining "
-            "alone (no fine-tuning, no --preset recipe); drop them (it takes --layers, "
+            f"alone (no fine-tuning, no --preset recipe); {_drop(ignored)} (it takes --layers, "
             "--pretrain-epochs, --pretrain-lr, --pretrain-batch-size ...)"
         )
     if args.resume is None:
@@ -960,9 +960,14 @@ def _check_train_options(parser, args) -> None:
     if given:
         raise UsageError(
             f"--resume continues the interrupted run with the settings it started with "
-            f"({args.resume}/run.json); it takes no {', '.join(given)}: drop them, or start a "
-            "new run"
+            f"({args.resume}/run.json); it takes no {', '.join(given)}: {_drop(given)}, or "
+            "start a new run"
         )
+
+
+def _drop(options: list) -> str:
+    """``"drop it"`` or ``"drop them"``, as many options as were given."""
+    return "drop it" if len(options) == 1 else "drop them"
 
 
 def _configure_logging(quiet: bool, verbose: bool) -> None:

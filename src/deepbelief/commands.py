@@ -187,9 +187,10 @@ def _with_a_target_for(args, data):
     options were given: the model is then unsupervised, which ignored them silently."""
     options = getattr(args, "fine_tuning_options", None)
     if data[0] == "unsupervised" and options and args.model == "auto" and not args.no_target:
+        drop = "drop it" if len(options) == 1 else "drop them"
         raise UsageError(
             f"{', '.join(options)}: {args.data} has no target, so the model is unsupervised "
-            "(greedy pretraining alone, no fine-tuning): drop them, or give the data a target "
+            f"(greedy pretraining alone, no fine-tuning): {drop}, or give the data a target "
             "(--target, --labels, or y in an .npz)"
         )
     return data
