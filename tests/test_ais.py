@@ -514,3 +514,29 @@ def test_the_one_pass_log_ratio_gives_the_two_pass_weights(visible, monkeypatch)
     slow = ais_log_partition(model, n_runs=20, betas=2000, generator=gen(4))
     torch.testing.assert_close(fast.log_weights, slow.log_weights, rtol=0, atol=2e-4)
     assert not torch.equal(fast.log_weights, slow.log_weights)  # the one-pass path ran
+
+
+def test_ais_of_a_small_model_runs_on_one_thread(monkeypatch):
+    """Its thousands of small steps waited for a second thread at every product: with the
+    other core busy, a 64-unit DBN's bound took minutes (30 s against 11 s on one thread)."""
+    import deepbelief.evaluation as evaluation
+    from deepbelief.loop import ONE_THREAD_MACS
+
+    seen = []
+    anneal = evaluation._anneal
+
+    def recording(*args, **kwargs):
+        seen.append(torch.get_num_threads())
+        return anneal(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "_anneal", recording)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        small = RBM(10, 8, generator=gen(0))
+        ais_log_partition(small, n_runs=10, betas=5, generator=gen(1))
+        wide = 1 + ONE_THREAD_MACS // (10 * 8)  # runs x weights past the one-thread size
+        ais_log_partition(small, n_runs=wide, betas=4, generator=gen(1))
+        assert seen == [1, 2] and torch.get_num_threads() == 2  # restored after
+    finally:
+        torch.set_num_threads(before)

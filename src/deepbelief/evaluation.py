@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from .loop import ONE_THREAD_MACS, cpu_threads
 from .nn.dbn import DBN
 from .nn.rbm import RBM
 from .nn.units import BernoulliUnits, MixedUnits, SoftmaxUnits
@@ -374,13 +375,20 @@ def ais_log_partition(
         ).double()
     )
     schedule = betas.tolist()
+    runs = int(n_runs) if reverse_from is None else len(reverse_from)
+    # thousands of small steps: on one thread, as the trainer runs small updates (on two, a
+    # busy other core made a 64-unit model's bound take minutes)
+    small = c.device.type == "cpu" and runs * model.weight.numel() < ONE_THREAD_MACS
+    with cpu_threads(1 if small else None):
+        if reverse_from is None:
+            v = vis.sample(b_base.expand(runs, -1), lv, generator)
+            log_w = _anneal(model, v, schedule, b_base, generator)
+        else:
+            v = torch.as_tensor(reverse_from, dtype=c.dtype, device=c.device)
+            log_w = _anneal(model, v, schedule[::-1], b_base, generator)  # log(Z_base / Z)
     if reverse_from is None:
-        v = vis.sample(b_base.expand(int(n_runs), -1), lv, generator)
-        log_w = _anneal(model, v, schedule, b_base, generator)
         result = _ais_result(log_w.cpu(), log_z_base, len(schedule))
     else:
-        v = torch.as_tensor(reverse_from, dtype=c.dtype, device=c.device)
-        log_w = _anneal(model, v, schedule[::-1], b_base, generator)  # log(Z_base / Z)
         forward = _ais_result(log_w.cpu(), -log_z_base, len(schedule))
         result = AISResult(
             log_z=-forward.log_z,
