@@ -408,3 +408,27 @@ def test_a_warm_start_refit_takes_no_checkpoint(data, tmp_path):
     estimator = make("classifier", pretrain_epochs=1, epochs=1, warm_start=True).fit(X, y)
     with pytest.raises(ValueError, match="warm_start"):
         estimator.fit(X, y, checkpoint=tmp_path / "c")
+
+
+@pytest.mark.parametrize("kind", ["classifier", "dbn"])
+def test_a_resumed_time_budget_counts_the_time_before_the_interruption(
+    kind, data, monkeypatch, tmp_path
+):
+    """A resumed run started its time budget afresh: 14.6 s of training against a 12 s
+    budget; and each pretraining layer got its whole share again."""
+    X, y = data[kind]
+    path = tmp_path / "fit.ckpt"
+    budget = {"time_budget": 600.0, **({"finetune_epochs": 2} if kind == "dbn" else {})}
+    crash_in_epoch(monkeypatch, "pretrain", 2, KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        make(kind, **budget).fit(X, y, checkpoint=path)
+    monkeypatch.undo()
+    name, tree = read_file(path)
+    assert 0 < tree["seconds"] < 600
+    tree["seconds"] = 599.0  # as if the run had spent all but a second before it stopped
+    write_file(path, name, tree)
+    resumed = make(kind, **budget).fit(X, y, checkpoint=path)
+    assert resumed._deadline.spent() >= 599.0
+    if kind == "classifier":  # (the generative DBN budgets its last phase alone)
+        pretrained = [len(h) for h in resumed.pretrain_history_]
+        assert pretrained[1] == 2  # the layer it stopped in: no time left for its 4 epochs

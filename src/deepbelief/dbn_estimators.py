@@ -407,6 +407,7 @@ class _FitCheckpoint:
         self.path, self.every, self.fingerprint, self.phases = path, every, fingerprint, phases
         self.current = None
         self.written = time.perf_counter()
+        self.clock = None  # seconds the fit has run, resumed parts included (a Deadline's)
 
     def load(self) -> dict | None:
         """The state to resume from; None when there is no file (a fresh start). In a
@@ -465,6 +466,8 @@ class _FitCheckpoint:
         if self.path is None or self.current is None:
             return
         tree = {"fingerprint": self.fingerprint, **self.current()}
+        if self.clock is not None:  # a resumed time budget goes on from here
+            tree["seconds"] = float(self.clock())
         distributed.write_together(self.path, FIT_CHECKPOINT, tree, together)
         self.written = time.perf_counter()
 
@@ -698,6 +701,9 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         fingerprint = None if path is None else _fingerprint(self, X, y)
         ckpt = _FitCheckpoint(path, every, fingerprint, self._phases)
         saved = ckpt.load()
+        # the time budget, the seconds spent before an interruption counted
+        self._deadline = Deadline(self._time_budget(), spent=(saved or {}).get("seconds", 0.0))
+        ckpt.clock = self._deadline.spent
         if saved is not None:
             if saved["dbn"]["untied"]:
                 self.dbn_.untie()
@@ -706,6 +712,10 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
 
     def _dbn_state(self) -> dict:
         return {"untied": self.dbn_.untied, "state_dict": dict(self.dbn_.state_dict())}
+
+    def _time_budget(self) -> float | None:
+        """Seconds for the whole fit (None: no budget)."""
+        return self.time_budget
 
     def _pretrain(self, X, labels=None, ckpt=None, resume=None) -> None:
         """Greedy pretraining, from ``resume`` (a checkpoint's ``"pretrain"`` part) when given;
@@ -1056,14 +1066,20 @@ class _SupervisedDBN(_DBNBase):
         resume = saved["finetune"] if phase == "refit" else None
         self._finetune(X, targets, ckpt, start, resume, extra={"search": search}, phase="refit")
 
+    def _time_budget(self) -> float | None:
+        return self._s("time_budget")  # the preset's, when it has one
+
     def _pretrain_budget(self, layer: int) -> list:
-        """A :class:`TimeBudget` giving ``layer`` its share of ``PRETRAIN_SHARE`` of the time
-        budget, in proportion to its weights' size."""
+        """A :class:`TimeBudget` giving ``layer`` its share of what is left of
+        ``PRETRAIN_SHARE`` of the time budget, in proportion to its weights' size among the
+        layers still to train (a fresh run: its share of the whole; a resumed one: of the
+        time its interruption left)."""
         budget = self._s("time_budget")
         if budget is None:
             return []
         costs = [rbm.macs_per_row() for rbm in self.dbn_.rbms]
-        seconds = budget * PRETRAIN_SHARE * costs[layer] / sum(costs)
+        left = self._deadline.left() - budget * (1 - PRETRAIN_SHARE)  # fine-tuning's kept
+        seconds = max(left, 0.0) * costs[layer] / sum(costs[layer:])
         planned = self._layer_settings(self.dbn_)[layer]["epochs"]
         return [TimeBudget(seconds, self._budget_epochs("pretrain_epochs", planned))]
 
@@ -1850,8 +1866,7 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
 
     def _fit_fresh(self, X, labels, ckpt, saved) -> None:
         """Pretraining, label training, up-down, then backprop of the recognition path,
-        resuming ``saved``."""
-        self._deadline = Deadline(self.time_budget)
+        resuming ``saved`` (the deadline is the checkpoint's: :meth:`_open_checkpoint`)."""
         phase = saved["phase"] if saved else "pretrain"
         if phase == "pretrain":
             self._pretrain(X, labels, ckpt, saved["pretrain"] if saved else None)

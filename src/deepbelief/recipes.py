@@ -221,11 +221,16 @@ def _is_auto(value) -> bool:
 
 # ---------------------------------------------------------------------- time budgets
 class Deadline:
-    """Seconds left of a time budget started at construction (None: no budget)."""
+    """Seconds left of a time budget started at construction, ``spent`` seconds of it already
+    gone (a run resumed from its checkpoint); None: no budget."""
 
-    def __init__(self, seconds: float | None):
+    def __init__(self, seconds: float | None, spent: float = 0.0):
         self.seconds = seconds
-        self.start = time.perf_counter()
+        self.start = time.perf_counter() - float(spent)
+
+    def spent(self) -> float:
+        """Seconds since the run began (those before a resume included)."""
+        return time.perf_counter() - self.start
 
     def left(self) -> float | None:
         """Seconds left (may be negative), or None without a budget."""
