@@ -24,7 +24,7 @@ from conftest import command
 from deepbelief import commands, resources
 from deepbelief.cli import main
 from deepbelief.errors import DivergenceError
-from deepbelief.io import OutputPathError, atomic_write_bytes
+from deepbelief.io import OutputPathError, atomic_write_bytes, read_file, write_file
 
 TINY = ["--layers", "4", "--pretrain-epochs", "1", "--epochs", "1", "--quiet"]
 
@@ -408,6 +408,13 @@ def test_a_resume_whose_data_changed_is_refused_in_one_line_with_the_commands_ad
         code, _, err = run(capsys, *argv)
         one_line(code, err, "holds a training run that has not finished", resume)
     monkeypatch.setattr(loop_module, "call", call)
+    copy = tmp_path / "copy"  # resumed: the card's seconds count the interrupted part too
+    shutil.copytree(model, copy)
+    kind, tree = read_file(copy / "checkpoint.safetensors")
+    tree["seconds"] = 1000.0  # (it counted the resumed part alone)
+    write_file(copy / "checkpoint.safetensors", kind, tree)
+    assert run(capsys, "train", "--resume", copy, "--quiet")[0] == 0
+    assert json.loads((copy / "deepbelief.json").read_text())["train_seconds"] >= 1000
     data.write_text(data.read_text() + "0.1,0.2,0.3,0.4,up\n")  # one row more
     code, _, err = run(capsys, "train", "--resume", model)
     one_line(code, err, "refusing to resume", f"train with -o {model} --overwrite")

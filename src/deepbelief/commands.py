@@ -171,6 +171,9 @@ def train(args) -> int:
         with _resume_refusal_in_the_commands_words(directory):
             estimator.fit(X, y, **_checkpointing(settings, directory))
         seconds = time.perf_counter() - start
+        deadline = getattr(estimator, "_deadline", None)  # the fit's clock, kept by checkpoints
+        if args.resume is not None and deadline is not None:
+            seconds = deadline.spent()  # the interrupted part too (it counted this part alone)
         metrics = score(estimator, task, X_held, y_held) if len(X_held) else {}
         card = _card(task, estimator, spec, settings.data, len(X), len(X_held), seconds,
                      metrics)  # fmt: skip
