@@ -187,7 +187,7 @@ def test_labels_written_2_0_evaluate_against_a_model_trained_on_2(tmp_path, caps
     capsys.readouterr()
     assert main(["evaluate", str(model), str(eval_csv), "--json"]) == 0
     results = json.loads(capsys.readouterr().out)
-    assert results["rows"] == 40 and results["classes"] == ["1", "2"]
+    assert results["rows"] == 40 and results["classes"] == [1, 2]
     assert main(["evaluate", str(model), str(train_csv), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["accuracy"] == results["accuracy"]
 
