@@ -313,7 +313,8 @@ def test_torchrun_train_interrupted_by_ctrl_c_resumes_to_the_same_model(tmp_path
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=TIMEOUT) != 0
     lines = [line for line in log.read_text().splitlines() if line.startswith("deepbelief:")]
-    assert lines == ["deepbelief: interrupted"], log.read_text()[-3000:]
+    resume = "`deepbelief train --resume run` continues from its last checkpoint"
+    assert lines == [f"deepbelief: interrupted; {resume}"], log.read_text()[-3000:]
     assert (tmp_path / "run" / "checkpoint.safetensors").exists()
     done = torchrun("-m", "deepbelief", "train", "--resume", "run", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
