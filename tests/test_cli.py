@@ -50,6 +50,26 @@ def binary_model(binary_csv):
     return model
 
 
+def test_the_report_plots_the_early_stopping_search_beside_the_refit(
+    binary_model, tmp_path, capsys, monkeypatch
+):
+    """The search on the validation split, which chose the refit's epochs, was not shown."""
+    from deepbelief import plots
+
+    seen = {}
+    plot = plots.plot_learning_curves
+
+    def recording(histories, path, title=None):
+        seen.update(histories)
+        return plot(histories, path, title)
+
+    monkeypatch.setattr(plots, "plot_learning_curves", recording)
+    code, _, err = run(capsys, "report", binary_model, "-o", tmp_path / "report")
+    assert code == 0, err
+    search, refit = seen["early-stopping search"], seen["fine-tune"]
+    assert "val_loss" in search[0] and len(refit) <= len(search)
+
+
 def test_tutorial_csv_trains_and_predicts_above_the_majority_class(
     binary_model, binary_csv, capsys
 ):

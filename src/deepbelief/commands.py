@@ -1551,6 +1551,8 @@ def write_model_report(
         f"pretrain layer {i + 1}": h
         for i, h in enumerate(getattr(estimator, "pretrain_history_", []))
     }
+    if getattr(estimator, "validation_history_", None):  # the epochs the refit took
+        histories["early-stopping search"] = estimator.validation_history_
     if getattr(estimator, "history_", None):
         histories["fine-tune"] = estimator.history_
     for prefix, _, words in GENERATIVE_PHASES:
