@@ -14,7 +14,7 @@ import warnings
 from pathlib import Path
 
 from ._version import __version__
-from .errors import DataWarning, DeepBeliefError, UsageError
+from .errors import DataWarning, DeepBeliefError, UsageError, drop_advice
 
 log = logging.getLogger("deepbelief")
 
@@ -952,22 +952,17 @@ def _check_train_options(parser, args) -> None:
     if unsupervised and ignored:
         raise UsageError(
             f"{', '.join(ignored)}: not for an unsupervised model, which is greedy pretraining "
-            f"alone (no fine-tuning, no --preset recipe); {_drop(ignored)} (it takes --layers, "
-            "--pretrain-epochs, --pretrain-lr, --pretrain-batch-size ...)"
+            f"alone (no fine-tuning, no --preset recipe); {drop_advice(ignored)} (it takes "
+            "--layers, --pretrain-epochs, --pretrain-lr, --pretrain-batch-size ...)"
         )
     if args.resume is None:
         return
     if given:
         raise UsageError(
             f"--resume continues the interrupted run with the settings it started with "
-            f"({args.resume}/run.json); it takes no {', '.join(given)}: {_drop(given)}, or "
+            f"({args.resume}/run.json); it takes no {', '.join(given)}: {drop_advice(given)}, or "
             "start a new run"
         )
-
-
-def _drop(options: list) -> str:
-    """``"drop it"`` or ``"drop them"``, as many options as were given."""
-    return "drop it" if len(options) == 1 else "drop them"
 
 
 def _configure_logging(quiet: bool, verbose: bool) -> None:

@@ -32,7 +32,7 @@ from . import (
     distributed,
 )
 from .data import Dataset, file_kind, image_files, label_codes, load_dataset, prepare_target
-from .errors import DataError, DeepBeliefError, ModelFileError, UsageError
+from .errors import DataError, DeepBeliefError, ModelFileError, UsageError, drop_advice
 from .folders import (
     ModelFolder,
     check_input_path,
@@ -190,11 +190,10 @@ def _with_a_target_for(args, data):
     options were given: the model is then unsupervised, which ignored them silently."""
     options = getattr(args, "fine_tuning_options", None)
     if data[0] == "unsupervised" and options and args.model == "auto" and not args.no_target:
-        drop = "drop it" if len(options) == 1 else "drop them"
         raise UsageError(
             f"{', '.join(options)}: {args.data} has no target, so the model is unsupervised "
-            f"(greedy pretraining alone, no fine-tuning): {drop}, or give the data a target "
-            "(--target, --labels, or y in an .npz)"
+            f"(greedy pretraining alone, no fine-tuning): {drop_advice(options)}, or give the "
+            "data a target (--target, --labels, or y in an .npz)"
         )
     return data
 
@@ -1145,12 +1144,7 @@ def sample(args) -> int:
     draws = args.n * (len(estimator.classes_) if by_class else 1)
     check_memory(sampling_memory(estimator, draws), f"-n {args.n} samples")
     if by_class:
-        labels = list(estimator.classes_)
-        rows = [estimator.sample(args.n, label=c, gibbs_steps=args.gibbs_steps) for c in labels]
-        images = spec.restore(np.concatenate(rows))
-        from .plots import plot_class_samples
-
-        plot_class_samples(images, [str(c) for c in labels], spec.picture_shape, args.output)
+        labels = _class_samples_grid(estimator, spec, args.n, args.gibbs_steps, args.output)
         message = f"wrote {draws} samples ({args.n} of each of {len(labels)} classes) to "
         payload = {"output": str(args.output), "samples": draws, "per_class": args.n,
                    "classes": [_json_value(c) for c in labels]}  # fmt: skip
@@ -1613,18 +1607,27 @@ REPORT_SAMPLES, REPORT_GIBBS_STEPS = 8, 1000
 
 def _model_samples(estimator, spec, path: Path) -> tuple[Path, str]:
     """A grid of the model's own samples of images, one row per class when it has labels."""
-    from .plots import plot_class_samples, save_image_grid, tile_images
+    from .plots import save_image_grid, tile_images
 
     steps = REPORT_GIBBS_STEPS
     if estimator_kind(estimator) == "generative":
-        classes = list(estimator.classes_)
-        drawn = [estimator.sample(REPORT_SAMPLES, label=c, gibbs_steps=steps) for c in classes]
-        images = spec.restore(np.concatenate(drawn))
-        plot_class_samples(images, [str(c) for c in classes], spec.picture_shape, path)
+        _class_samples_grid(estimator, spec, REPORT_SAMPLES, steps, path)
         return path, f"Samples of each class from the model ({steps:,} Gibbs steps)"
     drawn = spec.restore(estimator.sample(REPORT_SAMPLES**2, gibbs_steps=steps))
     save_image_grid(tile_images(drawn, spec.picture_shape), path)
     return path, f"Samples from the model ({steps:,} Gibbs steps)"
+
+
+def _class_samples_grid(estimator, spec, per_class: int, steps: int, path, title=None) -> list:
+    """``per_class`` samples of each class of a generative model (``steps`` Gibbs steps) as
+    images in a PNG grid, one row per class; returns the classes."""
+    from .plots import plot_class_samples
+
+    classes = list(estimator.classes_)
+    drawn = [estimator.sample(per_class, label=c, gibbs_steps=steps) for c in classes]
+    images = spec.restore(np.concatenate(drawn))
+    plot_class_samples(images, [str(c) for c in classes], spec.picture_shape, path, title)
+    return classes
 
 
 def _model_facts(summary: dict) -> dict:
@@ -1687,7 +1690,7 @@ def demo(args) -> int:
     from sklearn.model_selection import train_test_split
 
     from .dbn_estimators import DBN, DBNClassifier
-    from .plots import plot_class_samples, plot_filters
+    from .plots import plot_filters
 
     _check_demo_folder(args.output, args.overwrite)
     X, y = load_digits(return_X_y=True)
@@ -1712,11 +1715,8 @@ def demo(args) -> int:
                            title="first-layer filters after fine-tuning")  # fmt: skip
     gen = DBN(hidden_layers=(100, 200), pretrain_epochs=20, random_state=args.seed,
               verbose=verbose).fit(Xt, y_train)  # fmt: skip
-    classes = list(gen.classes_)
-    drawn = np.concatenate([gen.sample(10, label=c, gibbs_steps=200) for c in classes])
-    names = [str(c) for c in classes]
-    title = "generated digits, one row per class"
-    samples = plot_class_samples(spec.restore(drawn), names, (8, 8), out / "samples.png", title)
+    samples = out / "samples.png"
+    _class_samples_grid(gen, spec, 10, 200, samples, "generated digits, one row per class")
     caption = "Samples of each digit from the generative DBN"
     report = write_model_report(
         clf, card, spec, out, "deepbelief demo: DBN on digits", extra=[(samples, caption)]

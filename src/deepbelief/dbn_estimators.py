@@ -1074,7 +1074,7 @@ class _SupervisedDBN(_DBNBase):
         ``PRETRAIN_SHARE`` of the time budget, in proportion to its weights' size among the
         layers still to train (a fresh run: its share of the whole; a resumed one: of the
         time its interruption left)."""
-        budget = self._s("time_budget")
+        budget = self._time_budget()
         if budget is None:
             return []
         costs = [rbm.macs_per_row() for rbm in self.dbn_.rbms]
@@ -1882,7 +1882,6 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
             if not done and self._runs(name, labels):
                 train(X, labels, ckpt, saved.get(name) if phase == name else None)
 
-    @torch.no_grad()
     def _warn_if_constant(self, X) -> None:
         """An :class:`UndertrainedWarning` when a layer's pretrained features are constant over
         the training rows: they, and the features above them, carry nothing of the input."""

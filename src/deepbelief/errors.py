@@ -62,6 +62,11 @@ class OutsideRangeWarning(DataWarning):
     """Values of new rows outside the range the model was trained on were clipped to it."""
 
 
+def drop_advice(options: list) -> str:
+    """``"drop it"`` or ``"drop them"``, as many options as a refusal names."""
+    return "drop it" if len(options) == 1 else "drop them"
+
+
 def warn(message: str, category: type[Warning]) -> None:
     """``warnings.warn``, attributed to the first caller outside deepbelief (the user's
     line, which their warning filters and ``pytest.warns`` see), however deep the call."""

@@ -168,13 +168,13 @@ def auto_learning_rate(task: str, optimizer: str, hidden=None) -> float:
     at 0.1) and Adam at 0.01 for regression, the task's own optimizers; otherwise SGD's
     usual 0.1 and Adam's 0.001 (a classifier's Adam ran at SGD's 0.1)."""
     if task == "classification" and optimizer == "sgd":
-        return 0.01 if linear_hidden(hidden) else 0.1
+        return 0.01 if _linear_hidden(hidden) else 0.1
     if task == "regression" and optimizer == "adam":
         return 0.01
     return {"sgd": 0.1, "adam": 0.001}[optimizer]
 
 
-def linear_hidden(hidden) -> bool:
+def _linear_hidden(hidden) -> bool:
     """Whether ``hidden`` (a unit type or Units, or a list of them, one per layer) names
     Gaussian (linear) units."""
     kinds = hidden if isinstance(hidden, (list, tuple)) else [hidden]
