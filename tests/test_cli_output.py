@@ -272,6 +272,48 @@ def test_evaluate_info_transform_report_summaries(trained, csv_file, tmp_path, c
     assert "learning_curves.png" in line
 
 
+def test_a_report_with_data_scores_the_model_on_it_as_evaluate_does(
+    trained, csv_file, tmp_path, capsys
+):
+    """``report MODEL DATA``: the metrics on DATA (those of ``evaluate``) and their confusion
+    matrix; the report could not take data, so a model trained without held-out rows had
+    none. A later report without data leaves no stale plot of the earlier one's."""
+    model, _, _ = trained
+    folder = tmp_path / "report"
+    code, out, err = run(capsys, "report", model, csv_file, "-o", folder, "--json")
+    assert code == 0, err
+    written = json.loads(out)
+    _, scored, _ = run(capsys, "evaluate", model, csv_file, "--json")
+    scored = json.loads(scored)
+    assert written["data"] == {"source": str(csv_file), "metrics": scored}
+    assert str(folder / "data_confusion_matrix.png") in written["plots"]
+    html = (folder / "report.html").read_text()
+    assert f"Metrics on {csv_file}" in html and f"Confusion matrix on {csv_file}" in html
+    assert f"{scored['accuracy']:.4g}" in html
+    code, _, err = run(capsys, "report", model, "-o", folder)
+    assert code == 0 and not (folder / "data_confusion_matrix.png").exists()
+
+
+def test_a_regressors_report_with_data_plots_predicted_against_actual(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.normal(size=(80, 3)), columns=["a", "b", "c"])
+    frame["price"] = 3 * frame["a"] - frame["b"] + rng.normal(scale=0.1, size=80)
+    data = tmp_path / "houses.csv"
+    frame.to_csv(data, index=False)
+    model, folder = tmp_path / "model", tmp_path / "report"
+    code, _, err = run(capsys, "train", data, "-o", model, *TRAIN, "--task", "regression")
+    assert code == 0, err
+    code, out, err = run(capsys, "report", model, data, "-o", folder, "--json")
+    assert code == 0, err
+    metrics = json.loads(out)["data"]["metrics"]
+    assert set(metrics) == {"r2", "rmse", "rows"} and metrics["rows"] == 80
+    png = __import__("matplotlib.image").image.imread(folder / "predicted_vs_actual.png")
+    assert png.shape[0] >= 300 and png[..., :3].std() > 0.05
+    assert "Predicted against actual values on" in (folder / "report.html").read_text()
+    code, _, err = run(capsys, "report", model, tmp_path / "absent.csv", "-o", tmp_path / "r2")
+    assert code == 2 and "absent.csv" in err and not (tmp_path / "r2").exists()
+
+
 def test_sample_summaries(generative, tmp_path, capsys):
     model, _, _ = generative
     target = tmp_path / "s.csv"

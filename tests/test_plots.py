@@ -175,6 +175,42 @@ def test_confusion_matrix_refuses_bad_shapes(tmp_path, matrix, labels, message):
     assert not (tmp_path / "cm.png").exists()
 
 
+# ------------------------------------------------------------------ predicted vs actual
+def test_predicted_vs_actual_one_panel_per_target_with_its_fit(tmp_path, monkeypatch):
+    from deepbelief import plots
+
+    saved = {}
+    monkeypatch.setattr(plots, "_save_figure", lambda fig, path: saved.setdefault("fig", fig))
+    actual = np.array([[1.0, 0.0], [2.0, 1.0], [3.0, 2.0], [4.0, 3.0]])
+    predicted = actual + np.array([[0.0, 1.0], [0.0, -1.0], [0.0, 1.0], [0.0, -1.0]])
+    plots.plot_predicted_vs_actual(actual, predicted, tmp_path / "p.png", names=["x", "y"])
+    panels = [ax for ax in saved["fig"].axes if ax.axison]
+    assert len(panels) == 2
+    # exact: x is predicted perfectly; y's residuals are all 1 against a variance of 1.25
+    assert panels[0].get_title() == "x: R\N{SUPERSCRIPT TWO} 1.000, RMSE 0 (4 rows)"
+    assert panels[1].get_title() == "y: R\N{SUPERSCRIPT TWO} 0.200, RMSE 1 (4 rows)"
+    points = panels[1].collections[0].get_offsets()
+    np.testing.assert_array_equal(points, np.column_stack([actual[:, 1], predicted[:, 1]]))
+
+
+def test_predicted_vs_actual_png_and_refusals(tmp_path):
+    from deepbelief.plots import plot_predicted_vs_actual
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(size=200)
+    path = plot_predicted_vs_actual(truth, truth + rng.normal(size=200), tmp_path / "p.png")
+    assert path == tmp_path / "p.png" and plt_image.imread(path)[..., :3].std() > 0.05
+    for actual, predicted, names, message in [
+        (np.ones(3), np.ones(4), None, "same"),
+        (np.ones(0), np.ones(0), None, "non-empty"),
+        (np.array([1.0, np.inf]), np.ones(2), None, "finite"),
+        (np.ones((3, 2)), np.ones((3, 2)), ["only one"], "1 names for 2 targets"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            plot_predicted_vs_actual(actual, predicted, tmp_path / "bad.png", names)
+    assert not (tmp_path / "bad.png").exists()
+
+
 # ------------------------------------------------------------------ class samples
 @pytest.mark.parametrize("title", [None, "samples per class"])
 def test_class_samples_grid_has_one_row_per_class(tmp_path, title):

@@ -208,6 +208,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = add("report", "HTML report of a model, with its plots")
     report.add_argument("model", type=Path, help="model directory")
     report.add_argument(
+        "data",
+        type=Path,
+        nargs="?",
+        help="rows with their target (e.g. a test set): the report adds the model's metrics "
+        "on them, a classifier's confusion matrix and a regressor's predicted-against-actual "
+        "plot",
+    )
+    report.add_argument(
         "-o", "--output", type=Path, required=True, help="output folder (report.html, PNGs)"
     )
     report.add_argument(
@@ -215,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replace report files in the folder that an earlier report did not write",
     )
+    _add_data_options(report, training=False)
     demo = add("demo", "end-to-end run on the digits bundled with scikit-learn")
     demo.add_argument(
         "-o", "--output", type=Path, default=Path("deepbelief-demo"), help="output folder"

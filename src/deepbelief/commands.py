@@ -818,17 +818,22 @@ def score(estimator, task: str, X: np.ndarray, y, source: str = "data") -> dict:
             "rows": int(len(predicted)),
         }
     if task == "regression":
-        if y is None:
-            raise DataError("scoring a regressor needs the target values")
-        truth = _numeric_targets(y, source)
-        predicted = np.asarray(estimator.predict(X), dtype=np.float64)
-        truth = truth.reshape(predicted.shape)
+        truth, predicted = regression_pairs(estimator, X, y, source)
         return {
             "r2": float(metrics.r2_score(truth, predicted)),
             "rmse": float(np.sqrt(np.mean((truth - predicted) ** 2))),
             "rows": int(len(truth)),
         }
     return _unsupervised_scores(estimator, X)
+
+
+def regression_pairs(estimator, X, y, source: str = "data") -> tuple[np.ndarray, np.ndarray]:
+    """A regressor's true and predicted values on ``(X, y)``, as float arrays of one shape."""
+    if y is None:
+        raise DataError("scoring a regressor needs the target values")
+    truth = _numeric_targets(y, source)
+    predicted = np.asarray(estimator.predict(X), dtype=np.float64)
+    return truth.reshape(predicted.shape), predicted
 
 
 def _check_no_missing_target(y, source: str):
@@ -1471,7 +1476,8 @@ def report(args) -> int:
     """``deepbelief report MODEL -o DIR``: report.html and its PNG plots."""
     if str(args.output) == "-":
         raise UsageError("-o -: a report is a folder (report.html and its plots); name one")
-    output_folder(args.output, REPORT_FILES, inputs=(args.model,))
+    inputs = (args.model,) if args.data is None else (args.model, args.data, args.labels)
+    output_folder(args.output, REPORT_FILES, inputs=inputs)
     if any((args.output / name).exists() for name in (CARD_FILE, MODEL_FILE, CHECKPOINT_FILE)):
         raise UsageError(
             f"{args.output}: holds a model (a later train --overwrite would leave the report "
@@ -1479,11 +1485,14 @@ def report(args) -> int:
         )
     _check_report_folder(args.output, args.overwrite)
     check_input_path(args.model, "MODEL")
-    estimator, card, spec = load_model(args.model)
+    estimator, card, spec = loaded = load_model(args.model)
+    tested = None if args.data is None else _scored_rows(args, loaded)
     plots: list[Path] = []
     title = f"deepbelief: {args.model}"
     earlier = _written_by_deepbelief(args.output / "report.html")
-    path = write_model_report(estimator, card, spec, args.output, title=title, plots=plots)
+    path = write_model_report(
+        estimator, card, spec, args.output, title=title, plots=plots, tested=tested
+    )
     if earlier:  # the earlier report's plots that this model has none of would mislead
         written = {Path(p).name for p in plots} | {path.name}
         for name in REPORT_FILES:
@@ -1491,13 +1500,31 @@ def report(args) -> int:
                 (args.output / name).unlink(missing_ok=True)
     shown = f" with {', '.join(p.name for p in plots)}" if plots else ""
     payload = {"report": str(path), "plots": [str(p) for p in plots]}
+    if tested is not None:
+        payload["data"] = {"source": tested["source"], "metrics": tested["metrics"]}
     return finish(args, f"wrote report of {args.model} to {path}{shown}", payload)
+
+
+def _scored_rows(args, loaded) -> dict:
+    """The report's rows of ``args.data``: ``{"source", "metrics"}`` (as ``evaluate`` gives
+    them) and, for a regressor, ``"actual"`` and ``"predicted"``."""
+    estimator, card, _, X, target, _ = _model_and_rows(args, need_target=True, loaded=loaded)
+    y = None if target is None else np.asarray(target)
+    tested = {
+        "source": str(args.data),
+        "metrics": score(estimator, card["task"], X, y, str(args.data)),
+    }
+    if card["task"] == "regression":
+        tested["actual"], tested["predicted"] = regression_pairs(estimator, X, y, str(args.data))
+    return tested
 
 
 REPORT_FILES = (
     "report.html",
     "learning_curves.png",
     "confusion_matrix.png",
+    "data_confusion_matrix.png",
+    "predicted_vs_actual.png",
     "filters.png",
     "samples.png",
 )
@@ -1526,11 +1553,19 @@ def _written_by_deepbelief(page: Path) -> bool:
 
 
 def write_model_report(
-    estimator, card, spec, folder: Path, title: str, extra=(), plots: list | None = None
+    estimator,
+    card,
+    spec,
+    folder: Path,
+    title: str,
+    extra=(),
+    plots: list | None = None,
+    tested: dict | None = None,
 ) -> Path:
     """Plots and a self-contained HTML page describing a trained model; returns its path.
     ``extra``: more ``(png_path, caption)`` images to show; ``plots``, a list to which the
-    paths of the images shown are added."""
+    paths of the images shown are added; ``tested``, the model scored on rows of a file
+    (:func:`_scored_rows`)."""
     from .plots import plot_confusion_matrix, plot_learning_curves
     from .report import write_report
 
@@ -1541,6 +1576,9 @@ def write_model_report(
     if metrics:
         scalars = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         sections.append({"heading": "Held-out metrics", "metrics": scalars})
+    if tested is not None:
+        scalars = {k: v for k, v in tested["metrics"].items() if isinstance(v, (int, float))}
+        sections.append({"heading": f"Metrics on {tested['source']}", "metrics": scalars})
     histories = {
         f"pretrain layer {i + 1}": h
         for i, h in enumerate(getattr(estimator, "pretrain_history_", []))
@@ -1563,6 +1601,8 @@ def write_model_report(
         matrix = np.asarray(metrics["confusion_matrix"])
         path = plot_confusion_matrix(matrix, metrics["classes"], folder / "confusion_matrix.png")
         images.append((path, "Confusion matrix on the held-out rows"))
+    if tested is not None:
+        images += _tested_plots(tested, spec, folder)
     if spec.picture_shape:
         images += _first_layer_plots(estimator.dbn_.rbms[0], spec.picture_shape, folder)
         if estimator_kind(estimator) in ("generative", "unsupervised"):
@@ -1573,6 +1613,24 @@ def write_model_report(
     if plots is not None:
         plots.extend(Path(path) for path, _ in images)
     return write_report(folder / "report.html", title, sections)
+
+
+def _tested_plots(tested: dict, spec, folder: Path) -> list:
+    """The confusion matrix or the predicted-against-actual plot of the rows of a file."""
+    from .plots import plot_confusion_matrix, plot_predicted_vs_actual
+
+    metrics, source = tested["metrics"], tested["source"]
+    if "confusion_matrix" in metrics:
+        matrix = np.asarray(metrics["confusion_matrix"])
+        path = folder / "data_confusion_matrix.png"
+        plot_confusion_matrix(matrix, metrics["classes"], path)
+        return [(path, f"Confusion matrix on {source}")]
+    if "predicted" in tested:
+        path = folder / "predicted_vs_actual.png"
+        names = [spec.target or "target"] if np.ndim(tested["actual"]) == 1 else None
+        plot_predicted_vs_actual(tested["actual"], tested["predicted"], path, names)
+        return [(path, f"Predicted against actual values on {source}")]
+    return []
 
 
 def _conv_words(conv: dict | None) -> str:

@@ -368,6 +368,77 @@ def plot_confusion_matrix(matrix, labels, path, title=None):
     return _save_figure(fig, path)
 
 
+# ------------------------------------------------------------------ predicted vs actual
+def plot_predicted_vs_actual(actual, predicted, path, names=None, title=None):
+    """Plot a regressor's predictions against the true values, one panel per target.
+
+    Parameters
+    ----------
+    actual, predicted : array-like of shape (n_rows,) or (n_rows, n_targets)
+        The true and the predicted values, row by row.
+    path : str or os.PathLike
+        The PNG file to write.
+    names : sequence of str, optional
+        One name per target, shown above its panel (with its R\N{SUPERSCRIPT TWO} and RMSE).
+    title : str, optional
+        Figure title above the panels.
+
+    Returns
+    -------
+    path : pathlib.Path
+        The file written. Each panel shows the rows as points and the line
+        ``predicted = actual`` on which a perfect model's points would lie.
+
+    Raises
+    ------
+    ValueError
+        If the shapes differ, there are no rows, a value is not finite, or ``names`` does
+        not have one name per target.
+    """
+    actual, predicted = _as_array(actual), _as_array(predicted)
+    if actual.shape != predicted.shape or actual.ndim not in (1, 2) or len(actual) == 0:
+        raise ValueError(
+            f"actual and predicted must be the same non-empty (n_rows,) or (n_rows, n_targets) "
+            f"shape, got {actual.shape} and {predicted.shape}"
+        )
+    if not (np.isfinite(actual).all() and np.isfinite(predicted).all()):
+        raise ValueError("actual and predicted values must be finite")
+    actual, predicted = actual.reshape(len(actual), -1), predicted.reshape(len(actual), -1)
+    n_targets = actual.shape[1]
+    names = [str(n) for n in names] if names is not None else [""] * n_targets
+    if len(names) != n_targets:
+        raise ValueError(f"{len(names)} names for {n_targets} targets")
+    columns = min(n_targets, 3)
+    rows = math.ceil(n_targets / columns)
+    fig = _figure(figsize=(4.2 * columns, 4.0 * rows + (0.4 if title else 0)), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False).ravel())
+    size = max(2.0, min(20.0, 4000.0 / len(actual)))  # marker area: smaller for many rows
+    for i, ax in enumerate(axes):
+        if i >= n_targets:
+            ax.set_axis_off()
+            continue
+        truth, guess = actual[:, i], predicted[:, i]
+        ax.scatter(truth, guess, s=size, alpha=0.6, linewidths=0)
+        lo, hi = min(truth.min(), guess.min()), max(truth.max(), guess.max())
+        ax.plot([lo, hi], [lo, hi], color="black", linewidth=1, label="predicted = actual")
+        ax.set_xlabel("actual")
+        ax.set_ylabel("predicted")
+        ax.set_title(_fit_words(names[i], truth, guess), fontsize=10)
+        ax.legend(loc="upper left", fontsize=8)
+    if title:
+        fig.suptitle(title, fontsize=12)
+    return _save_figure(fig, path)
+
+
+def _fit_words(name: str, truth: np.ndarray, guess: np.ndarray) -> str:
+    """``"price: R² 0.91, RMSE 1.2"``: a panel's title."""
+    residual = float(np.sum((truth - guess) ** 2))
+    spread = float(np.sum((truth - truth.mean()) ** 2))
+    rmse = math.sqrt(residual / len(truth))
+    r2 = f"R\N{SUPERSCRIPT TWO} {1 - residual / spread:.3f}, " if spread > 0 else ""
+    return f"{name}: " * bool(name) + f"{r2}RMSE {rmse:.4g} ({len(truth):,} rows)"
+
+
 # ------------------------------------------------------------------ class samples
 def plot_class_samples(images, labels_per_row, image_shape, path, title=None, *, scale=4):
     """Save a grid of images with one row per class, each row named at its left.
