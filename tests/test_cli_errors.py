@@ -540,6 +540,25 @@ def test_fine_tuning_options_for_data_without_a_target_are_refused(tmp_path, cap
     assert code == 0
 
 
+def test_up_down_epochs_for_a_classifier_or_regressor_are_refused(ws, tmp_path, capsys):
+    """A classifier or regressor (by --model, or by the data's target) ignored
+    --up-down-epochs silently: it is fine-tuned by backprop."""
+    model, two = tmp_path / "m", ["--layers", "4", "4", "--pretrain-epochs", "1", "--epochs", "1"]
+    for extra, words in [
+        ([], "good.csv has a target, so the model is a classifier, fine-tuned by backprop"),
+        (["--model", "regressor"], "--model regressor is fine-tuned by backprop"),
+    ]:
+        code = main(["train", str(ws / "good.csv"), "-o", str(model), *two, "--quiet",
+                     "--up-down-epochs", "3", *extra])  # fmt: skip
+        err = capsys.readouterr().err
+        assert code == 2 and len(err.strip().splitlines()) == 1, err
+        assert err.startswith("deepbelief: error: --up-down-epochs: ") and words in err
+        assert "drop it, or train --model generative" in err and not model.exists()
+    assert (
+        main(["train", str(ws / "good.csv"), "-o", str(model), *TINY, "--up-down-epochs", "0"]) == 0
+    )  # fmt: skip (none: nothing to ignore)
+
+
 def test_a_labels_file_given_as_its_own_data_is_refused(tmp_path, capsys):
     np.save(tmp_path / "labels.npy", np.arange(30) % 3)
     path = str(tmp_path / "labels.npy")

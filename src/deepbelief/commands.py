@@ -187,7 +187,9 @@ def train(args) -> int:
 
 def _with_a_target_for(args, data):
     """``data`` (:func:`_training_data`'s), refused when it has no target but fine-tuning
-    options were given: the model is then unsupervised, which ignored them silently."""
+    options were given (the model is then unsupervised, which ignored them silently), or
+    when it has one but ``--up-down-epochs`` was given (a classifier or regressor would
+    ignore it)."""
     options = getattr(args, "fine_tuning_options", None)
     if data[0] == "unsupervised" and options and args.model == "auto" and not args.no_target:
         raise UsageError(
@@ -195,7 +197,20 @@ def _with_a_target_for(args, data):
             f"(greedy pretraining alone, no fine-tuning): {drop_advice(options)}, or give the "
             "data a target (--target, --labels, or y in an .npz)"
         )
+    if data[0] != "unsupervised" and args.model == "auto" and args.up_down_epochs:
+        model = MODEL_OF_TASK[data[0]]
+        _refuse_up_down(f"{args.data} has a target, so the model is a {model}, fine-tuned")
     return data
+
+
+MODEL_OF_TASK = {"classification": "classifier", "regression": "regressor"}
+
+
+def _refuse_up_down(why: str):
+    raise UsageError(
+        f"--up-down-epochs: {why} by backprop (--epochs), not up-down; drop it, "
+        "or train --model generative (or --model unsupervised)"
+    )
 
 
 def _training_data(settings):
@@ -536,6 +551,8 @@ def _validate_settings(settings) -> None:
     for option in ("label_training", "shift"):
         if getattr(settings, option) is not None and settings.model != "generative":
             raise UsageError(f"{OPTION_OF[option]} needs --model generative")
+    if settings.up_down_epochs and settings.model in ("classifier", "regressor"):
+        _refuse_up_down(f"--model {settings.model} is fine-tuned")
     if settings.model == "generative" and settings.up_down_epochs and len(_layers(settings)) < 2:
         raise UsageError(
             "--up-down-epochs needs at least two --layers (one is the classification RBM)"
