@@ -615,6 +615,47 @@ def test_sample_refuses_bad_counts_and_labels_naming_them():
     assert rbm.sample(2.0, n_steps=0).shape == (2, 64)
 
 
+@pytest.mark.parametrize(
+    ("visible", "layers", "hidden"),
+    [
+        ("gaussian", (8,), "gaussian"),
+        ("bernoulli", (8, 8), "gaussian"),  # the first layer's Gaussian units feed the top
+        ("bernoulli", (8, 8), ["relu", "gaussian"]),
+    ],
+)
+def test_a_label_model_of_linear_units_in_its_top_rbm_is_refused_before_training(
+    visible, layers, hidden
+):
+    """Gaussian hidden units over Gaussian (or ReLU) visible units in the top RBM: a joint
+    Gaussian, proper only while the weights stay small. Label training diverged on iris and
+    digits (DivergenceError after pretraining, or nan chains)."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:200] / 16, y[:200]
+    dbn = DBN(hidden_layers=layers, visible=visible, hidden=hidden, random_state=0)
+    with pytest.raises(ValueError, match="Gaussian hidden units in the top RBM") as refused:
+        dbn.fit(X, y)
+    assert "bernoulli or relu hidden units" in str(refused.value)
+    assert not hasattr(dbn, "pretrain_history_")  # refused before the pretraining
+    # proper tops are trained: binary visible units under Gaussian hidden ones, and Gaussian
+    # hidden units below a Bernoulli top
+    DBN(hidden_layers=(8,), hidden="gaussian", pretrain_epochs=1, label_epochs=1).fit(X, y)
+    DBN(hidden_layers=(8, 8), hidden=["gaussian", "bernoulli"], pretrain_epochs=1,
+        label_epochs=1, up_down_epochs=1).fit(X, y)  # fmt: skip
+
+
+def test_an_unlabelled_dbn_of_linear_units_learns_features_but_refuses_diverged_samples():
+    X = np.random.default_rng(0).normal(size=(100, 6))
+    dbn = DBN(
+        hidden_layers=(4,), visible="gaussian", hidden="gaussian", pretrain_epochs=2, random_state=0
+    ).fit(X)  # fmt: skip (no chains in this fit: no labels, no up-down)
+    assert np.isfinite(dbn.transform(X)).all()
+    with torch.no_grad():  # weights whose largest singular value is 3: an improper joint
+        weight = dbn.dbn_.rbms[-1].weight
+        weight.mul_(3 / torch.linalg.matrix_norm(weight, ord=2))
+    with pytest.raises(deepbelief.DivergenceError, match="the samples are not finite"):
+        dbn.sample(4, gibbs_steps=2000)
+
+
 @pytest.mark.filterwarnings("ignore::deepbelief.UndertrainedWarning")
 @pytest.mark.parametrize(
     "labels",

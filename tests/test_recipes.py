@@ -77,6 +77,27 @@ def test_the_auto_learning_rate_follows_the_optimizer_and_the_hidden_units():
     dbn = DBNModule.from_sizes([8, 6, 4], hidden="gaussian")
     layers = DBNClassifier(hidden="gaussian")._layer_settings(dbn)
     assert [layer["learning_rate"] for layer in layers] == [0.001, 0.001]
+    # ReLU units over Gaussian inputs diverged at 0.01 on standardized digits; over binary
+    # inputs (pixels, and the ReLU layer above) they keep the rates of binary units
+    dbn = DBNModule.from_sizes([8, 6, 4], visible="gaussian", hidden="relu")
+    layers = DBNClassifier(hidden="relu")._layer_settings(dbn)
+    assert [layer["learning_rate"] for layer in layers] == [0.001, 0.01]
+    dbn = DBNModule.from_sizes([8, 6, 4], hidden="relu")
+    layers = DBNClassifier(hidden="relu")._layer_settings(dbn)
+    assert [layer["learning_rate"] for layer in layers] == [0.1, 0.01]
+
+
+@pytest.mark.stochastic
+def test_a_classifier_of_relu_units_over_standardized_columns_trains():
+    """It diverged (DivergenceError) at 0.01 in the first RBM's training."""
+    from sklearn.datasets import load_digits
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit(X[:900]).transform(X)
+    clf = DBNClassifier(visible="gaussian", hidden="relu", random_state=SEED)
+    clf.fit(X[:900], y[:900])
+    assert clf.score(X[900:1300], y[900:1300]) > 0.8
 
 
 @pytest.mark.stochastic

@@ -183,6 +183,40 @@ def _target_kind(y) -> str:
         raise DataError(f"bad y: {exc}") from exc
 
 
+def _unit_parts(units) -> list:
+    """The unit types of a layer: a mixed layer's parts, else the layer's own."""
+    return [u for u, _ in units.parts] if units.name == "mixed" else [units]
+
+
+#: Why a top RBM of Gaussian hidden units over Gaussian or ReLU visible units cannot be
+#: sampled: the joint of linear units is a distribution only while the weights' largest
+#: singular value stays under 1, which contrastive divergence does not keep.
+IMPROPER_TOP = (
+    "make a joint of linear units, which is a probability distribution only while its weights "
+    "stay small, and its Gibbs chains diverged (label training, up-down, sampling); give "
+    "the top layer bernoulli or relu hidden units"
+)
+
+
+def _linear_top_rbm(dbn: DBNModule) -> str | None:
+    """The visible unit type ("gaussian", "relu") under Gaussian hidden units in the top RBM,
+    when it has both; else None."""
+    top = dbn.rbms[-1]
+    unbounded = [u.name for u in _unit_parts(top.visible) if u.name in ("gaussian", "relu")]
+    return unbounded[0] if top.hidden.name == "gaussian" and unbounded else None
+
+
+def _check_top_rbm_is_proper(dbn: DBNModule) -> None:
+    """Refuse (ValueError) a top RBM whose chains diverged on iris and digits:
+    :data:`IMPROPER_TOP`."""
+    visible = _linear_top_rbm(dbn)
+    if visible:
+        raise ValueError(
+            f"Gaussian hidden units in the top RBM of a generative DBN, over its {visible} "
+            f"visible units, {IMPROPER_TOP}"
+        )
+
+
 def _warn_if_regression_like(index: np.ndarray, n_classes: int) -> None:
     """Warn when most of the classes ``DBN.fit`` is about to learn hold one or two rows: the
     mark of a regression target of integers (a Pipeline passes ``y`` to every step;
@@ -612,12 +646,13 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
                 positions = rbm.map_shape[0] * rbm.map_shape[1]
                 rates.append((0.5 if rbm.visible.name == "bernoulli" else 0.05) / positions)
                 continue
-            parts = (
-                [u for u, _ in rbm.visible.parts] if rbm.visible.name == "mixed" else [rbm.visible]
-            )
+            parts = _unit_parts(rbm.visible)
             binary = all(isinstance(u, BernoulliUnits) or u.discrete for u in parts)
             above_conv = i > 0 and isinstance(dbn.rbms[i - 1], ConvRBM)
-            if rbm.hidden.name == "gaussian":  # linear units: two orders lower (Hinton's guide)
+            unbounded = rbm.hidden.name == "relu" and any(
+                isinstance(u, GaussianUnits) for u in parts
+            )  # Gaussian into ReLU units diverged at 0.01 on standardized digits
+            if rbm.hidden.name == "gaussian" or unbounded:  # linear: lower (Hinton's guide)
                 rates.append(0.001)
             else:
                 rates.append(0.1 if binary and not above_conv else 0.01)
@@ -1360,9 +1395,10 @@ class DBNClassifier(ClassifierMixin, _SupervisedDBN):
         Settings of every layer's RBM training ("auto" learning rate: 0.1 for binary inputs,
         0.01 for Gaussian ones and for the dense layer on a conv layer's pooled units (mostly
         on, thousands of them: at 0.1 it switched its units off), 0.001 for Gaussian (linear)
-        hidden units, which diverged at 0.01, a conv layer's 0.5
-        (Gaussian: 0.05) divided by the positions of a feature map, since a filter's gradient
-        sums over them; ``pretrain_epochs`` may list one count per layer, conv layers first).
+        hidden units, and ReLU ones over Gaussian inputs, which diverged at 0.01, a conv
+        layer's 0.5 (Gaussian: 0.05) divided by the positions of a feature map, since a
+        filter's gradient sums over them; ``pretrain_epochs`` may list one count per layer,
+        conv layers first).
     centering : bool, default False
         Centered gradients in every layer's RBM training (Melchior et al. 2016; see
         :class:`deepbelief.training.RBMTrainer`).
@@ -1836,6 +1872,8 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         if labels is not None and self.finetune_epochs and self.finetune_shift:
             self.image_shape_ = self._shifted_images(X.shape[1])
         Xt = self._build_dbn(X, n_labels=0 if labels is None else len(self.classes_))
+        if labels is not None or self._up_down_epochs(labels is not None):
+            _check_top_rbm_is_proper(self.dbn_)  # its chains run in this fit
         labels = None if labels is None else labels.to(Xt.device)
         ckpt, saved = self._open_checkpoint(checkpoint, every, X, y)
         with ckpt.saved_on_interrupt():
@@ -2054,6 +2092,12 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         drawn = self.dbn_.generate(
             n_samples, gibbs_steps, labels, self.generator_, start, return_labels=return_labels
         )
+        linear = _linear_top_rbm(self.dbn_)
+        if linear and not torch.isfinite(drawn[0] if return_labels else drawn).all():
+            raise DivergenceError(
+                f"the samples are not finite: Gaussian hidden units over {linear} visible "
+                f"units in the top RBM {IMPROPER_TOP}"
+            )
         if not return_labels:
             return self._restore_scale(drawn)
         v, indices = drawn
