@@ -257,6 +257,22 @@ def test_application_errors_name_the_problem():
         denoise(gaussian, X, noise="gaussian", noise_level=0.3)
 
 
+@pytest.mark.filterwarnings("error")
+def test_a_data_frame_meets_no_feature_name_warning_in_fit_in_or_outlier_fit():
+    """OutlierDetector.fit and fill_in warned "X does not have valid feature names, but ...
+    was fitted with feature names" on the DataFrame the model was fitted with (audit)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(np.random.default_rng(0).random((60, 6))).add_prefix("p")
+    detector = OutlierDetector(n_components=4, n_iter=1, random_state=0).fit(frame)
+    assert detector.predict(frame).shape == (60,)
+    rbm = RBM(n_components=4, n_iter=1, random_state=0).fit(frame)
+    filled = fill_in(rbm, frame.mask(frame > 0.9))
+    assert filled.shape == (60, 6) and not np.isnan(filled).any()
+    with pytest.raises(DataError, match="feature names should match"):  # still checked
+        fill_in(rbm, frame.rename(columns={"p0": "other"}))
+
+
 def test_application_functions_refuse_bad_shapes_and_unfitted_models():
     """A 1-D X to fill_in is a ValueError about the shape (it was an IndexError); an unfitted
     estimator is said to be unfitted (it was "must be a fitted RBM ... got RBM"); zero rows

@@ -616,6 +616,30 @@ def test_sample_refuses_bad_counts_and_labels_naming_them():
 
 
 @pytest.mark.parametrize(
+    ("estimator", "name", "value"),
+    [
+        (DBNClassifier, "optimizer", "adamw"),  # KeyError: 'adamw'
+        (DBNRegressor, "optimizer", "Adam"),
+        (DBNClassifier, "optimizer", None),
+        (DBNClassifier, "optimizer", ["sgd"]),  # unhashable
+        (DBNClassifier, "epochs", "10"),  # TypeError: unsupported operand type(s) for //
+        (DBNRegressor, "epochs", None),
+        (DBNClassifier, "hidden_layers", 1.5),  # 'float' object is not iterable
+        (DBN, "hidden_layers", "256"),
+        (DBN, "layer_params", 3),
+        (DBNClassifier, "dtype", ["float32"]),
+        (DBNClassifier, "preset", ["lee2009"]),
+        (deepbelief.RBM, "dtype", {"a": 1}),
+    ],
+)
+def test_a_parameter_of_the_wrong_type_is_named_in_a_value_error(estimator, name, value):
+    """A bare KeyError or TypeError from deep inside the library used to name nothing."""
+    X, y = load_digits(return_X_y=True)
+    with pytest.raises(ValueError, match=name):
+        estimator(**{name: value}).fit(X[:50] / 16, y[:50])
+
+
+@pytest.mark.parametrize(
     ("visible", "layers", "hidden"),
     [
         ("gaussian", (8,), "gaussian"),

@@ -151,6 +151,25 @@ def test_a_text_value_in_a_data_frame_is_named_by_its_column_and_row():
     frame = pd.DataFrame({"a": [0.1, 0.2, 0.3], "s": [0.5, "oops", 0.5]})
     with pytest.raises(DataError, match=r"X must be numeric: column 's' holds 'oops' at row 1"):
         RBM(n_components=2, n_iter=1).fit(frame)
+    with pytest.raises(DataError, match="encode text columns first .*OneHotEncoder"):
+        RBM(n_components=2, n_iter=1).fit(frame)
+
+
+def test_the_library_logs_nothing_to_stderr_by_default(capfd):
+    """Its per-epoch "hidden units switched off" records reached stderr through Python's
+    last-resort handler beside the UndertrainedWarning that says the same (audit)."""
+    X = np.random.default_rng(0).random((60, 8))
+    with pytest.warns(deepbelief.UndertrainedWarning, match="switched off"):
+        RBM(n_components=4, n_iter=3, learning_rate=1e6, random_state=0).fit(X)
+    assert capfd.readouterr().err == ""
+
+
+def test_save_into_a_folder_gives_no_command_line_advice(tmp_path):
+    """The Python API was told "the commands take -o - for standard output"."""
+    rbm = RBM(n_components=2, n_iter=1, random_state=0).fit(np.random.default_rng(0).random((9, 3)))
+    with pytest.raises(OSError, match="is a folder") as refused:
+        deepbelief.save(rbm, tmp_path)
+    assert "-o -" not in str(refused.value) and "choose another output path" in str(refused.value)
 
 
 def test_values_outside_unit_interval_for_explicit_bernoulli_units():

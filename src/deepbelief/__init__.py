@@ -10,6 +10,7 @@ The names are imported on first use (PEP 562), so ``import deepbelief`` and the 
 from __future__ import annotations
 
 import importlib
+import logging
 
 from ._version import __version__
 from .errors import (
@@ -19,6 +20,10 @@ from .errors import (
     ModelFileError,
     UndertrainedWarning,
 )
+
+# a library's messages go where the application sends them; none to stderr by default (the
+# warnings that matter are Python warnings; the command line installs its own handler)
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 #: public name -> the submodule that defines it (imported on first access)
 _LAZY = {

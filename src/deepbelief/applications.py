@@ -408,6 +408,7 @@ def fill_in(
     ndarray of shape (n_samples, n_features), float64
     """
     _module(model)  # refuses an unfitted model before looking at X
+    columns = getattr(X, "columns", None)
     X = np.array(X, dtype=np.float64)
     if X.ndim != 2:
         raise DataError(
@@ -428,6 +429,10 @@ def fill_in(
             f"entry), like X; got shape {start.shape}"
         )
     filled = np.where(missing, np.broadcast_to(start, X.shape), X)
+    if columns is not None:  # the model checks a DataFrame's names against those it learned
+        import pandas as pd
+
+        filled = pd.DataFrame(filled, columns=columns)
     out = _passes(model, filled, method, steps, missing, draw, random_state)
     return np.where(missing, out, X)  # observed entries as given (the model saw them clipped)
 

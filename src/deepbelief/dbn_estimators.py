@@ -597,9 +597,13 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
             layers = (layers,)
         if self._conv_specs() and isinstance(layers, (list, tuple)) and not layers:
             return []  # conv layers alone
-        if not layers or any(not isinstance(n, (int, np.integer)) or n < 1 for n in layers):
+        if (
+            not isinstance(layers, (list, tuple))
+            or not layers
+            or any(not isinstance(n, (int, np.integer)) or n < 1 for n in layers)
+        ):
             raise ValueError(f"hidden_layers must be positive integers, got {given!r}")
-        if self.dtype not in _DTYPES:
+        if not isinstance(self.dtype, str) or self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         return [int(n) for n in layers]
 
@@ -628,8 +632,12 @@ class _DBNBase(ScaledInputMixin, BaseEstimator):
         lr = self.pretrain_learning_rate
         if not (isinstance(lr, str) and lr == "auto"):
             check("pretrain_learning_rate", lr, real(0, low_open=True))
-        overrides = list(self.layer_params or [])
-        if len(overrides) > len(layers) or not all(isinstance(o, dict) for o in overrides):
+        overrides = self.layer_params or []
+        if (
+            not isinstance(overrides, (list, tuple))
+            or len(overrides) > len(layers)
+            or not all(isinstance(o, dict) for o in overrides)
+        ):
             raise ValueError(
                 f"layer_params must be a list of at most {len(layers)} dicts (one per layer), "
                 f"got {self.layer_params!r}"
@@ -933,6 +941,9 @@ class _SupervisedDBN(_DBNBase):
         check_preset(self.preset)
         if self.time_budget is not None:
             check("time_budget", self.time_budget, real(0, low_open=True))
+        check("optimizer", self.optimizer, choice("auto", *OPTIMIZERS))  # "auto" rules use them
+        if not (isinstance(self.epochs, str) and self.epochs == "auto"):
+            check("epochs", self.epochs, integer(0))
         self._active = self._values(_NOMINAL_ROWS)  # fit resolves "auto" for its data
         self._check_base_params()
         for name in ("pretrain", "early_stopping", "warm_start"):
@@ -2165,7 +2176,12 @@ class DBN(ClassNamePrefixFeaturesOutMixin, TransformerMixin, _DBNBase):
         return rows if per_row else float(rows.mean())
 
     def score(self, X, y=None):
-        """Mean lower bound on the log-likelihood in nats (:meth:`log_likelihood_bound`)."""
+        """Mean lower bound on the log-likelihood in nats (:meth:`log_likelihood_bound`).
+
+        It runs AIS on the top RBM (unless it is small enough to enumerate): seconds to
+        minutes, far more than ``predict``. A grid search over a labelled DBN that should
+        rank by accuracy says so: ``GridSearchCV(DBN(...), grid, scoring="accuracy")``.
+        """
         return self.log_likelihood_bound(X)
 
     @property

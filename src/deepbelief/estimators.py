@@ -100,12 +100,23 @@ def check_X(estimator, X, reset: bool, *, accept_sparse: bool = False):
             accept_sparse="csr" if accept_sparse else False,
         )
     except ValueError as exc:
-        message = str(exc)
-        if "could not convert" in message:
-            message = f"X must be numeric: {first_non_number(X) or message}"
-        raise DataError(message) from exc
+        raise DataError(non_numeric_message(X, str(exc))) from exc
     _check_finite(X)
     return X
+
+
+def non_numeric_message(X, message: str) -> str:
+    """scikit-learn's ``message`` about ``X``; for a value that is not a number, where it
+    lies and what to do."""
+    if "could not convert" not in message:
+        return message
+    where = first_non_number(X)
+    if where is None:
+        return f"X must be numeric: {message}"
+    return (
+        f"X must be numeric: {where}; encode text columns first (e.g. OneHotEncoder in a "
+        "ColumnTransformer; `deepbelief train` does it for a CSV)"
+    )
 
 
 def refuse_row_file(X) -> None:
@@ -888,7 +899,7 @@ class RBM(ClassNamePrefixFeaturesOutMixin, ScaledInputMixin, TransformerMixin, B
         line before it reads a file); ValueError names the parameter and the value."""
         for name, low in (("n_components", 1), ("n_iter", 0), ("checkpoint_every", 1)):
             check(name, getattr(self, name), integer(low))
-        if self.dtype not in _DTYPES:
+        if not isinstance(self.dtype, str) or self.dtype not in _DTYPES:
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
         check("weight_std", self.weight_std, real(0, low_open=True))
         if not isinstance(self.verbose, bool):

@@ -35,7 +35,7 @@ def output_file(path: Path | None, inputs=()) -> Path | None:
     if path is None or str(path) == "-":
         return None
     check_not_input(path, inputs)
-    check_output_path(path)
+    check_output_path(path, "choose another output path, or -o - for standard output")
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise UsageError(f"{path}: the folder {parent} does not exist")

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .applications import check_method, check_rows_observed, fill_in
 from .errors import DataError
-from .estimators import RBM, SavedRBMWrapper, first_non_number, seed_from
+from .estimators import RBM, SavedRBMWrapper, non_numeric_message, seed_from
 from .io import register
 from .loop import make_generator
 from .multi_prediction import train_to_fill
@@ -245,10 +245,7 @@ class RBMImputer(SavedRBMWrapper, OneToOneFeatureMixin, TransformerMixin, BaseEs
         try:
             X = validate_data(self, X, reset=reset, dtype=np.float64, ensure_all_finite=False)
         except ValueError as exc:
-            message = str(exc)
-            if "could not convert" in message:
-                message = f"X must be numeric: {first_non_number(X) or message}"
-            raise DataError(message) from exc
+            raise DataError(non_numeric_message(X, str(exc))) from exc
         if np.isinf(X).any():
             row, column = (int(i) for i in np.argwhere(np.isinf(X))[0])
             raise DataError(f"X contains infinity at row {row}, column {column} (counting from 0)")

@@ -178,9 +178,12 @@ def file_kind(mode: int) -> str:
     return "a regular file" if stat.S_ISREG(mode) else "not a regular file"
 
 
-def check_output_path(path: str | os.PathLike) -> os.stat_result | None:
+def check_output_path(
+    path: str | os.PathLike, advice: str = "choose another output path"
+) -> os.stat_result | None:
     """Refuse an output path that is not a regular file (or absent); returns its ``lstat``
-    (None when absent). Symbolic links are refused, not followed.
+    (None when absent). Symbolic links are refused, not followed. ``advice`` ends the
+    message.
 
     Raises
     ------
@@ -198,8 +201,7 @@ def check_output_path(path: str | os.PathLike) -> os.stat_result | None:
     if not stat.S_ISREG(info.st_mode):
         raise OutputPathError(
             f"{os.fspath(path)}: is {file_kind(info.st_mode)}; deepbelief writes only regular "
-            "files and will not replace it (choose another output path; the commands take "
-            "-o - for standard output)"
+            f"files and will not replace it ({advice})"
         )
     return info
 

@@ -150,7 +150,7 @@ class OutlierDetector(SavedRBMWrapper, OutlierMixin, BaseEstimator):
             sums = _row_sums(X)
             if np.ptp(sums) > 0:  # else no trend to fit (and the slope is undefined)
                 self.trend_ = float(np.polyfit(sums, typicality(self.rbm_, X), 1)[0])
-        scores = self.score_samples(X)
+        scores = self._scores(X)  # (not score_samples: X has lost a DataFrame's names)
         self.offset_ = float(np.percentile(scores, 100 * self.contamination))
         return self
 
@@ -167,7 +167,9 @@ class OutlierDetector(SavedRBMWrapper, OutlierMixin, BaseEstimator):
         ndarray of shape (n_samples,)
         """
         check_is_fitted(self, "rbm_")
-        X = check_X(self, X, reset=False, accept_sparse=True)
+        return self._scores(check_X(self, X, reset=False, accept_sparse=True))
+
+    def _scores(self, X):
         scores = typicality(self.rbm_, X)
         return scores - self.trend_ * _row_sums(X) if self.trend_ else scores
 

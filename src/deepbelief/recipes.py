@@ -117,7 +117,7 @@ GENERATIVE_PRESETS: dict[str, dict] = {
 
 def check_preset(preset) -> None:
     """Refuse an unknown preset name (ValueError listing the known ones)."""
-    if preset is not None and preset not in PRESETS:
+    if preset is not None and (not isinstance(preset, str) or preset not in PRESETS):
         known = ", ".join(sorted(PRESETS))
         raise ValueError(f"preset must be None or one of {known}; got {preset!r}")
 
