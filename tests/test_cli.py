@@ -414,6 +414,25 @@ def test_config_file_sets_options_and_the_command_line_wins(binary_csv, tmp_path
     assert len(estimator.history_) == 3
 
 
+def test_an_error_found_after_parsing_names_the_config_file_that_set_the_option(
+    binary_csv, tmp_path, capsys
+):
+    """``device: gpu`` in a config was refused as "--device gpu: not a device", with no word
+    of the file the value came from; given on the command line, the error stays as it was."""
+    config = tmp_path / "run.yaml"
+    config.write_text("device: gpu\nlayers: [4]\n")
+    data, model = binary_csv / "train.csv", tmp_path / "m"
+    code, _, err = run(capsys, "train", data, "-o", model, "--config", config)
+    assert code == 2 and len(err.splitlines()) == 1
+    assert err.startswith(f"deepbelief: error: {config}: --device gpu: not a device")
+    code, _, err = run(capsys, "train", data, "-o", model, "--config", config, "--device", "tpu")
+    assert code == 2 and err.startswith("deepbelief: error: --device tpu: not a device")
+    config.write_text("average_epochs: 2\nlayers: [4]\n")
+    code, _, err = run(capsys, "train", data, "-o", model, "--config", config, "--early-stopping")
+    assert err.startswith(f"deepbelief: error: {config}: --average-epochs and --early-stopping")
+    assert not model.exists()
+
+
 def test_centering_and_weight_averaging_reach_the_estimator(binary_csv, tmp_path, capsys):
     model = tmp_path / "m"
     code, _, err = run(capsys, "train", binary_csv / "train.csv", "-o", model, "--layers", "8",

@@ -540,6 +540,35 @@ def test_fine_tuning_options_for_data_without_a_target_are_refused(tmp_path, cap
     assert code == 0
 
 
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["train", "{data}", "-o", "{m}", "--layres", "4"], "--layres 4 (did you mean --layers?)"),
+        (["trian", "{data}"], "did you mean 'train'?"),
+        (["train", "{data}", "-o", "{m}", "--hidden", "gausian"], "did you mean 'gaussian'?"),
+        (["predict", "{model}", "{data}", "--jsn"], "--jsn (did you mean --json?)"),
+        (
+            ["train", "{data}", "-o", "{m}", "--config", "{config}"],
+            "unknown option 'pretrian_epochs'; did you mean 'pretrain_epochs'?",
+        ),
+    ],  # fmt: skip
+)
+def test_a_mistyped_option_or_choice_is_answered_with_the_closest(ws, tmp_path, capsys, argv,
+                                                                   words):  # fmt: skip
+    config = write(tmp_path / "run.toml", "pretrian_epochs = 2\n")
+    paths = {"data": ws / "good.csv", "m": tmp_path / "m", "model": ws / "model", "config": config}
+    code = main([word.format(**paths) for word in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and words in err, err
+    assert not (tmp_path / "m").exists()
+
+
+def test_an_option_like_no_other_gets_no_suggestion(ws, tmp_path, capsys):
+    code = main(["train", str(ws / "good.csv"), "-o", str(tmp_path / "m"), "--zzzzzz"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.strip() == "deepbelief: unrecognized arguments: --zzzzzz"
+
+
 def test_up_down_epochs_for_a_classifier_or_regressor_are_refused(ws, tmp_path, capsys):
     """A classifier or regressor (by --model, or by the data's target) ignored
     --up-down-epochs silently: it is fine-tuned by backprop."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 import warnings
 from pathlib import Path
@@ -718,10 +719,29 @@ def apply_config(parser: argparse.ArgumentParser, argv: list[str], config: dict,
     for key, value in config.items():
         action = actions.get(key)
         if action is None:
-            raise UsageError(f"{path}: unknown option {key!r}")
+            import difflib
+
+            close = difflib.get_close_matches(key, list(actions), n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise UsageError(f"{path}: unknown option {key!r}{hint}")
         defaults[key] = _config_value(action, value, path, key)
     train.set_defaults(**defaults)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    given = {word.split("=")[0] for word in argv if word.startswith("--")}
+    args.config_origin = {  # the options whose value the file gave: its errors name it
+        action.option_strings[0]: path
+        for key, action in actions.items()
+        if key in config and action.option_strings and not given & set(action.option_strings)
+    }
+    return args
+
+
+def _from_config(message: str, args) -> str:
+    """``message`` with the config file in front when it names an option that file set
+    (``--device gpu: not a device`` -> ``run.yaml: --device gpu: not a device``)."""
+    origin = getattr(args, "config_origin", None) or {}
+    named = [flag for flag in re.findall(r"--[a-z][\w-]*", message) if flag in origin]
+    return f"{origin[named[0]]}: {message}" if named else message
 
 
 def _config_value(action, value, path, key):
@@ -795,14 +815,14 @@ def _main(argv: list[str]) -> int:
 
         return _say_deferred(getattr(commands, args.command)(args))
     except DeepBeliefError as exc:
-        return _fail(str(exc), debug)
+        return _fail(_from_config(str(exc), args), debug)
     except BrokenPipeError:  # the reader stopped (``| head``): what it wanted, it has
         return _closed_pipe()
     except OSError as exc:  # unreadable input, unwritable output, full disk
         where = f"{exc.filename}: " if exc.filename else ""
         return _fail(f"{where}{exc.strerror or exc}", debug)
     except ValueError as exc:  # a setting the library refused
-        return _fail(str(exc), debug)
+        return _fail(_from_config(str(exc), args), debug)
     except KeyboardInterrupt as exc:
         # not imported here: a Ctrl-C while torch was being imported left it half-imported,
         # and importing it again raised (or crashed); not imported yet means one process
@@ -907,12 +927,36 @@ def _join_processes(args) -> bool:
 def _parse(argv: list[str]) -> argparse.Namespace:
     parser = build_parser()
     _check_command_first(parser, argv)
-    args = parser.parse_args(argv)  # --help and --version exit here (SystemExit 0)
+    try:
+        args = parser.parse_args(argv)  # --help and --version exit here (SystemExit 0)
+    except UsageError as exc:
+        raise UsageError(_with_suggestion(parser, argv, str(exc))) from None
     if args.command == "train" and args.config is not None:
         args = apply_config(parser, argv, read_config(args.config), args.config)
     if args.command == "train":
         _check_train_options(parser, args)
     return args
+
+
+def _with_suggestion(parser, argv: list[str], message: str) -> str:
+    """argparse's ``message`` with the closest valid word for a mistyped option (``--layres``:
+    did you mean --layers?) or choice (``trian``: did you mean 'train'?)."""
+    import difflib
+
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from ([^)]*)\)", message)
+    if choice:
+        choices = re.findall(r"'([^']*)'", choice[2])
+        close = difflib.get_close_matches(choice[1], choices, n=1)
+        return f"{message}; did you mean {close[0]!r}?" if close else message
+    unknown = re.search(r"unrecognized arguments: (.*)", message)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    command = next((word for word in argv if word in commands.choices), None)
+    if not unknown or command is None:
+        return message
+    options = [o for a in commands.choices[command]._actions for o in a.option_strings]
+    words = [w.split("=")[0] for w in unknown[1].split() if w.startswith("--")]
+    close = [m for w in words for m in difflib.get_close_matches(w, options, n=1)]
+    return f"{message} (did you mean {', '.join(close)}?)" if close else message
 
 
 def _check_command_first(parser, argv: list[str]) -> None:
