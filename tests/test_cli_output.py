@@ -272,6 +272,17 @@ def test_evaluate_info_transform_report_summaries(trained, csv_file, tmp_path, c
     assert "learning_curves.png" in line
 
 
+def test_evaluate_labels_the_confusion_matrix_columns(trained, csv_file, capsys):
+    """Its columns (the predicted classes) had no labels."""
+    code, out, _ = run(capsys, "evaluate", trained[0], csv_file)
+    lines = out.splitlines()
+    at = lines.index("confusion matrix (rows: true class, columns: predicted):")
+    assert lines[at + 1].split() == ["down", "up"]
+    assert lines[at + 2].split()[0] == "down" and lines[at + 3].split()[0] == "up"
+    counts = [int(v) for line in lines[at + 2 : at + 4] for v in line.split()[1:]]
+    assert code == 0 and sum(counts) == 60
+
+
 def test_a_report_with_data_scores_the_model_on_it_as_evaluate_does(
     trained, csv_file, tmp_path, capsys
 ):

@@ -1,6 +1,7 @@
 """Preprocessing of tables: scaling, one-hot categories, missing values, identifiers, errors
 that name the column and row, and a fitted state that is plain data."""
 
+import gzip
 import json
 import warnings
 
@@ -210,6 +211,72 @@ def test_rows_longer_than_the_header_are_never_shifted(tmp_path):
     path = write(tmp_path, "a,b,c\n1,2,3,4\n4,5,6,7\n")
     with pytest.raises(DataError, match=r"data.csv: malformed CSV: the data rows have more"):
         read_table(path)
+
+
+def test_a_row_with_too_few_fields_is_refused_naming_its_line(tmp_path):
+    """pandas filled a short row's last fields with missing values (a missing middle field
+    shifted the values after it a column left) and the command trained on it silently."""
+    path = write(tmp_path, 'x1,x2,x3,y\n0.1,0.2,0.3,a\n"4\n",1,1,b\n\n0.5,0.7\n0.2,,,\n')
+    with pytest.raises(DataError, match=r"data.csv: malformed CSV: line 6 has 2 fields, "
+                                        r"expected 4 \(leave a missing value empty"):  # fmt: skip
+        read_table(path)
+    with gzip.open(tmp_path / "data.csv.gz", "wt") as f:
+        f.write("a,b\n1,2\n3\n")
+    with pytest.raises(DataError, match="line 3 has 1 field, expected 2"):
+        read_table(tmp_path / "data.csv.gz")
+    # empty fields are fields: a row of them, or empty last cells, is read as missing values
+    features, target = read_table(write(tmp_path, "a,b,c\n1,2,x\n,,\n3,,\n"))
+    assert features["a"].isna().tolist() == [False, True, False] and target.isna().sum() == 2
+
+
+def test_numbers_written_with_formatting_are_refused_not_made_categories(tmp_path):
+    """ "$9.99", "12%", "6,523.94": each price became a text category (an unseen one at
+    predict time) without a word."""
+    for cells in (
+        ["$9.99", "$12.50", "$9.99"],
+        ["12%", "0.5%", "7%"],
+        ['"6,523.94"', '"1,200"', "7"],
+    ):
+        frame = read_table(write(tmp_path, "p,y\n" + "".join(f"{c},a\n" for c in cells)))[0]
+        with pytest.raises(DataError, match=r"column 'p', row 1: .* is a number written with "
+                                            r"formatting .*--non-numeric text"):  # fmt: skip
+            TablePreprocessor().fit(frame, "data.csv")
+        kept = TablePreprocessor(non_numeric="text").fit(frame, "data.csv")  # asked for: kept
+        assert kept.columns[0]["kind"] == "categorical"
+    colours = pd.DataFrame({"c": ["red", "1,2", "blue", "red"]})  # mostly text: categories
+    assert TablePreprocessor().fit(colours).columns[0]["kind"] == "categorical"
+
+
+def test_an_empty_unnamed_last_column_is_left_out_and_the_target_is_the_one_before(tmp_path):
+    """A spreadsheet's export ends every line with a comma: the empty "Unnamed: 2" column was
+    taken as the target ("has a missing value") or refused as a feature with no values."""
+    path = write(tmp_path, "a,b,y,\n1,2,u,\n3,4,v,\n")
+    with pytest.warns(UserWarning, match="its last column has no name and no values"):
+        features, target = read_table(path)
+    assert list(features.columns) == ["a", "b"] and list(target) == ["u", "v"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        features, _ = read_table(write(tmp_path, "a,b,\n1,2,7\n3,4,\n"), no_target=True)
+    assert list(features.columns) == ["a", "b", "Unnamed: 2"]  # it has a value: kept
+
+
+def test_a_first_line_of_numbers_warns_that_it_may_be_data_not_a_header(tmp_path):
+    path = write(tmp_path, "0.1,0.2,0.3\n0.4,0.5,0.6\n")
+    with pytest.warns(UserWarning, match=r"every name in its first line is a number .*--no-header"):
+        read_table(path, no_target=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        read_table(path, no_target=True, header=False)
+        read_table(write(tmp_path, "a,2\n1,2\n", "named.csv"), no_target=True)
+    fitted = TablePreprocessor().fit(read_table(path, no_target=True, header=False)[0])
+    with pytest.raises(DataError, match=r"missing column\(s\) '0', '1', '2' .*give --no-header"):
+        fitted.transform(pd.DataFrame({"0.1": [1.0]}))
+
+
+def test_spaces_after_a_value_are_trimmed_as_spaces_before_it_are(tmp_path):
+    """ "red " was a category of its own beside "red" (and " red" was "red")."""
+    features, _ = read_table(write(tmp_path, "c,x,y\nred,1,a\nred ,2,b\n red,3,a\n"))
+    assert features["c"].tolist() == ["red"] * 3
 
 
 def test_bytes_that_are_not_utf8_name_the_line(tmp_path):

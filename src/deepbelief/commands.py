@@ -1138,8 +1138,11 @@ def _print_metrics(results: dict) -> None:
     for name, value in results.items():
         if name == "confusion_matrix":
             print("confusion matrix (rows: true class, columns: predicted):")
-            for label, row in zip(results["classes"], value):
-                print(f"  {label:>10} " + " ".join(f"{v:5d}" for v in row))
+            labels = [str(c) for c in results["classes"]]
+            width = max(5, *(len(label) for label in labels))
+            print(f"  {'':>10} " + " ".join(f"{label:>{width}}" for label in labels))
+            for label, row in zip(labels, value):
+                print(f"  {label:>10} " + " ".join(f"{v:{width}d}" for v in row))
         elif name != "classes":
             print(f"{name}: {value:.6g}" if isinstance(value, float) else f"{name}: {value}")
 

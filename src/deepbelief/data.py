@@ -9,9 +9,12 @@ the header; parse errors name the line of the file instead.
 
 from __future__ import annotations
 
+import bz2
 import codecs
+import csv
 import gzip
 import itertools
+import lzma
 import math
 import os
 import re
@@ -365,6 +368,8 @@ class TablePreprocessor:
         present = ~column.isna().to_numpy()
         stray = present & np.isnan(numbers)
         n_stray, n_present = int(stray.sum()), int(present.sum())
+        if n_stray and 2 * (n_present - n_stray) <= n_present:
+            _refuse_formatted_numbers(source, name, column, present)
         if n_stray == 0 or 2 * (n_present - n_stray) <= n_present:
             return column, None  # all numbers (typed as text by the caller) or mostly text
         if self.non_numeric == "error":
@@ -407,6 +412,8 @@ class TablePreprocessor:
             shown = ", ".join(map(repr, missing_columns[:5]))
             more = len(missing_columns) - 5
             shown += f" and {more} more (of {len(self.columns)})" if more > 0 else ""
+            if all(name.isdigit() for name in missing_columns):  # numbered: no header
+                shown += " (the model was trained on a file without a header: give --no-header)"
             raise DataError(f"{source}: missing column(s) {shown}")
         blocks = [self._transform_column(c, frame[c["name"]], source) for c in self.columns]
         return np.concatenate(blocks, axis=1).astype(np.float32)
@@ -581,6 +588,30 @@ def _numeric_values(column, source: str, name: str, non_numeric: str = "error"):
             "missing (non_numeric='missing') to read such cells as missing values"
         )
     return values, bad
+
+
+#: What spreadsheets add to numbers: currency and percent signs, thousands separators (or a
+#: decimal comma), spaces.
+_NUMBER_FORMATTING = r"[\s$€£¥%,]"
+
+
+def _refuse_formatted_numbers(source: str, name: str, column, present: np.ndarray) -> None:
+    """DataError for a text column most of whose cells are numbers once a spreadsheet's
+    formatting is taken out (``$9.99``, ``12%``, ``6,523.94``): they would silently become
+    text categories, one per distinct price, and any new price an unseen category."""
+    formatted = column.astype(str).str.replace(_NUMBER_FORMATTING, "", regex=True)
+    numbers = _parse_numbers(formatted.mask(~present))
+    parsed = present & ~np.isnan(numbers)
+    if 2 * int(parsed.sum()) <= int(present.sum()):
+        return
+    row = int(np.flatnonzero(parsed)[0])
+    raise DataError(
+        f"{source}: column {name!r}, row {row + 1}: {_show(column.iloc[row])} is a number "
+        f"written with formatting (a currency or percent sign, or commas), as {int(parsed.sum())} "
+        f"of the column's {int(present.sum())} values are; deepbelief reads plain numbers "
+        "(9.99, 6523.94): save the column without the formatting, or keep it as text "
+        "categories with --non-numeric text (non_numeric='text')"
+    )
 
 
 def _parse_numbers(column) -> np.ndarray:
@@ -791,11 +822,47 @@ def read_table(
         )
     if error is not None:
         raise error
+    if len(frame) and frame.iloc[:, -1].isna().any():  # a short row ends with missing cells
+        _refuse_short_rows(path, sep)
+    if header and not np.isnan(_parse_numbers(pd.Series(list(frame.columns)))).any():
+        errors.warn(
+            f"{path}: every name in its first line is a number ({', '.join(frame.columns[:3])}"
+            f"{', ...' if frame.shape[1] > 3 else ''}): if that line is data, not a header, "
+            "give --no-header (it is read as the columns' names, and its row is lost)",
+            errors.DataWarning,
+        )
     if name is None:
         return frame, None
     if frame.shape[1] < 2:
         raise DataError(f"{path}: only the target column {name!r}; no feature columns")
     return frame.drop(columns=name), frame[name]
+
+
+_TEXT_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _refuse_short_rows(path: Path, sep: str) -> None:
+    """DataError naming the first line with fewer fields than the first line (pandas fills
+    them with missing values, and a missing middle field would shift the values after it
+    into the wrong columns); a line of only empty fields (``,,,``) has its fields. Read only
+    when some row's last cell is missing (a short row's is), in one pass of :mod:`csv`."""
+    opener = _TEXT_OPENERS.get(path.suffix.lower(), open)
+    if path.suffix.lower() in (".zip", ".zst", ".tar"):
+        return  # not checked: pandas alone opens these
+    with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
+        expected = None
+        reader = csv.reader(f, delimiter=sep)
+        for fields in reader:
+            if not fields:
+                continue  # a blank line, which pandas skips
+            if expected is None:
+                expected = len(fields)
+            elif len(fields) < expected:
+                raise DataError(
+                    f"{path}: malformed CSV: line {reader.line_num} has {len(fields)} "
+                    f"field{'s' * (len(fields) != 1)}, expected {expected} (leave a missing value "
+                    "empty between its commas, e.g. 0.5,,0.7)"
+                )
 
 
 def _refuse_binary(path: Path) -> None:
@@ -830,8 +897,23 @@ def _read_csv_whole(path: Path, options: dict, target, no_target: bool):
     frame = _tidy(pd.read_csv(path, **options), path)
     if len(frame) == 0:
         raise DataError(f"{path}: a header but no data rows")
+    frame = _without_an_empty_last_column(frame, path)
     name = None if no_target else _target_name(frame, target, path)
     return _compact(frame, keep={name}, wide=set()), name
+
+
+def _without_an_empty_last_column(frame, path: Path):
+    """``frame`` less its last column when that has no name in the header and no value (a
+    spreadsheet's export with a comma at the end of every line), with a warning."""
+    last = frame.columns[-1]
+    if frame.shape[1] < 2 or not last.startswith("Unnamed: ") or frame[last].notna().any():
+        return frame
+    errors.warn(
+        f"{path}: its last column has no name and no values (every line ends with a comma); "
+        "it is left out",
+        errors.DataWarning,
+    )
+    return frame.drop(columns=last)
 
 
 def _read_csv_chunked(path: Path, options: dict, target, no_target: bool):
@@ -945,9 +1027,10 @@ def _tidy(frame, path: Path, text: set = frozenset()):
         values = frame[column]
         if values.dtype != object and not pd.api.types.is_string_dtype(values):
             continue
-        missing = values.isin(_NA_TEXT)
-        if missing.any():  # pandas keeps "", "NaN", ... as text next to integers beyond 64 bits
-            frame[column] = values = values.mask(missing)
+        stripped = values.str.rstrip()  # "red " is "red" (skipinitialspace strips " red")
+        values = stripped.where(stripped.notna(), values)  # (not text: as it was)
+        missing = values.isin(_NA_TEXT)  # pandas keeps "", "NaN", ... as text next to integers
+        frame[column] = values = values.mask(missing)  # beyond 64 bits
         if column in text:
             continue
         present = values.dropna()
@@ -1145,7 +1228,9 @@ def prepare_target(target, task: str = "auto", source: str = "data", non_numeric
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
         raise DataError(
-            f"{source}: {name} has a missing value at row {row + 1} ({int(missing.sum())} in all)"
+            f"{source}: {name} has a missing value at row {row + 1} ({int(missing.sum())} in all); "
+            "training needs the target of every row: remove those rows, or name the target "
+            "with --target (--no-target: no target, an unsupervised model)"
         )
     if non_numeric != "text" and task != "regression" and _kind(target) == "text":
         stray = np.isnan(_parse_numbers(target))
