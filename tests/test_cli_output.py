@@ -272,6 +272,16 @@ def test_evaluate_info_transform_report_summaries(trained, csv_file, tmp_path, c
     assert "learning_curves.png" in line
 
 
+def test_predict_warns_of_a_row_with_no_values(trained, tmp_path, capsys):
+    """score left such a row unscored and said so; predict made up its prediction silently."""
+    data = tmp_path / "rows.csv"
+    data.write_text("a,b,c\n0.1,0.2,0.3\n,,\n")
+    code, out, err = run(capsys, "predict", trained[0], data)
+    assert code == 0 and len(out.splitlines()) == 3
+    assert "rows.csv: 1 row(s) with no values (the first: row 2): predicted from the values " \
+        "filled in as in training" in err  # fmt: skip
+
+
 def test_evaluate_labels_the_confusion_matrix_columns(trained, csv_file, capsys):
     """Its columns (the predicted classes) had no labels."""
     code, out, _ = run(capsys, "evaluate", trained[0], csv_file)

@@ -12,6 +12,7 @@ from . import errors
 from .commands import (
     _model_and_rows,
     _named_rows,
+    _warn_blank_rows,
     _where,
     _write_rows,
     _write_table,
@@ -92,18 +93,6 @@ def score(args) -> int:
     message = f"wrote {scored} scores (lowest {low:.4g}{unscored}) to {_where(args.output)}"
     payload = {"output": str(args.output), "rows": len(scores), "lowest": low}
     return finish(args, message, None if str(args.output) == "-" else payload)
-
-
-def _warn_blank_rows(empty: np.ndarray, width: int, source: str, outcome: str) -> None:
-    """A warning naming the rows with no values (``empty`` cells of ``width``) and what the
-    command made of them (``outcome``)."""
-    blank = np.flatnonzero(empty == width)
-    if len(blank):
-        errors.warn(
-            f"{source}: {len(blank)} row(s) with no values (the first: row {blank[0] + 1}): "
-            f"{outcome}",
-            errors.DataWarning,
-        )
 
 
 def _warn_empty_cells(empty: np.ndarray, width: int, source: str) -> None:

@@ -32,7 +32,15 @@ from . import (
     distributed,
 )
 from .data import Dataset, file_kind, image_files, label_codes, load_dataset, prepare_target
-from .errors import DataError, DeepBeliefError, ModelFileError, UsageError, drop_advice
+from .errors import (
+    DataError,
+    DataWarning,
+    DeepBeliefError,
+    ModelFileError,
+    UsageError,
+    drop_advice,
+    warn,
+)
 from .folders import (
     ModelFolder,
     check_input_path,
@@ -912,6 +920,18 @@ def _unsupervised_scores(estimator, X) -> dict:
 
 
 # ====================================================================== predict / evaluate
+def _warn_blank_rows(empty: np.ndarray, width: int, source: str, outcome: str) -> None:
+    """A warning naming the rows with no values (``empty`` cells of ``width``) and what the
+    command made of them (``outcome``)."""
+    blank = np.flatnonzero(empty == width)
+    if len(blank):
+        warn(
+            f"{source}: {len(blank)} row(s) with no values (the first: row {blank[0] + 1}): "
+            f"{outcome}",
+            DataWarning,
+        )
+
+
 def _check_predict(estimator, model: Path, proba: bool) -> None:
     """What ``predict`` refuses before the data is read."""
     if estimator_kind(estimator) == "unsupervised":
@@ -983,6 +1003,8 @@ def predict(args) -> int:
         args, check_model=lambda estimator, model: _check_predict(estimator, model, args.proba)
     )
     column = spec.target or "prediction"
+    filled = "predicted from the values filled in as in training, not from data"
+    _warn_blank_rows(spec.empty_cells(dataset), len(spec.feature_names), str(args.data), filled)
     predicted = estimator.predict(X)
     proba = estimator.predict_proba(X) if args.proba else None
     if args.json:
