@@ -280,6 +280,18 @@ def test_impute_without_a_header_writes_none(capsys, tmp_path):
     assert code == 0 and (tmp_path / "out.csv").read_text().splitlines()[0] == "1,2"
 
 
+def test_impute_writes_a_semicolon_file_with_decimal_commas_as_it_read_it(capsys, tmp_path):
+    rows = "".join(f"{i},5;{i % 3},25;{'red' if i % 2 else 'blue'}\n" for i in range(40))
+    (tmp_path / "semi.csv").write_text("a;b;c\n" + rows + "7,5;;red\n")
+    code, out, err = run(capsys, "impute", tmp_path / "semi.csv", "-o", "-", "--hidden", "4",
+                         "--epochs", "2")  # fmt: skip
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "a;b;c" and lines[1:-1] == rows.splitlines()  # kept as written
+    a, b, c = lines[-1].split(";")
+    assert (a, c) == ("7,5", "red") and 0 <= float(b.replace(",", ".")) <= 3 and "," in b
+
+
 def test_impute_takes_a_blank_line_of_a_one_column_file_as_an_empty_cell(capsys, tmp_path):
     """A blank line in a one-column CSV is an empty cell: a row with no value, refused (it
     used to be dropped silently, three rows coming back of four); wider files skip them."""

@@ -273,6 +273,22 @@ def test_a_first_line_of_numbers_warns_that_it_may_be_data_not_a_header(tmp_path
         fitted.transform(pd.DataFrame({"0.1": [1.0]}))
 
 
+def test_semicolons_tabs_and_decimal_commas_are_recognised_from_the_file(tmp_path):
+    """A semicolon-separated export was one column named 'a;b;y' ("only the target column");
+    with decimal commas, "more fields than the header names"."""
+    features, target = read_table(write(tmp_path, "a;b;y\n1,5;2,25;u\n0,5;;v\n"))
+    assert features.columns.tolist() == ["a", "b"] and target.tolist() == ["u", "v"]
+    np.testing.assert_array_equal(features["a"], [1.5, 0.5])
+    assert features["b"].iloc[0] == 2.25 and np.isnan(features["b"].iloc[1])
+    points = read_table(write(tmp_path, "a;b;y\n1.5;2;u\n0.5;3;v\n", "points.csv"))[0]
+    np.testing.assert_array_equal(points["a"], [1.5, 0.5])  # decimal points kept
+    for sep in ("\t", "|"):
+        named = read_table(write(tmp_path, f"a{sep}b{sep}y\n1{sep}2{sep}u\n", "sep.csv"))[0]
+        assert named.columns.tolist() == ["a", "b"]
+    # a comma in the first line keeps the comma: "1,5" is then two fields
+    assert read_table(write(tmp_path, "a,b;c\n1,5;2\n", "comma.csv"))[0].columns.tolist() == ["a"]
+
+
 def test_spaces_after_a_value_are_trimmed_as_spaces_before_it_are(tmp_path):
     """ "red " was a category of its own beside "red" (and " red" was "red")."""
     features, _ = read_table(write(tmp_path, "c,x,y\nred,1,a\nred ,2,b\n red,3,a\n"))

@@ -121,7 +121,7 @@ def impute(args) -> int:
     lines, as ``train`` does."""
     import io
 
-    from .data import read_table
+    from .data import csv_dialect, read_table
     from .imputer import RBMImputer
 
     _suffix(args.output, (".csv",), (args.data,))
@@ -130,7 +130,8 @@ def impute(args) -> int:
     frame, _ = read_table(args.data, no_target=True, header=header)
     frame, coerced = _typed(frame, source, args.non_numeric)
     matrix, columns = _encode(frame, source)
-    out = _as_text(args.data, header, blank_lines=frame.shape[1] == 1)  # the cells as read
+    sep, decimal = csv_dialect(args.data)
+    out = _as_text(args.data, header, sep, blank_lines=frame.shape[1] == 1)  # the cells as read
     if frame.shape[1] == 1:
         _refuse_blank_lines(out, source)
     missing = np.isnan(matrix)
@@ -139,10 +140,10 @@ def impute(args) -> int:
         sample_posterior=args.sample, prediction_epochs=args.prediction_epochs,
     )  # fmt: skip
     filled = imputer.fit_transform(matrix) if missing.any() else matrix
-    for name, values in _filled_cells(frame, filled, columns).items():
+    for name, values in _filled_cells(frame, filled, columns, decimal).items():
         out[name] = out[name].where(~frame[name].isna().to_numpy(), values)
     buffer = io.StringIO()
-    out.to_csv(buffer, index=False, header=header)
+    out.to_csv(buffer, index=False, header=header, sep=sep)
     _write_text(buffer.getvalue(), output_file(args.output))
     cells = int(frame.isna().to_numpy().sum())
     read_as_empty = f" ({coerced} of them not a number: --non-numeric missing)" if coerced else ""
@@ -242,9 +243,10 @@ def _encode(frame, source: str):
     return matrix, columns
 
 
-def _filled_cells(frame, filled: np.ndarray, columns: dict) -> dict:
+def _filled_cells(frame, filled: np.ndarray, columns: dict, decimal: str = ".") -> dict:
     """For each column with empty cells, the text of every row's filled value: a number
-    (whole where the column holds only whole numbers), or the most probable category."""
+    (whole where the column holds only whole numbers; with the file's ``decimal`` mark), or
+    the most probable category."""
     import pandas as pd
 
     out = {}
@@ -258,23 +260,21 @@ def _filled_cells(frame, filled: np.ndarray, columns: dict) -> dict:
             if np.all(observed == np.round(observed)):
                 out[name] = [str(int(v)) for v in np.round(values)]
             else:
-                out[name] = [repr(float(v)) for v in values]
+                out[name] = [repr(float(v)).replace(".", decimal) for v in values]
         else:
             categories = pd.get_dummies(column.astype("string")).columns
             out[name] = [str(c) for c in np.asarray(categories)[np.argmax(filled[:, where], 1)]]
     return out
 
 
-def _as_text(path, header: bool, blank_lines: bool = False):
+def _as_text(path, header: bool, sep: str, blank_lines: bool = False):
     """The CSV's cells as the text they hold (empty cells NaN), columns named as
     :func:`deepbelief.data.read_table` names them; with ``blank_lines``, a blank line is a
     row of empty cells (else it is skipped, as ``read_table`` skips it)."""
     import pandas as pd
 
-    from .data import _plain_suffix
-
     frame = pd.read_csv(
-        path, sep="\t" if _plain_suffix(path) == ".tsv" else ",", header=0 if header else None,
+        path, sep=sep, header=0 if header else None,
         dtype=str, skipinitialspace=True, encoding="utf-8-sig", index_col=False,
         skip_blank_lines=not blank_lines,
     )  # fmt: skip

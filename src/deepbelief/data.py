@@ -783,10 +783,12 @@ def read_table(
     if not path.exists():
         raise DataError(f"{path}: no such file")
     _refuse_binary(path)
+    decimal = "."
     if sep is None:
-        sep = "\t" if _plain_suffix(path) == ".tsv" else ","
+        sep, decimal = csv_dialect(path)
     options = dict(
         sep=sep,
+        decimal=decimal,
         header=0 if header else None,
         skipinitialspace=True,
         encoding="utf-8-sig",
@@ -839,6 +841,37 @@ def read_table(
 
 
 _TEXT_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+#: Field separators recognised in a CSV's first line when it has no comma.
+_SEPARATORS = (";", "\t", "|")
+_DECIMAL_COMMA = re.compile(r"^\s*[-+]?\d+,\d+\s*$")
+_DECIMAL_POINT = re.compile(r"^\s*[-+]?\d*\.\d+\s*$")
+
+
+def csv_dialect(path: Path) -> tuple[str, str]:
+    """``(separator, decimal mark)`` of a CSV file: a tab for ``.tsv``; else a comma, unless
+    the first line has none but semicolons, tabs or bars (a spreadsheet's export in a
+    language that writes decimal commas: ``1,5;2,25``); the decimal mark is then a comma
+    when sampled fields are numbers with a comma (``2,25``) and none with a point."""
+    if _plain_suffix(path) == ".tsv":
+        return "\t", "."
+    opener = _TEXT_OPENERS.get(path.suffix.lower(), open)
+    try:
+        with opener(path, "rt", encoding="utf-8-sig", newline="", errors="replace") as f:
+            lines = [line for line in itertools.islice(f, 200) if line.strip()]
+    except (OSError, EOFError, zlib.error, ValueError):
+        return ",", "."  # the reader reports it
+    if not lines or "," in lines[0]:
+        return ",", "."
+    counts = {sep: lines[0].count(sep) for sep in _SEPARATORS}
+    sep = max(counts, key=counts.get)
+    if counts[sep] == 0:
+        return ",", "."
+    fields = [cell for line in lines[1:] for cell in line.rstrip("\r\n").split(sep)]
+    comma = any(_DECIMAL_COMMA.match(cell) for cell in fields)
+    point = any(_DECIMAL_POINT.match(cell) for cell in fields)
+    return sep, "," if comma and not point else "."
 
 
 def _refuse_short_rows(path: Path, sep: str) -> None:
