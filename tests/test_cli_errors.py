@@ -540,6 +540,19 @@ def test_fine_tuning_options_for_data_without_a_target_are_refused(tmp_path, cap
     assert code == 0
 
 
+def test_info_lists_the_columns_a_table_model_expects(ws, capsys):
+    """What predict needs was only in deepbelief.json."""
+    assert main(["info", str(ws / "model")]) == 0
+    out = capsys.readouterr().out
+    assert "  input columns: x (numeric), colour (categorical: 2 values); target label\n" in out
+    assert main(["info", str(ws / "model"), "--json"]) == 0
+    columns = json.loads(capsys.readouterr().out)["input"]["columns"]
+    assert columns == [
+        {"name": "x", "kind": "numeric"},
+        {"name": "colour", "kind": "categorical", "categories": ["blue", "red"]},
+    ]
+
+
 @pytest.mark.parametrize(
     ("argv", "words"),
     [

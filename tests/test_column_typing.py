@@ -166,7 +166,8 @@ def test_labels_are_matched_by_value():
     )
     np.testing.assert_array_equal(label_codes(["2", 1], np.array([1.0, 2.0])), [1, 0])
     np.testing.assert_array_equal(label_codes(["a", "A"], np.array(["A", "a"])), [1, 0])
-    with pytest.raises(DataError, match=r"e.csv: target values the model never saw: b, c"):
+    unseen = r"e.csv: row 2: target 'b' is none of the model's classes; .*never saw: b, c"
+    with pytest.raises(DataError, match=unseen):
         label_codes(["a", "b", "c", "b"], np.array(["A", "a"]), source="e.csv")
     with pytest.raises(DataError, match="never saw: 2.5, 4"):
         label_codes([2.5, 4, 1], np.array([1, 2, 3]))

@@ -289,6 +289,20 @@ def test_semicolons_tabs_and_decimal_commas_are_recognised_from_the_file(tmp_pat
     assert read_table(write(tmp_path, "a,b;c\n1,5;2\n", "comma.csv"))[0].columns.tolist() == ["a"]
 
 
+def test_a_column_of_one_value_warns_that_it_tells_nothing():
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "k": [7, 7, 7], "c": ["a", "a", "a"]})
+    with pytest.warns(UserWarning) as caught:
+        TablePreprocessor().fit(frame, "t.csv")
+    messages = [str(w.message) for w in caught]
+    assert (
+        len(messages) == 2 and "t.csv: column 'k' holds one value (7) in every row" in messages[0]
+    )
+    assert "t.csv: column 'c' holds one value ('a') in every row" in messages[1]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        TablePreprocessor().fit(frame[["x"]].iloc[:1])  # one row: no column varies
+
+
 def test_spaces_after_a_value_are_trimmed_as_spaces_before_it_are(tmp_path):
     """ "red " was a category of its own beside "red" (and " red" was "red")."""
     features, _ = read_table(write(tmp_path, "c,x,y\nred,1,a\nred ,2,b\n red,3,a\n"))

@@ -1448,7 +1448,10 @@ def describe(estimator, card: dict) -> dict:
         "pretraining": pretrain,
         "fine_tuning": {"epochs": len(finetune), "last": finetune[-1] if finetune else None},
         **_generative_phases(estimator),
-        "input": {k: card["input"][k] for k in ("kind", "target", "image_shape")},
+        "input": {
+            **{k: card["input"][k] for k in ("kind", "target", "image_shape")},
+            **_input_columns(card["input"]),
+        },
         "metrics": {k: v for k, v in card.get("metrics", {}).items() if k != "confusion_matrix"},
         "format_version": card["format_version"],
         "package_version": card["package_version"],
@@ -1475,6 +1478,21 @@ def _generative_phases(estimator) -> dict:
     return out
 
 
+def _input_columns(spec: dict) -> dict:
+    """A table's columns as ``predict`` expects them: ``{"columns": [{"name", "kind"}, ...]}``
+    (a categorical column with its ``categories``; the ``--drop-ids`` ones under
+    ``"dropped"``); nothing for other inputs."""
+    pre = spec.get("preprocessor") or {}
+    if spec.get("kind") != "table" or "columns" not in pre:
+        return {}
+    columns = [
+        {"name": c["name"], "kind": c["kind"],
+         **({"categories": c["categories"]} if c["kind"] == "categorical" else {})}
+        for c in pre["columns"]
+    ]  # fmt: skip
+    return {"columns": columns, **({"dropped": pre["dropped"]} if pre.get("dropped") else {})}
+
+
 def _class_names(estimator):
     classes = getattr(estimator, "classes_", None)
     return None if classes is None else [_json_value(c) for c in classes]
@@ -1494,6 +1512,8 @@ def info(args) -> int:
     for i, layer in enumerate(summary["layers"]):
         print(f"    RBM {i + 1}: {_units_text(layer)} -> {layer['hidden_units']}"
               + _conv_words(layer.get("conv")))  # fmt: skip
+    if "columns" in summary["input"]:
+        print("  input columns: " + _columns_text(summary["input"]))
     for i, phase in enumerate(summary["pretraining"]):
         print(f"  pretraining layer {i + 1}: {phase['epochs']} epochs")
     if summary["fine_tuning"]["epochs"]:
@@ -1512,6 +1532,18 @@ def info(args) -> int:
         print(f"  a run that has not finished left its checkpoint here: `deepbelief train "
               f"--resume {args.model}` continues it, and its model replaces this one")  # fmt: skip
     return finish(args, f"described {args.model} ({architecture(estimator)})")
+
+
+def _columns_text(spec: dict) -> str:
+    """``"a (numeric), colour (categorical: 3 values); target y"``."""
+    words = [
+        f"{c['name']} ({c['kind']}"
+        + (f": {len(c['categories'])} values)" if "categories" in c else ")")
+        for c in spec["columns"]
+    ]
+    shown = ", ".join(words[:12]) + (f", ... ({len(words)} in all)" if len(words) > 12 else "")
+    target = f"; target {spec['target']}" if spec.get("target") else ""
+    return shown + target
 
 
 def report(args) -> int:

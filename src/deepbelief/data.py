@@ -338,6 +338,8 @@ class TablePreprocessor:
                 fill = float(np.quantile(values, 0.5, method="lower"))
             # what restores a model's rows to the column's own form (InputSpec.restore)
             form = dict(integer=bool(np.all(np.mod(values, 1) == 0)), constant=low == high)
+            if low == high and len(values) > 1:
+                _warn_constant(source, name, column.iloc[int(np.flatnonzero(~missing)[0])])
             if self.binary and self.scaling == "standard" and np.isin(values, (0, 1)).all():
                 return dict(name=name, kind="binary", offset=0.0, scale=1.0, fill=fill, **form)
             return dict(name=name, kind="numeric", offset=offset, scale=scale, fill=fill, **form)
@@ -348,6 +350,8 @@ class TablePreprocessor:
                                                  self.max_categories))  # fmt: skip
         if len(distinct) == len(text) >= ALL_DISTINCT_ROWS:
             _warn_all_distinct(source, name, len(text))
+        if len(distinct) == 1 and len(text) > 1:
+            _warn_constant(source, name, text[0])
         categories = sorted(distinct, key=_natural_key)
         fill = Counter(text).most_common(1)[0][0]  # ties: the first seen
         return dict(name=name, kind="categorical", categories=categories, fill=fill)
@@ -647,6 +651,14 @@ def _coerced_error(source: str, name: str, column, coerced: np.ndarray) -> DataE
 
 def _cells(n: int) -> str:
     return "1 such cell" if n == 1 else f"{n} such cells"
+
+
+def _warn_constant(source: str, name: str, value) -> None:
+    errors.warn(
+        f"{source}: column {name!r} holds one value ({_show(value)}) in every row: it tells "
+        "the rows apart in nothing; leave it out of the file",
+        errors.DataWarning,
+    )
 
 
 def _warn_all_distinct(source: str, name: str, n: int) -> None:
@@ -1335,17 +1347,19 @@ def label_codes(values, classes, source: str = "data") -> np.ndarray:
     key = _number_key if numeric else str
     index = {key(c): i for i, c in enumerate(classes.tolist())}
     codes, unknown = [], {}
-    for value in np.asarray(values, dtype=object).ravel():
+    for row, value in enumerate(np.asarray(values, dtype=object).ravel()):
         if isinstance(value, np.generic):
             value = value.item()
         code = index.get(key(value), -1)
         if code < 0:
-            unknown.setdefault(str(value), None)
+            unknown.setdefault(str(value), row)
         codes.append(code)
     if unknown:
         shown = sorted(unknown)
+        first = min(unknown, key=unknown.get)
         raise DataError(
-            f"{source}: target values the model never saw: {', '.join(shown[:5])}"
+            f"{source}: row {unknown[first] + 1}: target {first!r} is none of the model's "
+            f"classes; target values the model never saw: {', '.join(shown[:5])}"
             + (f" (and {len(shown) - 5} more)" if len(shown) > 5 else "")
             + f"; its classes are {', '.join(str(c) for c in classes.tolist()[:10])}"
             + (", ..." if len(classes) > 10 else "")
