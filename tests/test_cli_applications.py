@@ -414,6 +414,29 @@ def test_score_leaves_rows_without_values_unscored_and_says_which_rows_were_fill
     assert code == 0 and "1 row(s) with no values (the first: row 2): denoised from" in err
 
 
+def test_score_rates_a_row_of_an_unseen_category_impossible_where_transform_refuses_it(
+    capsys, tmp_path
+):
+    """One unseen category failed the whole file for score too, where the novel row is what
+    an anomaly score should flag."""
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=300), "c": rng.choice(["red", "blue"], 300)})
+    frame.to_csv(tmp_path / "train.csv", index=False)
+    code = main(["train", str(tmp_path / "train.csv"), "-o", str(tmp_path / "m"), "--no-target",
+                 "--layers", "8", "--pretrain-epochs", "5", "--quiet"])  # fmt: skip
+    assert code == 0
+    rows = pd.DataFrame({"x": [0.0, 0.0, 0.0], "c": ["red", "purple", "blue"]})
+    rows.to_csv(tmp_path / "rows.csv", index=False)
+    code, out, err = run(capsys, "score", tmp_path / "m", tmp_path / "rows.csv")
+    assert code == 0, err
+    scores = pd.read_csv(io.StringIO(out))["score"].to_numpy()
+    assert scores[1] == -np.inf and np.isfinite(scores[[0, 2]]).all()  # no probability
+    assert "rows.csv: column 'c', row 2: unseen category 'purple' (1 row(s) in all)" in err
+    assert "deepbelief: wrote 3 scores (lowest -inf)" in err
+    code, _, err = run(capsys, "transform", tmp_path / "m", tmp_path / "rows.csv", "-o", "-")
+    assert code == 2 and "row 2: unseen category 'purple' (known: blue, red)" in err
+
+
 def test_denoise_writes_an_array_in_the_shape_it_read(block_model, capsys, tmp_path):
     flat = blocks(20, 5)
     for shape in ((3, 4), (1, 3, 4), (3, 4, 1)):

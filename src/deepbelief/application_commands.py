@@ -79,14 +79,17 @@ def score(args) -> int:
     from . import applications
 
     _suffix(args.output, (".csv",), (args.model, args.data, getattr(args, "labels", None)))
-    estimator, _, spec, X, _, dataset = _model_and_rows(args)
+    # a category never seen in training is what a score should flag, not refuse
+    estimator, _, spec, X, _, dataset = _model_and_rows(args, unseen="empty")
     scores = applications.typicality(estimator, X)
+    if spec.kind == "table":  # a category it never saw: no probability under the model
+        scores[spec.preprocessing.unseen_rows(X)] = -np.inf
     empty = spec.empty_cells(dataset)
     scores[empty == len(spec.feature_names)] = np.nan  # nothing to rate: no score
     _warn_empty_cells(empty, len(spec.feature_names), str(args.data))
     _write_table(_named_rows(dataset.row_names, {"score": scores}), output_file(args.output))
-    low = float(np.nanmin(scores)) if np.isfinite(scores).any() else float("nan")
-    scored = int(np.isfinite(scores).sum())
+    scored = int((~np.isnan(scores)).sum())  # (-inf: a category the model never saw)
+    low = float(np.nanmin(scores)) if scored else float("nan")
     unscored = (
         f"; {len(scores) - scored} row(s) without values unscored" if scored < len(scores) else ""
     )

@@ -949,11 +949,14 @@ def _check_log_likelihood(estimator, model: Path) -> None:
         )
 
 
-def _model_and_rows(args, need_target: bool = False, check_model=None, loaded=None):
+def _model_and_rows(
+    args, need_target: bool = False, check_model=None, loaded=None, unseen: str = "error"
+):
     """The model, its card and input spec, the rows of ``args.data``, their target and the
     dataset they were read from (:class:`~deepbelief.data.Dataset`: its ``row_names``, an image
     folder's files, else None); ``check_model(estimator, path)`` runs before
-    the data is read. ``loaded``: the model's :func:`load_model`, when read already."""
+    the data is read. ``loaded``: the model's :func:`load_model`, when read already;
+    ``unseen``: what a category not seen in training does (``"error"`` or ``"empty"``)."""
     check_input_path(args.model, "MODEL")
     check_input_path(args.data, "DATA")
     estimator, card, spec = loaded or load_model(args.model)
@@ -974,7 +977,7 @@ def _model_and_rows(args, need_target: bool = False, check_model=None, loaded=No
         no_target=spec.kind == "table" or _table_for_rows(spec, Path(args.data)),
     )
     dataset = _load(settings, args.data)
-    X, target = spec.features(dataset)
+    X, target = spec.features(dataset, unseen)
     if need_target and target is None and card["task"] != "unsupervised":
         what = f"target column {spec.target!r}" if spec.target else "target values"
         raise DataError(f"{args.data}: has no {what} to evaluate against")

@@ -389,7 +389,7 @@ class TablePreprocessor:
         return pd.Series(numbers, index=column.index, name=column.name), stray
 
     # ------------------------------------------------------------------ transforming
-    def transform(self, frame, source: str = "data") -> np.ndarray:
+    def transform(self, frame, source: str = "data", unseen: str = "error") -> np.ndarray:
         """The float32 matrix of ``frame``'s columns (by name), ready for the visible units.
 
         Parameters
@@ -398,6 +398,10 @@ class TablePreprocessor:
             Rows with (at least) the fitted columns.
         source : str
             Where the data came from, for error messages.
+        unseen : {"error", "empty"}
+            A category not seen in fit: refused, or (``"empty"``) its row's one-hot block is
+            left all zeros (:meth:`unseen_rows`), with a warning naming the column, the first
+            row and the value.
 
         Returns
         -------
@@ -419,10 +423,10 @@ class TablePreprocessor:
             if all(name.isdigit() for name in missing_columns):  # numbered: no header
                 shown += " (the model was trained on a file without a header: give --no-header)"
             raise DataError(f"{source}: missing column(s) {shown}")
-        blocks = [self._transform_column(c, frame[c["name"]], source) for c in self.columns]
+        blocks = [self._transform_column(c, frame[c["name"]], source, unseen) for c in self.columns]
         return np.concatenate(blocks, axis=1).astype(np.float32)
 
-    def _transform_column(self, spec: dict, column, source: str) -> np.ndarray:
+    def _transform_column(self, spec: dict, column, source: str, unseen: str) -> np.ndarray:
         name, missing = spec["name"], column.isna().to_numpy()
         if spec["kind"] in NUMBERS:
             values, coerced = _numeric_values(column, source, name, self.non_numeric)
@@ -449,16 +453,36 @@ class TablePreprocessor:
         values[missing] = spec["fill"]  # not np.where: NumPy text would drop trailing NULs
         index = {c: i for i, c in enumerate(spec["categories"])}
         codes = np.array([index.get(v, -1) for v in values])
-        if (codes < 0).any():
-            row = int(np.flatnonzero(codes < 0)[0])
-            raise DataError(
-                f"{source}: column {name!r}, row {row + 1}: unseen category {values[row]!r} "
-                f"(known: {', '.join(spec['categories'][:10])}"
-                + (", ...)" if len(spec["categories"]) > 10 else ")")
+        new = np.flatnonzero(codes < 0)
+        if len(new):
+            where = (
+                f"{source}: column {name!r}, row {new[0] + 1}: unseen category {values[new[0]]!r}"
+            )
+            if unseen != "empty":
+                raise DataError(
+                    f"{where} (known: {', '.join(spec['categories'][:10])}"
+                    + (", ...)" if len(spec["categories"]) > 10 else ")")
+                )
+            errors.warn(
+                f"{where} ({len(new)} row(s) in all): a value the model never saw, to which it "
+                "gives no probability",
+                errors.DataWarning,
             )
         one_hot = np.zeros((len(values), len(spec["categories"])))
-        one_hot[np.arange(len(values)), codes] = 1.0
+        seen = codes >= 0
+        one_hot[np.flatnonzero(seen), codes[seen]] = 1.0
         return one_hot
+
+    def unseen_rows(self, matrix: np.ndarray) -> np.ndarray:
+        """Which rows of a :meth:`transform` result (``unseen="empty"``) have an empty one-hot
+        block: a category not seen in fit."""
+        unseen, at = np.zeros(len(matrix), dtype=bool), 0
+        for spec in self.columns:
+            width = len(spec["categories"]) if spec["kind"] == "categorical" else 1
+            if spec["kind"] == "categorical":
+                unseen |= ~np.asarray(matrix[:, at : at + width]).any(axis=1)
+            at += width
+        return unseen
 
     def inverse_transform(self, matrix: np.ndarray):
         """A DataFrame in the original columns: numeric values unscaled, each one-hot block

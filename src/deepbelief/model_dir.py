@@ -116,11 +116,13 @@ class InputSpec:
     def feature_names(self) -> list[str]:
         return [c["name"] for c in self.preprocessor["columns"]]
 
-    def features(self, dataset):
+    def features(self, dataset, unseen: str = "error"):
         """The model-ready matrix of ``dataset``, and its target if it has one.
 
         A table may contain the target column or not; its other columns must be the training
         columns (by name). Arrays and images must have the training feature count.
+        ``unseen``: what a category not seen in training does
+        (:meth:`deepbelief.data.TablePreprocessor.transform`).
         """
         if self.kind == "table" and dataset.kind != "table":
             what = {"images": "images", "array": "an array of rows"}.get(dataset.kind, "no table")
@@ -148,7 +150,7 @@ class InputSpec:
                 )
             frame = frame.set_axis(self.feature_names, axis=1)  # a table's columns in order
         try:
-            X = self.preprocessing.transform(frame, dataset.source)
+            X = self.preprocessing.transform(frame, dataset.source, unseen)
         except DataError as exc:  # the training option's advice does not fit new rows
             if exc.advice != IMPUTE_ADVICE:
                 raise
