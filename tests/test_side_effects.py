@@ -38,7 +38,10 @@ SNAPSHOT = textwrap.dedent(
         state = {
             "root_handlers": [repr(h) for h in logging.getLogger().handlers],
             "root_level": logging.getLogger().level,
-            "library_handlers": [repr(h) for h in logging.getLogger("deepbelief").handlers],
+            # (a NullHandler is what the logging HOWTO asks a library to add, and all: its
+            # records then reach the handlers the application configures, and no others)
+            "library_handlers": [repr(h) for h in logging.getLogger("deepbelief").handlers
+                                 if not isinstance(h, logging.NullHandler)],
             "library_level": logging.getLogger("deepbelief").level,
             "warnings_filters": [repr(f) for f in warnings.filters],
             "torch_threads": torch.get_num_threads(),
@@ -105,6 +108,7 @@ PLOT_EVERYTHING = """
                                "curves.png", title="curves")
     plots.plot_confusion_matrix([[5, 1], [2, 7]], ["a", "b"], "cm.png")
     plots.plot_class_samples(rng.random((4, 9)), ["a", "b"], (3, 3), "samples.png", title="s")
+    plots.plot_predicted_vs_actual(rng.random(9), rng.random(9), "fit.png", names=["y"])
 """
 
 
@@ -129,7 +133,8 @@ def test_plotting_keeps_a_non_agg_backend_and_pyplot_state(tmp_path, how):
         """
         import os
         assert all(os.path.getsize(f) > 0 for f in
-                   ("filters.png", "grid.png", "curves.png", "cm.png", "samples.png"))
+                   ("filters.png", "grid.png", "curves.png", "cm.png", "samples.png",
+                    "fit.png"))
         print(json.dumps({"before": before, "after": snapshot()}))
         """,
         env_extra=env,
@@ -144,6 +149,7 @@ def test_plotting_keeps_a_non_agg_backend_and_pyplot_state(tmp_path, how):
         "curves.png",
         "cm.png",
         "samples.png",
+        "fit.png",
     }
 
 

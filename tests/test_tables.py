@@ -478,6 +478,9 @@ def test_integers_beyond_64_bits_among_decimals_are_numbers_with_missing_values(
     features, _ = read_table(path)
     assert features["b"].dtype == np.float32
     np.testing.assert_allclose(features["b"], [1e25, np.nan, 0.5, np.nan], rtol=1e-6)
+    # alone, they are Python integers in an object column (no text to trim)
+    features, _ = read_table(write(tmp_path, "b,y\n99999999999999999999,0\n1,1\n", "big.csv"))
+    np.testing.assert_allclose(features["b"], [1e20, 1.0], rtol=1e-6)
 
 
 def test_text_with_nul_characters_keeps_its_categories():

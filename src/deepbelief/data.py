@@ -1096,8 +1096,9 @@ def _tidy(frame, path: Path, text: set = frozenset()):
         values = frame[column]
         if values.dtype != object and not pd.api.types.is_string_dtype(values):
             continue
-        stripped = values.str.rstrip()  # "red " is "red" (skipinitialspace strips " red")
-        values = stripped.where(stripped.notna(), values)  # (not text: as it was)
+        if pd.api.types.infer_dtype(values, skipna=True) in ("string", "mixed"):
+            stripped = values.str.rstrip()  # "red " is "red" (skipinitialspace: " red" is)
+            values = stripped.where(stripped.notna(), values)  # (not text: as it was)
         missing = values.isin(_NA_TEXT)  # pandas keeps "", "NaN", ... as text next to integers
         frame[column] = values = values.mask(missing)  # beyond 64 bits
         if column in text:
