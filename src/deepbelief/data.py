@@ -892,6 +892,8 @@ def csv_dialect(path: Path) -> tuple[str, str]:
     when sampled fields are numbers with a comma (``2,25``) and none with a point."""
     if _plain_suffix(path) == ".tsv":
         return "\t", "."
+    if path.suffix.lower() in (".zip", ".zst", ".tar"):
+        return ",", "."  # pandas alone opens these
     opener = _TEXT_OPENERS.get(path.suffix.lower(), open)
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="", errors="replace") as f:
@@ -936,11 +938,12 @@ def _refuse_short_rows(path: Path, sep: str) -> None:
 
 def _refuse_binary(path: Path) -> None:
     """A NUL byte near the start: a binary or UTF-16 file, which pandas would read as garbage."""
+    if path.suffix.lower() in (".zip", ".zst", ".tar"):
+        return  # pandas alone opens these
     try:
-        opener = gzip.open if path.name.lower().endswith(".gz") else open
-        with opener(path, "rb") as f:
+        with _TEXT_OPENERS.get(path.suffix.lower(), open)(path, "rb") as f:
             sample = f.read(2**16)
-    except (OSError, EOFError, zlib.error):
+    except (OSError, EOFError, zlib.error, ValueError):  # (lzma, bz2: ValueError, OSError)
         return  # the CSV reader reports it
     at = sample.find(b"\x00")
     if at >= 0:
@@ -1779,7 +1782,8 @@ class Dataset:
 _TABLE_SUFFIXES = (".csv", ".tsv", ".txt")
 _IDX_NAME = re.compile(r"(\.idx\d?|-ubyte)$")
 SUPPORTED = (
-    "CSV tables (.csv, .tsv, .txt, also gzipped), NumPy arrays (.npy, .npz), IDX files "
+    "CSV tables (.csv, .tsv, .txt, also .gz, .bz2, .xz or .zip), NumPy arrays (.npy, .npz), "
+    "IDX files "
     "(.idx, *-ubyte, also .gz) and folders of images (one subfolder per class)"
 )
 
@@ -1792,8 +1796,8 @@ def file_kind(path: Path) -> str:
         raise DataError(f"{path}: no such file or folder")
     name = path.name.lower()
     plain = name[:-3] if name.endswith(".gz") else name
-    if plain.endswith(_TABLE_SUFFIXES):
-        return "table"
+    if _plain_suffix(path) in _TABLE_SUFFIXES and not name.endswith((".zst", ".tar")):
+        return "table"  # plain, or compressed (.gz, .bz2, .xz, .zip: pandas reads them)
     if name.endswith((".npy", ".npz")):
         return "array"
     if _IDX_NAME.search(plain) or name.endswith(".gz"):
