@@ -320,6 +320,19 @@ def test_compressed_tables_are_read_and_checked_as_plain_ones(tmp_path, suffix):
             read_table(tmp_path / f"short{suffix}")
 
 
+def test_a_kept_row_number_column_warns_that_it_tells_the_rows_position():
+    """An integer 'id' column was a feature without a word (text ones warned already)."""
+    rng = np.random.default_rng(0)
+    salary = rng.choice(np.arange(20_000, 200_000), 30, replace=False)
+    frame = pd.DataFrame({"id": np.arange(30), "x": rng.normal(size=30), "salary": salary})
+    with pytest.warns(UserWarning, match=r"column 'id' looks like a row number .*--drop-ids"):
+        TablePreprocessor().fit(frame, "t.csv")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # dropped, or measurements spread wide: no warning
+        assert TablePreprocessor(drop_ids=True).fit(frame).dropped == ["id"]
+        TablePreprocessor().fit(frame[["x", "salary"]])
+
+
 def test_spaces_after_a_value_are_trimmed_as_spaces_before_it_are(tmp_path):
     """ "red " was a category of its own beside "red" (and " red" was "red")."""
     features, _ = read_table(write(tmp_path, "c,x,y\nred,1,a\nred ,2,b\n red,3,a\n"))

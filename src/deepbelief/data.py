@@ -340,6 +340,13 @@ class TablePreprocessor:
             form = dict(integer=bool(np.all(np.mod(values, 1) == 0)), constant=low == high)
             if low == high and len(values) > 1:
                 _warn_constant(source, name, column.iloc[int(np.flatnonzero(~missing)[0])])
+            if len(column) >= ALL_DISTINCT_ROWS and _looks_like_ids(column):  # (integers)
+                errors.warn(
+                    f"{source}: column {name!r} looks like a row number (every value distinct, "
+                    "and named or spread as one): as a feature it tells the model where a row "
+                    "lies in the file; leave it out with --drop-ids (drop_ids=True)",
+                    errors.DataWarning,
+                )
             if self.binary and self.scaling == "standard" and np.isin(values, (0, 1)).all():
                 return dict(name=name, kind="binary", offset=0.0, scale=1.0, fill=fill, **form)
             return dict(name=name, kind="numeric", offset=offset, scale=scale, fill=fill, **form)
