@@ -883,7 +883,15 @@ def read_table(
     return frame.drop(columns=name), frame[name]
 
 
-_TEXT_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+#: Compressed files opened here through the standard library; pandas alone opens archives.
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+_ARCHIVES = (".zip", ".zst", ".tar")
+
+
+def _opener(path: Path):
+    """What opens ``path`` decompressed (``open`` for a plain file), or None for an archive."""
+    suffix = path.suffix.lower()
+    return None if suffix in _ARCHIVES else _OPENERS.get(suffix, open)
 
 
 #: Field separators recognised in a CSV's first line when it has no comma.
@@ -897,11 +905,11 @@ def csv_dialect(path: Path) -> tuple[str, str]:
     the first line has none but semicolons, tabs or bars (a spreadsheet's export in a
     language that writes decimal commas: ``1,5;2,25``); the decimal mark is then a comma
     when sampled fields are numbers with a comma (``2,25``) and none with a point."""
+    opener = _opener(path)
     if _plain_suffix(path) == ".tsv":
         return "\t", "."
-    if path.suffix.lower() in (".zip", ".zst", ".tar"):
-        return ",", "."  # pandas alone opens these
-    opener = _TEXT_OPENERS.get(path.suffix.lower(), open)
+    if opener is None:
+        return ",", "."
     try:
         with opener(path, "rt", encoding="utf-8-sig", newline="", errors="replace") as f:
             lines = [line for line in itertools.islice(f, 200) if line.strip()]
@@ -924,9 +932,9 @@ def _refuse_short_rows(path: Path, sep: str) -> None:
     them with missing values, and a missing middle field would shift the values after it
     into the wrong columns); a line of only empty fields (``,,,``) has its fields. Read only
     when some row's last cell is missing (a short row's is), in one pass of :mod:`csv`."""
-    opener = _TEXT_OPENERS.get(path.suffix.lower(), open)
-    if path.suffix.lower() in (".zip", ".zst", ".tar"):
-        return  # not checked: pandas alone opens these
+    opener = _opener(path)
+    if opener is None:
+        return  # not checked: pandas alone opens archives
     with opener(path, "rt", encoding="utf-8-sig", newline="") as f:
         expected = None
         reader = csv.reader(f, delimiter=sep)
@@ -939,16 +947,17 @@ def _refuse_short_rows(path: Path, sep: str) -> None:
                 raise DataError(
                     f"{path}: malformed CSV: line {reader.line_num} has {len(fields)} "
                     f"field{'s' * (len(fields) != 1)}, expected {expected} (leave a missing value "
-                    "empty between its commas, e.g. 0.5,,0.7)"
+                    f"empty between its separators, e.g. 0.5{sep}{sep}0.7)"
                 )
 
 
 def _refuse_binary(path: Path) -> None:
     """A NUL byte near the start: a binary or UTF-16 file, which pandas would read as garbage."""
-    if path.suffix.lower() in (".zip", ".zst", ".tar"):
-        return  # pandas alone opens these
+    opener = _opener(path)
+    if opener is None:
+        return  # pandas alone opens archives
     try:
-        with _TEXT_OPENERS.get(path.suffix.lower(), open)(path, "rb") as f:
+        with opener(path, "rb") as f:
             sample = f.read(2**16)
     except (OSError, EOFError, zlib.error, ValueError):  # (lzma, bz2: ValueError, OSError)
         return  # the CSV reader reports it
@@ -1804,7 +1813,7 @@ def file_kind(path: Path) -> str:
     name = path.name.lower()
     plain = name[:-3] if name.endswith(".gz") else name
     if _plain_suffix(path) in _TABLE_SUFFIXES and not name.endswith((".zst", ".tar")):
-        return "table"  # plain, or compressed (.gz, .bz2, .xz, .zip: pandas reads them)
+        return "table"  # plain, or compressed (.gz, .bz2, .xz; .zip through pandas)
     if name.endswith((".npy", ".npz")):
         return "array"
     if _IDX_NAME.search(plain) or name.endswith(".gz"):
