@@ -303,6 +303,14 @@ def test_a_column_of_one_value_warns_that_it_tells_nothing():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         TablePreprocessor().fit(frame[["x"]].iloc[:1])  # one row: no column varies
+        # an image's constant border pixels are no columns a user chose (the demo warned of
+        # its digits' pixels 0, 24, 32 and 39)
+        from deepbelief.data import Dataset
+        from deepbelief.model_dir import InputSpec
+
+        pixels = np.zeros((5, 4))
+        pixels[:, 1:] = np.random.default_rng(0).random((5, 3))
+        InputSpec.fit(Dataset(pixels, None, "images", (2, 2), "digits"), "minmax", "impute", False)
 
 
 @pytest.mark.parametrize("suffix", [".csv.zip", ".csv.bz2", ".csv.xz"])

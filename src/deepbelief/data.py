@@ -262,7 +262,7 @@ class TablePreprocessor:
         self.columns: list[dict] = []
 
     # ------------------------------------------------------------------ fitting
-    def fit(self, frame, source: str = "data") -> TablePreprocessor:
+    def fit(self, frame, source: str = "data", named: bool = True) -> TablePreprocessor:
         """Learn each column's kind, scale, categories and fill value from ``frame``.
 
         Parameters
@@ -271,6 +271,9 @@ class TablePreprocessor:
             The feature columns.
         source : str
             Where the data came from, for error messages (a file name).
+        named : bool
+            The columns are a table's, which a user chose: a column of one value or of row
+            numbers is worth a warning (an image's constant border pixels are not).
 
         Returns
         -------
@@ -295,12 +298,12 @@ class TablePreprocessor:
             if self.drop_ids and _looks_like_ids(column):
                 self.dropped.append(str(name))
                 continue
-            self.columns.append(self._fit_column(str(name), column, source))
+            self.columns.append(self._fit_column(str(name), column, source, named))
         if not self.columns:
             raise DataError(f"{source}: every column was dropped as an identifier")
         return self
 
-    def _fit_column(self, name: str, column, source: str) -> dict:
+    def _fit_column(self, name: str, column, source: str, named: bool = True) -> dict:
         original = column
         column, coerced = self._stray_tokens(name, column, source)
         missing = column.isna()
@@ -338,9 +341,9 @@ class TablePreprocessor:
                 fill = float(np.quantile(values, 0.5, method="lower"))
             # what restores a model's rows to the column's own form (InputSpec.restore)
             form = dict(integer=bool(np.all(np.mod(values, 1) == 0)), constant=low == high)
-            if low == high and len(values) > 1:
+            if named and low == high and len(values) > 1:
                 _warn_constant(source, name, column.iloc[int(np.flatnonzero(~missing)[0])])
-            if len(column) >= ALL_DISTINCT_ROWS and _looks_like_ids(column):  # (integers)
+            if named and len(column) >= ALL_DISTINCT_ROWS and _looks_like_ids(column):
                 errors.warn(
                     f"{source}: column {name!r} looks like a row number (every value distinct, "
                     "and named or spread as one): as a feature it tells the model where a row "
@@ -357,7 +360,7 @@ class TablePreprocessor:
                                                  self.max_categories))  # fmt: skip
         if len(distinct) == len(text) >= ALL_DISTINCT_ROWS:
             _warn_all_distinct(source, name, len(text))
-        if len(distinct) == 1 and len(text) > 1:
+        if named and len(distinct) == 1 and len(text) > 1:
             _warn_constant(source, name, text[0])
         categories = sorted(distinct, key=_natural_key)
         fill = Counter(text).most_common(1)[0][0]  # ties: the first seen

@@ -70,7 +70,7 @@ class InputSpec:
         pre = TablePreprocessor(scaling, missing, drop_ids and dataset.kind == "table",
                                 non_numeric, binary=binary)  # fmt: skip
         frame = _as_frame(dataset)
-        pre.fit(frame, dataset.source)
+        pre.fit(frame, dataset.source, named=dataset.kind == "table")
         if dataset.kind != "table" and scaling == "minmax":
             _one_scale_for_pixels(pre, dataset)
         X = pre.transform(frame, dataset.source)
