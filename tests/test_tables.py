@@ -295,11 +295,11 @@ def test_a_column_of_one_value_warns_that_it_tells_nothing():
     frame = pd.DataFrame({"x": [1.0, 2.0, 3.0], "k": [7, 7, 7], "c": ["a", "a", "a"]})
     with pytest.warns(UserWarning) as caught:
         TablePreprocessor().fit(frame, "t.csv")
-    messages = [str(w.message) for w in caught]
-    assert (
-        len(messages) == 2 and "t.csv: column 'k' holds one value (7) in every row" in messages[0]
-    )
-    assert "t.csv: column 'c' holds one value ('a') in every row" in messages[1]
+    messages = [str(w.message) for w in caught]  # one warning, whatever the number of columns
+    assert messages == ["t.csv: 2 columns 'k', 'c' hold one value in every row: they tell the "
+                        "rows apart in nothing; leave them out of the file"]  # fmt: skip
+    with pytest.warns(UserWarning, match="t.csv: column 'k' holds one value in every row: it"):
+        TablePreprocessor().fit(frame[["x", "k"]], "t.csv")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         TablePreprocessor().fit(frame[["x"]].iloc[:1])  # one row: no column varies

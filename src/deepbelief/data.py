@@ -301,6 +301,8 @@ class TablePreprocessor:
             self.columns.append(self._fit_column(str(name), column, source, named))
         if not self.columns:
             raise DataError(f"{source}: every column was dropped as an identifier")
+        if named and len(frame) > 1:
+            _warn_constant(source, [c["name"] for c in self.columns if _one_value(c)])
         return self
 
     def _fit_column(self, name: str, column, source: str, named: bool = True) -> dict:
@@ -341,8 +343,6 @@ class TablePreprocessor:
                 fill = float(np.quantile(values, 0.5, method="lower"))
             # what restores a model's rows to the column's own form (InputSpec.restore)
             form = dict(integer=bool(np.all(np.mod(values, 1) == 0)), constant=low == high)
-            if named and low == high and len(values) > 1:
-                _warn_constant(source, name, column.iloc[int(np.flatnonzero(~missing)[0])])
             if named and len(column) >= ALL_DISTINCT_ROWS and _looks_like_ids(column):
                 errors.warn(
                     f"{source}: column {name!r} looks like a row number (every value distinct, "
@@ -360,8 +360,6 @@ class TablePreprocessor:
                                                  self.max_categories))  # fmt: skip
         if len(distinct) == len(text) >= ALL_DISTINCT_ROWS:
             _warn_all_distinct(source, name, len(text))
-        if named and len(distinct) == 1 and len(text) > 1:
-            _warn_constant(source, name, text[0])
         categories = sorted(distinct, key=_natural_key)
         fill = Counter(text).most_common(1)[0][0]  # ties: the first seen
         return dict(name=name, kind="categorical", categories=categories, fill=fill)
@@ -687,10 +685,23 @@ def _cells(n: int) -> str:
     return "1 such cell" if n == 1 else f"{n} such cells"
 
 
-def _warn_constant(source: str, name: str, value) -> None:
+def _one_value(spec: dict) -> bool:
+    """Whether a fitted column held one value in every row."""
+    return bool(spec.get("constant")) or len(spec.get("categories", (0, 1))) == 1
+
+
+def _warn_constant(source: str, names: list[str]) -> None:
+    """One warning for the columns that hold one value in every row."""
+    if not names:
+        return
+    shown = ", ".join(map(repr, names[:5])) + (
+        f" and {len(names) - 5} more" if len(names) > 5 else ""
+    )
     errors.warn(
-        f"{source}: column {name!r} holds one value ({_show(value)}) in every row: it tells "
-        "the rows apart in nothing; leave it out of the file",
+        f"{source}: {'column' if len(names) == 1 else f'{len(names)} columns'} {shown} "
+        f"{'holds' if len(names) == 1 else 'hold'} one value in every row: "
+        f"{'it tells' if len(names) == 1 else 'they tell'} the rows apart in nothing; leave "
+        f"{'it' if len(names) == 1 else 'them'} out of the file",
         errors.DataWarning,
     )
 
