@@ -341,6 +341,21 @@ def test_a_kept_row_number_column_warns_that_it_tells_the_rows_position():
         TablePreprocessor().fit(frame[["x", "salary"]])
 
 
+def test_a_column_of_dates_warns_that_each_date_is_a_category():
+    """28 dates became 28 categories without a word (audit)."""
+    days = pd.date_range("2024-01-01", periods=28).strftime("%Y-%m-%d").tolist()
+    frame = pd.DataFrame({"date": days, "x": np.arange(28.0)})
+    with pytest.warns(UserWarning) as caught:
+        TablePreprocessor().fit(frame, "t.csv")
+    assert [str(w.message)[:75] for w in caught] == [  # (not also "a value on each row")
+        "t.csv: column 'date' holds dates ('2024-01-01', ...), read as 28 text categ"
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # months by name, codes with dashes: no dates
+        names = {"m": ["May", "June", "July"] * 3, "code": ["A-1", "B-2", "C-3"] * 3}
+        TablePreprocessor().fit(pd.DataFrame(names), "t.csv")
+
+
 def test_spaces_after_a_value_are_trimmed_as_spaces_before_it_are(tmp_path):
     """ "red " was a category of its own beside "red" (and " red" was "red")."""
     features, _ = read_table(write(tmp_path, "c,x,y\nred,1,a\nred ,2,b\n red,3,a\n"))

@@ -358,8 +358,17 @@ class TablePreprocessor:
         if self.max_categories is not None and len(distinct) > self.max_categories:
             raise DataError(_too_many_categories(source, name, len(distinct), len(column),
                                                  self.max_categories))  # fmt: skip
-        if len(distinct) == len(text) >= ALL_DISTINCT_ROWS:
+        dates = named and len(distinct) > 2 and _looks_like_dates(text)
+        if len(distinct) == len(text) >= ALL_DISTINCT_ROWS and not dates:
             _warn_all_distinct(source, name, len(text))
+        if dates:
+            errors.warn(
+                f"{source}: column {name!r} holds dates ({text[0]!r}, ...), read as "
+                f"{len(distinct)} text categories: a new date will be one the model never saw; "
+                "give it as numbers (days since a start, or year, month and day columns), or "
+                "leave it out",
+                errors.DataWarning,
+            )
         categories = sorted(distinct, key=_natural_key)
         fill = Counter(text).most_common(1)[0][0]  # ties: the first seen
         return dict(name=name, kind="categorical", categories=categories, fill=fill)
@@ -683,6 +692,16 @@ def _coerced_error(source: str, name: str, column, coerced: np.ndarray) -> DataE
 
 def _cells(n: int) -> str:
     return "1 such cell" if n == 1 else f"{n} such cells"
+
+
+_DATE = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
+
+
+def _looks_like_dates(text: np.ndarray) -> bool:
+    """Whether most of (a sample of) ``text`` are dates written with digits (2024-03-01,
+    01/03/2024, 2024-03-01 12:30)."""
+    sample = text[:: max(1, len(text) // 200)]
+    return sum(bool(_DATE.match(value.strip())) for value in sample) > 0.9 * len(sample)
 
 
 def _one_value(spec: dict) -> bool:
