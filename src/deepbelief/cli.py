@@ -772,11 +772,13 @@ def _config_value(action, value, path, key):
     return converted if many else converted[0]
 
 
+def _commands(parser) -> dict:
+    """The subcommands' parsers by name."""
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+
 def _subparser(parser, name):
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            return action.choices[name]
-    raise KeyError(name)
+    return _commands(parser)[name]
 
 
 # ------------------------------------------------------------------ entry point
@@ -949,11 +951,11 @@ def _with_suggestion(parser, argv: list[str], message: str) -> str:
         close = difflib.get_close_matches(choice[1], choices, n=1)
         return f"{message}; did you mean {close[0]!r}?" if close else message
     unknown = re.search(r"unrecognized arguments: (.*)", message)
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    command = next((word for word in argv if word in commands.choices), None)
+    commands = _commands(parser)
+    command = next((word for word in argv if word in commands), None)
     if not unknown or command is None:
         return message
-    options = [o for a in commands.choices[command]._actions for o in a.option_strings]
+    options = [o for a in commands[command]._actions for o in a.option_strings]
     words = [w.split("=")[0] for w in unknown[1].split() if w.startswith("--")]
     close = [m for w in words for m in difflib.get_close_matches(w, options, n=1)]
     return f"{message} (did you mean {', '.join(close)}?)" if close else message
@@ -965,8 +967,7 @@ def _check_command_first(parser, argv: list[str]) -> None:
     command."""
     if not argv or not argv[0].startswith("-") or argv[0] in ("-h", "--help", "--version"):
         return
-    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    command = next((word for word in argv if word in commands.choices), None)
+    command = next((word for word in argv if word in _commands(parser)), None)
     if command is not None:
         option = argv[0].split("=")[0]
         raise UsageError(

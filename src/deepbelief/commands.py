@@ -843,13 +843,19 @@ def score(estimator, task: str, X: np.ndarray, y, source: str = "data") -> dict:
             "rows": int(len(predicted)),
         }
     if task == "regression":
-        truth, predicted = regression_pairs(estimator, X, y, source)
-        return {
-            "r2": float(metrics.r2_score(truth, predicted)),
-            "rmse": float(np.sqrt(np.mean((truth - predicted) ** 2))),
-            "rows": int(len(truth)),
-        }
+        return regression_metrics(*regression_pairs(estimator, X, y, source))
     return _unsupervised_scores(estimator, X)
+
+
+def regression_metrics(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    """r2, rmse and the row count of a regressor's predictions."""
+    from sklearn import metrics
+
+    return {
+        "r2": float(metrics.r2_score(truth, predicted)),
+        "rmse": float(np.sqrt(np.mean((truth - predicted) ** 2))),
+        "rows": int(len(truth)),
+    }
 
 
 def regression_pairs(estimator, X, y, source: str = "data") -> tuple[np.ndarray, np.ndarray]:
@@ -1586,14 +1592,12 @@ def _scored_rows(args, loaded) -> dict:
     """The report's rows of ``args.data``: ``{"source", "metrics"}`` (as ``evaluate`` gives
     them) and, for a regressor, ``"actual"`` and ``"predicted"``."""
     estimator, card, _, X, target, _ = _model_and_rows(args, need_target=True, loaded=loaded)
-    y = None if target is None else np.asarray(target)
-    tested = {
-        "source": str(args.data),
-        "metrics": score(estimator, card["task"], X, y, str(args.data)),
-    }
-    if card["task"] == "regression":
-        tested["actual"], tested["predicted"] = regression_pairs(estimator, X, y, str(args.data))
-    return tested
+    y, source = (None if target is None else np.asarray(target)), str(args.data)
+    if card["task"] != "regression":
+        return {"source": source, "metrics": score(estimator, card["task"], X, y, source)}
+    actual, predicted = regression_pairs(estimator, X, y, source)  # predicted once
+    metrics = regression_metrics(actual, predicted)
+    return {"source": source, "metrics": metrics, "actual": actual, "predicted": predicted}
 
 
 REPORT_FILES = (

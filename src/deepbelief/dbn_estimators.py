@@ -941,14 +941,13 @@ class _SupervisedDBN(_DBNBase):
         check_preset(self.preset)
         if self.time_budget is not None:
             check("time_budget", self.time_budget, real(0, low_open=True))
-        check("optimizer", self.optimizer, choice("auto", *OPTIMIZERS))  # "auto" rules use them
+        check("optimizer", self.optimizer, choice("auto", *OPTIMIZERS))  # before "auto" resolves
         if not (isinstance(self.epochs, str) and self.epochs == "auto"):
             check("epochs", self.epochs, integer(0))
         self._active = self._values(_NOMINAL_ROWS)  # fit resolves "auto" for its data
         self._check_base_params()
         for name in ("pretrain", "early_stopping", "warm_start"):
             check(name, self._s(name), FLAG)
-        check("optimizer", self._s("optimizer"), choice("auto", *OPTIMIZERS))
         lr = self._s("learning_rate")
         if not (isinstance(lr, str) and lr == "auto"):
             check("learning_rate", lr, real(0, low_open=True))
